@@ -1,0 +1,118 @@
+//! Config diagnostics: what is wrong, where (file, key path, line, column) and how to fix it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::positions::Pos;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// Dotted key path, e.g. `stages.prod.backend.url`; empty for the whole file.
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(severity: Severity, path: &[String], pos: Option<Pos>, message: impl Into<String>) -> Self {
+        let pos = pos.unwrap_or(Pos { line: 1, col: 1 });
+        Diagnostic {
+            severity,
+            path: display_path(path),
+            line: pos.line,
+            column: pos.col,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+/// `stages.prod.backend.url`; a key that is not a plain word is quoted so the path stays unambiguous.
+pub fn display_path(path: &[String]) -> String {
+    path.iter()
+        .map(|k| {
+            if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-$".contains(c)) {
+                k.clone()
+            } else {
+                format!("{k:?}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Every problem found in one config file, errors first, each shown with its line of source.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub file: PathBuf,
+    pub source: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.errors().next().is_some()
+    }
+
+    /// Sorted by position, duplicates removed (a rule checked for several stages may hit the same top-level key).
+    pub fn normalize(&mut self) {
+        self.diagnostics.sort_by(|a, b| {
+            (a.severity, a.line, a.column, &a.path, &a.message).cmp(&(b.severity, b.line, b.column, &b.path, &b.message))
+        });
+        self.diagnostics.dedup();
+    }
+
+    pub fn render(&self, file: &Path) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            render_one(&mut out, file, &self.source, d);
+        }
+        let errors = self.errors().count();
+        if errors > 0 {
+            let s = if errors == 1 { "" } else { "s" };
+            out.push_str(&format!("{errors} error{s} in {}; nothing was changed.\n", file.display()));
+        }
+        out
+    }
+}
+
+fn render_one(out: &mut String, file: &Path, source: &str, d: &Diagnostic) {
+    use fmt::Write;
+    let label = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let at = if d.path.is_empty() { String::new() } else { format!("{}: ", d.path) };
+    let _ = writeln!(out, "{label}: {at}{}", d.message);
+    let _ = writeln!(out, "  --> {}:{}:{}", file.display(), d.line, d.column);
+    if let Some(text) = source.lines().nth(d.line.saturating_sub(1)) {
+        let gutter = d.line.to_string().len();
+        let caret_pad: String = text.chars().take(d.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let _ = writeln!(out, "{:gutter$} |", "");
+        let _ = writeln!(out, "{} | {}", d.line, text.trim_end_matches('\r'));
+        let _ = writeln!(out, "{:gutter$} | {caret_pad}^", "");
+    }
+    if let Some(help) = &d.help {
+        let _ = writeln!(out, "  = help: {help}");
+    }
+    out.push('\n');
+}

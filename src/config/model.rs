@@ -1,0 +1,189 @@
+//! The file as written: every field optional, so that a stage can override any subset of the top level and so that
+//! a value which fails to deserialize can be dropped and the rest still checked (several errors in one run).
+//! Defaults and required fields are applied later, in `resolve`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A layer of settings: the top level of `wsdeploy.yaml`, or one entry of `stages`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "wsdeploy.yaml", description = "wsdeploy configuration: one WebSocket API per stage")]
+pub struct Layer {
+    /// Prefixes every resource name: lowercase letters, digits and '-', starting with a letter, at most 32 characters.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*$"), length(max = 32))]
+    pub project: Option<String>,
+    /// AWS region, e.g. eu-west-3. AWS_REGION and --region override it.
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"))]
+    pub region: Option<String>,
+    /// Where the Lambdas reach your app's backend.
+    pub backend: Option<Backend>,
+    /// Route key -> bundled function. Route keys: $connect, $disconnect, $default or an action name
+    /// (selected by the `action` field of the client's JSON message).
+    pub routes: Option<BTreeMap<String, String>>,
+    /// Settings of the bundled Lambda functions.
+    pub lambda: Option<Lambda>,
+    /// How the backend gets permission to post to connections.
+    pub credentials: Option<CredentialsMode>,
+    /// Env files wsdeploy writes its outputs into.
+    pub env: Option<Env>,
+    /// Stage name -> overrides of any key above (except `project` and `stages`).
+    pub stages: Option<BTreeMap<String, Option<Layer>>>,
+    /// Tags added to every resource that takes tags.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    /// Base URL of your backend as the Lambdas reach it, e.g. https://api.example.com
+    pub url: Option<String>,
+    /// POST here with {"connectionId": "..."} and the user's token as Bearer.
+    pub connect_path: Option<String>,
+    /// DELETE here; must contain {connectionId}.
+    pub disconnect_path: Option<String>,
+    /// Timeout of each backend call, in milliseconds.
+    #[schemars(range(min = 1, max = 900000))]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Lambda {
+    pub architecture: Option<Architecture>,
+    #[schemars(range(min = 128, max = 10240))]
+    pub memory_mb: Option<u32>,
+    #[schemars(range(min = 1, max = 900))]
+    pub timeout_s: Option<u32>,
+    /// One of CloudWatch Logs' retention values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...
+    pub log_retention_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Graviton: cheaper, faster cold start.
+    Arm64,
+    X86_64,
+}
+
+impl Architecture {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::Arm64 => "arm64",
+            Architecture::X86_64 => "x86_64",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialsMode {
+    /// An IAM user with an access key, written into the backend's env file.
+    IamUser,
+    /// Only a managed policy, which you attach to your backend's own role.
+    Policy,
+}
+
+impl CredentialsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialsMode::IamUser => "iam-user",
+            CredentialsMode::Policy => "policy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Env {
+    pub frontend: Option<FrontendEnv>,
+    pub backend: Option<BackendEnv>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendEnv {
+    /// The frontend's env file, relative to this file.
+    pub file: Option<String>,
+    /// Variable that receives the wss:// URL.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendEnv {
+    /// The backend's env file, relative to this file. It receives secrets: keep it out of git.
+    pub file: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub signing_secret: Option<String>,
+}
+
+/// Later layers win, field by field; maps merge key by key.
+pub trait Merge {
+    fn merge(self, over: Self) -> Self;
+}
+
+impl<T: Merge> Merge for Option<T> {
+    fn merge(self, over: Self) -> Self {
+        match (self, over) {
+            (Some(a), Some(b)) => Some(a.merge(b)),
+            (a, b) => b.or(a),
+        }
+    }
+}
+
+impl<V> Merge for BTreeMap<String, V> {
+    fn merge(mut self, over: Self) -> Self {
+        self.extend(over);
+        self
+    }
+}
+
+macro_rules! merge_struct {
+    ($ty:ident { $($leaf:ident),* ; $($nested:ident),* }) => {
+        impl Merge for $ty {
+            fn merge(self, over: Self) -> Self {
+                $ty {
+                    $($leaf: over.$leaf.or(self.$leaf),)*
+                    $($nested: self.$nested.merge(over.$nested),)*
+                }
+            }
+        }
+    };
+}
+
+merge_struct!(Layer { project, region, credentials, stages; backend, routes, lambda, env, tags });
+merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms; });
+merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days; });
+merge_struct!(Env { ; frontend, backend });
+merge_struct!(FrontendEnv { file, url; });
+merge_struct!(BackendEnv { file, endpoint, region, access_key_id, secret_access_key, signing_secret; });
+
+/// The JSON Schema of `wsdeploy.yaml`, generated from the same structs the loader uses, so it cannot drift.
+/// A stage takes every key of the top level but `project` and `stages`.
+pub fn json_schema() -> serde_json::Value {
+    let mut root = serde_json::to_value(schemars::schema_for!(Layer)).expect("schema serializes");
+    let mut stage = serde_json::Map::new();
+    stage.insert("type".into(), "object".into());
+    stage.insert("additionalProperties".into(), false.into());
+    stage.insert("description".into(), "Overrides of the top-level settings for this stage.".into());
+    let mut props = root["properties"].as_object().cloned().unwrap_or_default();
+    props.remove("project");
+    props.remove("stages");
+    stage.insert("properties".into(), props.into());
+    root["$defs"]["Stage"] = stage.into();
+    root["properties"]["stages"] = serde_json::json!({
+        "description": "Stage name -> overrides of any top-level key (except `project` and `stages`).",
+        "type": "object",
+        "propertyNames": { "pattern": "^[a-z][a-z0-9-]*$", "maxLength": 20 },
+        "additionalProperties": { "anyOf": [ { "$ref": "#/$defs/Stage" }, { "type": "null" } ] }
+    });
+    root["required"] = serde_json::json!(["project"]);
+    root
+}

@@ -1,0 +1,372 @@
+//! From the validated layers to one concrete, fully defaulted configuration per stage.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use super::diag::Report;
+use super::load::{self, did_you_mean, ConfigError, ConfigFile};
+use super::model::{Architecture, CredentialsMode, Layer, Merge};
+use super::rules::{self, Checker};
+
+/// `wsdeploy dev` runs this stage: implicit, never deployed.
+pub const LOCAL_STAGE: &str = "local";
+/// The stage of a file that declares no `stages`.
+pub const DEFAULT_STAGE: &str = "dev";
+
+/// What the command line and the environment override.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--region`, else `AWS_REGION`.
+    pub region: Option<String>,
+}
+
+/// A config file that passed every check, with each stage resolved.
+#[derive(Debug)]
+pub struct Config {
+    pub file: ConfigFile,
+    pub stages: BTreeMap<String, StageConfig>,
+    /// Warnings for the whole file (errors make `load` fail).
+    pub warnings: Report,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageConfig {
+    pub project: String,
+    pub stage: String,
+    pub region: String,
+    pub backend: BackendSettings,
+    /// Route key -> bundled function name.
+    pub routes: BTreeMap<String, String>,
+    pub lambda: LambdaSettings,
+    pub credentials: CredentialsMode,
+    pub env: EnvSettings,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackendSettings {
+    /// Without a trailing '/': paths are appended to it.
+    pub url: String,
+    pub connect_path: String,
+    pub disconnect_path: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LambdaSettings {
+    pub architecture: Architecture,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub log_retention_days: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EnvSettings {
+    pub frontend: Option<FrontendEnvSettings>,
+    pub backend: Option<BackendEnvSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrontendEnvSettings {
+    pub file: PathBuf,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackendEnvSettings {
+    pub file: PathBuf,
+    pub endpoint: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub signing_secret: String,
+}
+
+impl Config {
+    /// Reads, checks and resolves every stage. Any error fails the whole file: nothing is deployed from a file
+    /// that is wrong somewhere, even in a stage not being deployed.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let (file, report) = load::read(path)?;
+        Self::check(file, report, overrides)
+    }
+
+    pub fn from_source(path: &Path, source: String, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let (file, report) = load::parse(path, source);
+        Self::check(file, report, overrides)
+    }
+
+    fn check(file: ConfigFile, mut report: Report, overrides: &Overrides) -> Result<Config, ConfigError> {
+        if let Some(r) = &overrides.region {
+            if !rules::is_region(r) {
+                return Err(ConfigError::Stage(format!(
+                    "the region `{r}` given by --region or AWS_REGION is not an AWS region name; use a code such as eu-west-3"
+                )));
+            }
+        }
+        let mut stages = BTreeMap::new();
+        // Syntax errors and a wrongly shaped root leave nothing to check; dropped values are skipped by the checker.
+        let usable = !report.errors().any(|d| d.path.is_empty());
+        if usable {
+            let mut checker = Checker::new(&file);
+            checker.layer(&[], &file.layer);
+            for (name, layer) in declared_stages(&file.layer) {
+                if let Some(layer) = layer {
+                    checker.layer(&["stages".into(), name.clone()], layer);
+                }
+            }
+            for (name, _) in declared_stages(&file.layer) {
+                if let Some(stage) = resolve(&mut checker, &name, overrides) {
+                    stages.insert(name, stage);
+                }
+            }
+            report.diagnostics.extend(checker.out);
+        }
+        report.normalize();
+        if report.has_errors() {
+            return Err(ConfigError::Invalid(Box::new(report)));
+        }
+        Ok(Config { file, stages, warnings: report })
+    }
+
+    /// The stage asked for, or the only one. `local` is `wsdeploy dev`'s and may not be deployed.
+    pub fn stage(&self, requested: Option<&str>) -> Result<&StageConfig, ConfigError> {
+        let names: Vec<&str> = self.stages.keys().map(String::as_str).collect();
+        match requested {
+            Some(LOCAL_STAGE) => Err(ConfigError::Stage(format!(
+                "the stage `{LOCAL_STAGE}` is the one `wsdeploy dev` runs on this machine; it is never deployed. Pick another with -s/--stage"
+            ))),
+            Some(name) => self.stages.get(name).ok_or_else(|| {
+                let hint = match did_you_mean(name, names.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`? "),
+                    None => String::new(),
+                };
+                ConfigError::Stage(format!(
+                    "{} has no stage `{name}`; {hint}its stages are: {}. Add it under `stages:` or pick one of those",
+                    self.file.path.display(),
+                    names.join(", ")
+                ))
+            }),
+            None => {
+                let deployable: Vec<&StageConfig> = self.stages.values().filter(|s| s.stage != LOCAL_STAGE).collect();
+                match deployable.as_slice() {
+                    [only] => Ok(only),
+                    _ => Err(ConfigError::Stage(format!(
+                        "{} has several stages ({}): pick one with -s/--stage or WSDEPLOY_STAGE",
+                        self.file.path.display(),
+                        names.join(", ")
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// The stage `wsdeploy dev` runs: the top level with `stages.local` over it, if the file has one.
+    pub fn local_stage(&self) -> StageConfig {
+        if let Some(s) = self.stages.get(LOCAL_STAGE) {
+            return s.clone();
+        }
+        let mut checker = Checker::new(&self.file);
+        let overrides = Overrides { region: None };
+        resolve_layer(&mut checker, LOCAL_STAGE, self.file.layer.clone(), &overrides, true)
+            .expect("the top level was checked when the file was loaded")
+    }
+}
+
+fn declared_stages(top: &Layer) -> Vec<(String, Option<&Layer>)> {
+    match &top.stages {
+        Some(stages) if !stages.is_empty() => stages.iter().map(|(k, v)| (k.clone(), v.as_ref())).collect(),
+        _ => vec![(DEFAULT_STAGE.to_string(), None)],
+    }
+}
+
+fn resolve(checker: &mut Checker, stage: &str, overrides: &Overrides) -> Option<StageConfig> {
+    let top = checker.file.layer.clone();
+    let over = top.stages.as_ref().and_then(|s| s.get(stage)).cloned().flatten().unwrap_or_default();
+    let merged = Layer { stages: None, ..top }.merge(Layer { project: None, stages: None, ..over });
+    resolve_layer(checker, stage, merged, overrides, stage == LOCAL_STAGE)
+}
+
+/// Applies defaults and the checks that need the whole stage; `None` if something required is missing.
+fn resolve_layer(checker: &mut Checker, stage: &str, l: Layer, overrides: &Overrides, local: bool) -> Option<StageConfig> {
+    let file = checker.file;
+    // Report a stage-level problem where the value comes from: the stage's override if it has one.
+    let origin = |rel: &[&str]| -> Vec<String> {
+        let in_stage: Vec<String> = ["stages", stage].iter().chain(rel).map(|s| s.to_string()).collect();
+        if file.positions.contains(&in_stage) {
+            in_stage
+        } else {
+            rel.iter().map(|s| s.to_string()).collect()
+        }
+    };
+    let project = l.project.clone();
+    if project.is_none() {
+        checker.error(vec!["project".into()], "`project` is not set", "add a line `project: my-app` at the top level: it prefixes every resource name");
+    }
+    // dev needs no real region, but the backend's SDK client still wants one.
+    let region = overrides.region.clone().or(l.region.clone()).or_else(|| local.then(|| "us-east-1".to_string()));
+    if region.is_none() {
+        checker.error(origin(&["region"]), format!("no region for stage `{stage}`"), "add `region: eu-west-3` (or your region) at the top level or in the stage, or set AWS_REGION");
+    }
+    let b = l.backend.clone().unwrap_or_default();
+    let url = b.url.as_deref().and_then(|u| rules::check_backend_url(u).ok());
+    if b.url.is_none() {
+        checker.error(origin(&["backend", "url"]), format!("no backend URL for stage `{stage}`"), "set backend.url to where the Lambdas reach your backend, e.g. https://api.example.com");
+    }
+    if let Some(u) = &url {
+        let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0"));
+        if loopback && !local {
+            checker.warn(
+                origin(&["backend", "url"]),
+                format!("stage `{stage}` sends the Lambdas to {}, which they cannot reach from AWS", b.url.as_deref().unwrap_or_default()),
+                format!("override it for this stage: stages.{stage}.backend.url: https://your-public-backend"),
+            );
+        }
+    }
+    let lambda = l.lambda.clone().unwrap_or_default();
+    let timeout_s = lambda.timeout_s.unwrap_or(10);
+    let timeout_ms = b.timeout_ms.unwrap_or(5000);
+    if timeout_ms >= u64::from(timeout_s) * 1000 && (1..=900).contains(&timeout_s) {
+        checker.error(
+            origin(&["backend", "timeout_ms"]),
+            format!("the backend timeout ({timeout_ms} ms) is not shorter than the Lambda timeout ({timeout_s} s)"),
+            "the Lambda must outlive its backend call to report a slow backend: lower backend.timeout_ms or raise lambda.timeout_s",
+        );
+    }
+    let routes = l.routes.clone().unwrap_or_else(default_routes);
+    if routes.is_empty() {
+        checker.error(origin(&["routes"]), "no routes are configured", "add at least `auth: connect` and `$disconnect: disconnect`");
+    } else if !routes.contains_key("$disconnect") {
+        checker.warn(origin(&["routes"]), "no `$disconnect` route: your backend is never told when a socket closes", "add `$disconnect: disconnect`");
+    }
+    let env = resolve_env(checker, &l, &origin);
+    Some(StageConfig {
+        project: project?,
+        stage: stage.to_string(),
+        region: region?,
+        backend: BackendSettings {
+            url: url?.as_str().trim_end_matches('/').to_string(),
+            connect_path: b.connect_path.unwrap_or_else(|| "/socket-connections".into()),
+            disconnect_path: b.disconnect_path.unwrap_or_else(|| "/socket-connections/{connectionId}".into()),
+            timeout_ms,
+        },
+        routes,
+        lambda: LambdaSettings {
+            architecture: lambda.architecture.unwrap_or(Architecture::Arm64),
+            memory_mb: lambda.memory_mb.unwrap_or(128),
+            timeout_s,
+            log_retention_days: lambda.log_retention_days.unwrap_or(14),
+        },
+        credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
+        env,
+        tags: l.tags.clone().unwrap_or_default(),
+    })
+}
+
+pub fn default_routes() -> BTreeMap<String, String> {
+    [("auth", "connect"), ("$disconnect", "disconnect")].into_iter().map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+fn resolve_env(checker: &mut Checker, l: &Layer, origin: &dyn Fn(&[&str]) -> Vec<String>) -> EnvSettings {
+    let dir = checker.file.dir.clone();
+    let env = l.env.clone().unwrap_or_default();
+    let frontend = env.frontend.and_then(|f| match f.file {
+        Some(file) => Some(FrontendEnvSettings { file: normalize(&dir.join(file)), url: f.url.unwrap_or_else(|| "VITE_WS_URL".into()) }),
+        None => {
+            checker.error(origin(&["env", "frontend"]), "env.frontend has no `file`", "add `file: ../frontend/.env` (relative to this file), or remove env.frontend");
+            None
+        }
+    });
+    let backend = env.backend.and_then(|b| match b.file {
+        Some(file) => Some(BackendEnvSettings {
+            file: normalize(&dir.join(file)),
+            endpoint: b.endpoint.unwrap_or_else(|| "WS_API_ENDPOINT".into()),
+            region: b.region.unwrap_or_else(|| "WS_API_REGION".into()),
+            access_key_id: b.access_key_id.unwrap_or_else(|| "WS_API_ACCESS_KEY_ID".into()),
+            secret_access_key: b.secret_access_key.unwrap_or_else(|| "WS_API_SECRET_ACCESS_KEY".into()),
+            signing_secret: b.signing_secret.unwrap_or_else(|| "WS_SIGNING_SECRET".into()),
+        }),
+        None => {
+            checker.error(origin(&["env", "backend"]), "env.backend has no `file`", "add `file: ../backend/.env` (relative to this file), or remove env.backend");
+            None
+        }
+    });
+    if let Some(b) = &backend {
+        let vars = [
+            ("endpoint", &b.endpoint),
+            ("region", &b.region),
+            ("access_key_id", &b.access_key_id),
+            ("secret_access_key", &b.secret_access_key),
+            ("signing_secret", &b.signing_secret),
+        ];
+        for (i, (key, name)) in vars.iter().enumerate() {
+            if let Some((other, _)) = vars[..i].iter().find(|(_, n)| n == name) {
+                checker.error(origin(&["env", "backend", key]), format!("`{name}` is already used for env.backend.{other}"), "give every value its own variable name");
+            }
+        }
+        if let Some(f) = &frontend {
+            if f.file == b.file {
+                checker.error(
+                    origin(&["env", "frontend", "file"]),
+                    "the frontend and the backend use the same env file",
+                    "the backend's file receives secrets, and a frontend's env is shipped to browsers: give each its own file",
+                );
+            }
+        }
+    }
+    EnvSettings { frontend, backend }
+}
+
+/// `a/b/../c` -> `a/c` without touching the filesystem (the file may not exist yet).
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// Resource names of one stage. Every name starts with `{project}-{stage}`, which is how resources are found again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Names {
+    pub prefix: String,
+    pub api: String,
+    pub role: String,
+    pub user: String,
+    pub policy: String,
+}
+
+impl StageConfig {
+    pub fn names(&self) -> Names {
+        let prefix = format!("{}-{}", self.project, self.stage);
+        Names {
+            api: prefix.clone(),
+            role: format!("{prefix}-lambda"),
+            user: format!("{prefix}-backend"),
+            policy: format!("{prefix}-manage-connections"),
+            prefix,
+        }
+    }
+
+    pub fn function_name(&self, function: &str) -> String {
+        format!("{}-{}-{function}", self.project, self.stage)
+    }
+
+    /// The bundled functions this stage's routes use, each once.
+    pub fn functions(&self) -> Vec<String> {
+        let mut f: Vec<String> = self.routes.values().cloned().collect();
+        f.sort();
+        f.dedup();
+        f
+    }
+}

@@ -1,0 +1,87 @@
+//! Files are replaced atomically: a reader (or a crash) sees the old file or the new one, never a mix.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+/// Writes `contents` to a temporary file in `path`'s folder, fsyncs it and renames it over `path`.
+/// `mode` sets the permissions (0600 for files holding secrets); `None` keeps an existing file's mode, else 0644.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!("cannot write {}: the folder {} does not exist", path.display(), dir.display());
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".wsdeploy-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = mode.unwrap_or_else(|| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644));
+        // Set before writing, so a secret is never readable by others, even for a moment.
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        // Make the rename itself durable.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Whether git would ignore `path` (`None` when it is not in a git work tree or git is not installed).
+pub fn git_ignores(path: &Path) -> Option<bool> {
+    let dir = path.parent().filter(|d| d.is_dir())?;
+    let name = path.file_name()?;
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .arg("check-ignore")
+        .arg("-q")
+        .arg(name)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    // 0: ignored, 1: not ignored, 128: not a repository.
+    match out.code() {
+        Some(0) => Some(true),
+        Some(1) => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_contents_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".env");
+        write_atomic(&p, b"A=1\n", Some(0o600)).unwrap();
+        write_atomic(&p, b"A=2\n", None).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "A=2\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600, "an existing mode is kept");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name() != ".env").collect();
+        assert!(leftovers.is_empty(), "no temporary file is left behind");
+    }
+
+    #[test]
+    fn missing_folder_is_a_clear_error() {
+        let err = write_atomic(Path::new("/nonexistent-wsdeploy/x/.env"), b"", None).unwrap_err();
+        assert!(err.to_string().contains("the folder /nonexistent-wsdeploy/x does not exist"), "{err}");
+    }
+}

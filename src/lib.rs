@@ -1,0 +1,77 @@
+//! wsdeploy: real-time WebSockets for a web app on AWS API Gateway, from one YAML file.
+//!
+//! Pure core (config, plan), effectful edge (cloud, files, terminal). See DESIGN.md in the team's shared folder.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod ui;
+
+use cli::{Cli, Command};
+use error::Error;
+
+/// Runs a parsed command line; the caller turns the error into a report and an exit code.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let ui = ui::Ui::new(cli.global.output, cli.global.quiet, cli.global.verbose);
+    let ctx = cmd::Context { global: cli.global, ui };
+    match cli.command {
+        Command::Init(a) => a.run(&ctx).await,
+        Command::Validate(a) => a.run(&ctx).await,
+        Command::Plan(a) => a.run(&ctx).await,
+        Command::Up(a) => a.run(&ctx).await,
+        Command::Teardown(a) => a.run(&ctx).await,
+        Command::Outputs(a) => a.run(&ctx).await,
+        Command::Send(a) => a.run(&ctx).await,
+        Command::Dev(a) => a.run(&ctx).await,
+        Command::Schema(a) => a.run(&ctx).await,
+        Command::Completions(a) => a.run(&ctx).await,
+    }
+}
+
+/// Turns an error into what a person reads (stderr) and, with `--output json`, what a machine reads (stdout).
+pub fn report_error(err: &Error, json: bool) {
+    use config::ConfigError;
+    let text = match err {
+        Error::Config(ConfigError::Invalid(report)) => report.render(&report.file),
+        Error::Config(ConfigError::NotFound { path }) => format!(
+            "error: no config file at {}\n  = help: run `wsdeploy init` to write one, or point at yours with -c FILE (or WSDEPLOY_CONFIG)\n",
+            path.display()
+        ),
+        other => format!("error: {other}\n"),
+    };
+    eprint!("{}", text.replace("error:", &console::style("error:").red().bold().to_string()));
+    if json {
+        let diagnostics = match err {
+            Error::Config(ConfigError::Invalid(r)) => serde_json::to_value(&r.diagnostics).unwrap_or_default(),
+            _ => serde_json::Value::Array(vec![]),
+        };
+        let doc = serde_json::json!({
+            "error": {
+                "message": match err { Error::Config(ConfigError::Invalid(r)) => format!("{} has errors", r.file.display()), e => e.to_string() },
+                "exit_code": err.exit_code(),
+                "diagnostics": diagnostics,
+            }
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+}
+
+/// `-v` shows wsdeploy's own debug lines, `-vv` the AWS SDK's too; WSDEPLOY_LOG takes a full filter.
+pub fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "warn,wsdeploy=debug",
+        (_, 2) => "info,wsdeploy=trace,aws_config=debug,aws_smithy_runtime=debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WSDEPLOY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(console::colors_enabled_stderr())
+        .with_target(verbose > 1)
+        .try_init();
+}

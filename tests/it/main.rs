@@ -1,0 +1,8 @@
+//! The one integration-test binary (it links once): every test drives the real `wsdeploy` binary or real services.
+
+mod aws_emulator;
+mod cli;
+mod config_corpus;
+mod init;
+mod moto;
+mod util;

@@ -1,0 +1,96 @@
+//! Running the real `wsdeploy` binary. A failed expectation prints the command, its exit code and output, and the
+//! files involved, so a CI log alone says what went wrong.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wsdeploy");
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A command under construction: the binary, a working folder and a clean environment (no ambient AWS or
+/// WSDEPLOY settings leak in from the machine running the tests).
+pub struct Cmd {
+    cmd: Command,
+    shown: String,
+    files: Vec<PathBuf>,
+}
+
+pub fn wsdeploy(dir: &Path, args: &[&str]) -> Cmd {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("WSDEPLOY_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("NO_COLOR", "1").env("CI", "true").env("AWS_EC2_METADATA_DISABLED", "true");
+    Cmd { cmd, shown: format!("(cd {} && wsdeploy {})", dir.display(), args.join(" ")), files: vec![] }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    context: String,
+}
+
+impl Cmd {
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn envs<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        for (k, v) in vars {
+            self.cmd.env(k, v);
+        }
+        self
+    }
+
+    /// Files whose contents a failure report should show.
+    pub fn show(mut self, file: impl Into<PathBuf>) -> Self {
+        self.files.push(file.into());
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        let out = self.cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown));
+        let mut context = format!("command: {}\n", self.shown);
+        for f in &self.files {
+            let body = std::fs::read_to_string(f).unwrap_or_else(|e| format!("<{e}>"));
+            context.push_str(&format!("--- {} ---\n{body}\n", f.display()));
+        }
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            context,
+        }
+    }
+
+    /// Runs and insists on `code`.
+    pub fn expect(self, code: i32) -> Run {
+        let run = self.run();
+        run.check(run.code == code, &format!("expected exit code {code}"));
+        run
+    }
+}
+
+impl Run {
+    /// Panics with everything needed to understand the failure unless `ok`.
+    pub fn check(&self, ok: bool, what: &str) {
+        if !ok {
+            panic!("{what}\n{}exit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n", self.context, self.code, self.stdout, self.stderr);
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            self.check(false, &format!("stdout is not one JSON document: {e}"));
+            unreachable!()
+        })
+    }
+}
