@@ -1,0 +1,166 @@
+//! Calls to the app's backend, each signed with `X-Wsdeploy-Signature`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::{Method, StatusCode, Url};
+
+/// The function's environment, as `wsdeploy up` and `wsdeploy dev` set it.
+pub const ENV_BACKEND_URL: &str = "WSDEPLOY_BACKEND_URL";
+pub const ENV_CONNECT_PATH: &str = "WSDEPLOY_CONNECT_PATH";
+pub const ENV_DISCONNECT_PATH: &str = "WSDEPLOY_DISCONNECT_PATH";
+pub const ENV_TIMEOUT_MS: &str = "WSDEPLOY_BACKEND_TIMEOUT_MS";
+pub const ENV_SIGNING_SECRET: &str = "WSDEPLOY_SIGNING_SECRET";
+
+/// Everything but RFC 3986's unreserved characters is encoded: connection ids end in `=` and may hold `+` or `/`.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+const RETRY_DELAY: Duration = Duration::from_millis(250);
+
+#[derive(Clone)]
+pub struct Settings {
+    pub backend_url: String,
+    pub connect_path: String,
+    pub disconnect_path: String,
+    pub timeout: Duration,
+    pub signing_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("backend_url", &self.backend_url)
+            .field("connect_path", &self.connect_path)
+            .field("disconnect_path", &self.disconnect_path)
+            .field("timeout", &self.timeout)
+            .field("signing_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let need = |k: &str| get(k).filter(|v| !v.is_empty()).ok_or_else(|| format!("{k} is not set; deploy this function with wsdeploy"));
+        let timeout_ms = match get(ENV_TIMEOUT_MS) {
+            Some(v) => v.parse::<u64>().map_err(|_| format!("{ENV_TIMEOUT_MS}={v} is not a number of milliseconds"))?,
+            None => 5000,
+        };
+        Ok(Settings {
+            backend_url: need(ENV_BACKEND_URL)?.trim_end_matches('/').to_string(),
+            connect_path: get(ENV_CONNECT_PATH).unwrap_or_else(|| "/socket-connections".into()),
+            disconnect_path: get(ENV_DISCONNECT_PATH).unwrap_or_else(|| "/socket-connections/{connectionId}".into()),
+            timeout: Duration::from_millis(timeout_ms),
+            signing_secret: need(ENV_SIGNING_SECRET)?.into_bytes(),
+        })
+    }
+}
+
+/// Why a backend call gave no usable answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// Nothing listens there, DNS failed, TLS failed.
+    Unreachable(String),
+    /// No answer within the configured timeout.
+    Timeout,
+    Other(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(e) => write!(f, "backend unreachable: {e}"),
+            CallError::Timeout => write!(f, "backend did not answer in time"),
+            CallError::Other(e) => write!(f, "backend call failed: {e}"),
+        }
+    }
+}
+
+pub struct Backend {
+    client: reqwest::Client,
+    pub settings: Settings,
+}
+
+impl Backend {
+    pub fn new(settings: Settings) -> Result<Backend, reqwest::Error> {
+        let client = reqwest::Client::builder().timeout(settings.timeout).user_agent(concat!("wsdeploy-lambda/", env!("CARGO_PKG_VERSION"))).build()?;
+        Ok(Backend { client, settings })
+    }
+
+    /// `POST {connect_path}` with `{"connectionId": id}` and the user's token as Bearer.
+    pub async fn register(&self, connection_id: &str, token: &str) -> Result<StatusCode, CallError> {
+        let body = serde_json::json!({ "connectionId": connection_id }).to_string();
+        self.call(Method::POST, &self.settings.connect_path, body.into_bytes(), Some(token)).await
+    }
+
+    /// `DELETE {disconnect_path}` with the id substituted; one retry on a connection error (DELETE is idempotent).
+    pub async fn unregister(&self, connection_id: &str) -> Result<StatusCode, CallError> {
+        let path = self.settings.disconnect_path.replace("{connectionId}", &encode_segment(connection_id));
+        match self.call(Method::DELETE, &path, vec![], None).await {
+            Err(CallError::Unreachable(e)) => {
+                tracing::warn!(error = %e, "backend unreachable; retrying the DELETE once");
+                // A backend that is restarting gets a moment; well inside the function's timeout.
+                tokio::time::sleep(RETRY_DELAY).await;
+                self.call(Method::DELETE, &path, vec![], None).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Vec<u8>, bearer: Option<&str>) -> Result<StatusCode, CallError> {
+        let url = Url::parse(&format!("{}{path}", self.settings.backend_url)).map_err(|e| CallError::Other(format!("bad backend URL: {e}")))?;
+        // Sign exactly the request target that goes on the wire.
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let signature = wsdeploy_signature::sign(&self.settings.signing_secret, now, method.as_str(), &target, &body);
+        let mut req = self.client.request(method, url).header(wsdeploy_signature::HEADER, signature);
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        if !body.is_empty() {
+            req = req.header("content-type", "application/json").body(body);
+        }
+        match req.send().await {
+            Ok(resp) => Ok(resp.status()),
+            Err(e) if e.is_timeout() => Err(CallError::Timeout),
+            Err(e) if e.is_connect() => Err(CallError::Unreachable(without_url(&e))),
+            Err(e) => Err(CallError::Other(without_url(&e))),
+        }
+    }
+}
+
+/// reqwest's messages repeat the URL; the logs say which call it was already.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.without_url_ref().to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let s = self.to_string();
+        match self.url() {
+            Some(u) => s.replace(&format!(" for url ({u})"), ""),
+            None => s,
+        }
+    }
+}
+
+pub fn encode_segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}

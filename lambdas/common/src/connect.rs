@@ -1,0 +1,85 @@
+//! The `connect` function: on the `auth` route (or `$connect`), hands the user's token and the connection id to the
+//! backend, which decides who this socket belongs to.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use serde_json::json;
+
+use crate::backend::CallError;
+use crate::{reply, Backend};
+
+const MAX_TOKEN_LEN: usize = 8192;
+
+pub async fn handle(backend: &Backend, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    let ctx = &event.request_context;
+    let route = ctx.route_key.as_deref().unwrap_or("");
+    let connection_id = ctx.connection_id.as_deref().unwrap_or("");
+    // On $connect a non-2xx status rejects the handshake; on a message route the client reads the body instead.
+    let on_connect = route == "$connect";
+    let fail = |status: i64, error: &str, retry: bool| {
+        let mut body = json!({ "type": "auth", "ok": false, "error": error });
+        if retry {
+            body["retry"] = true.into();
+        }
+        reply(if on_connect { status } else { 200 }, body)
+    };
+    if connection_id.is_empty() {
+        tracing::error!(route, "event without a connectionId: is this function attached to a WebSocket route?");
+        return fail(500, "internal error", false);
+    }
+    let token = match token_of(&event, on_connect) {
+        Ok(t) => t,
+        Err(why) => {
+            tracing::info!(connection_id, route, reason = why, "auth refused before calling the backend");
+            return fail(401, why, false);
+        }
+    };
+    let started = std::time::Instant::now();
+    let result = backend.register(connection_id, &token).await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(status) if status.is_success() => {
+            tracing::info!(connection_id, route, status = status.as_u16(), elapsed_ms, "connection registered");
+            reply(200, json!({ "type": "auth", "ok": true }))
+        }
+        Ok(status) if status.as_u16() == 401 || status.as_u16() == 403 => {
+            tracing::info!(connection_id, route, status = status.as_u16(), elapsed_ms, "backend refused the token");
+            fail(403, "unauthorized", false)
+        }
+        Ok(status) => {
+            tracing::error!(
+                connection_id, route, status = status.as_u16(), elapsed_ms,
+                path = %backend.settings.connect_path,
+                "backend answered with an unexpected status; check backend.url and backend.connect_path"
+            );
+            fail(502, "backend unavailable", true)
+        }
+        Err(e) => {
+            let timeout = matches!(e, CallError::Timeout);
+            tracing::error!(connection_id, route, elapsed_ms, error = %e, "backend call failed");
+            fail(if timeout { 504 } else { 502 }, "backend unavailable", true)
+        }
+    }
+}
+
+/// The token from the message body (`{"action":"auth","token":"..."}`) or, on `$connect`, the `token` query parameter.
+fn token_of(event: &ApiGatewayWebsocketProxyRequest, on_connect: bool) -> Result<String, &'static str> {
+    let token = if on_connect {
+        event.query_string_parameters.first("token").map(str::to_string)
+    } else {
+        let body = event.body.as_deref().unwrap_or("");
+        if event.is_base64_encoded {
+            return Err("send the auth message as a text frame");
+        }
+        let v: serde_json::Value = serde_json::from_str(body).map_err(|_| "the message is not JSON: send {\"action\":\"auth\",\"token\":\"<token>\"}")?;
+        match v.get("token") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err("malformed token: it must be a string"),
+        }
+    };
+    let token = token.ok_or(if on_connect { "missing token: connect with ?token=<token>" } else { "missing token: send {\"action\":\"auth\",\"token\":\"<token>\"}" })?;
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("malformed token");
+    }
+    Ok(token)
+}

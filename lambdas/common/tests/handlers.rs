@@ -1,0 +1,204 @@
+//! The real handlers against a real HTTP backend on 127.0.0.1:0; every call's signature is checked with `verify`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use common::{Backend, Settings};
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const SECRET: &str = "test-signing-secret";
+/// AWS-shaped: 16 characters, base64-like, ending in '='; needs percent-encoding in a path.
+const CONN: &str = "TWegAcC4Eo+/HnA=";
+
+fn backend(url: &str, timeout_ms: u64) -> Backend {
+    let s = Settings::from_lookup(|k| match k {
+        "WSDEPLOY_BACKEND_URL" => Some(url.to_string()),
+        "WSDEPLOY_SIGNING_SECRET" => Some(SECRET.into()),
+        "WSDEPLOY_BACKEND_TIMEOUT_MS" => Some(timeout_ms.to_string()),
+        _ => None,
+    })
+    .unwrap();
+    Backend::new(s).unwrap()
+}
+
+fn event(route: &str, body: Option<&str>, query: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
+    let mut ctx = json!({
+        "routeKey": route, "eventType": if route == "$connect" { "CONNECT" } else if route == "$disconnect" { "DISCONNECT" } else { "MESSAGE" },
+        "connectionId": CONN, "connectedAt": 1764000000000i64, "requestTimeEpoch": 1764000000000i64, "requestId": "req-1",
+        "messageDirection": "IN", "stage": "dev", "domainName": "abc.execute-api.eu-west-3.amazonaws.com", "apiId": "abc",
+        "identity": { "sourceIp": "127.0.0.1" }
+    });
+    if route == "$disconnect" {
+        ctx["disconnectStatusCode"] = 1001.into();
+        ctx["disconnectReason"] = "Client-side close frame status code '1001'".into();
+    }
+    let mut e = json!({ "requestContext": ctx, "isBase64Encoded": false });
+    if let Some(b) = body {
+        e["body"] = b.into();
+    }
+    if let Some(q) = query {
+        e["queryStringParameters"] = json!({ "token": q });
+    }
+    serde_json::from_value(e).unwrap()
+}
+
+fn body_of(r: &ApiGatewayProxyResponse) -> Value {
+    match &r.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).unwrap(),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+/// The request's signature, checked exactly as a backend would: over the raw target and body.
+fn assert_signed(req: &Request) {
+    let header = req.headers.get("x-wsdeploy-signature").expect("signature header").to_str().unwrap();
+    let target = match req.url.query() {
+        Some(q) => format!("{}?{q}", req.url.path()),
+        None => req.url.path().to_string(),
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    wsdeploy_signature::verify(SECRET.as_bytes(), header, req.method.as_str(), &target, &req.body, now)
+        .unwrap_or_else(|e| panic!("signature of {} {target} rejected: {e}", req.method));
+}
+
+async fn server_answering(status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(status)).mount(&server).await;
+    server
+}
+
+#[tokio::test]
+async fn auth_message_registers_the_connection_with_a_signed_call() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/api/socket-connections")).respond_with(ResponseTemplate::new(201)).expect(1).mount(&server).await;
+    let b = backend(&format!("{}/api/", server.uri()), 2000);
+    let r = common::connect::handle(&b, event("auth", Some(r#"{"action":"auth","token":"eyJhbGciOi.x.y"}"#), None)).await;
+    assert_eq!((r.status_code, body_of(&r)), (200, json!({"type": "auth", "ok": true})));
+    let reqs = server.received_requests().await.unwrap();
+    let req = &reqs[0];
+    assert_eq!(req.headers.get("authorization").unwrap(), "Bearer eyJhbGciOi.x.y");
+    assert_eq!(req.headers.get("content-type").unwrap(), "application/json");
+    assert_eq!(serde_json::from_slice::<Value>(&req.body).unwrap(), json!({"connectionId": CONN}));
+    assert_signed(req);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_reported_to_the_client() {
+    for status in [401, 403] {
+        let server = server_answering(status).await;
+        let b = backend(&server.uri(), 2000);
+        let r = common::connect::handle(&b, event("auth", Some(r#"{"action":"auth","token":"bad"}"#), None)).await;
+        assert_eq!(r.status_code, 200, "a message route answers the client through the body");
+        assert_eq!(body_of(&r), json!({"type": "auth", "ok": false, "error": "unauthorized"}));
+    }
+}
+
+#[tokio::test]
+async fn on_connect_the_query_token_is_used_and_a_refusal_rejects_the_handshake() {
+    let server = server_answering(403).await;
+    let b = backend(&server.uri(), 2000);
+    let r = common::connect::handle(&b, event("$connect", None, Some("tok"))).await;
+    assert_eq!(r.status_code, 403, "non-2xx on $connect rejects the handshake");
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs[0].headers.get("authorization").unwrap(), "Bearer tok");
+    assert_signed(&reqs[0]);
+    let r = common::connect::handle(&b, event("$connect", None, None)).await;
+    assert_eq!(r.status_code, 401);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "no token, no backend call");
+}
+
+#[tokio::test]
+async fn missing_or_malformed_tokens_get_a_clear_reply_and_no_backend_call() {
+    let server = server_answering(200).await;
+    let b = backend(&server.uri(), 2000);
+    for (body, says) in [
+        (r#"{"action":"auth"}"#, "missing token"),
+        (r#"{"action":"auth","token":null}"#, "missing token"),
+        (r#"{"action":"auth","token":42}"#, "malformed token"),
+        (r#"{"action":"auth","token":"has space"}"#, "malformed token"),
+        (r#"{"action":"auth","token":""}"#, "malformed token"),
+        ("auth please", "not JSON"),
+    ] {
+        let r = common::connect::handle(&b, event("auth", Some(body), None)).await;
+        let v = body_of(&r);
+        assert_eq!((v["type"].as_str(), v["ok"].as_bool()), (Some("auth"), Some(false)), "{body}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{body} -> {v}");
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_down_slow_or_broken_backend_gives_a_retryable_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = backend(&format!("http://{closed}"), 2000);
+    let slow_server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).mount(&slow_server).await;
+    let slow = backend(&slow_server.uri(), 200);
+    let broken_server = server_answering(500).await;
+    let broken = backend(&broken_server.uri(), 2000);
+    for (name, b) in [("down", &down), ("slow", &slow), ("500", &broken)] {
+        let started = std::time::Instant::now();
+        let r = common::connect::handle(b, event("auth", Some(r#"{"action":"auth","token":"t"}"#), None)).await;
+        assert_eq!(body_of(&r), json!({"type": "auth", "ok": false, "error": "backend unavailable", "retry": true}), "{name}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{name}: the configured timeout bounds the wait");
+    }
+    let r = common::connect::handle(&slow, event("$connect", None, Some("t"))).await;
+    assert_eq!(r.status_code, 504, "a timeout on $connect rejects the handshake as a gateway timeout");
+}
+
+#[tokio::test]
+async fn disconnect_deletes_the_encoded_connection_with_a_signed_call() {
+    let server = MockServer::start().await;
+    Mock::given(method("DELETE")).and(path("/socket-connections/TWegAcC4Eo%2B%2FHnA%3D")).respond_with(ResponseTemplate::new(204)).expect(1).mount(&server).await;
+    let b = backend(&server.uri(), 2000);
+    let r = common::disconnect::handle(&b, event("$disconnect", None, None)).await;
+    assert_eq!(r.status_code, 200);
+    let reqs = server.received_requests().await.unwrap();
+    assert!(reqs[0].body.is_empty() && reqs[0].headers.get("authorization").is_none());
+    assert_signed(&reqs[0]);
+}
+
+#[tokio::test]
+async fn disconnect_retries_once_when_the_backend_is_not_listening_yet() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let b = backend(&format!("http://{addr}"), 2000);
+    let call = tokio::spawn(async move { common::disconnect::handle(&b, event("$disconnect", None, None)).await });
+    // The first attempt is refused at once; the retry comes 250 ms later, after the backend is up.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let server = MockServer::builder().listener(std::net::TcpListener::bind(addr).unwrap()).start().await;
+    Mock::given(method("DELETE")).respond_with(ResponseTemplate::new(204)).mount(&server).await;
+    let r = call.await.unwrap();
+    assert_eq!(r.status_code, 200);
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn disconnect_reports_a_backend_refusal() {
+    let server = server_answering(401).await;
+    let r = common::disconnect::handle(&backend(&server.uri(), 2000), event("$disconnect", None, None)).await;
+    assert_eq!(r.status_code, 502);
+    let gone = server_answering(404).await;
+    let r = common::disconnect::handle(&backend(&gone.uri(), 2000), event("$disconnect", None, None)).await;
+    assert_eq!(r.status_code, 200, "a connection the backend never stored is gone all the same");
+}
+
+#[test]
+fn settings_say_what_is_missing_and_never_show_the_secret() {
+    let err = Settings::from_lookup(|_| None).unwrap_err();
+    assert!(err.contains("WSDEPLOY_BACKEND_URL is not set"), "{err}");
+    let s = Settings::from_lookup(|k| match k {
+        "WSDEPLOY_SIGNING_SECRET" => Some("do-not-print-me".into()),
+        "WSDEPLOY_BACKEND_TIMEOUT_MS" => Some("100".into()),
+        _ => Some("http://x".into()),
+    })
+    .unwrap();
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("do-not-print-me") && shown.contains("<redacted>"), "{shown}");
+    assert_eq!(s.timeout, Duration::from_millis(100));
+    assert!(Settings::from_lookup(|k| Some(if k == "WSDEPLOY_BACKEND_TIMEOUT_MS" { "soon".into() } else { "v".into() })).is_err());
+}
