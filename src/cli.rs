@@ -35,10 +35,23 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The config file.
-    #[arg(short, long, global = true, env = "WSDEPLOY_CONFIG", default_value = "wsdeploy.yaml", value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "WSDEPLOY_CONFIG",
+        default_value = "wsdeploy.yaml",
+        value_name = "FILE"
+    )]
     pub config: PathBuf,
     /// The stage to act on; may be omitted when the file has exactly one.
-    #[arg(short, long, global = true, env = "WSDEPLOY_STAGE", value_name = "NAME")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "WSDEPLOY_STAGE",
+        value_name = "NAME"
+    )]
     pub stage: Option<String>,
     #[command(flatten)]
     pub aws: AwsArgs,
@@ -81,6 +94,7 @@ pub enum Command {
     Outputs(cmd::outputs::Args),
     Send(cmd::send::Args),
     Dev(cmd::dev::Args),
+    Build(cmd::build::Args),
     Schema(cmd::schema::Args),
     Completions(cmd::completions::Args),
 }

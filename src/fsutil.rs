@@ -13,7 +13,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::
         _ => Path::new("."),
     };
     if !dir.is_dir() {
-        anyhow::bail!("cannot write {}: the folder {} does not exist", path.display(), dir.display());
+        anyhow::bail!(
+            "cannot write {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        );
     }
     let mut tmp = tempfile::Builder::new()
         .prefix(".wsdeploy-")
@@ -23,13 +27,20 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = mode.unwrap_or_else(|| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644));
+        let mode = mode.unwrap_or_else(|| {
+            std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0o644)
+        });
         // Set before writing, so a secret is never readable by others, even for a moment.
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
     #[cfg(unix)]
     if let Ok(d) = std::fs::File::open(dir) {
         // Make the rename itself durable.
@@ -73,15 +84,27 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600, "an existing mode is kept");
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "an existing mode is kept"
+            );
         }
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name() != ".env").collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name() != ".env")
+            .collect();
         assert!(leftovers.is_empty(), "no temporary file is left behind");
     }
 
     #[test]
     fn missing_folder_is_a_clear_error() {
         let err = write_atomic(Path::new("/nonexistent-wsdeploy/x/.env"), b"", None).unwrap_err();
-        assert!(err.to_string().contains("the folder /nonexistent-wsdeploy/x does not exist"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("the folder /nonexistent-wsdeploy/x does not exist"),
+            "{err}"
+        );
     }
 }

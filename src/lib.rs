@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod fsutil;
+pub mod lambdas;
 pub mod ui;
 
 use cli::{Cli, Command};
@@ -15,7 +16,10 @@ use error::Error;
 /// Runs a parsed command line; the caller turns the error into a report and an exit code.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let ui = ui::Ui::new(cli.global.output, cli.global.quiet, cli.global.verbose);
-    let ctx = cmd::Context { global: cli.global, ui };
+    let ctx = cmd::Context {
+        global: cli.global,
+        ui,
+    };
     match cli.command {
         Command::Init(a) => a.run(&ctx).await,
         Command::Validate(a) => a.run(&ctx).await,
@@ -25,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Outputs(a) => a.run(&ctx).await,
         Command::Send(a) => a.run(&ctx).await,
         Command::Dev(a) => a.run(&ctx).await,
+        Command::Build(a) => a.run(&ctx).await,
         Command::Schema(a) => a.run(&ctx).await,
         Command::Completions(a) => a.run(&ctx).await,
     }
@@ -41,10 +46,15 @@ pub fn report_error(err: &Error, json: bool) {
         ),
         other => format!("error: {other}\n"),
     };
-    eprint!("{}", text.replace("error:", &console::style("error:").red().bold().to_string()));
+    eprint!(
+        "{}",
+        text.replace("error:", &console::style("error:").red().bold().to_string())
+    );
     if json {
         let diagnostics = match err {
-            Error::Config(ConfigError::Invalid(r)) => serde_json::to_value(&r.diagnostics).unwrap_or_default(),
+            Error::Config(ConfigError::Invalid(r)) => {
+                serde_json::to_value(&r.diagnostics).unwrap_or_default()
+            }
             _ => serde_json::Value::Array(vec![]),
         };
         let doc = serde_json::json!({
@@ -67,7 +77,8 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         (_, 2) => "info,wsdeploy=trace,aws_config=debug,aws_smithy_runtime=debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WSDEPLOY_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WSDEPLOY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

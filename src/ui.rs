@@ -28,11 +28,18 @@ impl Ui {
     pub fn new(format: OutputFormat, quiet: bool, verbose: u8) -> Ui {
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0");
         let interactive = !ci && std::io::stderr().is_terminal() && std::io::stdin().is_terminal();
-        if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) || !std::io::stderr().is_terminal() {
+        if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+            || !std::io::stderr().is_terminal()
+        {
             console::set_colors_enabled(false);
             console::set_colors_enabled_stderr(false);
         }
-        Ui { format, quiet, verbose, interactive }
+        Ui {
+            format,
+            quiet,
+            verbose,
+            interactive,
+        }
     }
 
     pub fn json(&self) -> bool {
@@ -65,6 +72,10 @@ impl Ui {
 
     /// Always shown (stderr), whatever the format.
     pub fn warn(&self, text: impl AsRef<str>) {
-        eprintln!("{} {}", console::style("warning:").yellow().bold(), text.as_ref());
+        eprintln!(
+            "{} {}",
+            console::style("warning:").yellow().bold(),
+            text.as_ref()
+        );
     }
 }

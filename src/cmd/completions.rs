@@ -9,7 +9,9 @@ use super::Context;
 
 /// Print a completion script for SHELL.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  wsdeploy completions bash > ~/.local/share/bash-completion/completions/wsdeploy\n  wsdeploy completions zsh > \"${fpath[1]}/_wsdeploy\"")]
+#[command(
+    after_help = "Examples:\n  wsdeploy completions bash > ~/.local/share/bash-completion/completions/wsdeploy\n  wsdeploy completions zsh > \"${fpath[1]}/_wsdeploy\""
+)]
 pub struct Args {
     #[arg(value_enum)]
     pub shell: Shell,

@@ -17,7 +17,9 @@ pub const SCHEMA_FILE: &str = "wsdeploy.schema.json";
 /// Write a commented wsdeploy.yaml (and wsdeploy.schema.json beside it, for editor completion). Asks on a terminal;
 /// with --yes (or without a terminal) takes the flags and defaults.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  wsdeploy init\n  wsdeploy init --yes --project chat --region eu-west-3 --backend-url https://api.example.com")]
+#[command(
+    after_help = "Examples:\n  wsdeploy init\n  wsdeploy init --yes --project chat --region eu-west-3 --backend-url https://api.example.com"
+)]
 pub struct Args {
     /// Project name: prefixes every resource (lowercase letters, digits, '-').
     #[arg(long)]
@@ -53,23 +55,40 @@ pub struct Answers {
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let config_path = ctx.global.config.clone();
-        let dir = config_path.parent().filter(|d| !d.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| ".".into());
-        let schema_path = if dir == Path::new(".") { PathBuf::from(SCHEMA_FILE) } else { dir.join(SCHEMA_FILE) };
+        let dir = config_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ".".into());
+        let schema_path = if dir == Path::new(".") {
+            PathBuf::from(SCHEMA_FILE)
+        } else {
+            dir.join(SCHEMA_FILE)
+        };
         let schema = super::schema::schema_text() + "\n";
         let existing: Vec<&Path> = [config_path.as_path(), schema_path.as_path()]
             .into_iter()
-            .filter(|p| p.exists() && !(p == &schema_path.as_path() && std::fs::read_to_string(p).is_ok_and(|s| s == schema)))
+            .filter(|p| {
+                p.exists()
+                    && !(p == &schema_path.as_path()
+                        && std::fs::read_to_string(p).is_ok_and(|s| s == schema))
+            })
             .collect();
         if !existing.is_empty() && !self.force {
             let list: Vec<String> = existing.iter().map(|p| p.display().to_string()).collect();
-            return Err(Error::usage(format!("{} already exists; pass --force to overwrite it", list.join(" and "))));
+            return Err(Error::usage(format!(
+                "{} already exists; pass --force to overwrite it",
+                list.join(" and ")
+            )));
         }
 
         let interactive = ctx.ui.interactive && !ctx.global.yes;
         let answers = self.answers(ctx, &dir, interactive)?;
         let text = render(&answers);
         // What we write must load: a failure here is our bug, caught before anything is written.
-        Config::from_source(&config_path, text.clone(), &Overrides::default()).map_err(|e| anyhow::anyhow!("internal error: the generated config does not load: {e}"))?;
+        Config::from_source(&config_path, text.clone(), &Overrides::default()).map_err(|e| {
+            anyhow::anyhow!("internal error: the generated config does not load: {e}")
+        })?;
 
         fsutil::write_atomic(&schema_path, schema.as_bytes(), None)?;
         fsutil::write_atomic(&config_path, text.as_bytes(), None)?;
@@ -81,7 +100,11 @@ impl Args {
             "region": answers.region,
             "frontend_env_prefix": answers.frontend_var.trim_end_matches("WS_URL"),
         }));
-        ctx.ui.out(format!("Wrote {} and {}.", config_path.display(), schema_path.display()));
+        ctx.ui.out(format!(
+            "Wrote {} and {}.",
+            config_path.display(),
+            schema_path.display()
+        ));
         if fsutil::git_ignores(&backend_env) == Some(false) {
             ctx.ui.warn(format!(
                 "{} will hold secrets but git does not ignore it: add `{}` to the .gitignore of its folder",
@@ -89,7 +112,9 @@ impl Args {
                 backend_env.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
             ));
         }
-        ctx.ui.out("Next: `wsdeploy dev` to run it locally, or `wsdeploy up -s dev` to deploy to AWS.");
+        ctx.ui.out(
+            "Next: `wsdeploy dev` to run it locally, or `wsdeploy up -s dev` to deploy to AWS.",
+        );
         Ok(())
     }
 
@@ -101,16 +126,29 @@ impl Args {
             .map(|n| sanitize_project(&n))
             .unwrap_or_else(|| "chat".into());
         let region_default = ctx.overrides().region.unwrap_or_else(|| "us-east-1".into());
-        let frontend_env = self.frontend_env.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "../frontend/.env".into());
-        let frontend_dir = self.frontend.clone().unwrap_or_else(|| dir.join(Path::new(&frontend_env).parent().unwrap_or(Path::new("."))));
+        let frontend_env = self
+            .frontend_env
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "../frontend/.env".into());
+        let frontend_dir = self.frontend.clone().unwrap_or_else(|| {
+            dir.join(Path::new(&frontend_env).parent().unwrap_or(Path::new(".")))
+        });
         let prefix = detect_env_prefix(&frontend_dir).unwrap_or("VITE_");
         let mut a = Answers {
             project: self.project.clone().unwrap_or(default_project),
             region: region_default,
-            backend_url: self.backend_url.clone().unwrap_or_else(|| "http://127.0.0.1:3000".into()),
+            backend_url: self
+                .backend_url
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:3000".into()),
             frontend_env,
             frontend_var: format!("{prefix}WS_URL"),
-            backend_env: self.backend_env.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "../backend/.env".into()),
+            backend_env: self
+                .backend_env
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "../backend/.env".into()),
         };
         if interactive {
             a = ask(a).context("cannot read the answers from the terminal")?;
@@ -125,21 +163,46 @@ fn ask(a: Answers) -> anyhow::Result<Answers> {
     let project: String = Input::new()
         .with_prompt("Project name (prefixes every AWS resource)")
         .default(a.project)
-        .validate_with(|s: &String| if rules::is_name(s) && s.len() <= rules::MAX_PROJECT_LEN { Ok(()) } else { Err("lowercase letters, digits and '-', starting with a letter, at most 32") })
+        .validate_with(|s: &String| {
+            if rules::is_name(s) && s.len() <= rules::MAX_PROJECT_LEN {
+                Ok(())
+            } else {
+                Err("lowercase letters, digits and '-', starting with a letter, at most 32")
+            }
+        })
         .interact_text()?;
     let region: String = Input::new()
         .with_prompt("AWS region")
         .default(a.region)
-        .validate_with(|s: &String| if rules::is_region(s) { Ok(()) } else { Err("a region code such as eu-west-3") })
+        .validate_with(|s: &String| {
+            if rules::is_region(s) {
+                Ok(())
+            } else {
+                Err("a region code such as eu-west-3")
+            }
+        })
         .interact_text()?;
     let backend_url: String = Input::new()
         .with_prompt("Backend URL, as the Lambdas will reach it")
         .default(a.backend_url)
         .validate_with(|s: &String| rules::check_backend_url(s).map(|_| ()))
         .interact_text()?;
-    let frontend_env: String = Input::new().with_prompt("Frontend env file (gets the wss:// URL)").default(a.frontend_env).interact_text()?;
-    let backend_env: String = Input::new().with_prompt("Backend env file (gets endpoint and credentials)").default(a.backend_env).interact_text()?;
-    Ok(Answers { project, region, backend_url, frontend_env, backend_env, frontend_var: a.frontend_var })
+    let frontend_env: String = Input::new()
+        .with_prompt("Frontend env file (gets the wss:// URL)")
+        .default(a.frontend_env)
+        .interact_text()?;
+    let backend_env: String = Input::new()
+        .with_prompt("Backend env file (gets endpoint and credentials)")
+        .default(a.backend_env)
+        .interact_text()?;
+    Ok(Answers {
+        project,
+        region,
+        backend_url,
+        frontend_env,
+        backend_env,
+        frontend_var: a.frontend_var,
+    })
 }
 
 fn check_answers(a: &Answers) -> Result<()> {
@@ -151,10 +214,16 @@ fn check_answers(a: &Answers) -> Result<()> {
         )));
     }
     if !rules::is_region(&a.region) {
-        return Err(Error::usage(format!("--region `{}` is not an AWS region name: use a code such as eu-west-3", a.region)));
+        return Err(Error::usage(format!(
+            "--region `{}` is not an AWS region name: use a code such as eu-west-3",
+            a.region
+        )));
     }
     if let Err(why) = rules::check_backend_url(&a.backend_url) {
-        return Err(Error::usage(format!("--backend-url `{}` {why}: use e.g. https://api.example.com", a.backend_url)));
+        return Err(Error::usage(format!(
+            "--backend-url `{}` {why}: use e.g. https://api.example.com",
+            a.backend_url
+        )));
     }
     if a.frontend_env == a.backend_env {
         return Err(Error::usage("--frontend-env and --backend-env name the same file; the backend's receives secrets, so give each its own"));
@@ -164,7 +233,12 @@ fn check_answers(a: &Answers) -> Result<()> {
 
 /// Fills the template; values are written as YAML scalars so that any URL or path stays one string.
 pub fn render(a: &Answers) -> String {
-    let scalar = |s: &str| serde_yaml::to_string(s).expect("a string serializes").trim_end().to_string();
+    let scalar = |s: &str| {
+        serde_yaml::to_string(s)
+            .expect("a string serializes")
+            .trim_end()
+            .to_string()
+    };
     TEMPLATE
         .replace("{{project}}", &scalar(&a.project))
         .replace("{{region}}", &scalar(&a.region))
@@ -175,17 +249,37 @@ pub fn render(a: &Answers) -> String {
 }
 
 fn sanitize_project(name: &str) -> String {
-    let s: String = name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    let s = s.trim_matches('-').trim_start_matches(|c: char| c.is_ascii_digit()).trim_matches('-');
-    let s: String = s.chars().take(rules::MAX_PROJECT_LEN).collect::<String>().trim_end_matches('-').to_string();
-    if s.is_empty() { "chat".into() } else { s }
+    let s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let s = s
+        .trim_matches('-')
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_matches('-');
+    let s: String = s
+        .chars()
+        .take(rules::MAX_PROJECT_LEN)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string();
+    if s.is_empty() {
+        "chat".into()
+    } else {
+        s
+    }
 }
 
 /// The env var prefix the frontend's bundler exposes to browser code, from its package.json.
 pub fn detect_env_prefix(frontend_dir: &Path) -> Option<&'static str> {
     let text = std::fs::read_to_string(frontend_dir.join("package.json")).ok()?;
     let pkg: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let has = |name: &str| ["dependencies", "devDependencies"].iter().any(|k| pkg[k].get(name).is_some());
+    let has = |name: &str| {
+        ["dependencies", "devDependencies"]
+            .iter()
+            .any(|k| pkg[k].get(name).is_some())
+    };
     if has("next") {
         Some("NEXT_PUBLIC_")
     } else if has("vite") {
@@ -214,7 +308,10 @@ mod tests {
         let cases = [
             (r#"{"dependencies":{"next":"15"}}"#, Some("NEXT_PUBLIC_")),
             (r#"{"devDependencies":{"vite":"7"}}"#, Some("VITE_")),
-            (r#"{"dependencies":{"react-scripts":"5"}}"#, Some("REACT_APP_")),
+            (
+                r#"{"dependencies":{"react-scripts":"5"}}"#,
+                Some("REACT_APP_"),
+            ),
             (r#"{"dependencies":{"left-pad":"1"}}"#, None),
             ("not json", None),
         ];
@@ -235,7 +332,13 @@ mod tests {
             backend_env: "../api/.env".into(),
         };
         let v: serde_yaml::Value = serde_yaml::from_str(&render(&a)).unwrap();
-        assert_eq!(v["backend"]["url"].as_str(), Some("https://api.example.com/#x"));
-        assert_eq!(v["env"]["frontend"]["file"].as_str(), Some("../web app/.env"));
+        assert_eq!(
+            v["backend"]["url"].as_str(),
+            Some("https://api.example.com/#x")
+        );
+        assert_eq!(
+            v["env"]["frontend"]["file"].as_str(),
+            Some("../web app/.env")
+        );
     }
 }

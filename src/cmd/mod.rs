@@ -1,5 +1,6 @@
 //! One module per verb: a clap `Args` struct with an `async fn run`.
 
+pub mod build;
 pub mod completions;
 pub mod dev;
 pub mod init;
@@ -25,7 +26,9 @@ pub struct Context {
 impl Context {
     pub fn overrides(&self) -> Overrides {
         let env_region = std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty());
-        Overrides { region: self.global.aws.region.clone().or(env_region) }
+        Overrides {
+            region: self.global.aws.region.clone().or(env_region),
+        }
     }
 
     /// Loads and checks the whole config file, showing its warnings. Errors abort before anything else happens.

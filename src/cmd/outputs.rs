@@ -6,7 +6,9 @@ use super::Context;
 
 /// Print the stage's WebSocket URL, management endpoint and resource ids.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  wsdeploy outputs -s prod\n  wsdeploy outputs -s prod --output json | jq -r .websocket_url")]
+#[command(
+    after_help = "Examples:\n  wsdeploy outputs -s prod\n  wsdeploy outputs -s prod --output json | jq -r .websocket_url"
+)]
 pub struct Args {
     /// Include the backend's secret access key and signing secret.
     #[arg(long)]

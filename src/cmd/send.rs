@@ -6,7 +6,9 @@ use super::Context;
 
 /// Send MESSAGE to a connected client through the stage's @connections management API.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  wsdeploy send -s dev --connection TWegAcC4EowCHnA= '{\"type\":\"hello\"}'")]
+#[command(
+    after_help = "Examples:\n  wsdeploy send -s dev --connection TWegAcC4EowCHnA= '{\"type\":\"hello\"}'"
+)]
 pub struct Args {
     /// The connection id (as your backend received it).
     #[arg(long, value_name = "ID")]

@@ -6,7 +6,9 @@ use super::Context;
 
 /// Delete every AWS resource of the stage and remove the managed keys from the env files.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  wsdeploy teardown -s dev\n  wsdeploy teardown -s pr-123 --yes")]
+#[command(
+    after_help = "Examples:\n  wsdeploy teardown -s dev\n  wsdeploy teardown -s pr-123 --yes"
+)]
 pub struct Args {
     /// Leave the env files as they are.
     #[arg(long)]

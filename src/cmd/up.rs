@@ -7,7 +7,9 @@ use super::Context;
 /// Create or update every AWS resource of the stage, then write the wss:// URL and the backend's credentials into
 /// the env files.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  wsdeploy up -s dev\n  wsdeploy up -s prod --yes --output json")]
+#[command(
+    after_help = "Examples:\n  wsdeploy up -s dev\n  wsdeploy up -s prod --yes --output json"
+)]
 pub struct Args {
     /// Print secrets in the output (they are always written to the backend's env file).
     #[arg(long)]

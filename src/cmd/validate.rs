@@ -25,7 +25,8 @@ impl Args {
             "stages": stages.iter().map(|s| (s.stage.clone(), stage_json(s))).collect::<serde_json::Map<_, _>>(),
             "warnings": config.warnings.diagnostics,
         }));
-        ctx.ui.out(format!("{} is valid.", config.file.path.display()));
+        ctx.ui
+            .out(format!("{} is valid.", config.file.path.display()));
         for s in stages {
             ctx.ui.out(summary(s));
         }
@@ -36,26 +37,53 @@ impl Args {
 fn stage_json(s: &StageConfig) -> serde_json::Value {
     let mut v = serde_json::to_value(s).expect("config serializes");
     v["names"] = serde_json::to_value(s.names()).expect("names serialize");
-    v["functions"] = s.functions().iter().map(|f| (f.clone(), s.function_name(f).into())).collect::<serde_json::Map<_, _>>().into();
+    v["functions"] = s
+        .functions()
+        .iter()
+        .map(|f| (f.clone(), s.function_name(f).into()))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     v
 }
 
 /// A few aligned lines per stage: what `up` would build, in words.
 pub fn summary(s: &StageConfig) -> String {
     let n = s.names();
-    let routes: Vec<String> = s.routes.iter().map(|(k, f)| format!("{k} → {}", s.function_name(f))).collect();
+    let routes: Vec<String> = s
+        .routes
+        .iter()
+        .map(|(k, f)| format!("{k} → {}", s.function_name(f)))
+        .collect();
     let b = &s.backend;
     let l = &s.lambda;
     let creds = match s.credentials {
-        crate::config::CredentialsMode::IamUser => format!("IAM user {} with an access key", n.user),
-        crate::config::CredentialsMode::Policy => format!("managed policy {} (attach it to your backend's role)", n.policy),
+        crate::config::CredentialsMode::IamUser => {
+            format!("IAM user {} with an access key", n.user)
+        }
+        crate::config::CredentialsMode::Policy => format!(
+            "managed policy {} (attach it to your backend's role)",
+            n.policy
+        ),
     };
     let mut lines = vec![
         format!("\nstage {} (region {})", s.stage, s.region),
-        format!("  api          {} (route selection $request.body.action)", n.api),
+        format!(
+            "  api          {} (route selection $request.body.action)",
+            n.api
+        ),
         format!("  routes       {}", routes.join(", ")),
-        format!("  backend      {} — POST {}, DELETE {}, timeout {} ms", b.url, b.connect_path, b.disconnect_path, b.timeout_ms),
-        format!("  lambdas      {}, {} MB, {} s, logs kept {} days, role {}", l.architecture.as_str(), l.memory_mb, l.timeout_s, l.log_retention_days, n.role),
+        format!(
+            "  backend      {} — POST {}, DELETE {}, timeout {} ms",
+            b.url, b.connect_path, b.disconnect_path, b.timeout_ms
+        ),
+        format!(
+            "  lambdas      {}, {} MB, {} s, logs kept {} days, role {}",
+            l.architecture.as_str(),
+            l.memory_mb,
+            l.timeout_s,
+            l.log_retention_days,
+            n.role
+        ),
         format!("  credentials  {creds}"),
     ];
     if let Some(f) = &s.env.frontend {

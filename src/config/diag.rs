@@ -24,7 +24,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(severity: Severity, path: &[String], pos: Option<Pos>, message: impl Into<String>) -> Self {
+    pub fn new(
+        severity: Severity,
+        path: &[String],
+        pos: Option<Pos>,
+        message: impl Into<String>,
+    ) -> Self {
         let pos = pos.unwrap_or(Pos { line: 1, col: 1 });
         Diagnostic {
             severity,
@@ -46,7 +51,10 @@ impl Diagnostic {
 pub fn display_path(path: &[String]) -> String {
     path.iter()
         .map(|k| {
-            if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-$".contains(c)) {
+            if !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-$".contains(c))
+            {
                 k.clone()
             } else {
                 format!("{k:?}")
@@ -66,7 +74,9 @@ pub struct Report {
 
 impl Report {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 
     pub fn has_errors(&self) -> bool {
@@ -76,7 +86,8 @@ impl Report {
     /// Sorted by position, duplicates removed (a rule checked for several stages may hit the same top-level key).
     pub fn normalize(&mut self) {
         self.diagnostics.sort_by(|a, b| {
-            (a.severity, a.line, a.column, &a.path, &a.message).cmp(&(b.severity, b.line, b.column, &b.path, &b.message))
+            (a.severity, a.line, a.column, &a.path, &a.message)
+                .cmp(&(b.severity, b.line, b.column, &b.path, &b.message))
         });
         self.diagnostics.dedup();
     }
@@ -89,7 +100,10 @@ impl Report {
         let errors = self.errors().count();
         if errors > 0 {
             let s = if errors == 1 { "" } else { "s" };
-            out.push_str(&format!("{errors} error{s} in {}; nothing was changed.\n", file.display()));
+            out.push_str(&format!(
+                "{errors} error{s} in {}; nothing was changed.\n",
+                file.display()
+            ));
         }
         out
     }
@@ -101,12 +115,20 @@ fn render_one(out: &mut String, file: &Path, source: &str, d: &Diagnostic) {
         Severity::Error => "error",
         Severity::Warning => "warning",
     };
-    let at = if d.path.is_empty() { String::new() } else { format!("{}: ", d.path) };
+    let at = if d.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", d.path)
+    };
     let _ = writeln!(out, "{label}: {at}{}", d.message);
     let _ = writeln!(out, "  --> {}:{}:{}", file.display(), d.line, d.column);
     if let Some(text) = source.lines().nth(d.line.saturating_sub(1)) {
         let gutter = d.line.to_string().len();
-        let caret_pad: String = text.chars().take(d.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let caret_pad: String = text
+            .chars()
+            .take(d.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
         let _ = writeln!(out, "{:gutter$} |", "");
         let _ = writeln!(out, "{} | {}", d.line, text.trim_end_matches('\r'));
         let _ = writeln!(out, "{:gutter$} | {caret_pad}^", "");

@@ -26,7 +26,10 @@ pub enum ConfigError {
     #[error("no config file at {path}")]
     NotFound { path: PathBuf },
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{} has errors", .0.file.display())]
     Invalid(Box<Report>),
     #[error("{0}")]
@@ -38,21 +41,36 @@ const MAX_STRUCTURAL_ERRORS: usize = 64;
 
 pub fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ConfigError::NotFound { path: path.to_path_buf() },
-        _ => ConfigError::Read { path: path.to_path_buf(), source: e },
+        std::io::ErrorKind::NotFound => ConfigError::NotFound {
+            path: path.to_path_buf(),
+        },
+        _ => ConfigError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        },
     })?;
     Ok(parse(path, source))
 }
 
 /// Parses `source` as the file at `path`. Never fails: problems are in the returned report.
 pub fn parse(path: &Path, source: String) -> (ConfigFile, Report) {
-    let dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| ".".into());
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| ".".into());
     let positions = Positions::index(&source);
-    let mut report = Report { file: path.to_path_buf(), source: source.clone(), diagnostics: vec![] };
+    let mut report = Report {
+        file: path.to_path_buf(),
+        source: source.clone(),
+        diagnostics: vec![],
+    };
     let mut dropped = vec![];
     let layer = match serde_yaml::from_str::<Value>(&source) {
         Err(e) => {
-            report.diagnostics.push(syntax_diagnostic(&e, &source, &positions));
+            report
+                .diagnostics
+                .push(syntax_diagnostic(&e, &source, &positions));
             Layer::default()
         }
         Ok(Value::Null) => {
@@ -67,11 +85,24 @@ pub fn parse(path: &Path, source: String) -> (ConfigFile, Report) {
             typed(value, &positions, &mut report, &mut dropped)
         }
     };
-    (ConfigFile { path: path.to_path_buf(), dir, source, layer, positions, dropped }, report)
+    (
+        ConfigFile {
+            path: path.to_path_buf(),
+            dir,
+            source,
+            layer,
+            positions,
+            dropped,
+        },
+        report,
+    )
 }
 
 fn syntax_diagnostic(e: &serde_yaml::Error, source: &str, positions: &Positions) -> Diagnostic {
-    let mut pos = e.location().map(|l| Pos { line: l.line(), col: l.column() });
+    let mut pos = e.location().map(|l| Pos {
+        line: l.line(),
+        col: l.column(),
+    });
     let msg = e.to_string();
     // serde_yaml appends " at line L column C", which the rendering shows already.
     let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
@@ -79,10 +110,15 @@ fn syntax_diagnostic(e: &serde_yaml::Error, source: &str, positions: &Positions)
     if msg.starts_with("duplicate entry") {
         if let Some((path, at)) = positions.first_duplicate() {
             pos = Some(*at);
-            help = format!("`{}` is set twice in the same mapping: keep one", path.last().map(String::as_str).unwrap_or(""));
+            help = format!(
+                "`{}` is set twice in the same mapping: keep one",
+                path.last().map(String::as_str).unwrap_or("")
+            );
         }
     }
-    let line = pos.and_then(|p| source.lines().nth(p.line.saturating_sub(1))).unwrap_or("");
+    let line = pos
+        .and_then(|p| source.lines().nth(p.line.saturating_sub(1)))
+        .unwrap_or("");
     if line.trim_start_matches(' ').starts_with('\t') {
         help = "YAML does not allow tabs for indentation: indent with spaces".into();
     }
@@ -91,7 +127,12 @@ fn syntax_diagnostic(e: &serde_yaml::Error, source: &str, positions: &Positions)
 
 /// Deserializes the whole tree; on an error, reports it, drops the offending node and tries again, so one run
 /// reports every unknown key and every wrongly typed value.
-fn typed(mut value: Value, positions: &Positions, report: &mut Report, dropped: &mut Vec<Vec<String>>) -> Layer {
+fn typed(
+    mut value: Value,
+    positions: &Positions,
+    report: &mut Report,
+    dropped: &mut Vec<Vec<String>>,
+) -> Layer {
     for _ in 0..MAX_STRUCTURAL_ERRORS {
         let err = match serde_path_to_error::deserialize::<_, Layer>(value.clone()) {
             Ok(layer) => return layer,
@@ -129,7 +170,9 @@ fn typed(mut value: Value, positions: &Positions, report: &mut Report, dropped: 
 }
 
 fn remove(value: &mut Value, path: &[String]) -> bool {
-    let Some((last, parents)) = path.split_last() else { return false };
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
     let mut node = value;
     for key in parents {
         node = match node {
@@ -153,7 +196,14 @@ fn remove(value: &mut Value, path: &[String]) -> bool {
 
 /// Keys such as `1:` or `true:` are not strings in YAML; serde reports them by their text.
 fn remove_non_string_key(m: &mut serde_yaml::Mapping, text: &str) -> bool {
-    let key = m.keys().find(|k| serde_yaml::to_string(k).map(|s| s.trim() == text).unwrap_or(false)).cloned();
+    let key = m
+        .keys()
+        .find(|k| {
+            serde_yaml::to_string(k)
+                .map(|s| s.trim() == text)
+                .unwrap_or(false)
+        })
+        .cloned();
     key.and_then(|k| m.remove(k)).is_some()
 }
 
@@ -168,22 +218,37 @@ fn backticked(s: &str) -> Vec<String> {
     s.split('`').skip(1).step_by(2).map(String::from).collect()
 }
 
-pub(crate) fn did_you_mean<'a>(given: &str, options: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    given: &str,
+    options: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     options
         .into_iter()
-        .map(|o| (strsim::jaro_winkler(&given.to_lowercase(), &o.to_lowercase()), o))
+        .map(|o| {
+            (
+                strsim::jaro_winkler(&given.to_lowercase(), &o.to_lowercase()),
+                o,
+            )
+        })
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, o)| o)
 }
 
-fn unknown_key_diagnostic(path: &[String], pos: Option<Pos>, field: &str, expected: &[String]) -> Diagnostic {
+fn unknown_key_diagnostic(
+    path: &[String],
+    pos: Option<Pos>,
+    field: &str,
+    expected: &[String],
+) -> Diagnostic {
     let d = Diagnostic::new(Severity::Error, path, pos, format!("unknown key `{field}`"));
     let valid = expected.join(", ");
     match did_you_mean(field, expected.iter().map(String::as_str)) {
         Some(s) => d.help(format!("did you mean `{s}`? Keys allowed here: {valid}")),
         None if expected.is_empty() => d.help("remove this key: nothing may be set here"),
-        None => d.help(format!("remove it or use one of the keys allowed here: {valid}")),
+        None => d.help(format!(
+            "remove it or use one of the keys allowed here: {valid}"
+        )),
     }
 }
 
@@ -192,7 +257,12 @@ fn type_diagnostic(path: &[String], pos: Option<Pos>, raw: &str) -> Diagnostic {
     if let Some(rest) = raw.strip_prefix("unknown variant `") {
         let (given, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let options = backticked(tail);
-        let d = Diagnostic::new(Severity::Error, path, pos, format!("`{given}` is not an allowed value"));
+        let d = Diagnostic::new(
+            Severity::Error,
+            path,
+            pos,
+            format!("`{given}` is not an allowed value"),
+        );
         let list = options.join(", ");
         return match did_you_mean(given, options.iter().map(String::as_str)) {
             Some(s) => d.help(format!("did you mean `{s}`? Allowed values: {list}")),
@@ -206,8 +276,13 @@ fn type_diagnostic(path: &[String], pos: Option<Pos>, raw: &str) -> Diagnostic {
     match parsed {
         Some((found, expected)) => {
             let expected = describe_expected(expected);
-            Diagnostic::new(Severity::Error, path, pos, format!("expected {expected}, found {}", describe_found(found)))
-                .help(format!("write {expected} here"))
+            Diagnostic::new(
+                Severity::Error,
+                path,
+                pos,
+                format!("expected {expected}, found {}", describe_found(found)),
+            )
+            .help(format!("write {expected} here"))
         }
         None => Diagnostic::new(Severity::Error, path, pos, raw.to_string()),
     }
@@ -220,7 +295,9 @@ fn describe_expected(e: &str) -> String {
         "a string" => "a string".into(),
         "a boolean" => "true or false".into(),
         "a map" => "a mapping of `name: value` entries".into(),
-        e if e.starts_with("struct ") => "a mapping of settings (`key: value` lines indented below)".into(),
+        e if e.starts_with("struct ") => {
+            "a mapping of settings (`key: value` lines indented below)".into()
+        }
         e if e.starts_with("enum ") => "one of the allowed names".into(),
         e => e.to_string(),
     }
@@ -232,7 +309,10 @@ fn describe_found(f: &str) -> String {
         "map" => "a mapping".into(),
         "unit value" => "nothing (null)".into(),
         f => {
-            if let Some(n) = f.strip_prefix("integer ").or_else(|| f.strip_prefix("floating point ")) {
+            if let Some(n) = f
+                .strip_prefix("integer ")
+                .or_else(|| f.strip_prefix("floating point "))
+            {
                 format!("the number {}", n.trim_matches('`'))
             } else if let Some(b) = f.strip_prefix("boolean ") {
                 b.trim_matches('`').to_string()

@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 /// A layer of settings: the top level of `wsdeploy.yaml`, or one entry of `stages`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "wsdeploy.yaml", description = "wsdeploy configuration: one WebSocket API per stage")]
+#[schemars(
+    title = "wsdeploy.yaml",
+    description = "wsdeploy configuration: one WebSocket API per stage"
+)]
 pub struct Layer {
     /// Prefixes every resource name: lowercase letters, digits and '-', starting with a letter, at most 32 characters.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*$"), length(max = 32))]
@@ -172,7 +175,10 @@ pub fn json_schema() -> serde_json::Value {
     let mut stage = serde_json::Map::new();
     stage.insert("type".into(), "object".into());
     stage.insert("additionalProperties".into(), false.into());
-    stage.insert("description".into(), "Overrides of the top-level settings for this stage.".into());
+    stage.insert(
+        "description".into(),
+        "Overrides of the top-level settings for this stage.".into(),
+    );
     let mut props = root["properties"].as_object().cloned().unwrap_or_default();
     props.remove("project");
     props.remove("stages");

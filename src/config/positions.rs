@@ -32,7 +32,11 @@ impl Positions {
     /// Where the value at `path` starts; for a key that is the value's position, falling back to the key itself and
     /// then to the nearest ancestor that is in the file.
     pub fn value(&self, path: &[String]) -> Option<Pos> {
-        self.values.get(path).or_else(|| self.keys.get(path)).copied().or_else(|| self.ancestor(path))
+        self.values
+            .get(path)
+            .or_else(|| self.keys.get(path))
+            .copied()
+            .or_else(|| self.ancestor(path))
     }
 
     /// Where the key that ends `path` is written (for "unknown key" and "remove this key").
@@ -49,7 +53,9 @@ impl Positions {
     }
 
     fn ancestor(&self, path: &[String]) -> Option<Pos> {
-        (0..path.len()).rev().find_map(|n| self.keys.get(&path[..n]).copied())
+        (0..path.len())
+            .rev()
+            .find_map(|n| self.keys.get(&path[..n]).copied())
     }
 }
 
@@ -67,7 +73,10 @@ struct Builder {
 
 fn pos(mark: Marker) -> Pos {
     // yaml-rust2 counts lines from 1 and columns from 0.
-    Pos { line: mark.line(), col: mark.col() + 1 }
+    Pos {
+        line: mark.line(),
+        col: mark.col() + 1,
+    }
 }
 
 impl Builder {
@@ -78,7 +87,9 @@ impl Builder {
                 // A complex (non-scalar) key has no path of its own; it gets a placeholder segment.
                 self.path.push(scalar.unwrap_or("?").to_string());
                 if let Some(_first) = self.positions.keys.insert(self.path.clone(), pos(mark)) {
-                    self.positions.duplicates.push((self.path.clone(), pos(mark)));
+                    self.positions
+                        .duplicates
+                        .push((self.path.clone(), pos(mark)));
                 }
                 if let Some(frame) = container {
                     self.stack.push(frame);
@@ -114,8 +125,12 @@ impl Builder {
     fn end_container(&mut self) {
         self.stack.pop();
         // A container used as a mapping key ends the key, not a value: its value is still to come.
-        let ended_a_key = matches!(self.stack.last(), Some(Frame::Map { awaiting_key: false }))
-            && !self.positions.values.contains_key(&self.path);
+        let ended_a_key = matches!(
+            self.stack.last(),
+            Some(Frame::Map {
+                awaiting_key: false
+            })
+        ) && !self.positions.values.contains_key(&self.path);
         if !ended_a_key {
             self.end_value();
         }
@@ -127,7 +142,9 @@ impl MarkedEventReceiver for Builder {
         match ev {
             Event::Scalar(ref s, ..) => self.node(mark, Some(s), None),
             Event::Alias(_) => self.node(mark, None, None),
-            Event::MappingStart(..) => self.node(mark, None, Some(Frame::Map { awaiting_key: true })),
+            Event::MappingStart(..) => {
+                self.node(mark, None, Some(Frame::Map { awaiting_key: true }))
+            }
             Event::SequenceStart(..) => self.node(mark, None, Some(Frame::Seq { next: 0 })),
             Event::MappingEnd | Event::SequenceEnd => self.end_container(),
             _ => {}
@@ -154,11 +171,20 @@ mod tests {
         assert_eq!(ix.key(&p("project")), Some(Pos { line: 1, col: 1 }));
         assert_eq!(ix.value(&p("project")), Some(Pos { line: 1, col: 10 }));
         assert_eq!(ix.value(&p("backend.url")), Some(Pos { line: 3, col: 8 }));
-        assert_eq!(ix.key(&p("stages.prod.backend.url")), Some(Pos { line: 6, col: 16 }));
-        assert_eq!(ix.value(&p("stages.prod.backend.url")), Some(Pos { line: 6, col: 21 }));
+        assert_eq!(
+            ix.key(&p("stages.prod.backend.url")),
+            Some(Pos { line: 6, col: 16 })
+        );
+        assert_eq!(
+            ix.value(&p("stages.prod.backend.url")),
+            Some(Pos { line: 6, col: 21 })
+        );
         assert_eq!(ix.value(&p("list.1.b")), Some(Pos { line: 9, col: 8 }));
         // A path the file does not have falls back to its nearest ancestor.
-        assert_eq!(ix.value(&p("stages.prod.region")), Some(Pos { line: 5, col: 3 }));
+        assert_eq!(
+            ix.value(&p("stages.prod.region")),
+            Some(Pos { line: 5, col: 3 })
+        );
         assert!(ix.contains(&p("stages.prod.backend")));
         assert!(!ix.contains(&p("stages.prod.region")));
     }

@@ -92,12 +92,20 @@ impl Config {
         Self::check(file, report, overrides)
     }
 
-    pub fn from_source(path: &Path, source: String, overrides: &Overrides) -> Result<Config, ConfigError> {
+    pub fn from_source(
+        path: &Path,
+        source: String,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
         let (file, report) = load::parse(path, source);
         Self::check(file, report, overrides)
     }
 
-    fn check(file: ConfigFile, mut report: Report, overrides: &Overrides) -> Result<Config, ConfigError> {
+    fn check(
+        file: ConfigFile,
+        mut report: Report,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
         if let Some(r) = &overrides.region {
             if !rules::is_region(r) {
                 return Err(ConfigError::Stage(format!(
@@ -127,7 +135,11 @@ impl Config {
         if report.has_errors() {
             return Err(ConfigError::Invalid(Box::new(report)));
         }
-        Ok(Config { file, stages, warnings: report })
+        Ok(Config {
+            file,
+            stages,
+            warnings: report,
+        })
     }
 
     /// The stage asked for, or the only one. `local` is `wsdeploy dev`'s and may not be deployed.
@@ -169,31 +181,64 @@ impl Config {
         }
         let mut checker = Checker::new(&self.file);
         let overrides = Overrides { region: None };
-        resolve_layer(&mut checker, LOCAL_STAGE, self.file.layer.clone(), &overrides, true)
-            .expect("the top level was checked when the file was loaded")
+        resolve_layer(
+            &mut checker,
+            LOCAL_STAGE,
+            self.file.layer.clone(),
+            &overrides,
+            true,
+        )
+        .expect("the top level was checked when the file was loaded")
     }
 }
 
 fn declared_stages(top: &Layer) -> Vec<(String, Option<&Layer>)> {
     match &top.stages {
-        Some(stages) if !stages.is_empty() => stages.iter().map(|(k, v)| (k.clone(), v.as_ref())).collect(),
+        Some(stages) if !stages.is_empty() => stages
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_ref()))
+            .collect(),
         _ => vec![(DEFAULT_STAGE.to_string(), None)],
     }
 }
 
 fn resolve(checker: &mut Checker, stage: &str, overrides: &Overrides) -> Option<StageConfig> {
     let top = checker.file.layer.clone();
-    let over = top.stages.as_ref().and_then(|s| s.get(stage)).cloned().flatten().unwrap_or_default();
-    let merged = Layer { stages: None, ..top }.merge(Layer { project: None, stages: None, ..over });
+    let over = top
+        .stages
+        .as_ref()
+        .and_then(|s| s.get(stage))
+        .cloned()
+        .flatten()
+        .unwrap_or_default();
+    let merged = Layer {
+        stages: None,
+        ..top
+    }
+    .merge(Layer {
+        project: None,
+        stages: None,
+        ..over
+    });
     resolve_layer(checker, stage, merged, overrides, stage == LOCAL_STAGE)
 }
 
 /// Applies defaults and the checks that need the whole stage; `None` if something required is missing.
-fn resolve_layer(checker: &mut Checker, stage: &str, l: Layer, overrides: &Overrides, local: bool) -> Option<StageConfig> {
+fn resolve_layer(
+    checker: &mut Checker,
+    stage: &str,
+    l: Layer,
+    overrides: &Overrides,
+    local: bool,
+) -> Option<StageConfig> {
     let file = checker.file;
     // Report a stage-level problem where the value comes from: the stage's override if it has one.
     let origin = |rel: &[&str]| -> Vec<String> {
-        let in_stage: Vec<String> = ["stages", stage].iter().chain(rel).map(|s| s.to_string()).collect();
+        let in_stage: Vec<String> = ["stages", stage]
+            .iter()
+            .chain(rel)
+            .map(|s| s.to_string())
+            .collect();
         if file.positions.contains(&in_stage) {
             in_stage
         } else {
@@ -202,20 +247,38 @@ fn resolve_layer(checker: &mut Checker, stage: &str, l: Layer, overrides: &Overr
     };
     let project = l.project.clone();
     if project.is_none() {
-        checker.error(vec!["project".into()], "`project` is not set", "add a line `project: my-app` at the top level: it prefixes every resource name");
+        checker.error(
+            vec!["project".into()],
+            "`project` is not set",
+            "add a line `project: my-app` at the top level: it prefixes every resource name",
+        );
     }
     // dev needs no real region, but the backend's SDK client still wants one.
-    let region = overrides.region.clone().or(l.region.clone()).or_else(|| local.then(|| "us-east-1".to_string()));
+    let region = overrides
+        .region
+        .clone()
+        .or(l.region.clone())
+        .or_else(|| local.then(|| "us-east-1".to_string()));
     if region.is_none() {
         checker.error(origin(&["region"]), format!("no region for stage `{stage}`"), "add `region: eu-west-3` (or your region) at the top level or in the stage, or set AWS_REGION");
     }
     let b = l.backend.clone().unwrap_or_default();
-    let url = b.url.as_deref().and_then(|u| rules::check_backend_url(u).ok());
+    let url = b
+        .url
+        .as_deref()
+        .and_then(|u| rules::check_backend_url(u).ok());
     if b.url.is_none() {
-        checker.error(origin(&["backend", "url"]), format!("no backend URL for stage `{stage}`"), "set backend.url to where the Lambdas reach your backend, e.g. https://api.example.com");
+        checker.error(
+            origin(&["backend", "url"]),
+            format!("no backend URL for stage `{stage}`"),
+            "set backend.url to where the Lambdas reach your backend, e.g. https://api.example.com",
+        );
     }
     if let Some(u) = &url {
-        let loopback = matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0"));
+        let loopback = matches!(
+            u.host_str(),
+            Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0")
+        );
         if loopback && !local {
             checker.warn(
                 origin(&["backend", "url"]),
@@ -236,9 +299,17 @@ fn resolve_layer(checker: &mut Checker, stage: &str, l: Layer, overrides: &Overr
     }
     let routes = l.routes.clone().unwrap_or_else(default_routes);
     if routes.is_empty() {
-        checker.error(origin(&["routes"]), "no routes are configured", "add at least `auth: connect` and `$disconnect: disconnect`");
+        checker.error(
+            origin(&["routes"]),
+            "no routes are configured",
+            "add at least `auth: connect` and `$disconnect: disconnect`",
+        );
     } else if !routes.contains_key("$disconnect") {
-        checker.warn(origin(&["routes"]), "no `$disconnect` route: your backend is never told when a socket closes", "add `$disconnect: disconnect`");
+        checker.warn(
+            origin(&["routes"]),
+            "no `$disconnect` route: your backend is never told when a socket closes",
+            "add `$disconnect: disconnect`",
+        );
     }
     let env = resolve_env(checker, &l, &origin);
     Some(StageConfig {
@@ -247,8 +318,12 @@ fn resolve_layer(checker: &mut Checker, stage: &str, l: Layer, overrides: &Overr
         region: region?,
         backend: BackendSettings {
             url: url?.as_str().trim_end_matches('/').to_string(),
-            connect_path: b.connect_path.unwrap_or_else(|| "/socket-connections".into()),
-            disconnect_path: b.disconnect_path.unwrap_or_else(|| "/socket-connections/{connectionId}".into()),
+            connect_path: b
+                .connect_path
+                .unwrap_or_else(|| "/socket-connections".into()),
+            disconnect_path: b
+                .disconnect_path
+                .unwrap_or_else(|| "/socket-connections/{connectionId}".into()),
             timeout_ms,
         },
         routes,
@@ -265,16 +340,30 @@ fn resolve_layer(checker: &mut Checker, stage: &str, l: Layer, overrides: &Overr
 }
 
 pub fn default_routes() -> BTreeMap<String, String> {
-    [("auth", "connect"), ("$disconnect", "disconnect")].into_iter().map(|(k, v)| (k.into(), v.into())).collect()
+    [("auth", "connect"), ("$disconnect", "disconnect")]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
 }
 
-fn resolve_env(checker: &mut Checker, l: &Layer, origin: &dyn Fn(&[&str]) -> Vec<String>) -> EnvSettings {
+fn resolve_env(
+    checker: &mut Checker,
+    l: &Layer,
+    origin: &dyn Fn(&[&str]) -> Vec<String>,
+) -> EnvSettings {
     let dir = checker.file.dir.clone();
     let env = l.env.clone().unwrap_or_default();
     let frontend = env.frontend.and_then(|f| match f.file {
-        Some(file) => Some(FrontendEnvSettings { file: normalize(&dir.join(file)), url: f.url.unwrap_or_else(|| "VITE_WS_URL".into()) }),
+        Some(file) => Some(FrontendEnvSettings {
+            file: normalize(&dir.join(file)),
+            url: f.url.unwrap_or_else(|| "VITE_WS_URL".into()),
+        }),
         None => {
-            checker.error(origin(&["env", "frontend"]), "env.frontend has no `file`", "add `file: ../frontend/.env` (relative to this file), or remove env.frontend");
+            checker.error(
+                origin(&["env", "frontend"]),
+                "env.frontend has no `file`",
+                "add `file: ../frontend/.env` (relative to this file), or remove env.frontend",
+            );
             None
         }
     });
@@ -283,12 +372,22 @@ fn resolve_env(checker: &mut Checker, l: &Layer, origin: &dyn Fn(&[&str]) -> Vec
             file: normalize(&dir.join(file)),
             endpoint: b.endpoint.unwrap_or_else(|| "WS_API_ENDPOINT".into()),
             region: b.region.unwrap_or_else(|| "WS_API_REGION".into()),
-            access_key_id: b.access_key_id.unwrap_or_else(|| "WS_API_ACCESS_KEY_ID".into()),
-            secret_access_key: b.secret_access_key.unwrap_or_else(|| "WS_API_SECRET_ACCESS_KEY".into()),
-            signing_secret: b.signing_secret.unwrap_or_else(|| "WS_SIGNING_SECRET".into()),
+            access_key_id: b
+                .access_key_id
+                .unwrap_or_else(|| "WS_API_ACCESS_KEY_ID".into()),
+            secret_access_key: b
+                .secret_access_key
+                .unwrap_or_else(|| "WS_API_SECRET_ACCESS_KEY".into()),
+            signing_secret: b
+                .signing_secret
+                .unwrap_or_else(|| "WS_SIGNING_SECRET".into()),
         }),
         None => {
-            checker.error(origin(&["env", "backend"]), "env.backend has no `file`", "add `file: ../backend/.env` (relative to this file), or remove env.backend");
+            checker.error(
+                origin(&["env", "backend"]),
+                "env.backend has no `file`",
+                "add `file: ../backend/.env` (relative to this file), or remove env.backend",
+            );
             None
         }
     });
@@ -302,7 +401,11 @@ fn resolve_env(checker: &mut Checker, l: &Layer, origin: &dyn Fn(&[&str]) -> Vec
         ];
         for (i, (key, name)) in vars.iter().enumerate() {
             if let Some((other, _)) = vars[..i].iter().find(|(_, n)| n == name) {
-                checker.error(origin(&["env", "backend", key]), format!("`{name}` is already used for env.backend.{other}"), "give every value its own variable name");
+                checker.error(
+                    origin(&["env", "backend", key]),
+                    format!("`{name}` is already used for env.backend.{other}"),
+                    "give every value its own variable name",
+                );
             }
         }
         if let Some(f) = &frontend {
@@ -324,7 +427,9 @@ pub fn normalize(p: &Path) -> PathBuf {
     for c in p.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
                 out.pop();
             }
             c => out.push(c),

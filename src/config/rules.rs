@@ -9,8 +9,10 @@ pub const SPECIAL_ROUTES: [&str; 3] = ["$connect", "$disconnect", "$default"];
 /// The functions bundled in `lambdas/` that a route may name.
 pub const BUNDLED_FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
 /// CloudWatch Logs accepts only these retention periods.
-pub const LOG_RETENTION_DAYS: [u32; 22] =
-    [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+pub const LOG_RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
 pub const MAX_PROJECT_LEN: usize = 32;
 /// `{project}-{stage}-disconnect` must fit Lambda's 64-character function names.
 pub const MAX_STAGE_LEN: usize = 20;
@@ -28,16 +30,26 @@ impl<'a> Checker<'a> {
     }
 
     pub fn push(&mut self, severity: Severity, path: Vec<String>, message: String, help: String) {
-        let dropped = self.file.dropped.iter().any(|d| path.starts_with(d) || d.starts_with(&path));
+        let dropped = self
+            .file
+            .dropped
+            .iter()
+            .any(|d| path.starts_with(d) || d.starts_with(&path));
         if severity == Severity::Error && dropped {
             // Already reported as a type or unknown-key error: don't pile a second message on the same spot.
             return;
         }
         let pos = self.file.positions.value(&path);
-        self.out.push(Diagnostic::new(severity, &path, pos, message).help(help));
+        self.out
+            .push(Diagnostic::new(severity, &path, pos, message).help(help));
     }
 
-    pub fn error(&mut self, path: Vec<String>, message: impl Into<String>, help: impl Into<String>) {
+    pub fn error(
+        &mut self,
+        path: Vec<String>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.push(Severity::Error, path, message.into(), help.into());
     }
 
@@ -47,13 +59,27 @@ impl<'a> Checker<'a> {
 
     /// Checks one layer whose keys live under `prefix` (empty for the top level, `stages.NAME` for a stage).
     pub fn layer(&mut self, prefix: &[String], layer: &Layer) {
-        let at = |rest: &[&str]| -> Vec<String> { prefix.iter().cloned().chain(rest.iter().map(|s| s.to_string())).collect() };
+        let at = |rest: &[&str]| -> Vec<String> {
+            prefix
+                .iter()
+                .cloned()
+                .chain(rest.iter().map(|s| s.to_string()))
+                .collect()
+        };
         let in_stage = !prefix.is_empty();
         if in_stage && layer.project.is_some() {
-            self.error(at(&["project"]), "`project` cannot be changed per stage", "remove it here: every stage shares the top-level project name");
+            self.error(
+                at(&["project"]),
+                "`project` cannot be changed per stage",
+                "remove it here: every stage shares the top-level project name",
+            );
         }
         if in_stage && layer.stages.is_some() {
-            self.error(at(&["stages"]), "stages cannot be nested", "move this stage up to the top-level `stages:` mapping");
+            self.error(
+                at(&["stages"]),
+                "stages cannot be nested",
+                "move this stage up to the top-level `stages:` mapping",
+            );
         }
         if let Some(project) = &layer.project {
             if !in_stage {
@@ -62,7 +88,11 @@ impl<'a> Checker<'a> {
         }
         if let Some(region) = &layer.region {
             if !is_region(region) {
-                self.error(at(&["region"]), format!("`{region}` is not an AWS region name"), "use a region code such as eu-west-3 or us-east-1");
+                self.error(
+                    at(&["region"]),
+                    format!("`{region}` is not an AWS region name"),
+                    "use a region code such as eu-west-3 or us-east-1",
+                );
             }
         }
         if let Some(b) = &layer.backend {
@@ -79,7 +109,11 @@ impl<'a> Checker<'a> {
             }
             if let Some(ms) = b.timeout_ms {
                 if !(1..=900_000).contains(&ms) {
-                    self.error(at(&["backend", "timeout_ms"]), format!("{ms} ms is out of range"), "use a timeout between 1 and 900000 ms (5000 is a good start)");
+                    self.error(
+                        at(&["backend", "timeout_ms"]),
+                        format!("{ms} ms is out of range"),
+                        "use a timeout between 1 and 900000 ms (5000 is a good start)",
+                    );
                 }
             }
         }
@@ -91,12 +125,20 @@ impl<'a> Checker<'a> {
         if let Some(l) = &layer.lambda {
             if let Some(m) = l.memory_mb {
                 if !(128..=10240).contains(&m) {
-                    self.error(at(&["lambda", "memory_mb"]), format!("{m} MB is outside Lambda's limits"), "use a value from 128 to 10240");
+                    self.error(
+                        at(&["lambda", "memory_mb"]),
+                        format!("{m} MB is outside Lambda's limits"),
+                        "use a value from 128 to 10240",
+                    );
                 }
             }
             if let Some(t) = l.timeout_s {
                 if !(1..=900).contains(&t) {
-                    self.error(at(&["lambda", "timeout_s"]), format!("{t} s is outside Lambda's limits"), "use a value from 1 to 900");
+                    self.error(
+                        at(&["lambda", "timeout_s"]),
+                        format!("{t} s is outside Lambda's limits"),
+                        "use a value from 1 to 900",
+                    );
                 } else if t > INTEGRATION_TIMEOUT_S {
                     self.warn(
                         at(&["lambda", "timeout_s"]),
@@ -107,8 +149,16 @@ impl<'a> Checker<'a> {
             }
             if let Some(d) = l.log_retention_days {
                 if !LOG_RETENTION_DAYS.contains(&d) {
-                    let near = LOG_RETENTION_DAYS.iter().min_by_key(|v| v.abs_diff(d)).copied().unwrap_or(14);
-                    self.error(at(&["lambda", "log_retention_days"]), format!("CloudWatch Logs does not offer a retention of {d} days"), format!("use {near}, or one of {LOG_RETENTION_DAYS:?}"));
+                    let near = LOG_RETENTION_DAYS
+                        .iter()
+                        .min_by_key(|v| v.abs_diff(d))
+                        .copied()
+                        .unwrap_or(14);
+                    self.error(
+                        at(&["lambda", "log_retention_days"]),
+                        format!("CloudWatch Logs does not offer a retention of {d} days"),
+                        format!("use {near}, or one of {LOG_RETENTION_DAYS:?}"),
+                    );
                 }
             }
         }
@@ -146,7 +196,14 @@ impl<'a> Checker<'a> {
 
     fn name(&mut self, path: Vec<String>, name: &str, what: &str, max: usize) {
         if !is_name(name) {
-            self.error(path, format!("`{name}` is not a valid {what}"), format!("use lowercase letters, digits and '-', starting with a letter (e.g. `{}`)", suggest_name(name)));
+            self.error(
+                path,
+                format!("`{name}` is not a valid {what}"),
+                format!(
+                    "use lowercase letters, digits and '-', starting with a letter (e.g. `{}`)",
+                    suggest_name(name)
+                ),
+            );
         } else if name.len() > max {
             self.error(path, format!("{what} `{name}` is {} characters long; at most {max} fit AWS's resource name limits", name.len()), format!("shorten it to {max} characters or fewer"));
         }
@@ -154,9 +211,17 @@ impl<'a> Checker<'a> {
 
     fn path_value(&mut self, path: Vec<String>, p: &str, needs_id: bool) {
         if !p.starts_with('/') {
-            self.error(path, format!("`{p}` does not start with '/'"), format!("write it as `/{}`", p.trim_start_matches('/')));
+            self.error(
+                path,
+                format!("`{p}` does not start with '/'"),
+                format!("write it as `/{}`", p.trim_start_matches('/')),
+            );
         } else if p.chars().any(char::is_whitespace) || p.contains('?') || p.contains('#') {
-            self.error(path, format!("`{p}` is not a plain URL path"), "use a path without spaces, '?' or '#', e.g. /socket-connections/{connectionId}");
+            self.error(
+                path,
+                format!("`{p}` is not a plain URL path"),
+                "use a path without spaces, '?' or '#', e.g. /socket-connections/{connectionId}",
+            );
         } else if needs_id && !p.contains("{connectionId}") {
             self.error(path, format!("`{p}` does not contain {{connectionId}}"), "the backend needs to know which connection closed: e.g. /socket-connections/{connectionId}");
         }
@@ -167,32 +232,60 @@ impl<'a> Checker<'a> {
         path.push(key.to_string());
         if key.starts_with('$') && !SPECIAL_ROUTES.contains(&key) {
             let help = match did_you_mean(key, SPECIAL_ROUTES) {
-                Some(s) => format!("did you mean `{s}`? Special routes are {}", SPECIAL_ROUTES.join(", ")),
-                None => format!("special routes are {}; action names do not start with '$'", SPECIAL_ROUTES.join(", ")),
+                Some(s) => format!(
+                    "did you mean `{s}`? Special routes are {}",
+                    SPECIAL_ROUTES.join(", ")
+                ),
+                None => format!(
+                    "special routes are {}; action names do not start with '$'",
+                    SPECIAL_ROUTES.join(", ")
+                ),
             };
-            self.error(path.clone(), format!("`{key}` is not an API Gateway route"), help);
+            self.error(
+                path.clone(),
+                format!("`{key}` is not an API Gateway route"),
+                help,
+            );
         } else if key.is_empty() || key.len() > 128 || !key.chars().all(|c| c.is_ascii_graphic()) {
             self.error(path.clone(), format!("route key `{key}` is not a valid action name"), "use 1 to 128 visible ASCII characters without spaces, e.g. `auth` or `sendMessage`");
         }
         if !BUNDLED_FUNCTIONS.contains(&function) {
             let help = match did_you_mean(function, BUNDLED_FUNCTIONS) {
-                Some(s) => format!("did you mean `{s}`? The bundled functions are {}", BUNDLED_FUNCTIONS.join(", ")),
-                None => format!("name one of the bundled functions: {}", BUNDLED_FUNCTIONS.join(", ")),
+                Some(s) => format!(
+                    "did you mean `{s}`? The bundled functions are {}",
+                    BUNDLED_FUNCTIONS.join(", ")
+                ),
+                None => format!(
+                    "name one of the bundled functions: {}",
+                    BUNDLED_FUNCTIONS.join(", ")
+                ),
             };
-            self.error(path, format!("route `{key}` names a function `{function}` that does not exist"), help);
+            self.error(
+                path,
+                format!("route `{key}` names a function `{function}` that does not exist"),
+                help,
+            );
         }
     }
 
     fn env_file(&mut self, path: Vec<String>, file: Option<&str>) {
         if file.is_some_and(|f| f.trim().is_empty()) {
-            self.error(path, "the env file path is empty", "give a path relative to this file, e.g. ../backend/.env");
+            self.error(
+                path,
+                "the env file path is empty",
+                "give a path relative to this file, e.g. ../backend/.env",
+            );
         }
     }
 
     fn var(&mut self, path: Vec<String>, name: Option<&str>) {
         if let Some(name) = name {
             if !is_env_var(name) {
-                self.error(path, format!("`{name}` is not a valid environment variable name"), "use letters, digits and '_', not starting with a digit (e.g. WS_API_ENDPOINT)");
+                self.error(
+                    path,
+                    format!("`{name}` is not a valid environment variable name"),
+                    "use letters, digits and '_', not starting with a digit (e.g. WS_API_ENDPOINT)",
+                );
             }
         }
     }
@@ -200,18 +293,31 @@ impl<'a> Checker<'a> {
     fn tag(&mut self, path: Vec<String>, key: &str, value: &str) {
         let lower = key.to_ascii_lowercase();
         if lower.starts_with("aws:") || lower.starts_with("wsdeploy:") {
-            self.error(path, format!("tag key `{key}` uses a reserved prefix"), "the `aws:` and `wsdeploy:` prefixes are reserved; choose another key");
+            self.error(
+                path,
+                format!("tag key `{key}` uses a reserved prefix"),
+                "the `aws:` and `wsdeploy:` prefixes are reserved; choose another key",
+            );
         } else if key.is_empty() || key.chars().count() > 128 {
-            self.error(path, "tag keys must be 1 to 128 characters long", "shorten the tag key");
+            self.error(
+                path,
+                "tag keys must be 1 to 128 characters long",
+                "shorten the tag key",
+            );
         } else if value.chars().count() > 256 {
-            self.error(path, "tag values may be at most 256 characters long", "shorten the tag value");
+            self.error(
+                path,
+                "tag values may be at most 256 characters long",
+                "shorten the tag value",
+            );
         }
     }
 }
 
 pub fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn suggest_name(s: &str) -> String {
@@ -235,13 +341,20 @@ pub fn is_region(s: &str) -> bool {
     parts.len() >= 3
         && parts[0].len() == 2
         && parts[0].chars().all(|c| c.is_ascii_lowercase())
-        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts.last().is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 pub fn is_env_var(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 pub fn check_backend_url(s: &str) -> Result<url::Url, &'static str> {
@@ -264,10 +377,24 @@ mod tests {
 
     #[test]
     fn region_names() {
-        for ok in ["eu-west-3", "us-east-1", "us-gov-west-1", "ap-southeast-2", "cn-north-1"] {
+        for ok in [
+            "eu-west-3",
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "cn-north-1",
+        ] {
             assert!(is_region(ok), "{ok}");
         }
-        for bad in ["eu-west", "EU-west-3", "euwest3", "eu-west-3a", "europe-west-3", "", "eu--3"] {
+        for bad in [
+            "eu-west",
+            "EU-west-3",
+            "euwest3",
+            "eu-west-3a",
+            "europe-west-3",
+            "",
+            "eu--3",
+        ] {
             assert!(!is_region(bad), "{bad}");
         }
     }
@@ -286,8 +413,14 @@ mod tests {
     fn backend_urls() {
         assert!(check_backend_url("https://api.example.com/base").is_ok());
         assert!(check_backend_url("http://127.0.0.1:3000").is_ok());
-        assert_eq!(check_backend_url("ftp://x.com").unwrap_err(), "is not an http(s) URL");
-        assert_eq!(check_backend_url("api.example.com").unwrap_err(), "is not a URL");
+        assert_eq!(
+            check_backend_url("ftp://x.com").unwrap_err(),
+            "is not an http(s) URL"
+        );
+        assert_eq!(
+            check_backend_url("api.example.com").unwrap_err(),
+            "is not a URL"
+        );
         assert!(check_backend_url("https://x.com/?a=1").is_err());
     }
 }

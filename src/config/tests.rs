@@ -3,7 +3,11 @@ use std::path::Path;
 use super::*;
 
 fn load(src: &str) -> Result<Config, ConfigError> {
-    Config::from_source(Path::new("/app/wsdeploy.yaml"), src.to_string(), &Overrides::default())
+    Config::from_source(
+        Path::new("/app/wsdeploy.yaml"),
+        src.to_string(),
+        &Overrides::default(),
+    )
 }
 
 fn errors(src: &str) -> Vec<Diagnostic> {
@@ -13,7 +17,8 @@ fn errors(src: &str) -> Vec<Diagnostic> {
     }
 }
 
-const MINIMAL: &str = "project: chat\nregion: eu-west-3\nbackend: { url: 'http://127.0.0.1:3000' }\n";
+const MINIMAL: &str =
+    "project: chat\nregion: eu-west-3\nbackend: { url: 'http://127.0.0.1:3000' }\n";
 
 #[test]
 fn defaults_reproduce_the_seed_recipe() {
@@ -22,9 +27,19 @@ fn defaults_reproduce_the_seed_recipe() {
     assert_eq!(s.stage, DEFAULT_STAGE);
     assert_eq!(s.routes, resolve::default_routes());
     assert_eq!(s.backend.connect_path, "/socket-connections");
-    assert_eq!(s.backend.disconnect_path, "/socket-connections/{connectionId}");
+    assert_eq!(
+        s.backend.disconnect_path,
+        "/socket-connections/{connectionId}"
+    );
     assert_eq!(s.backend.timeout_ms, 5000);
-    assert_eq!((s.lambda.architecture, s.lambda.memory_mb, s.lambda.timeout_s), (Architecture::Arm64, 128, 10));
+    assert_eq!(
+        (
+            s.lambda.architecture,
+            s.lambda.memory_mb,
+            s.lambda.timeout_s
+        ),
+        (Architecture::Arm64, 128, 10)
+    );
     assert_eq!(s.credentials, CredentialsMode::IamUser);
     assert_eq!(s.functions(), vec!["connect", "disconnect"]);
     assert_eq!(s.function_name("connect"), "chat-dev-connect");
@@ -42,20 +57,47 @@ fn stages_override_the_top_level_field_by_field() {
     let prod = c.stage(Some("prod")).unwrap();
     assert_eq!(dev.region, "eu-west-3");
     assert_eq!(prod.region, "us-east-1");
-    assert_eq!(prod.backend.url, "https://api.example.com", "trailing slash dropped");
-    assert_eq!(prod.backend.timeout_ms, 5000, "untouched fields come from the top level");
+    assert_eq!(
+        prod.backend.url, "https://api.example.com",
+        "trailing slash dropped"
+    );
+    assert_eq!(
+        prod.backend.timeout_ms, 5000,
+        "untouched fields come from the top level"
+    );
     assert_eq!((prod.lambda.memory_mb, prod.lambda.timeout_s), (256, 20));
-    assert_eq!(prod.routes.keys().collect::<Vec<_>>(), vec!["$disconnect", "auth"], "maps merge key by key");
+    assert_eq!(
+        prod.routes.keys().collect::<Vec<_>>(),
+        vec!["$disconnect", "auth"],
+        "maps merge key by key"
+    );
     assert_eq!(prod.tags.len(), 2);
-    assert_eq!(prod.env.backend.as_ref().unwrap().file, Path::new("/api/.env"), "paths resolve against the file's folder");
+    assert_eq!(
+        prod.env.backend.as_ref().unwrap().file,
+        Path::new("/api/.env"),
+        "paths resolve against the file's folder"
+    );
     assert!(c.stage(None).is_err(), "two stages: one must be picked");
 }
 
 #[test]
 fn region_override_wins() {
-    let c = Config::from_source(Path::new("w.yaml"), MINIMAL.into(), &Overrides { region: Some("ap-south-1".into()) }).unwrap();
+    let c = Config::from_source(
+        Path::new("w.yaml"),
+        MINIMAL.into(),
+        &Overrides {
+            region: Some("ap-south-1".into()),
+        },
+    )
+    .unwrap();
     assert_eq!(c.stage(None).unwrap().region, "ap-south-1");
-    let bad = Config::from_source(Path::new("w.yaml"), MINIMAL.into(), &Overrides { region: Some("mars".into()) });
+    let bad = Config::from_source(
+        Path::new("w.yaml"),
+        MINIMAL.into(),
+        &Overrides {
+            region: Some("mars".into()),
+        },
+    );
     assert!(matches!(bad, Err(ConfigError::Stage(m)) if m.contains("`mars`")));
 }
 
@@ -64,35 +106,62 @@ fn unknown_stage_suggests_the_closest() {
     let c = load(&format!("{MINIMAL}stages: {{ dev: {{}}, prod: {{}} }}\n")).unwrap();
     let err = c.stage(Some("prd")).unwrap_err().to_string();
     assert!(err.contains("did you mean `prod`?"), "{err}");
-    assert!(c.stage(Some("local")).unwrap_err().to_string().contains("never deployed"));
+    assert!(c
+        .stage(Some("local"))
+        .unwrap_err()
+        .to_string()
+        .contains("never deployed"));
 }
 
 #[test]
 fn local_stage_exists_without_being_declared() {
-    let c = load(&format!("{MINIMAL}stages: {{ prod: {{ backend: {{ url: 'https://x.io' }} }} }}\n")).unwrap();
+    let c = load(&format!(
+        "{MINIMAL}stages: {{ prod: {{ backend: {{ url: 'https://x.io' }} }} }}\n"
+    ))
+    .unwrap();
     let local = c.local_stage();
     assert_eq!(local.stage, LOCAL_STAGE);
     assert_eq!(local.backend.url, "http://127.0.0.1:3000");
-    assert_eq!(c.stage(None).unwrap().stage, "prod", "local does not count as a deployable stage");
+    assert_eq!(
+        c.stage(None).unwrap().stage,
+        "prod",
+        "local does not count as a deployable stage"
+    );
 }
 
 #[test]
 fn every_error_is_reported_in_one_run_with_its_position() {
     let e = errors("project: chat\nregion: eu-west-3\nbackend:\n  url: 5\n  timout_ms: 3\nlambda:\n  memory_mb: 1\n");
-    let got: Vec<(String, usize, usize)> = e.iter().map(|d| (d.path.clone(), d.line, d.column)).collect();
+    let got: Vec<(String, usize, usize)> = e
+        .iter()
+        .map(|d| (d.path.clone(), d.line, d.column))
+        .collect();
     assert_eq!(
         got,
-        vec![("backend.url".into(), 4, 8), ("backend.timout_ms".into(), 5, 3), ("lambda.memory_mb".into(), 7, 14)],
+        vec![
+            ("backend.url".into(), 4, 8),
+            ("backend.timout_ms".into(), 5, 3),
+            ("lambda.memory_mb".into(), 7, 14)
+        ],
         "{e:#?}"
     );
-    assert!(e[1].help.as_deref().unwrap().contains("did you mean `timeout_ms`?"));
+    assert!(e[1]
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("did you mean `timeout_ms`?"));
 }
 
 #[test]
 fn stage_errors_point_into_the_stage() {
-    let e = errors(&format!("{MINIMAL}stages:\n  prod:\n    backend:\n      url: 'ftp://x'\n"));
+    let e = errors(&format!(
+        "{MINIMAL}stages:\n  prod:\n    backend:\n      url: 'ftp://x'\n"
+    ));
     assert_eq!(e.len(), 1, "{e:#?}");
-    assert_eq!((e[0].path.as_str(), e[0].line, e[0].column), ("stages.prod.backend.url", 7, 12));
+    assert_eq!(
+        (e[0].path.as_str(), e[0].line, e[0].column),
+        ("stages.prod.backend.url", 7, 12)
+    );
 }
 
 #[test]
@@ -104,7 +173,9 @@ fn cross_field_errors_are_located_where_the_value_comes_from() {
 
 #[test]
 fn frontend_never_shares_the_backends_secret_file() {
-    let e = errors(&format!("{MINIMAL}env:\n  frontend: {{ file: .env }}\n  backend: {{ file: ./.env }}\n"));
+    let e = errors(&format!(
+        "{MINIMAL}env:\n  frontend: {{ file: .env }}\n  backend: {{ file: ./.env }}\n"
+    ));
     assert!(e[0].message.contains("same env file"), "{e:#?}");
 }
 

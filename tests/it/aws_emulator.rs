@@ -5,7 +5,11 @@ use crate::moto::{Moto, ACCOUNT};
 async fn moto_answers_the_rust_sdk() {
     let moto = Moto::start();
     let config = moto.sdk_config().await;
-    let who = aws_sdk_sts::Client::new(&config).get_caller_identity().send().await.expect("sts answers");
+    let who = aws_sdk_sts::Client::new(&config)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("sts answers");
     assert_eq!(who.account(), Some(ACCOUNT));
     let iam = aws_sdk_iam::Client::new(&config);
     iam.create_role()

@@ -1,6 +1,17 @@
 use crate::util::{fixtures, wsdeploy};
 
-const VERBS: [&str; 10] = ["init", "validate", "plan", "up", "teardown", "outputs", "send", "dev", "schema", "completions"];
+const VERBS: [&str; 10] = [
+    "init",
+    "validate",
+    "plan",
+    "up",
+    "teardown",
+    "outputs",
+    "send",
+    "dev",
+    "schema",
+    "completions",
+];
 
 fn two_stage_app() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
@@ -17,9 +28,15 @@ fn help_lists_every_verb_with_examples() {
     let dir = fixtures();
     let help = wsdeploy(&dir, &["--help"]).expect(0).stdout;
     for verb in VERBS {
-        assert!(help.contains(&format!("  {verb}")), "--help lists {verb}:\n{help}");
+        assert!(
+            help.contains(&format!("  {verb}")),
+            "--help lists {verb}:\n{help}"
+        );
         let own = wsdeploy(&dir, &[verb, "--help"]).expect(0).stdout;
-        assert!(own.contains("Examples:"), "`{verb} --help` shows examples:\n{own}");
+        assert!(
+            own.contains("Examples:"),
+            "`{verb} --help` shows examples:\n{own}"
+        );
     }
     assert!(help.contains("Exit codes: 0 success, 1 failure while running, 2 bad usage"));
 }
@@ -27,12 +44,28 @@ fn help_lists_every_verb_with_examples() {
 #[test]
 fn global_flags_work_before_and_after_the_verb() {
     let app = two_stage_app();
-    let a = wsdeploy(app.path(), &["-s", "prod", "--output", "json", "validate"]).expect(0).json();
-    let b = wsdeploy(app.path(), &["validate", "--stage", "prod", "--output=json"]).expect(0).json();
+    let a = wsdeploy(app.path(), &["-s", "prod", "--output", "json", "validate"])
+        .expect(0)
+        .json();
+    let b = wsdeploy(
+        app.path(),
+        &["validate", "--stage", "prod", "--output=json"],
+    )
+    .expect(0)
+    .json();
     assert_eq!(a, b);
-    assert_eq!(a["stages"].as_object().unwrap().keys().collect::<Vec<_>>(), vec!["prod"]);
-    let c = wsdeploy(app.path(), &["validate", "--output", "json"]).env("WSDEPLOY_STAGE", "dev").expect(0).json();
-    assert!(c["stages"].get("dev").is_some() && c["stages"].get("prod").is_none(), "WSDEPLOY_STAGE picks the stage");
+    assert_eq!(
+        a["stages"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        vec!["prod"]
+    );
+    let c = wsdeploy(app.path(), &["validate", "--output", "json"])
+        .env("WSDEPLOY_STAGE", "dev")
+        .expect(0)
+        .json();
+    assert!(
+        c["stages"].get("dev").is_some() && c["stages"].get("prod").is_none(),
+        "WSDEPLOY_STAGE picks the stage"
+    );
 }
 
 #[test]
@@ -42,18 +75,31 @@ fn the_config_is_found_by_flag_or_environment() {
     let path = app.path().join("wsdeploy.yaml");
     let p = path.to_str().unwrap();
     wsdeploy(elsewhere.path(), &["validate", "-c", p]).expect(0);
-    wsdeploy(elsewhere.path(), &["validate"]).env("WSDEPLOY_CONFIG", p).expect(0);
+    wsdeploy(elsewhere.path(), &["validate"])
+        .env("WSDEPLOY_CONFIG", p)
+        .expect(0);
     let run = wsdeploy(elsewhere.path(), &["validate"]).expect(2);
-    run.check(run.stderr.contains("no config file at wsdeploy.yaml") && run.stderr.contains("wsdeploy init"), "says how to get one");
+    run.check(
+        run.stderr.contains("no config file at wsdeploy.yaml")
+            && run.stderr.contains("wsdeploy init"),
+        "says how to get one",
+    );
 }
 
 #[test]
 fn a_stage_must_be_picked_when_there_are_several() {
     let app = two_stage_app();
     let run = wsdeploy(app.path(), &["plan"]).expect(2);
-    run.check(run.stderr.contains("has several stages (dev, prod): pick one with -s/--stage"), "names the stages");
+    run.check(
+        run.stderr
+            .contains("has several stages (dev, prod): pick one with -s/--stage"),
+        "names the stages",
+    );
     let run = wsdeploy(app.path(), &["plan", "-s", "prd"]).expect(2);
-    run.check(run.stderr.contains("did you mean `prod`?"), "suggests the closest stage");
+    run.check(
+        run.stderr.contains("did you mean `prod`?"),
+        "suggests the closest stage",
+    );
 }
 
 #[test]
@@ -62,9 +108,18 @@ fn bad_usage_exits_2_and_region_flag_is_checked() {
     wsdeploy(app.path(), &["validate", "--no-such-flag"]).expect(2);
     wsdeploy(app.path(), &["frobnicate"]).expect(2);
     let run = wsdeploy(app.path(), &["validate", "--region", "mars-1"]).expect(2);
-    run.check(run.stderr.contains("`mars-1`") && run.stderr.contains("is not an AWS region name"), "explains the region");
-    let ok = wsdeploy(app.path(), &["validate", "-s", "dev", "--output", "json"]).env("AWS_REGION", "us-west-2").expect(0).json();
-    assert_eq!(ok["stages"]["dev"]["region"], "us-west-2", "AWS_REGION overrides the config's region");
+    run.check(
+        run.stderr.contains("`mars-1`") && run.stderr.contains("is not an AWS region name"),
+        "explains the region",
+    );
+    let ok = wsdeploy(app.path(), &["validate", "-s", "dev", "--output", "json"])
+        .env("AWS_REGION", "us-west-2")
+        .expect(0)
+        .json();
+    assert_eq!(
+        ok["stages"]["dev"]["region"], "us-west-2",
+        "AWS_REGION overrides the config's region"
+    );
 }
 
 #[test]
@@ -73,7 +128,10 @@ fn json_output_is_the_only_thing_on_stdout() {
     let run = wsdeploy(app.path(), &["validate", "--output", "json"]).expect(0);
     run.json();
     let text = wsdeploy(app.path(), &["validate", "-q"]).expect(0);
-    text.check(text.stdout.contains("is valid") && text.stderr.is_empty(), "-q leaves only the result");
+    text.check(
+        text.stdout.contains("is valid") && text.stderr.is_empty(),
+        "-q leaves only the result",
+    );
 }
 
 #[test]
@@ -81,6 +139,29 @@ fn completions_are_generated_for_each_shell() {
     let dir = fixtures();
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
         let run = wsdeploy(&dir, &["completions", shell]).expect(0);
-        run.check(run.stdout.contains("teardown") && run.stdout.contains("stage"), "completes verbs and flags");
+        run.check(
+            run.stdout.contains("teardown") && run.stdout.contains("stage"),
+            "completes verbs and flags",
+        );
     }
+}
+
+#[test]
+fn every_example_config_validates_without_warnings() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let config = entry.unwrap().path().join("wsdeploy.yaml");
+        if config.exists() {
+            let run = wsdeploy(&examples, &["validate", "-c", config.to_str().unwrap()])
+                .show(&config)
+                .expect(0);
+            run.check(
+                !run.stderr.contains("warning:"),
+                "an example shows best practice: no warnings",
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 1, "examples/ holds at least one config");
 }

@@ -37,36 +37,70 @@ fn expected(text: &str) -> Vec<(usize, usize, String)> {
 #[test]
 fn every_broken_config_gets_its_own_located_message() {
     let dir = fixtures().join("broken");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
     files.sort();
-    assert!(files.len() >= 30, "the corpus has {} files; it should have at least 30", files.len());
+    assert!(
+        files.len() >= 30,
+        "the corpus has {} files; it should have at least 30",
+        files.len()
+    );
     let mut messages = std::collections::HashSet::new();
     for file in &files {
         let name = file.file_name().unwrap().to_str().unwrap();
         let want = expected(&std::fs::read_to_string(file).unwrap());
         assert!(!want.is_empty(), "{name} has no `# expect:` line");
-        let run = wsdeploy(&dir, &["validate", "-c", name]).show(file).expect(2);
+        let run = wsdeploy(&dir, &["validate", "-c", name])
+            .show(file)
+            .expect(2);
         let got = reported(&run.stderr);
-        run.check(got == want, &format!("{name}: the errors differ\n want: {want:#?}\n got: {got:#?}"));
-        run.check(run.stderr.contains("= help: "), &format!("{name}: every error says how to fix it"));
+        run.check(
+            got == want,
+            &format!("{name}: the errors differ\n want: {want:#?}\n got: {got:#?}"),
+        );
+        run.check(
+            run.stderr.contains("= help: "),
+            &format!("{name}: every error says how to fix it"),
+        );
         for (_, _, m) in want {
             messages.insert(m);
         }
     }
-    assert!(messages.len() >= files.len(), "each broken config produces its own message");
+    assert!(
+        messages.len() >= files.len(),
+        "each broken config produces its own message"
+    );
 }
 
 /// A bad config stops every verb before it reaches AWS (the endpoint here is closed: a call would fail with 1).
 #[test]
 fn no_verb_gets_past_a_bad_config() {
     let dir = fixtures().join("broken");
-    for name in ["several-errors-at-once.yaml", "syntax-tab-indent.yaml", "stage-bad-override.yaml"] {
-        for verb in [&["plan", "-s", "prod"][..], &["up", "--yes"], &["teardown", "--yes"], &["outputs"], &["send", "--connection", "x", "hi"]] {
+    for name in [
+        "several-errors-at-once.yaml",
+        "syntax-tab-indent.yaml",
+        "stage-bad-override.yaml",
+    ] {
+        for verb in [
+            &["plan", "-s", "prod"][..],
+            &["up", "--yes"],
+            &["teardown", "--yes"],
+            &["outputs"],
+            &["send", "--connection", "x", "hi"],
+        ] {
             let mut args = vec!["-c", name];
             args.extend_from_slice(verb);
-            let run = wsdeploy(&dir, &args).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9").run();
+            let run = wsdeploy(&dir, &args)
+                .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+                .run();
             run.check(run.code == 2, &format!("{name} {verb:?} must exit 2"));
-            run.check(run.stderr.contains("nothing was changed"), "the report says nothing was changed");
+            run.check(
+                run.stderr.contains("nothing was changed"),
+                "the report says nothing was changed",
+            );
         }
     }
 }
@@ -74,11 +108,28 @@ fn no_verb_gets_past_a_bad_config() {
 #[test]
 fn json_output_carries_every_diagnostic() {
     let dir = fixtures().join("broken");
-    let run = wsdeploy(&dir, &["validate", "-c", "several-errors-at-once.yaml", "--output", "json"]).expect(2);
+    let run = wsdeploy(
+        &dir,
+        &[
+            "validate",
+            "-c",
+            "several-errors-at-once.yaml",
+            "--output",
+            "json",
+        ],
+    )
+    .expect(2);
     let doc = run.json();
     let diags = doc["error"]["diagnostics"].as_array().expect("diagnostics");
     assert_eq!(diags.len(), 5, "{doc:#}");
     assert_eq!(doc["error"]["exit_code"], 2);
-    assert_eq!((diags[0]["path"].as_str(), diags[0]["line"].as_u64(), diags[0]["column"].as_u64()), (Some("project"), Some(1), Some(10)));
+    assert_eq!(
+        (
+            diags[0]["path"].as_str(),
+            diags[0]["line"].as_u64(),
+            diags[0]["column"].as_u64()
+        ),
+        (Some("project"), Some(1), Some(10))
+    );
     assert!(Path::new(&dir).join("several-errors-at-once.yaml").exists());
 }

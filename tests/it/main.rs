@@ -4,5 +4,6 @@ mod aws_emulator;
 mod cli;
 mod config_corpus;
 mod init;
+mod lambdas;
 mod moto;
 mod util;

@@ -17,7 +17,10 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
         let log = tempfile::NamedTempFile::new().expect("a log file");
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -25,27 +28,31 @@ impl Moto {
             .stdout(log.reopen().expect("log"))
             .stderr(log.reopen().expect("log"))
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start moto_server ({e}); install it with: pip install 'moto[server]'"));
-        let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), _log: log };
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto_server ({e}); install it with: pip install 'moto[server]'"
+                )
+            });
+        let mut moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _log: log,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited with {status}:\n{}", std::fs::read_to_string(moto._log.path()).unwrap_or_default());
+                panic!(
+                    "moto_server exited with {status}:\n{}",
+                    std::fs::read_to_string(moto._log.path()).unwrap_or_default()
+                );
             }
-            assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on port {port} within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         moto
-    }
-
-    /// The environment a process needs to use this emulator, as a CI job would set it.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", REGION.into()),
-        ]
     }
 
     /// An SDK config for checking what wsdeploy did, independently of wsdeploy's own code.
@@ -53,7 +60,9 @@ impl Moto {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(REGION))
-            .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "tests"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
             .load()
             .await
     }

@@ -26,8 +26,14 @@ pub fn wsdeploy(dir: &Path, args: &[&str]) -> Cmd {
             cmd.env_remove(k);
         }
     }
-    cmd.env("NO_COLOR", "1").env("CI", "true").env("AWS_EC2_METADATA_DISABLED", "true");
-    Cmd { cmd, shown: format!("(cd {} && wsdeploy {})", dir.display(), args.join(" ")), files: vec![] }
+    cmd.env("NO_COLOR", "1")
+        .env("CI", "true")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    Cmd {
+        cmd,
+        shown: format!("(cd {} && wsdeploy {})", dir.display(), args.join(" ")),
+        files: vec![],
+    }
 }
 
 pub struct Run {
@@ -43,13 +49,6 @@ impl Cmd {
         self
     }
 
-    pub fn envs<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, String)>) -> Self {
-        for (k, v) in vars {
-            self.cmd.env(k, v);
-        }
-        self
-    }
-
     /// Files whose contents a failure report should show.
     pub fn show(mut self, file: impl Into<PathBuf>) -> Self {
         self.files.push(file.into());
@@ -57,7 +56,10 @@ impl Cmd {
     }
 
     pub fn run(mut self) -> Run {
-        let out = self.cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown));
+        let out = self
+            .cmd
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown));
         let mut context = format!("command: {}\n", self.shown);
         for f in &self.files {
             let body = std::fs::read_to_string(f).unwrap_or_else(|e| format!("<{e}>"));
@@ -83,7 +85,10 @@ impl Run {
     /// Panics with everything needed to understand the failure unless `ok`.
     pub fn check(&self, ok: bool, what: &str) {
         if !ok {
-            panic!("{what}\n{}exit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n", self.context, self.code, self.stdout, self.stderr);
+            panic!(
+                "{what}\n{}exit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
+                self.context, self.code, self.stdout, self.stderr
+            );
         }
     }
 

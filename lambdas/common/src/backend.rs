@@ -13,7 +13,11 @@ pub const ENV_TIMEOUT_MS: &str = "WSDEPLOY_BACKEND_TIMEOUT_MS";
 pub const ENV_SIGNING_SECRET: &str = "WSDEPLOY_SIGNING_SECRET";
 
 /// Everything but RFC 3986's unreserved characters is encoded: connection ids end in `=` and may hold `+` or `/`.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 const RETRY_DELAY: Duration = Duration::from_millis(250);
 
@@ -44,15 +48,22 @@ impl Settings {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let need = |k: &str| get(k).filter(|v| !v.is_empty()).ok_or_else(|| format!("{k} is not set; deploy this function with wsdeploy"));
+        let need = |k: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{k} is not set; deploy this function with wsdeploy"))
+        };
         let timeout_ms = match get(ENV_TIMEOUT_MS) {
-            Some(v) => v.parse::<u64>().map_err(|_| format!("{ENV_TIMEOUT_MS}={v} is not a number of milliseconds"))?,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| format!("{ENV_TIMEOUT_MS}={v} is not a number of milliseconds"))?,
             None => 5000,
         };
         Ok(Settings {
             backend_url: need(ENV_BACKEND_URL)?.trim_end_matches('/').to_string(),
             connect_path: get(ENV_CONNECT_PATH).unwrap_or_else(|| "/socket-connections".into()),
-            disconnect_path: get(ENV_DISCONNECT_PATH).unwrap_or_else(|| "/socket-connections/{connectionId}".into()),
+            disconnect_path: get(ENV_DISCONNECT_PATH)
+                .unwrap_or_else(|| "/socket-connections/{connectionId}".into()),
             timeout: Duration::from_millis(timeout_ms),
             signing_secret: need(ENV_SIGNING_SECRET)?.into_bytes(),
         })
@@ -86,19 +97,35 @@ pub struct Backend {
 
 impl Backend {
     pub fn new(settings: Settings) -> Result<Backend, reqwest::Error> {
-        let client = reqwest::Client::builder().timeout(settings.timeout).user_agent(concat!("wsdeploy-lambda/", env!("CARGO_PKG_VERSION"))).build()?;
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(concat!("wsdeploy-lambda/", env!("CARGO_PKG_VERSION")))
+            .build()?;
         Ok(Backend { client, settings })
     }
 
     /// `POST {connect_path}` with `{"connectionId": id}` and the user's token as Bearer.
-    pub async fn register(&self, connection_id: &str, token: &str) -> Result<StatusCode, CallError> {
+    pub async fn register(
+        &self,
+        connection_id: &str,
+        token: &str,
+    ) -> Result<StatusCode, CallError> {
         let body = serde_json::json!({ "connectionId": connection_id }).to_string();
-        self.call(Method::POST, &self.settings.connect_path, body.into_bytes(), Some(token)).await
+        self.call(
+            Method::POST,
+            &self.settings.connect_path,
+            body.into_bytes(),
+            Some(token),
+        )
+        .await
     }
 
     /// `DELETE {disconnect_path}` with the id substituted; one retry on a connection error (DELETE is idempotent).
     pub async fn unregister(&self, connection_id: &str) -> Result<StatusCode, CallError> {
-        let path = self.settings.disconnect_path.replace("{connectionId}", &encode_segment(connection_id));
+        let path = self
+            .settings
+            .disconnect_path
+            .replace("{connectionId}", &encode_segment(connection_id));
         match self.call(Method::DELETE, &path, vec![], None).await {
             Err(CallError::Unreachable(e)) => {
                 tracing::warn!(error = %e, "backend unreachable; retrying the DELETE once");
@@ -110,16 +137,35 @@ impl Backend {
         }
     }
 
-    async fn call(&self, method: Method, path: &str, body: Vec<u8>, bearer: Option<&str>) -> Result<StatusCode, CallError> {
-        let url = Url::parse(&format!("{}{path}", self.settings.backend_url)).map_err(|e| CallError::Other(format!("bad backend URL: {e}")))?;
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        bearer: Option<&str>,
+    ) -> Result<StatusCode, CallError> {
+        let url = Url::parse(&format!("{}{path}", self.settings.backend_url))
+            .map_err(|e| CallError::Other(format!("bad backend URL: {e}")))?;
         // Sign exactly the request target that goes on the wire.
         let target = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let signature = wsdeploy_signature::sign(&self.settings.signing_secret, now, method.as_str(), &target, &body);
-        let mut req = self.client.request(method, url).header(wsdeploy_signature::HEADER, signature);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let signature = wsdeploy_signature::sign(
+            &self.settings.signing_secret,
+            now,
+            method.as_str(),
+            &target,
+            &body,
+        );
+        let mut req = self
+            .client
+            .request(method, url)
+            .header(wsdeploy_signature::HEADER, signature);
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }

@@ -9,7 +9,10 @@ use crate::{reply, Backend};
 
 const MAX_TOKEN_LEN: usize = 8192;
 
-pub async fn handle(backend: &Backend, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+pub async fn handle(
+    backend: &Backend,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
     let ctx = &event.request_context;
     let route = ctx.route_key.as_deref().unwrap_or("");
     let connection_id = ctx.connection_id.as_deref().unwrap_or("");
@@ -23,13 +26,21 @@ pub async fn handle(backend: &Backend, event: ApiGatewayWebsocketProxyRequest) -
         reply(if on_connect { status } else { 200 }, body)
     };
     if connection_id.is_empty() {
-        tracing::error!(route, "event without a connectionId: is this function attached to a WebSocket route?");
+        tracing::error!(
+            route,
+            "event without a connectionId: is this function attached to a WebSocket route?"
+        );
         return fail(500, "internal error", false);
     }
     let token = match token_of(&event, on_connect) {
         Ok(t) => t,
         Err(why) => {
-            tracing::info!(connection_id, route, reason = why, "auth refused before calling the backend");
+            tracing::info!(
+                connection_id,
+                route,
+                reason = why,
+                "auth refused before calling the backend"
+            );
             return fail(401, why, false);
         }
     };
@@ -38,11 +49,23 @@ pub async fn handle(backend: &Backend, event: ApiGatewayWebsocketProxyRequest) -
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(status) if status.is_success() => {
-            tracing::info!(connection_id, route, status = status.as_u16(), elapsed_ms, "connection registered");
+            tracing::info!(
+                connection_id,
+                route,
+                status = status.as_u16(),
+                elapsed_ms,
+                "connection registered"
+            );
             reply(200, json!({ "type": "auth", "ok": true }))
         }
         Ok(status) if status.as_u16() == 401 || status.as_u16() == 403 => {
-            tracing::info!(connection_id, route, status = status.as_u16(), elapsed_ms, "backend refused the token");
+            tracing::info!(
+                connection_id,
+                route,
+                status = status.as_u16(),
+                elapsed_ms,
+                "backend refused the token"
+            );
             fail(403, "unauthorized", false)
         }
         Ok(status) => {
@@ -62,23 +85,38 @@ pub async fn handle(backend: &Backend, event: ApiGatewayWebsocketProxyRequest) -
 }
 
 /// The token from the message body (`{"action":"auth","token":"..."}`) or, on `$connect`, the `token` query parameter.
-fn token_of(event: &ApiGatewayWebsocketProxyRequest, on_connect: bool) -> Result<String, &'static str> {
+fn token_of(
+    event: &ApiGatewayWebsocketProxyRequest,
+    on_connect: bool,
+) -> Result<String, &'static str> {
     let token = if on_connect {
-        event.query_string_parameters.first("token").map(str::to_string)
+        event
+            .query_string_parameters
+            .first("token")
+            .map(str::to_string)
     } else {
         let body = event.body.as_deref().unwrap_or("");
         if event.is_base64_encoded {
             return Err("send the auth message as a text frame");
         }
-        let v: serde_json::Value = serde_json::from_str(body).map_err(|_| "the message is not JSON: send {\"action\":\"auth\",\"token\":\"<token>\"}")?;
+        let v: serde_json::Value = serde_json::from_str(body).map_err(|_| {
+            "the message is not JSON: send {\"action\":\"auth\",\"token\":\"<token>\"}"
+        })?;
         match v.get("token") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(_) => return Err("malformed token: it must be a string"),
         }
     };
-    let token = token.ok_or(if on_connect { "missing token: connect with ?token=<token>" } else { "missing token: send {\"action\":\"auth\",\"token\":\"<token>\"}" })?;
-    if token.is_empty() || token.len() > MAX_TOKEN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let token = token.ok_or(if on_connect {
+        "missing token: connect with ?token=<token>"
+    } else {
+        "missing token: send {\"action\":\"auth\",\"token\":\"<token>\"}"
+    })?;
+    if token.is_empty()
+        || token.len() > MAX_TOKEN_LEN
+        || token.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err("malformed token");
     }
     Ok(token)

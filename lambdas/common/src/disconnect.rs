@@ -5,7 +5,10 @@ use serde_json::json;
 
 use crate::{reply, Backend};
 
-pub async fn handle(backend: &Backend, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+pub async fn handle(
+    backend: &Backend,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
     let ctx = &event.request_context;
     let Some(connection_id) = ctx.connection_id.as_deref().filter(|c| !c.is_empty()) else {
         tracing::error!("event without a connectionId: is this function attached to $disconnect?");
@@ -18,11 +21,22 @@ pub async fn handle(backend: &Backend, event: ApiGatewayWebsocketProxyRequest) -
     match result {
         Ok(status) if status.is_success() || status.as_u16() == 404 => {
             // 404: the backend never stored it (auth never happened) or already dropped it. Either way it is gone.
-            tracing::info!(connection_id, status = status.as_u16(), elapsed_ms, reason, "connection dropped");
+            tracing::info!(
+                connection_id,
+                status = status.as_u16(),
+                elapsed_ms,
+                reason,
+                "connection dropped"
+            );
             reply(200, json!({ "ok": true }))
         }
         Ok(status) => {
-            tracing::error!(connection_id, status = status.as_u16(), elapsed_ms, "backend refused the DELETE; check backend.disconnect_path and the signing secret");
+            tracing::error!(
+                connection_id,
+                status = status.as_u16(),
+                elapsed_ms,
+                "backend refused the DELETE; check backend.disconnect_path and the signing secret"
+            );
             reply(502, json!({ "ok": false }))
         }
         Err(e) => {

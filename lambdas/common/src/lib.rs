@@ -15,14 +15,19 @@ pub use backend::{Backend, Settings};
 pub fn reply(status: i64, body: serde_json::Value) -> ApiGatewayProxyResponse {
     let mut r = ApiGatewayProxyResponse::default();
     r.status_code = status;
-    r.headers.insert("content-type", "application/json".parse().expect("static header"));
+    r.headers.insert(
+        "content-type",
+        "application/json".parse().expect("static header"),
+    );
     r.body = Some(Body::Text(body.to_string()));
     r
 }
 
 /// JSON lines on stdout, which Lambda sends to CloudWatch Logs. Level from AWS_LAMBDA_LOG_LEVEL or RUST_LOG.
 pub fn init_logging() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::new(level.to_lowercase()))
@@ -35,7 +40,13 @@ pub fn init_logging() {
 /// Runs `handler` under the Lambda Runtime API (AWS_LAMBDA_RUNTIME_API), with settings read once at start-up.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
-    F: Fn(std::sync::Arc<Backend>, aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest) -> Fut + Clone + Send + 'static,
+    F: Fn(
+            std::sync::Arc<Backend>,
+            aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
+        ) -> Fut
+        + Clone
+        + Send
+        + 'static,
     Fut: std::future::Future<Output = ApiGatewayProxyResponse> + Send,
 {
     init_logging();
@@ -44,9 +55,11 @@ where
         e
     })?;
     let backend = std::sync::Arc::new(Backend::new(settings)?);
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<_>| {
-        let (backend, handler) = (backend.clone(), handler.clone());
-        async move { Ok::<_, lambda_runtime::Error>(handler(backend, event.payload).await) }
-    }))
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<_>| {
+            let (backend, handler) = (backend.clone(), handler.clone());
+            async move { Ok::<_, lambda_runtime::Error>(handler(backend, event.payload).await) }
+        },
+    ))
     .await
 }

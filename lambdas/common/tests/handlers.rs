@@ -54,34 +54,74 @@ fn body_of(r: &ApiGatewayProxyResponse) -> Value {
 
 /// The request's signature, checked exactly as a backend would: over the raw target and body.
 fn assert_signed(req: &Request) {
-    let header = req.headers.get("x-wsdeploy-signature").expect("signature header").to_str().unwrap();
+    let header = req
+        .headers
+        .get("x-wsdeploy-signature")
+        .expect("signature header")
+        .to_str()
+        .unwrap();
     let target = match req.url.query() {
         Some(q) => format!("{}?{q}", req.url.path()),
         None => req.url.path().to_string(),
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    wsdeploy_signature::verify(SECRET.as_bytes(), header, req.method.as_str(), &target, &req.body, now)
-        .unwrap_or_else(|e| panic!("signature of {} {target} rejected: {e}", req.method));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    wsdeploy_signature::verify(
+        SECRET.as_bytes(),
+        header,
+        req.method.as_str(),
+        &target,
+        &req.body,
+        now,
+    )
+    .unwrap_or_else(|e| panic!("signature of {} {target} rejected: {e}", req.method));
 }
 
 async fn server_answering(status: u16) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(status)).mount(&server).await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(status))
+        .mount(&server)
+        .await;
     server
 }
 
 #[tokio::test]
 async fn auth_message_registers_the_connection_with_a_signed_call() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/api/socket-connections")).respond_with(ResponseTemplate::new(201)).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/api/socket-connections"))
+        .respond_with(ResponseTemplate::new(201))
+        .expect(1)
+        .mount(&server)
+        .await;
     let b = backend(&format!("{}/api/", server.uri()), 2000);
-    let r = common::connect::handle(&b, event("auth", Some(r#"{"action":"auth","token":"eyJhbGciOi.x.y"}"#), None)).await;
-    assert_eq!((r.status_code, body_of(&r)), (200, json!({"type": "auth", "ok": true})));
+    let r = common::connect::handle(
+        &b,
+        event(
+            "auth",
+            Some(r#"{"action":"auth","token":"eyJhbGciOi.x.y"}"#),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (r.status_code, body_of(&r)),
+        (200, json!({"type": "auth", "ok": true}))
+    );
     let reqs = server.received_requests().await.unwrap();
     let req = &reqs[0];
-    assert_eq!(req.headers.get("authorization").unwrap(), "Bearer eyJhbGciOi.x.y");
+    assert_eq!(
+        req.headers.get("authorization").unwrap(),
+        "Bearer eyJhbGciOi.x.y"
+    );
     assert_eq!(req.headers.get("content-type").unwrap(), "application/json");
-    assert_eq!(serde_json::from_slice::<Value>(&req.body).unwrap(), json!({"connectionId": CONN}));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&req.body).unwrap(),
+        json!({"connectionId": CONN})
+    );
     assert_signed(req);
 }
 
@@ -90,9 +130,19 @@ async fn a_refused_token_is_reported_to_the_client() {
     for status in [401, 403] {
         let server = server_answering(status).await;
         let b = backend(&server.uri(), 2000);
-        let r = common::connect::handle(&b, event("auth", Some(r#"{"action":"auth","token":"bad"}"#), None)).await;
-        assert_eq!(r.status_code, 200, "a message route answers the client through the body");
-        assert_eq!(body_of(&r), json!({"type": "auth", "ok": false, "error": "unauthorized"}));
+        let r = common::connect::handle(
+            &b,
+            event("auth", Some(r#"{"action":"auth","token":"bad"}"#), None),
+        )
+        .await;
+        assert_eq!(
+            r.status_code, 200,
+            "a message route answers the client through the body"
+        );
+        assert_eq!(
+            body_of(&r),
+            json!({"type": "auth", "ok": false, "error": "unauthorized"})
+        );
     }
 }
 
@@ -101,13 +151,20 @@ async fn on_connect_the_query_token_is_used_and_a_refusal_rejects_the_handshake(
     let server = server_answering(403).await;
     let b = backend(&server.uri(), 2000);
     let r = common::connect::handle(&b, event("$connect", None, Some("tok"))).await;
-    assert_eq!(r.status_code, 403, "non-2xx on $connect rejects the handshake");
+    assert_eq!(
+        r.status_code, 403,
+        "non-2xx on $connect rejects the handshake"
+    );
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(reqs[0].headers.get("authorization").unwrap(), "Bearer tok");
     assert_signed(&reqs[0]);
     let r = common::connect::handle(&b, event("$connect", None, None)).await;
     assert_eq!(r.status_code, 401);
-    assert_eq!(server.received_requests().await.unwrap().len(), 1, "no token, no backend call");
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        1,
+        "no token, no backend call"
+    );
 }
 
 #[tokio::test]
@@ -118,13 +175,20 @@ async fn missing_or_malformed_tokens_get_a_clear_reply_and_no_backend_call() {
         (r#"{"action":"auth"}"#, "missing token"),
         (r#"{"action":"auth","token":null}"#, "missing token"),
         (r#"{"action":"auth","token":42}"#, "malformed token"),
-        (r#"{"action":"auth","token":"has space"}"#, "malformed token"),
+        (
+            r#"{"action":"auth","token":"has space"}"#,
+            "malformed token",
+        ),
         (r#"{"action":"auth","token":""}"#, "malformed token"),
         ("auth please", "not JSON"),
     ] {
         let r = common::connect::handle(&b, event("auth", Some(body), None)).await;
         let v = body_of(&r);
-        assert_eq!((v["type"].as_str(), v["ok"].as_bool()), (Some("auth"), Some(false)), "{body}");
+        assert_eq!(
+            (v["type"].as_str(), v["ok"].as_bool()),
+            (Some("auth"), Some(false)),
+            "{body}"
+        );
         assert!(v["error"].as_str().unwrap().contains(says), "{body} -> {v}");
     }
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -132,27 +196,52 @@ async fn missing_or_malformed_tokens_get_a_clear_reply_and_no_backend_call() {
 
 #[tokio::test]
 async fn a_down_slow_or_broken_backend_gives_a_retryable_error() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let down = backend(&format!("http://{closed}"), 2000);
     let slow_server = MockServer::start().await;
-    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).mount(&slow_server).await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
+        .mount(&slow_server)
+        .await;
     let slow = backend(&slow_server.uri(), 200);
     let broken_server = server_answering(500).await;
     let broken = backend(&broken_server.uri(), 2000);
     for (name, b) in [("down", &down), ("slow", &slow), ("500", &broken)] {
         let started = std::time::Instant::now();
-        let r = common::connect::handle(b, event("auth", Some(r#"{"action":"auth","token":"t"}"#), None)).await;
-        assert_eq!(body_of(&r), json!({"type": "auth", "ok": false, "error": "backend unavailable", "retry": true}), "{name}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{name}: the configured timeout bounds the wait");
+        let r = common::connect::handle(
+            b,
+            event("auth", Some(r#"{"action":"auth","token":"t"}"#), None),
+        )
+        .await;
+        assert_eq!(
+            body_of(&r),
+            json!({"type": "auth", "ok": false, "error": "backend unavailable", "retry": true}),
+            "{name}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{name}: the configured timeout bounds the wait"
+        );
     }
     let r = common::connect::handle(&slow, event("$connect", None, Some("t"))).await;
-    assert_eq!(r.status_code, 504, "a timeout on $connect rejects the handshake as a gateway timeout");
+    assert_eq!(
+        r.status_code, 504,
+        "a timeout on $connect rejects the handshake as a gateway timeout"
+    );
 }
 
 #[tokio::test]
 async fn disconnect_deletes_the_encoded_connection_with_a_signed_call() {
     let server = MockServer::start().await;
-    Mock::given(method("DELETE")).and(path("/socket-connections/TWegAcC4Eo%2B%2FHnA%3D")).respond_with(ResponseTemplate::new(204)).expect(1).mount(&server).await;
+    Mock::given(method("DELETE"))
+        .and(path("/socket-connections/TWegAcC4Eo%2B%2FHnA%3D"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
     let b = backend(&server.uri(), 2000);
     let r = common::disconnect::handle(&b, event("$disconnect", None, None)).await;
     assert_eq!(r.status_code, 200);
@@ -167,11 +256,19 @@ async fn disconnect_retries_once_when_the_backend_is_not_listening_yet() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let b = backend(&format!("http://{addr}"), 2000);
-    let call = tokio::spawn(async move { common::disconnect::handle(&b, event("$disconnect", None, None)).await });
+    let call = tokio::spawn(async move {
+        common::disconnect::handle(&b, event("$disconnect", None, None)).await
+    });
     // The first attempt is refused at once; the retry comes 250 ms later, after the backend is up.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let server = MockServer::builder().listener(std::net::TcpListener::bind(addr).unwrap()).start().await;
-    Mock::given(method("DELETE")).respond_with(ResponseTemplate::new(204)).mount(&server).await;
+    let server = MockServer::builder()
+        .listener(std::net::TcpListener::bind(addr).unwrap())
+        .start()
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
     let r = call.await.unwrap();
     assert_eq!(r.status_code, 200);
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
@@ -180,11 +277,22 @@ async fn disconnect_retries_once_when_the_backend_is_not_listening_yet() {
 #[tokio::test]
 async fn disconnect_reports_a_backend_refusal() {
     let server = server_answering(401).await;
-    let r = common::disconnect::handle(&backend(&server.uri(), 2000), event("$disconnect", None, None)).await;
+    let r = common::disconnect::handle(
+        &backend(&server.uri(), 2000),
+        event("$disconnect", None, None),
+    )
+    .await;
     assert_eq!(r.status_code, 502);
     let gone = server_answering(404).await;
-    let r = common::disconnect::handle(&backend(&gone.uri(), 2000), event("$disconnect", None, None)).await;
-    assert_eq!(r.status_code, 200, "a connection the backend never stored is gone all the same");
+    let r = common::disconnect::handle(
+        &backend(&gone.uri(), 2000),
+        event("$disconnect", None, None),
+    )
+    .await;
+    assert_eq!(
+        r.status_code, 200,
+        "a connection the backend never stored is gone all the same"
+    );
 }
 
 #[test]
@@ -198,7 +306,17 @@ fn settings_say_what_is_missing_and_never_show_the_secret() {
     })
     .unwrap();
     let shown = format!("{s:?}");
-    assert!(!shown.contains("do-not-print-me") && shown.contains("<redacted>"), "{shown}");
+    assert!(
+        !shown.contains("do-not-print-me") && shown.contains("<redacted>"),
+        "{shown}"
+    );
     assert_eq!(s.timeout, Duration::from_millis(100));
-    assert!(Settings::from_lookup(|k| Some(if k == "WSDEPLOY_BACKEND_TIMEOUT_MS" { "soon".into() } else { "v".into() })).is_err());
+    assert!(
+        Settings::from_lookup(|k| Some(if k == "WSDEPLOY_BACKEND_TIMEOUT_MS" {
+            "soon".into()
+        } else {
+            "v".into()
+        }))
+        .is_err()
+    );
 }

@@ -2,5 +2,6 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    common::serve(|backend, event| async move { common::connect::handle(&backend, event).await }).await
+    common::serve(|backend, event| async move { common::connect::handle(&backend, event).await })
+        .await
 }

@@ -56,7 +56,10 @@ impl std::fmt::Display for VerifyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             VerifyError::Malformed => write!(f, "malformed {HEADER} header"),
-            VerifyError::Expired { age_secs } => write!(f, "signature timestamp is {age_secs} s away from now (limit {TOLERANCE_SECS} s)"),
+            VerifyError::Expired { age_secs } => write!(
+                f,
+                "signature timestamp is {age_secs} s away from now (limit {TOLERANCE_SECS} s)"
+            ),
             VerifyError::Mismatch => write!(f, "signature does not match"),
         }
     }
@@ -65,22 +68,35 @@ impl std::fmt::Display for VerifyError {
 impl std::error::Error for VerifyError {}
 
 /// Checks `header` for a request received at unix time `now`. Compares in constant time.
-pub fn verify(secret: &[u8], header: &str, method: &str, path: &str, body: &[u8], now: u64) -> Result<(), VerifyError> {
+pub fn verify(
+    secret: &[u8],
+    header: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    now: u64,
+) -> Result<(), VerifyError> {
     let mut t = None;
     let mut v1 = None;
     for part in header.split(',') {
         match part.trim().split_once('=') {
-            Some(("t", v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => t = v.parse::<u64>().ok(),
+            Some(("t", v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                t = v.parse::<u64>().ok()
+            }
             Some(("v1", v)) => v1 = hex::decode(v).ok().filter(|b| b.len() == 32),
             _ => {}
         }
     }
-    let (Some(t), Some(v1)) = (t, v1) else { return Err(VerifyError::Malformed) };
+    let (Some(t), Some(v1)) = (t, v1) else {
+        return Err(VerifyError::Malformed);
+    };
     let age = now as i64 - t as i64;
     if age.unsigned_abs() > TOLERANCE_SECS {
         return Err(VerifyError::Expired { age_secs: age });
     }
-    mac(secret, t, method, path, body).verify_slice(&v1).map_err(|_| VerifyError::Mismatch)
+    mac(secret, t, method, path, body)
+        .verify_slice(&v1)
+        .map_err(|_| VerifyError::Mismatch)
 }
 
 #[cfg(test)]
@@ -92,23 +108,65 @@ mod tests {
     #[test]
     fn matches_a_known_vector() {
         // Computed independently: printf '1764000000.DELETE./socket-connections/TWegAcC4EowCHnA%3D.' | openssl dgst -sha256 -hmac s3cret
-        let h = sign(b"s3cret", NOW, "DELETE", "/socket-connections/TWegAcC4EowCHnA%3D", b"");
-        assert_eq!(h, format!("t={NOW},v1={}", include_str!("../tests/vector.hex").trim()));
+        let h = sign(
+            b"s3cret",
+            NOW,
+            "DELETE",
+            "/socket-connections/TWegAcC4EowCHnA%3D",
+            b"",
+        );
+        assert_eq!(
+            h,
+            format!("t={NOW},v1={}", include_str!("../tests/vector.hex").trim())
+        );
     }
 
     #[test]
     fn rejects_every_kind_of_tampering() {
         let body = br#"{"connectionId":"TWegAcC4EowCHnA="}"#;
         let h = sign(b"k", NOW, "POST", "/socket-connections", body);
-        assert_eq!(verify(b"k", &h, "POST", "/socket-connections", body, NOW + 299), Ok(()));
-        assert_eq!(verify(b"k", &h, "POST", "/socket-connections", body, NOW - 299), Ok(()), "small clock skew is fine");
-        assert_eq!(verify(b"x", &h, "POST", "/socket-connections", body, NOW), Err(VerifyError::Mismatch));
-        assert_eq!(verify(b"k", &h, "DELETE", "/socket-connections", body, NOW), Err(VerifyError::Mismatch));
-        assert_eq!(verify(b"k", &h, "POST", "/socket-connections?x=1", body, NOW), Err(VerifyError::Mismatch));
-        assert_eq!(verify(b"k", &h, "POST", "/socket-connections", b"{}", NOW), Err(VerifyError::Mismatch));
-        assert_eq!(verify(b"k", &h, "POST", "/socket-connections", body, NOW + 301), Err(VerifyError::Expired { age_secs: 301 }));
-        for bad in ["", "t=1", "v1=00", "t=abc,v1=00", &format!("t={NOW},v1=zz"), &format!("t=-{NOW},v1={}", "0".repeat(64))] {
-            assert_eq!(verify(b"k", bad, "POST", "/", b"", NOW), Err(VerifyError::Malformed), "{bad:?}");
+        assert_eq!(
+            verify(b"k", &h, "POST", "/socket-connections", body, NOW + 299),
+            Ok(())
+        );
+        assert_eq!(
+            verify(b"k", &h, "POST", "/socket-connections", body, NOW - 299),
+            Ok(()),
+            "small clock skew is fine"
+        );
+        assert_eq!(
+            verify(b"x", &h, "POST", "/socket-connections", body, NOW),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"k", &h, "DELETE", "/socket-connections", body, NOW),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"k", &h, "POST", "/socket-connections?x=1", body, NOW),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"k", &h, "POST", "/socket-connections", b"{}", NOW),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"k", &h, "POST", "/socket-connections", body, NOW + 301),
+            Err(VerifyError::Expired { age_secs: 301 })
+        );
+        for bad in [
+            "",
+            "t=1",
+            "v1=00",
+            "t=abc,v1=00",
+            &format!("t={NOW},v1=zz"),
+            &format!("t=-{NOW},v1={}", "0".repeat(64)),
+        ] {
+            assert_eq!(
+                verify(b"k", bad, "POST", "/", b"", NOW),
+                Err(VerifyError::Malformed),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -1,0 +1,254 @@
+//! Building the embedded functions: cargo-lambda for Lambda, plain cargo for this machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::config::Architecture;
+
+use super::{cache_dir, code_sha256, deterministic_zip, extract, source_hash, FUNCTIONS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// provided.al2023 on this architecture, built with cargo-lambda.
+    Lambda(Architecture),
+    /// This machine, for `wsdeploy dev`.
+    Host,
+}
+
+impl Target {
+    fn key(self) -> &'static str {
+        match self {
+            Target::Lambda(Architecture::Arm64) => "lambda-arm64",
+            Target::Lambda(Architecture::X86_64) => "lambda-x86_64",
+            Target::Host => "host",
+        }
+    }
+
+    fn rust_target(self) -> Option<&'static str> {
+        match self {
+            Target::Lambda(Architecture::Arm64) => Some("aarch64-unknown-linux-gnu"),
+            Target::Lambda(Architecture::X86_64) => Some("x86_64-unknown-linux-gnu"),
+            Target::Host => None,
+        }
+    }
+}
+
+/// One built function.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub function: &'static str,
+    /// The executable (named `bootstrap` inside the zip).
+    pub bootstrap: PathBuf,
+    /// The deterministic zip, for Lambda targets.
+    pub zip: Option<PathBuf>,
+    /// base64 SHA-256 of the zip: Lambda's `CodeSha256`.
+    pub code_sha256: Option<String>,
+    pub zip_bytes: u64,
+    /// Whether this call compiled it (false: from the cache).
+    pub compiled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("building the Lambdas for {target} needs tools this machine lacks:\n{}", .missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
+    MissingTools {
+        target: String,
+        missing: Vec<String>,
+    },
+    #[error("building the Lambdas failed ({command}):\n{output}")]
+    Failed { command: String, output: String },
+    #[error("cannot prepare the Lambda build in {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(dir: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        dir: dir.to_path_buf(),
+        source,
+    }
+}
+
+/// Builds every bundled function for `target`, or returns the cached result for these sources.
+pub fn build(target: Target) -> Result<Vec<Built>, BuildError> {
+    let hash = source_hash();
+    let cache = cache_dir();
+    let artifacts = cache
+        .join("artifacts")
+        .join(format!("{hash}-{}-release", target.key()));
+    if let Some(done) = cached(&artifacts, target) {
+        return Ok(done);
+    }
+    preflight(target)?;
+    let src = cache.join("src").join(&hash);
+    extract(&src).map_err(io(&src))?;
+    // One target dir for every version of the sources: a changed function recompiles only itself.
+    let target_dir = cache.join("target");
+    let mut cmd = match target {
+        Target::Lambda(arch) => {
+            let mut c = Command::new("cargo");
+            c.args([
+                "lambda",
+                "build",
+                "--release",
+                if arch == Architecture::Arm64 {
+                    "--arm64"
+                } else {
+                    "--x86-64"
+                },
+            ]);
+            c
+        }
+        Target::Host => {
+            let mut c = Command::new("cargo");
+            c.args(["build", "--release", "--bins"]);
+            c
+        }
+    };
+    cmd.arg("--manifest-path")
+        .arg(src.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir);
+    let shown = format!("{cmd:?}");
+    tracing::debug!(command = %shown, "building the Lambdas");
+    let out = cmd.output().map_err(|e| BuildError::Failed {
+        command: shown.clone(),
+        output: e.to_string(),
+    })?;
+    if !out.status.success() {
+        let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
+        output.push_str(&String::from_utf8_lossy(&out.stdout));
+        return Err(BuildError::Failed {
+            command: shown,
+            output,
+        });
+    }
+    std::fs::create_dir_all(&artifacts).map_err(io(&artifacts))?;
+    let mut built = vec![];
+    for function in FUNCTIONS {
+        let exe = match target {
+            Target::Lambda(_) => target_dir.join("lambda").join(function).join("bootstrap"),
+            Target::Host => target_dir.join("release").join(function),
+        };
+        let bytes = std::fs::read(&exe).map_err(io(&exe))?;
+        let dest = artifacts.join(function);
+        std::fs::create_dir_all(&dest).map_err(io(&dest))?;
+        let bootstrap = dest.join("bootstrap");
+        std::fs::write(&bootstrap, &bytes).map_err(io(&bootstrap))?;
+        set_executable(&bootstrap).map_err(io(&bootstrap))?;
+        let mut b = Built {
+            function,
+            bootstrap,
+            zip: None,
+            code_sha256: None,
+            zip_bytes: 0,
+            compiled: true,
+        };
+        if let Target::Lambda(_) = target {
+            let zip = deterministic_zip(&bytes).map_err(io(&dest))?;
+            let path = dest.join("bootstrap.zip");
+            std::fs::write(&path, &zip).map_err(io(&path))?;
+            b.zip_bytes = zip.len() as u64;
+            b.code_sha256 = Some(code_sha256(&zip));
+            b.zip = Some(path);
+        }
+        built.push(b);
+    }
+    // Written last: an interrupted build is redone, never half-used.
+    std::fs::write(artifacts.join(".complete"), b"").map_err(io(&artifacts))?;
+    Ok(built)
+}
+
+fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
+    if !artifacts.join(".complete").exists() {
+        return None;
+    }
+    FUNCTIONS
+        .iter()
+        .map(|&function| {
+            let dir = artifacts.join(function);
+            let bootstrap = dir.join("bootstrap");
+            if !bootstrap.exists() {
+                return None;
+            }
+            let mut b = Built {
+                function,
+                bootstrap,
+                zip: None,
+                code_sha256: None,
+                zip_bytes: 0,
+                compiled: false,
+            };
+            if let Target::Lambda(_) = target {
+                let path = dir.join("bootstrap.zip");
+                let zip = std::fs::read(&path).ok()?;
+                b.zip_bytes = zip.len() as u64;
+                b.code_sha256 = Some(code_sha256(&zip));
+                b.zip = Some(path);
+            }
+            Some(b)
+        })
+        .collect()
+}
+
+#[cfg(unix)]
+fn set_executable(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+fn succeeds(cmd: &str, args: &[&str]) -> bool {
+    Command::new(cmd)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Everything missing for this target, said once, with the command that installs each.
+fn preflight(target: Target) -> Result<(), BuildError> {
+    let mut missing = vec![];
+    if !succeeds("cargo", &["--version"]) {
+        missing.push("Rust and cargo: install them from https://rustup.rs".to_string());
+    }
+    if let Some(triple) = target.rust_target() {
+        if !succeeds("cargo", &["lambda", "--version"]) {
+            missing.push("cargo-lambda: `pip install cargo-lambda` (or `cargo install --locked cargo-lambda`)".into());
+        }
+        let python = if succeeds("python3", &["--version"]) {
+            "python3"
+        } else {
+            "python"
+        };
+        if !succeeds("zig", &["version"]) && !succeeds(python, &["-m", "ziglang", "version"]) {
+            missing.push("zig, which cargo-lambda cross-links with: `pip install ziglang`".into());
+        }
+        // Only a rustup toolchain can say which targets it has; a distribution's rustc is left to cargo to judge.
+        if let Ok(out) = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+        {
+            let installed = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && !installed.lines().any(|l| l.trim() == triple) {
+                missing.push(format!(
+                    "the Rust target {triple}: `rustup target add {triple}`"
+                ));
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let target = match target {
+        Target::Lambda(a) => format!("Lambda ({})", a.as_str()),
+        Target::Host => "this machine".into(),
+    };
+    Err(BuildError::MissingTools { target, missing })
+}

@@ -1,0 +1,121 @@
+//! The bundled Lambdas, embedded in the binary so an installed `wsdeploy` can build them anywhere: built with
+//! cargo-lambda for the Lambda target (or with cargo for this machine, for `wsdeploy dev`), zipped
+//! deterministically, cached by (source hash, target, profile).
+
+mod build;
+mod zip;
+
+use std::path::{Path, PathBuf};
+
+use include_dir::{include_dir, Dir};
+use sha2::{Digest, Sha256};
+
+pub use build::{build, BuildError, Built, Target};
+pub use zip::{code_sha256, deterministic_zip};
+
+static SOURCES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/lambdas");
+
+/// The bundled functions (one binary each in `lambdas/`).
+pub const FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
+
+/// Embedded files that are sources (tool settings of this repository's checkout are not).
+fn source_files() -> Vec<&'static include_dir::File<'static>> {
+    fn walk(d: &'static Dir<'static>, out: &mut Vec<&'static include_dir::File<'static>>) {
+        for f in d.files() {
+            out.push(f);
+        }
+        for sub in d.dirs() {
+            let name = sub
+                .path()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("");
+            if !matches!(name, "target" | ".cargo" | ".config") {
+                walk(sub, out);
+            }
+        }
+    }
+    let mut out = vec![];
+    walk(&SOURCES, &mut out);
+    out.sort_by_key(|f| f.path());
+    out
+}
+
+/// Identifies the embedded sources: equal hashes, equal code.
+pub fn source_hash() -> String {
+    let mut h = Sha256::new();
+    for f in source_files() {
+        h.update(f.path().to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update((f.contents().len() as u64).to_le_bytes());
+        h.update(f.contents());
+    }
+    hex(&h.finalize()[..8])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes the embedded sources under `dir` (once per source hash; a finished extraction is marked).
+fn extract(dir: &Path) -> std::io::Result<()> {
+    let done = dir.join(".extracted");
+    if done.exists() {
+        return Ok(());
+    }
+    for f in source_files() {
+        let p = dir.join(f.path());
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, f.contents())?;
+    }
+    std::fs::write(done, b"")
+}
+
+/// `WSDEPLOY_CACHE_DIR`, else the user's cache folder.
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("WSDEPLOY_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("wsdeploy")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeds_the_function_sources_and_not_build_output() {
+        let files: Vec<String> = source_files()
+            .iter()
+            .map(|f| f.path().display().to_string())
+            .collect();
+        for want in [
+            "Cargo.toml",
+            "Cargo.lock",
+            "connect/src/main.rs",
+            "disconnect/src/main.rs",
+            "signature/src/lib.rs",
+            "common/src/connect.rs",
+        ] {
+            assert!(
+                files.iter().any(|f| f == want),
+                "{want} is embedded: {files:?}"
+            );
+        }
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.starts_with("target/") || f.starts_with(".cargo/")),
+            "{files:?}"
+        );
+        assert_eq!(source_hash(), source_hash());
+        assert_eq!(source_hash().len(), 16);
+    }
+}
