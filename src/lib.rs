@@ -3,8 +3,11 @@
 //! Pure core (config, plan), effectful edge (cloud, files, terminal). See DESIGN.md in the team's shared folder.
 
 pub mod cli;
+pub mod cloud;
 pub mod cmd;
 pub mod config;
+pub mod deploy;
+pub mod envfile;
 pub mod error;
 pub mod fsutil;
 pub mod lambdas;

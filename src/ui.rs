@@ -79,3 +79,130 @@ impl Ui {
         );
     }
 }
+
+/// How logic reports progress without printing: one `Step` per resource.
+pub trait Progress: Send + Sync {
+    fn step(&self, label: &str) -> Box<dyn Step>;
+}
+
+pub trait Step: Send + Sync {
+    /// A passing state worth saying (e.g. waiting for IAM to propagate).
+    fn update(&self, msg: &str);
+    fn finish(&self, outcome: &str);
+    fn fail(&self, why: &str);
+}
+
+enum ReporterMode {
+    /// Spinners, one line per resource, on a terminal.
+    Bars(indicatif::MultiProgress),
+    /// One plain line per event, for CI logs.
+    Lines,
+    Silent,
+}
+
+pub struct Reporter {
+    mode: ReporterMode,
+}
+
+impl Ui {
+    /// Progress goes to stderr: bars on a terminal, lines otherwise, nothing with -q.
+    pub fn progress(&self) -> Reporter {
+        let mode = if self.quiet {
+            ReporterMode::Silent
+        } else if self.interactive {
+            ReporterMode::Bars(indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr(),
+            ))
+        } else {
+            ReporterMode::Lines
+        };
+        Reporter { mode }
+    }
+}
+
+impl Progress for Reporter {
+    fn step(&self, label: &str) -> Box<dyn Step> {
+        let started = std::time::Instant::now();
+        match &self.mode {
+            ReporterMode::Bars(multi) => {
+                let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                        .expect("static template"),
+                );
+                bar.set_message(label.to_string());
+                bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                Box::new(BarStep {
+                    bar,
+                    label: label.to_string(),
+                })
+            }
+            ReporterMode::Lines => Box::new(LineStep {
+                label: label.to_string(),
+                started,
+            }),
+            ReporterMode::Silent => Box::new(SilentStep),
+        }
+    }
+}
+
+struct BarStep {
+    bar: indicatif::ProgressBar,
+    label: String,
+}
+
+impl Step for BarStep {
+    fn update(&self, msg: &str) {
+        self.bar.set_message(format!("{} — {msg}", self.label));
+    }
+    fn finish(&self, outcome: &str) {
+        self.bar
+            .set_style(indicatif::ProgressStyle::with_template("{msg}").expect("static template"));
+        let secs = self.bar.elapsed().as_secs_f64();
+        self.bar.finish_with_message(format!(
+            "{} {} {} {}",
+            console::style("✓").green(),
+            self.label,
+            console::style(outcome).dim(),
+            console::style(format!("{secs:.1}s")).dim()
+        ));
+    }
+    fn fail(&self, why: &str) {
+        self.bar
+            .set_style(indicatif::ProgressStyle::with_template("{msg}").expect("static template"));
+        self.bar.finish_with_message(format!(
+            "{} {} — {why}",
+            console::style("✗").red(),
+            self.label
+        ));
+    }
+}
+
+struct LineStep {
+    label: String,
+    started: std::time::Instant,
+}
+
+impl Step for LineStep {
+    fn update(&self, msg: &str) {
+        eprintln!("… {}: {msg}", self.label);
+    }
+    fn finish(&self, outcome: &str) {
+        eprintln!(
+            "✓ {}: {outcome} ({:.1}s)",
+            self.label,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+    fn fail(&self, why: &str) {
+        eprintln!("✗ {}: {why}", self.label);
+    }
+}
+
+struct SilentStep;
+
+impl Step for SilentStep {
+    fn update(&self, _: &str) {}
+    fn finish(&self, _: &str) {}
+    fn fail(&self, _: &str) {}
+}

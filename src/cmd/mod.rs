@@ -8,6 +8,7 @@ pub mod outputs;
 pub mod plan;
 pub mod schema;
 pub mod send;
+pub mod stage;
 pub mod teardown;
 pub mod up;
 pub mod validate;

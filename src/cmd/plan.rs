@@ -1,16 +1,59 @@
 //! `wsdeploy plan`: what `up` would change, without changing it.
 
+use serde_json::json;
+
+use crate::deploy::{plan, render, Change, Desired, Names, Options};
 use crate::error::Result;
 
+use super::stage::new_signing_secret;
 use super::Context;
 
 /// Show what `up` would create, change or delete in the stage, without changing anything.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  wsdeploy plan -s prod\n  wsdeploy plan -s prod --output json")]
-pub struct Args {}
+pub struct Args {
+    /// Plan a new access key for the backend, as `up --rotate-credentials` would.
+    #[arg(long)]
+    pub rotate_credentials: bool,
+}
 
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
-        super::not_yet(ctx, "plan", "the deploy engine is still being built")
+        let s = ctx.session().await?;
+        let progress = ctx.ui.progress();
+        let artifacts = s.artifacts(&progress).await?;
+        let observed = s.observe().await?;
+        let secret = observed.signing_secret().unwrap_or_else(new_signing_secret);
+        let d = Desired::new(&s.stage, &s.account, &artifacts, &secret);
+        let actions = plan(
+            &d,
+            &observed,
+            &Options {
+                rotate_credentials: self.rotate_credentials,
+            },
+        )
+        .map_err(anyhow::Error::from)?;
+        let count = |c: Change| actions.iter().filter(|a| a.change() == c).count();
+        ctx.ui.out_json(&json!({
+            "project": d.project,
+            "stage": d.stage,
+            "region": d.region,
+            "actions": actions.iter().map(|a| {
+                let (kind, name) = a.resource(&Names::from(&d));
+                let mut v = serde_json::to_value(a).expect("actions serialize");
+                v["change"] = serde_json::to_value(a.change()).expect("serializes");
+                v["resource"] = json!({ "kind": kind, "name": name });
+                v
+            }).collect::<Vec<_>>(),
+            "summary": { "create": count(Change::Create), "update": count(Change::Update), "delete": count(Change::Delete) },
+        }));
+        ctx.ui.out(format!(
+            "Stage {} in {} ({}):\n{}",
+            d.stage,
+            d.region,
+            d.account,
+            render(&actions, &Names::from(&d))
+        ));
+        Ok(())
     }
 }

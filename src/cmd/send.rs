@@ -1,5 +1,9 @@
 //! `wsdeploy send`: post a message to one connection through the @connections API.
 
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::cloud::explain;
+use crate::deploy::Desired;
 use crate::error::Result;
 
 use super::Context;
@@ -19,6 +23,45 @@ pub struct Args {
 
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
-        super::not_yet(ctx, "send", "the deploy engine is still being built")
+        let s = ctx.session().await?;
+        let d = Desired::without_code(&s.stage, &s.account);
+        let o = s.observe().await?;
+        let api = o
+            .apis
+            .iter()
+            .min_by_key(|a| (a.created, a.id.clone()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "stage {} is not deployed: run `wsdeploy up -s {}`",
+                    d.stage,
+                    d.stage
+                )
+            })?;
+        let endpoint = d.management_endpoint(&api.id);
+        let mut conf = aws_sdk_apigatewaymanagement::config::Builder::from(&s.clients.config);
+        // An endpoint set through AWS_ENDPOINT_URL(_APIGATEWAYMANAGEMENTAPI) wins, as for every other service.
+        if s.clients.config.endpoint_url().is_none() {
+            conf = conf.endpoint_url(&endpoint);
+        }
+        let client = aws_sdk_apigatewaymanagement::Client::from_conf(conf.build());
+        let sent = client
+            .post_to_connection()
+            .connection_id(&self.connection)
+            .data(self.message.clone().into_bytes().into())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => {
+                ctx.ui.out_json(&serde_json::json!({ "sent": true, "connection": self.connection, "bytes": self.message.len() }));
+                ctx.ui.out(format!("sent {} bytes to {}", self.message.len(), self.connection));
+                Ok(())
+            }
+            Err(e) if e.code() == Some("GoneException") => Err(anyhow::anyhow!(
+                "connection {} is gone (410 GoneException): the client has disconnected. Your backend should delete it from its store",
+                self.connection
+            )
+            .into()),
+            Err(e) => Err(explain(&format!("post to connection {}", self.connection), e).into()),
+        }
     }
 }

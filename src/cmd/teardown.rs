@@ -1,6 +1,9 @@
 //! `wsdeploy teardown`: delete everything the stage created.
 
-use crate::error::Result;
+use crate::cloud::apply::{Applier, Ids};
+use crate::deploy::{plan_teardown, render, Desired, Names};
+use crate::envfile;
+use crate::error::{Error, Result};
 
 use super::Context;
 
@@ -17,6 +20,76 @@ pub struct Args {
 
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
-        super::not_yet(ctx, "teardown", "the deploy engine is still being built")
+        let s = ctx.session().await?;
+        let d = Desired::without_code(&s.stage, &s.account);
+        let observed = s.observe().await?;
+        let actions = plan_teardown(&d, &observed).map_err(anyhow::Error::from)?;
+        if actions.is_empty() {
+            ctx.ui.info(format!(
+                "Nothing to delete: stage {} has no resources in {} ({}).",
+                d.stage, d.region, d.account
+            ));
+        } else {
+            ctx.ui.out(render(&actions, &Names::from(&d)));
+            if !ctx.global.yes {
+                if !ctx.ui.interactive {
+                    return Err(Error::usage("teardown deletes resources and there is no terminal to confirm on: pass --yes"));
+                }
+                let question = format!(
+                    "Delete these {} resources of stage {} in account {}?",
+                    actions.len(),
+                    d.stage,
+                    d.account
+                );
+                let ok = dialoguer::Confirm::new()
+                    .with_prompt(question)
+                    .default(false)
+                    .interact()
+                    .map_err(anyhow::Error::from)?;
+                if !ok {
+                    ctx.ui.info("Nothing was deleted.");
+                    return Ok(());
+                }
+            }
+            let progress = ctx.ui.progress();
+            Applier::new(&s.clients, &d, Ids::from_observed(&d, &observed), &progress)
+                .run(&actions)
+                .await?;
+        }
+        let mut cleaned = vec![];
+        if !self.keep_env {
+            if let Some(f) = &s.stage.env.frontend {
+                if envfile::update_file(&f.file, &[], &[f.url.as_str()], false)? {
+                    cleaned.push(f.file.display().to_string());
+                }
+            }
+            if let Some(b) = &s.stage.env.backend {
+                let keys = [
+                    &b.endpoint,
+                    &b.region,
+                    &b.access_key_id,
+                    &b.secret_access_key,
+                    &b.signing_secret,
+                ]
+                .map(String::as_str);
+                if envfile::update_file(&b.file, &[], &keys, true)? {
+                    cleaned.push(b.file.display().to_string());
+                }
+            }
+        }
+        ctx.ui.out_json(&serde_json::json!({
+            "project": d.project, "stage": d.stage, "region": d.region, "deleted": actions.len(), "env_cleaned": cleaned,
+        }));
+        if !actions.is_empty() {
+            ctx.ui.out(format!(
+                "\nStage {} is gone ({} resources deleted).",
+                d.stage,
+                actions.len()
+            ));
+        }
+        for f in cleaned {
+            ctx.ui.out(format!("  removed wsdeploy's keys from {f}"));
+        }
+        Ok(())
     }
 }

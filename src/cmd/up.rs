@@ -1,7 +1,16 @@
 //! `wsdeploy up`: create or update the stage and write the env files.
 
-use crate::error::Result;
+use std::time::Instant;
 
+use anyhow::Context as _;
+
+use crate::cloud::apply::{Applier, Ids};
+use crate::config::CredentialsMode;
+use crate::deploy::{plan, render, Action, Desired, Names, Options};
+use crate::envfile;
+use crate::error::{Error, Result};
+
+use super::stage::{new_signing_secret, outputs, Session};
 use super::Context;
 
 /// Create or update every AWS resource of the stage, then write the wss:// URL and the backend's credentials into
@@ -21,6 +30,161 @@ pub struct Args {
 
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
-        super::not_yet(ctx, "up", "the deploy engine is still being built")
+        let started = Instant::now();
+        let s = ctx.session().await?;
+        if s.stage.credentials == CredentialsMode::IamUser
+            && s.stage.env.backend.is_none()
+            && !self.show_secrets
+        {
+            return Err(Error::usage(
+                "credentials: iam-user creates an access key whose secret can be read only once, and this stage has no env.backend file to write it to: add env.backend.file, or pass --show-secrets to print it",
+            ));
+        }
+        let progress = ctx.ui.progress();
+        let artifacts = s.artifacts(&progress).await?;
+        let observed = s.observe().await?;
+        let secret = observed.signing_secret().unwrap_or_else(new_signing_secret);
+        let d = Desired::new(&s.stage, &s.account, &artifacts, &secret);
+        let actions = plan(
+            &d,
+            &observed,
+            &Options {
+                rotate_credentials: self.rotate_credentials,
+            },
+        )
+        .map_err(anyhow::Error::from)?;
+        if !actions.is_empty() {
+            ctx.ui.out(render(&actions, &Names::from(&d)));
+        }
+
+        let applier = Applier::new(&s.clients, &d, Ids::from_observed(&d, &observed), &progress);
+        // Old access keys go only after the env file holds the new one.
+        let (now, after_env): (Vec<Action>, Vec<Action>) =
+            actions.iter().cloned().partition(|a| a.phase() < 7);
+        applier.run(&now).await?;
+        let ids = applier.ids();
+        let api_id = ids
+            .api_id
+            .clone()
+            .context("internal error: no API after applying the plan")?;
+        let key_id = ids
+            .new_key
+            .as_ref()
+            .map(|k| k.0.clone())
+            .or(observed.env_access_key_id.clone());
+        let written = write_env(&s, &d, &api_id, ids.new_key.as_ref(), &secret).map_err(|e| match &ids.new_key {
+            Some((id, _)) => e.context(format!("the new access key {id} could not be written; run `wsdeploy up` again to replace it")),
+            None => e,
+        })?;
+        applier.run(&after_env).await?;
+
+        let secrets = ids
+            .new_key
+            .as_ref()
+            .map(|k| k.1.clone())
+            .or_else(|| existing_key_secret(&s));
+        let shown = self
+            .show_secrets
+            .then(|| (secrets.as_deref().unwrap_or(""), secret.as_str()));
+        let mut doc = outputs(&s, &d, Some(&api_id), key_id.as_deref(), shown);
+        doc["changes"] = actions.len().into();
+        doc["env_written"] = written
+            .iter()
+            .map(|(f, changed)| (f.clone(), (*changed).into()))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        ctx.ui.out_json(&doc);
+        let verb = if actions.is_empty() {
+            "is up to date".to_string()
+        } else {
+            format!("is up ({} changes)", actions.len())
+        };
+        let mut lines = vec![
+            format!(
+                "\nStage {} {verb} in {:.1}s.",
+                d.stage,
+                started.elapsed().as_secs_f64()
+            ),
+            format!("  WebSocket URL        {}", d.websocket_url(&api_id)),
+            format!("  Management endpoint  {}", d.management_endpoint(&api_id)),
+            format!(
+                "  Functions            {}",
+                d.functions
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ];
+        for (file, changed) in &written {
+            lines.push(format!(
+                "  Env file             {file} ({})",
+                if *changed { "updated" } else { "unchanged" }
+            ));
+        }
+        if s.stage.credentials == CredentialsMode::Policy {
+            lines.push(format!(
+                "  Backend permission   attach {} to your backend's role:\n                       aws iam attach-role-policy --role-name <your-backend-role> --policy-arn {}",
+                d.policy_arn(),
+                d.policy_arn()
+            ));
+        }
+        ctx.ui.out(lines.join("\n"));
+        if self.show_secrets && !ctx.ui.json() {
+            ctx.ui.out(format!(
+                "  Secret access key    {}\n  Signing secret       {secret}",
+                secrets
+                    .as_deref()
+                    .unwrap_or("(unchanged; in the backend's env file)")
+            ));
+        }
+        if let Some(b) = &s.stage.env.backend {
+            if crate::fsutil::git_ignores(&b.file) == Some(false) {
+                ctx.ui.warn(format!(
+                    "{} holds secrets but git does not ignore it: add it to .gitignore",
+                    b.file.display()
+                ));
+            }
+        }
+        Ok(())
     }
+}
+
+fn existing_key_secret(s: &Session) -> Option<String> {
+    let b = s.stage.env.backend.as_ref()?;
+    envfile::get(
+        &std::fs::read_to_string(&b.file).ok()?,
+        &b.secret_access_key,
+    )
+}
+
+/// Writes the managed keys; returns each file with whether it changed.
+fn write_env(
+    s: &Session,
+    d: &Desired,
+    api_id: &str,
+    new_key: Option<&(String, String)>,
+    signing: &str,
+) -> anyhow::Result<Vec<(String, bool)>> {
+    let mut written = vec![];
+    if let Some(f) = &s.stage.env.frontend {
+        let url = d.websocket_url(api_id);
+        let changed = envfile::update_file(&f.file, &[(f.url.as_str(), url.as_str())], &[], false)?;
+        written.push((f.file.display().to_string(), changed));
+    }
+    if let Some(b) = &s.stage.env.backend {
+        let endpoint = d.management_endpoint(api_id);
+        let mut set: Vec<(&str, &str)> = vec![
+            (&b.endpoint, &endpoint),
+            (&b.region, &d.region),
+            (&b.signing_secret, signing),
+        ];
+        if let Some((id, secret)) = new_key {
+            set.push((&b.access_key_id, id));
+            set.push((&b.secret_access_key, secret));
+        }
+        let changed = envfile::update_file(&b.file, &set, &[], true)?;
+        written.push((b.file.display().to_string(), changed));
+    }
+    Ok(written)
 }

@@ -3,7 +3,9 @@
 mod aws_emulator;
 mod cli;
 mod config_corpus;
+mod deploy;
 mod init;
 mod lambdas;
 mod moto;
+mod proxy;
 mod util;

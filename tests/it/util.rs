@@ -49,6 +49,13 @@ impl Cmd {
         self
     }
 
+    pub fn envs<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        for (k, v) in vars {
+            self.cmd.env(k, v);
+        }
+        self
+    }
+
     /// Files whose contents a failure report should show.
     pub fn show(mut self, file: impl Into<PathBuf>) -> Self {
         self.files.push(file.into());

@@ -1,0 +1,129 @@
+//! The AWS edge: one client per service, built from the standard AWS configuration chain (profiles, AWS_* variables,
+//! AWS_ENDPOINT_URL for emulators), each call retried by the SDK's own retry config. Thin on purpose: the decisions
+//! are in `deploy::plan`.
+
+pub mod apply;
+pub mod observe;
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::cli::AwsArgs;
+
+#[derive(Clone)]
+pub struct Clients {
+    pub config: SdkConfig,
+    pub iam: aws_sdk_iam::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub apigw: aws_sdk_apigatewayv2::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+impl Clients {
+    pub async fn new(aws: &AwsArgs, region: &str) -> Clients {
+        let config = sdk_config(aws, region).await;
+        Clients {
+            iam: aws_sdk_iam::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            apigw: aws_sdk_apigatewayv2::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            config,
+        }
+    }
+
+    /// The account the credentials belong to; also the first check that they work.
+    pub async fn account(&self) -> anyhow::Result<String> {
+        let who = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| explain("check your AWS credentials", e))?;
+        who.account().map(str::to_string).ok_or_else(|| {
+            anyhow::anyhow!("AWS did not say which account these credentials belong to")
+        })
+    }
+}
+
+/// The standard chain, with the region decided by the config and flags; `--max-attempts` and `--profile` override
+/// AWS_MAX_ATTEMPTS and AWS_PROFILE, which the chain reads otherwise (as it does AWS_RETRY_MODE).
+pub async fn sdk_config(aws: &AwsArgs, region: &str) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        // An unreachable endpoint fails in seconds, not after minutes of silent waiting.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(p) = &aws.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(n) = aws.max_attempts {
+        loader = loader.retry_config(RetryConfig::standard().with_max_attempts(n));
+    }
+    loader.load().await
+}
+
+/// Whether AWS said the resource does not exist.
+pub fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
+    matches!(
+        e.code(),
+        Some("NoSuchEntity" | "ResourceNotFoundException" | "NotFoundException")
+    )
+}
+
+/// An AWS error as a sentence a person can act on.
+pub fn explain<E, R>(
+    what: &str,
+    err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let context = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+    let message = err.message().unwrap_or("").to_string();
+    let sentence = match (&err, err.code()) {
+        (_, _) if context.contains("no credentials") || context.contains("the credential provider was not enabled") || context.contains("failed to load credentials") => {
+            format!("cannot {what}: no AWS credentials were found. Set AWS_PROFILE (or --profile), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws configure`")
+        }
+        (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => {
+            format!("cannot {what}: AWS could not be reached ({}). Check your network, the region, and AWS_ENDPOINT_URL if you set it", short(&context))
+        }
+        (_, Some("ExpiredToken" | "ExpiredTokenException" | "RequestExpired" | "TokenRefreshRequired")) => {
+            format!("cannot {what}: your AWS credentials have expired. Refresh them (for example `aws sso login`) and run again")
+        }
+        (_, Some("InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" | "InvalidSignatureException" | "IncompleteSignature")) => {
+            format!("cannot {what}: AWS rejected these credentials ({message}). Check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --profile; if they are right, the region may not be enabled for your account")
+        }
+        (_, Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AuthorizationError")) => {
+            format!("cannot {what}: AWS denied it: {message}. Grant that action on that resource to the identity running wsdeploy")
+        }
+        (_, Some("OptInRequired")) => format!("cannot {what}: this region is not enabled for your account ({message}); enable it in the AWS console or pick another region"),
+        (_, Some(code)) => format!("cannot {what}: {code}: {message}"),
+        _ => format!("cannot {what}: {}", short(&context)),
+    };
+    anyhow::anyhow!(sentence)
+}
+
+fn short(s: &str) -> String {
+    let s: String = s.chars().take(400).collect();
+    s.replace('\n', " ")
+}
+
+/// IAM returns policy documents URL-encoded; compare them as JSON.
+pub fn policy_json(doc: &str) -> Option<serde_json::Value> {
+    let decoded = percent_encoding::percent_decode_str(doc)
+        .decode_utf8()
+        .ok()?;
+    serde_json::from_str(&decoded).ok()
+}

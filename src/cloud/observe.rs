@@ -1,0 +1,406 @@
+//! Reading what AWS holds for a stage, by deterministic names and tags (never a local state file), so a CI runner
+//! with an empty disk sees exactly what a laptop sees.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use super::{explain, is_not_found, policy_json, Clients};
+use crate::config::Architecture;
+use crate::deploy::state::*;
+use crate::lambdas::FUNCTIONS;
+
+/// The names to look for: every bundled function (a removed route leaves one to delete), the role, the user...
+pub struct Lookup {
+    pub prefix: String,
+    pub role: String,
+    pub role_policy: String,
+    pub api: String,
+    pub user: String,
+    pub user_policy: String,
+    pub policy_arn: String,
+}
+
+impl Lookup {
+    pub fn of(cfg: &crate::config::StageConfig, account: &str) -> Lookup {
+        let n = cfg.names();
+        Lookup {
+            role_policy: format!("{}-logs", n.prefix),
+            policy_arn: format!("arn:aws:iam::{account}:policy/{}", n.policy),
+            user_policy: n.policy,
+            prefix: n.prefix,
+            role: n.role,
+            api: n.api,
+            user: n.user,
+        }
+    }
+}
+
+pub async fn observe(c: &Clients, l: &Lookup) -> Result<Observed> {
+    let (role, functions, log_groups, apis, user, managed_policy) = tokio::try_join!(
+        role(c, l),
+        functions(c, l),
+        log_groups(c, l),
+        apis(c, l),
+        user(c, l),
+        managed_policy(c, l)
+    )?;
+    Ok(Observed {
+        role,
+        functions,
+        log_groups,
+        apis,
+        user,
+        managed_policy,
+        env_access_key_id: None,
+        env_signing_secret: None,
+    })
+}
+
+fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {
+    tags.iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+async fn role(c: &Clients, l: &Lookup) -> Result<Option<RoleObs>> {
+    let out = match c.iam.get_role().role_name(&l.role).send().await {
+        Ok(o) => o,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(explain(&format!("read the IAM role {}", l.role), e)),
+    };
+    let Some(r) = out.role() else { return Ok(None) };
+    let policy = match c
+        .iam
+        .get_role_policy()
+        .role_name(&l.role)
+        .policy_name(&l.role_policy)
+        .send()
+        .await
+    {
+        Ok(p) => policy_json(p.policy_document()),
+        Err(e) if is_not_found(&e) => None,
+        Err(e) => {
+            return Err(explain(
+                &format!("read the policy of the IAM role {}", l.role),
+                e,
+            ))
+        }
+    };
+    Ok(Some(RoleObs {
+        tags: tags_of(r.tags()),
+        trust: r
+            .assume_role_policy_document()
+            .and_then(policy_json)
+            .unwrap_or_default(),
+        policy,
+    }))
+}
+
+async fn functions(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, FunctionObs>> {
+    let reads = FUNCTIONS
+        .iter()
+        .map(|f| function(c, format!("{}-{f}", l.prefix)));
+    let found = futures_util::future::try_join_all(reads).await?;
+    Ok(found.into_iter().flatten().map(|f| (f.0, f.1)).collect())
+}
+
+async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionObs)>> {
+    let out = match c.lambda.get_function().function_name(&name).send().await {
+        Ok(o) => o,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(explain(&format!("read the Lambda function {name}"), e)),
+    };
+    let Some(cfg) = out.configuration() else {
+        return Ok(None);
+    };
+    let permission_source = match c.lambda.get_policy().function_name(&name).send().await {
+        Ok(p) => p
+            .policy()
+            .and_then(|doc| permission_source(doc, PERMISSION_SID)),
+        Err(e) if is_not_found(&e) => None,
+        Err(e) => {
+            return Err(explain(
+                &format!("read the permissions of the Lambda function {name}"),
+                e,
+            ))
+        }
+    };
+    let architecture = cfg.architectures().first().and_then(|a| match a.as_str() {
+        "arm64" => Some(Architecture::Arm64),
+        "x86_64" => Some(Architecture::X86_64),
+        _ => None,
+    });
+    let obs = FunctionObs {
+        arn: cfg.function_arn().unwrap_or_default().to_string(),
+        memory_mb: cfg.memory_size().unwrap_or_default(),
+        timeout_s: cfg.timeout().unwrap_or_default(),
+        architecture,
+        runtime: cfg
+            .runtime()
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
+        handler: cfg.handler().unwrap_or_default().to_string(),
+        role: cfg.role().unwrap_or_default().to_string(),
+        env: cfg
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        code_sha256: cfg.code_sha256().unwrap_or_default().to_string(),
+        tags: out
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        permission_source,
+    };
+    Ok(Some((name, obs)))
+}
+
+/// The `AWS:SourceArn` condition of statement `sid` in a Lambda resource policy.
+pub fn permission_source(policy: &str, sid: &str) -> Option<String> {
+    let doc: serde_json::Value = serde_json::from_str(policy).ok()?;
+    let statements = doc["Statement"].as_array()?;
+    let s = statements.iter().find(|s| s["Sid"] == sid)?;
+    s["Condition"]["ArnLike"]["AWS:SourceArn"]
+        .as_str()
+        .map(str::to_string)
+}
+
+async fn log_groups(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, Option<i32>>> {
+    let wanted: Vec<String> = FUNCTIONS
+        .iter()
+        .map(|f| Desired::log_group(&format!("{}-{f}", l.prefix)))
+        .collect();
+    let mut found = BTreeMap::new();
+    let mut pages = c
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/{}-", l.prefix))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| explain("list the Lambda log groups", e))?;
+        for g in page.log_groups() {
+            let name = g.log_group_name().unwrap_or_default();
+            if wanted.iter().any(|w| w == name) {
+                found.insert(name.to_string(), g.retention_in_days());
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn apis(c: &Clients, l: &Lookup) -> Result<Vec<ApiObs>> {
+    let mut found = vec![];
+    let mut token: Option<String> = None;
+    loop {
+        let page = c
+            .apigw
+            .get_apis()
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| explain("list the API Gateway APIs", e))?;
+        for api in page.items() {
+            if api.name() == Some(l.api.as_str()) {
+                found.push(api.clone());
+            }
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    let reads = found.iter().map(|api| api_details(c, api));
+    futures_util::future::try_join_all(reads).await
+}
+
+async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Result<ApiObs> {
+    let id = api.api_id().unwrap_or_default().to_string();
+    let what = |x: &str| format!("read the {x} of the API {id}");
+    let (integrations, routes, stages) = tokio::try_join!(
+        async {
+            c.apigw
+                .get_integrations()
+                .api_id(&id)
+                .max_results("500")
+                .send()
+                .await
+                .map_err(|e| explain(&what("integrations"), e))
+        },
+        async {
+            c.apigw
+                .get_routes()
+                .api_id(&id)
+                .max_results("500")
+                .send()
+                .await
+                .map_err(|e| explain(&what("routes"), e))
+        },
+        async {
+            c.apigw
+                .get_stages()
+                .api_id(&id)
+                .max_results("500")
+                .send()
+                .await
+                .map_err(|e| explain(&what("stages"), e))
+        },
+    )?;
+    let route_obs = routes
+        .items()
+        .iter()
+        .map(|r| RouteObs {
+            id: r.route_id().unwrap_or_default().to_string(),
+            key: r.route_key().unwrap_or_default().to_string(),
+            target: r.target().map(str::to_string),
+            response_selection: r.route_response_selection_expression().map(str::to_string),
+        })
+        .collect();
+    Ok(ApiObs {
+        route_selection: api
+            .route_selection_expression()
+            .unwrap_or_default()
+            .to_string(),
+        tags: api
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        created: api.created_date().map(|d| d.secs()).unwrap_or_default(),
+        integrations: integrations
+            .items()
+            .iter()
+            .map(|i| IntegrationObs {
+                id: i.integration_id().unwrap_or_default().into(),
+                uri: i.integration_uri().unwrap_or_default().into(),
+            })
+            .collect(),
+        routes: route_obs,
+        stages: stages
+            .items()
+            .iter()
+            .map(|s| StageObs {
+                name: s.stage_name().unwrap_or_default().into(),
+                auto_deploy: s.auto_deploy() == Some(true),
+            })
+            .collect(),
+        id,
+    })
+}
+
+async fn user(c: &Clients, l: &Lookup) -> Result<Option<UserObs>> {
+    let out = match c.iam.get_user().user_name(&l.user).send().await {
+        Ok(o) => o,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(explain(&format!("read the IAM user {}", l.user), e)),
+    };
+    let Some(u) = out.user() else { return Ok(None) };
+    let policy = match c
+        .iam
+        .get_user_policy()
+        .user_name(&l.user)
+        .policy_name(&l.user_policy)
+        .send()
+        .await
+    {
+        Ok(p) => policy_json(p.policy_document()),
+        Err(e) if is_not_found(&e) => None,
+        Err(e) => {
+            return Err(explain(
+                &format!("read the policy of the IAM user {}", l.user),
+                e,
+            ))
+        }
+    };
+    let keys = c
+        .iam
+        .list_access_keys()
+        .user_name(&l.user)
+        .send()
+        .await
+        .map_err(|e| explain(&format!("list the access keys of {}", l.user), e))?;
+    let mut keys: Vec<(String, i64)> = keys
+        .access_key_metadata()
+        .iter()
+        .map(|k| {
+            (
+                k.access_key_id().unwrap_or_default().to_string(),
+                k.create_date().map(|d| d.secs()).unwrap_or_default(),
+            )
+        })
+        .collect();
+    keys.sort_by_key(|(id, created)| (*created, id.clone()));
+    Ok(Some(UserObs {
+        tags: tags_of(u.tags()),
+        policy,
+        keys,
+    }))
+}
+
+async fn managed_policy(c: &Clients, l: &Lookup) -> Result<Option<PolicyObs>> {
+    let out = match c.iam.get_policy().policy_arn(&l.policy_arn).send().await {
+        Ok(o) => o,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => {
+            return Err(explain(
+                &format!("read the managed policy {}", l.policy_arn),
+                e,
+            ))
+        }
+    };
+    let default = out
+        .policy()
+        .and_then(|p| p.default_version_id())
+        .unwrap_or("v1")
+        .to_string();
+    let version = c
+        .iam
+        .get_policy_version()
+        .policy_arn(&l.policy_arn)
+        .version_id(&default)
+        .send()
+        .await
+        .map_err(|e| explain("read the managed policy's document", e))?;
+    let document = version
+        .policy_version()
+        .and_then(|v| v.document())
+        .and_then(policy_json)
+        .unwrap_or_default();
+    let versions = c
+        .iam
+        .list_policy_versions()
+        .policy_arn(&l.policy_arn)
+        .send()
+        .await
+        .map_err(|e| explain("list the managed policy's versions", e))?;
+    let mut old: Vec<(i64, String)> = versions
+        .versions()
+        .iter()
+        .filter(|v| !v.is_default_version())
+        .map(|v| {
+            (
+                v.create_date().map(|d| d.secs()).unwrap_or_default(),
+                v.version_id().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    old.sort();
+    Ok(Some(PolicyObs {
+        document,
+        old_versions: old.into_iter().map(|(_, v)| v).collect(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_source_arn_of_our_statement() {
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Sid":"other"},{"Sid":"wsdeploy-apigateway-invoke","Effect":"Allow","Condition":{"ArnLike":{"AWS:SourceArn":"arn:aws:execute-api:eu-west-3:1:abc/*"}}}]}"#;
+        assert_eq!(
+            super::permission_source(doc, "wsdeploy-apigateway-invoke").as_deref(),
+            Some("arn:aws:execute-api:eu-west-3:1:abc/*")
+        );
+        assert_eq!(super::permission_source(doc, "missing"), None);
+    }
+}

@@ -1,0 +1,141 @@
+//! What the verbs that talk to AWS share: opening a stage, reading what exists, building the code, and the
+//! outputs document.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use crate::cloud::observe::{observe, Lookup};
+use crate::cloud::Clients;
+use crate::config::{Config, CredentialsMode, StageConfig};
+use crate::deploy::{Artifact, Desired, Observed};
+use crate::envfile;
+use crate::error::Result;
+use crate::lambdas::{self, Target};
+use crate::ui::Progress;
+
+use super::Context;
+
+pub struct Session {
+    pub config: Config,
+    pub stage: StageConfig,
+    pub clients: Clients,
+    pub account: String,
+}
+
+impl Context {
+    /// Config checked, stage picked, credentials proven (one STS call), before anything else.
+    pub async fn session(&self) -> Result<Session> {
+        let config = self.load_config()?;
+        let stage = config.stage(self.global.stage.as_deref())?.clone();
+        let clients = Clients::new(&self.global.aws, &stage.region).await;
+        let account = clients.account().await?;
+        Ok(Session {
+            config,
+            stage,
+            clients,
+            account,
+        })
+    }
+}
+
+impl Session {
+    /// What AWS holds for the stage, plus what the backend's env file holds.
+    pub async fn observe(&self) -> Result<Observed> {
+        let mut o = observe(&self.clients, &Lookup::of(&self.stage, &self.account)).await?;
+        if let Some(b) = &self.stage.env.backend {
+            if let Ok(text) = std::fs::read_to_string(&b.file) {
+                o.env_access_key_id =
+                    envfile::get(&text, &b.access_key_id).filter(|v| !v.is_empty());
+                o.env_signing_secret =
+                    envfile::get(&text, &b.signing_secret).filter(|v| !v.is_empty());
+            }
+        }
+        Ok(o)
+    }
+
+    /// The bundled functions this stage uses, built for its architecture (cached by source hash).
+    pub async fn artifacts(&self, progress: &dyn Progress) -> Result<BTreeMap<String, Artifact>> {
+        let arch = self.stage.lambda.architecture;
+        let step = progress.step(&format!("build lambdas ({})", arch.as_str()));
+        let built = tokio::task::spawn_blocking(move || lambdas::build(Target::Lambda(arch)))
+            .await
+            .map_err(anyhow::Error::from)?;
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                step.fail("see below");
+                return Err(anyhow::Error::from(e).into());
+            }
+        };
+        step.finish(if built.iter().any(|b| b.compiled) {
+            "compiled"
+        } else {
+            "cached"
+        });
+        let wanted = self.stage.functions();
+        built
+            .into_iter()
+            .filter(|b| wanted.iter().any(|w| w == b.function))
+            .map(|b| {
+                let zip = b.zip.context("a Lambda build yields zips")?;
+                let sha = b.code_sha256.context("a Lambda build yields hashes")?;
+                Ok((
+                    b.function.to_string(),
+                    Artifact {
+                        zip,
+                        code_sha256: sha,
+                        bytes: b.zip_bytes,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// A fresh signing secret: 32 random bytes, URL-safe base64.
+pub fn new_signing_secret() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The document `up --output json` and `outputs --output json` print (DESIGN.md's public contract).
+pub fn outputs(
+    s: &Session,
+    d: &Desired,
+    api_id: Option<&str>,
+    key_id: Option<&str>,
+    secrets: Option<(&str, &str)>,
+) -> Value {
+    let functions: serde_json::Map<String, Value> = d
+        .functions
+        .iter()
+        .map(|f| (f.function.clone(), json!(f.name)))
+        .collect();
+    let mut v = json!({
+        "project": d.project,
+        "stage": d.stage,
+        "region": d.region,
+        "account": d.account,
+        "api_id": api_id,
+        "websocket_url": api_id.map(|id| d.websocket_url(id)),
+        "management_endpoint": api_id.map(|id| d.management_endpoint(id)),
+        "functions": functions,
+        "role": d.role,
+        "routes": d.routes.iter().map(|r| (r.key.clone(), json!(d.functions.iter().find(|f| f.function == r.function).map(|f| &f.name)))).collect::<serde_json::Map<_, _>>(),
+        "credentials": match s.stage.credentials {
+            CredentialsMode::IamUser => json!({ "mode": "iam-user", "user": d.user, "access_key_id": key_id }),
+            CredentialsMode::Policy => json!({ "mode": "policy", "policy_arn": d.policy_arn() }),
+        },
+        "env_files": {
+            "frontend": s.stage.env.frontend.as_ref().map(|f| &f.file),
+            "backend": s.stage.env.backend.as_ref().map(|b| &b.file),
+        },
+    });
+    if let Some((key_secret, signing)) = secrets {
+        v["secrets"] = json!({ "secret_access_key": key_secret, "signing_secret": signing });
+    }
+    v
+}

@@ -1,0 +1,7 @@
+//! Deploying a stage: desired state, observed state, the plan between them (pure), and applying it (cloud).
+
+pub mod plan;
+pub mod state;
+
+pub use plan::{plan, plan_teardown, render, Action, Change, Names, Options, PlanError};
+pub use state::{Artifact, Desired, Observed};

@@ -1,0 +1,406 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::Action::*;
+use super::*;
+use crate::config::{Config, Overrides};
+use crate::deploy::state::*;
+
+fn desired(extra: &str) -> Desired {
+    let src = format!(
+        "project: chat\nregion: eu-west-3\nbackend: {{ url: 'https://api.example.com' }}\n{extra}"
+    );
+    let c = Config::from_source(Path::new("w.yaml"), src, &Overrides::default()).unwrap();
+    let s = c.stage(None).unwrap();
+    let artifacts = ["connect", "disconnect"]
+        .iter()
+        .map(|f| {
+            (
+                f.to_string(),
+                Artifact {
+                    zip: format!("/{f}.zip").into(),
+                    code_sha256: format!("sha-{f}"),
+                    bytes: 1,
+                },
+            )
+        })
+        .collect();
+    Desired::new(s, "123456789012", &artifacts, "s3cret")
+}
+
+/// What AWS holds after a successful `up` of `d`, written independently of `apply`.
+fn converged(d: &Desired) -> Observed {
+    let api_id = "api1";
+    let functions: BTreeMap<String, FunctionObs> = d
+        .functions
+        .iter()
+        .map(|f| {
+            (
+                f.name.clone(),
+                FunctionObs {
+                    arn: d.function_arn(&f.name),
+                    memory_mb: f.memory_mb,
+                    timeout_s: f.timeout_s,
+                    architecture: Some(f.architecture),
+                    runtime: RUNTIME.into(),
+                    handler: HANDLER.into(),
+                    role: d.role_arn(),
+                    env: f.env.clone(),
+                    code_sha256: f.artifact.code_sha256.clone(),
+                    tags: d.tags.clone(),
+                    permission_source: Some(d.invoke_source_arn(api_id)),
+                },
+            )
+        })
+        .collect();
+    let integrations: Vec<IntegrationObs> = d
+        .functions
+        .iter()
+        .map(|f| IntegrationObs {
+            id: format!("int-{}", f.function),
+            uri: d.integration_uri(&d.function_arn(&f.name)),
+        })
+        .collect();
+    let routes = d
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RouteObs {
+            id: format!("r{i}"),
+            key: r.key.clone(),
+            target: Some(format!("integrations/int-{}", r.function)),
+            response_selection: r.reply.then(|| "$default".into()),
+        })
+        .collect();
+    Observed {
+        role: Some(RoleObs {
+            tags: d.tags.clone(),
+            trust: Desired::role_trust_policy(),
+            policy: Some(d.role_policy()),
+        }),
+        log_groups: d
+            .functions
+            .iter()
+            .map(|f| (Desired::log_group(&f.name), Some(d.log_retention_days)))
+            .collect(),
+        functions,
+        apis: vec![ApiObs {
+            id: api_id.into(),
+            route_selection: ROUTE_SELECTION.into(),
+            tags: d.tags.clone(),
+            created: 100,
+            integrations,
+            routes,
+            stages: vec![StageObs {
+                name: d.stage.clone(),
+                auto_deploy: true,
+            }],
+        }],
+        user: Some(UserObs {
+            tags: d.tags.clone(),
+            policy: Some(d.manage_connections_policy(api_id)),
+            keys: vec![("AKIA1".into(), 1)],
+        }),
+        managed_policy: None,
+        env_access_key_id: Some("AKIA1".into()),
+        env_signing_secret: Some("s3cret".into()),
+    }
+}
+
+fn plan_of(d: &Desired, o: &Observed) -> Vec<Action> {
+    plan(d, o, &Options::default()).unwrap()
+}
+
+#[test]
+fn cold_start_creates_everything_in_dependency_order() {
+    let d = desired("");
+    let p = plan_of(&d, &Observed::default());
+    assert!(
+        p.iter().all(|a| a.change() != Change::Delete),
+        "nothing to delete: {p:?}"
+    );
+    for (before, after) in [
+        (
+            CreateRole,
+            CreateFunction {
+                function: "connect".into(),
+            },
+        ),
+        (
+            CreateApi,
+            CreateIntegration {
+                function: "connect".into(),
+            },
+        ),
+        (
+            CreateFunction {
+                function: "connect".into(),
+            },
+            CreateIntegration {
+                function: "connect".into(),
+            },
+        ),
+        (
+            CreateIntegration {
+                function: "connect".into(),
+            },
+            CreateRoute { key: "auth".into() },
+        ),
+        (
+            CreateRoute { key: "auth".into() },
+            CreateRouteResponse { key: "auth".into() },
+        ),
+        (CreateUser, CreateAccessKey),
+    ] {
+        let (i, j) = (
+            p.iter().position(|a| *a == before).unwrap(),
+            p.iter().position(|a| *a == after).unwrap(),
+        );
+        assert!(
+            p[i].phase() < p[j].phase(),
+            "{before:?} must come before {after:?}"
+        );
+    }
+    assert_eq!(
+        p.iter().find(|a| matches!(a, CreateRouteResponse { .. })),
+        Some(&CreateRouteResponse { key: "auth".into() }),
+        "$disconnect does not reply"
+    );
+    assert!(
+        p.contains(&CreateStage)
+            && p.contains(&AddPermission {
+                function: "disconnect".into(),
+                replace: false
+            })
+    );
+    // The role and the API do not wait for each other.
+    assert_eq!(CreateRole.phase(), CreateApi.phase());
+}
+
+#[test]
+fn a_converged_stage_plans_nothing() {
+    let d = desired("");
+    assert_eq!(plan_of(&d, &converged(&d)), vec![]);
+    let names = Names::from(&d);
+    assert_eq!(
+        render(&[], &names),
+        "No changes: the stage matches the config."
+    );
+}
+
+#[test]
+fn a_changed_setting_updates_only_that() {
+    let before = desired("");
+    let after = desired("lambda: { memory_mb: 256 }\n");
+    assert_eq!(
+        plan_of(&after, &converged(&before)),
+        vec![
+            UpdateFunctionConfig {
+                function: "connect".into(),
+                fields: vec!["memory_mb 128 → 256".into()]
+            },
+            UpdateFunctionConfig {
+                function: "disconnect".into(),
+                fields: vec!["memory_mb 128 → 256".into()]
+            },
+        ]
+    );
+    let mut o = converged(&before);
+    o.functions.get_mut("chat-dev-connect").unwrap().code_sha256 = "old".into();
+    assert_eq!(
+        plan_of(&before, &o),
+        vec![UpdateFunctionCode {
+            function: "connect".into(),
+            fields: vec!["code".into()]
+        }]
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_a_plan() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.functions
+        .get_mut("chat-dev-connect")
+        .unwrap()
+        .env
+        .insert("WSDEPLOY_SIGNING_SECRET".into(), "old-secret".into());
+    let p = plan_of(&d, &o);
+    let shown = format!(
+        "{}{}",
+        render(&p, &Names::from(&d)),
+        serde_json::to_string(&p).unwrap()
+    );
+    assert!(
+        shown.contains("env WSDEPLOY_SIGNING_SECRET")
+            && !shown.contains("s3cret")
+            && !shown.contains("old-secret"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn added_and_removed_routes() {
+    let before = desired("");
+    let added = desired("routes: { auth: connect, $disconnect: disconnect, $default: connect }\n");
+    assert_eq!(
+        plan_of(&added, &converged(&before)),
+        vec![
+            CreateRoute {
+                key: "$default".into()
+            },
+            CreateRouteResponse {
+                key: "$default".into()
+            }
+        ]
+    );
+    let removed = desired("routes: { auth: connect }\n");
+    let p = plan_of(&removed, &converged(&before));
+    assert_eq!(
+        p,
+        vec![
+            PutRolePolicy,
+            DeleteRoute {
+                key: "$disconnect".into(),
+                id: "r0".into()
+            },
+            DeleteIntegration {
+                id: "int-disconnect".into()
+            },
+            DeleteFunction {
+                name: "chat-dev-disconnect".into()
+            },
+            DeleteLogGroup {
+                name: "/aws/lambda/chat-dev-disconnect".into()
+            },
+        ],
+        "the role's log permissions shrink too"
+    );
+}
+
+#[test]
+fn duplicates_from_a_race_are_removed_keeping_the_oldest() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let mut newer = o.apis[0].clone();
+    newer.id = "api2".into();
+    newer.created = 200;
+    o.apis.insert(0, newer);
+    assert_eq!(
+        plan_of(&d, &o),
+        vec![DeleteApi {
+            id: "api2".into(),
+            reason: "duplicate left by an earlier concurrent run".into()
+        }]
+    );
+    let uri = o.apis[1].integrations[0].uri.clone();
+    o.apis[1].integrations.push(IntegrationObs {
+        id: "int-dup".into(),
+        uri,
+    });
+    assert!(plan_of(&d, &o).contains(&DeleteIntegration {
+        id: "int-dup".into()
+    }));
+}
+
+#[test]
+fn resources_of_another_stage_are_never_touched() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.role
+        .as_mut()
+        .unwrap()
+        .tags
+        .insert(TAG_STAGE.into(), "prod".into());
+    let err = plan(&d, &o, &Options::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("IAM role chat-dev-lambda exists but is not this stage's"),
+        "{err}"
+    );
+    assert!(plan_teardown(&d, &o).is_err());
+}
+
+#[test]
+fn access_keys_rotate_without_ever_leaving_the_env_on_a_deleted_key() {
+    let d = desired("");
+    let mut o = converged(&d);
+    assert!(
+        plan(
+            &d,
+            &o,
+            &Options {
+                rotate_credentials: true
+            }
+        )
+        .unwrap()
+            == vec![
+                CreateAccessKey,
+                DeleteAccessKey {
+                    id: "AKIA1".into(),
+                    after_env: true
+                }
+            ]
+    );
+    // The env file lost its key (a fresh CI runner): a new one, then the unknown one goes.
+    o.env_access_key_id = None;
+    assert_eq!(
+        plan_of(&d, &o),
+        vec![
+            CreateAccessKey,
+            DeleteAccessKey {
+                id: "AKIA1".into(),
+                after_env: true
+            }
+        ]
+    );
+    // Two keys already, the env's among them, rotation asked: the other one makes room first.
+    o.env_access_key_id = Some("AKIA2".into());
+    o.user.as_mut().unwrap().keys = vec![("AKIA1".into(), 1), ("AKIA2".into(), 2)];
+    assert_eq!(
+        plan(
+            &d,
+            &o,
+            &Options {
+                rotate_credentials: true
+            }
+        )
+        .unwrap(),
+        vec![
+            DeleteAccessKey {
+                id: "AKIA1".into(),
+                after_env: false
+            },
+            CreateAccessKey,
+            DeleteAccessKey {
+                id: "AKIA2".into(),
+                after_env: true
+            }
+        ]
+    );
+}
+
+#[test]
+fn policy_mode_uses_a_managed_policy_instead_of_a_user() {
+    let before = desired("");
+    let d = desired("credentials: policy\n");
+    assert_eq!(
+        plan_of(&d, &converged(&before)),
+        vec![CreatePolicy, DeleteUser]
+    );
+}
+
+#[test]
+fn teardown_deletes_everything_found() {
+    let d = desired("");
+    let p = plan_teardown(&d, &converged(&d)).unwrap();
+    assert_eq!(p.len(), 1 + 2 + 2 + 1 + 1, "{p:?}");
+    assert!(p.iter().all(|a| a.change() == Change::Delete));
+    assert_eq!(plan_teardown(&d, &Observed::default()).unwrap(), vec![]);
+    let text = render(&p, &Names::from(&d));
+    assert!(
+        text.contains("  - websocket api     chat-dev (api1)")
+            && text.ends_with("0 to create, 0 to update, 7 to delete."),
+        "{text}"
+    );
+}

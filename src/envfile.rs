@@ -1,0 +1,237 @@
+//! Editing dotenv files in place: managed keys are set or removed, every other byte is kept (comments, order,
+//! quoting, `export ` prefixes, CRLF, a missing final newline), and the file is replaced atomically.
+
+use std::path::Path;
+
+/// `KEY` of a line like `  export KEY = value`, with the byte range of the value.
+fn parse_line(line: &str) -> Option<(&str, std::ops::Range<usize>)> {
+    let body = line.trim_end_matches(['\n', '\r']);
+    let indent = body.len() - body.trim_start().len();
+    let mut rest = &body[indent..];
+    let mut at = indent;
+    if let Some(r) = rest.strip_prefix("export ") {
+        let skipped = rest.len() - r.trim_start().len();
+        at += skipped;
+        rest = &rest[skipped..];
+    }
+    let eq = rest.find('=')?;
+    let key = rest[..eq].trim_end();
+    if key.is_empty()
+        || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || key.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let value_start = at + eq + 1;
+    Some((key, value_start..body.len()))
+}
+
+/// The value of `key` (last assignment wins, as in dotenv loaders), unquoted.
+pub fn get(text: &str, key: &str) -> Option<String> {
+    text.split_inclusive('\n')
+        .rev()
+        .find_map(|l| parse_line(l).filter(|(k, _)| *k == key).map(|(_, r)| l[r].to_string()))
+        .map(|v| unquote(v.trim()).to_string())
+}
+
+fn unquote(v: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q) {
+            if let Some(end) = inner.find(q) {
+                return &inner[..end];
+            }
+        }
+    }
+    // An unquoted value may carry a trailing comment.
+    v.split(" #").next().unwrap_or(v).trim_end()
+}
+
+/// A value as it must be written: plain when it is safe unquoted, else double-quoted.
+fn render(value: &str, like: &str) -> String {
+    let like = like.trim();
+    let quote = if like.starts_with('\'') && like.ends_with('\'') && like.len() >= 2 {
+        Some('\'')
+    } else if (like.starts_with('"') && like.ends_with('"') && like.len() >= 2)
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || "#\"'`$\\".contains(c))
+    {
+        Some('"')
+    } else {
+        None
+    };
+    match quote {
+        Some(q) => format!("{q}{value}{q}"),
+        None => value.to_string(),
+    }
+}
+
+/// Sets each `(key, value)` (every assignment of the key, so duplicates agree) and removes each of `remove`;
+/// keys not present are appended, in the file's line-ending style.
+pub fn edit(text: &str, set: &[(&str, &str)], remove: &[&str]) -> String {
+    let crlf = text.contains("\r\n");
+    let eol = if crlf { "\r\n" } else { "\n" };
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut seen = vec![false; set.len()];
+    for line in text.split_inclusive('\n') {
+        match parse_line(line) {
+            Some((key, _)) if remove.contains(&key) => {}
+            Some((key, range)) => match set.iter().position(|(k, _)| *k == key) {
+                Some(i) => {
+                    seen[i] = true;
+                    out.push_str(&line[..range.start]);
+                    out.push_str(&render(set[i].1, &line[range.clone()]));
+                    out.push_str(&line[range.end..]);
+                }
+                None => out.push_str(line),
+            },
+            None => out.push_str(line),
+        }
+    }
+    let missing: Vec<&(&str, &str)> = set
+        .iter()
+        .zip(&seen)
+        .filter(|(_, s)| !**s)
+        .map(|(kv, _)| kv)
+        .collect();
+    if !missing.is_empty() {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push_str(eol);
+        }
+        for (k, v) in missing {
+            out.push_str(&format!("{k}={}{eol}", render(v, "")));
+        }
+    }
+    out
+}
+
+/// Applies `edit` to the file (created if missing) atomically. `secret` files are written 0600.
+/// Returns whether the contents changed.
+pub fn update_file(
+    path: &Path,
+    set: &[(&str, &str)],
+    remove: &[&str],
+    secret: bool,
+) -> anyhow::Result<bool> {
+    let old = match std::fs::read(path) {
+        Ok(b) => Some(String::from_utf8(b).map_err(|_| {
+            anyhow::anyhow!("{} is not UTF-8 text; fix or remove it", path.display())
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    if old.is_none() && set.is_empty() {
+        return Ok(false);
+    }
+    let new = edit(old.as_deref().unwrap_or(""), set, remove);
+    let mode_ok = !secret || mode_is_private(path);
+    if old.as_deref() == Some(new.as_str()) && mode_ok {
+        return Ok(false);
+    }
+    crate::fsutil::write_atomic(
+        path,
+        new.as_bytes(),
+        if secret { Some(0o600) } else { None },
+    )?;
+    Ok(old.as_deref() != Some(new.as_str()))
+}
+
+#[cfg(unix)]
+fn mode_is_private(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0)
+}
+
+#[cfg(not(unix))]
+fn mode_is_private(_: &Path) -> bool {
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn keeps_everything_it_does_not_manage() {
+        let text =
+            "# app\r\nexport WS_URL='old'\r\nOTHER=\"x y\" # note\r\n\r\nWS_URL=dup\r\nLAST=1";
+        let out = edit(text, &[("WS_URL", "wss://a/b"), ("NEW", "v")], &[]);
+        assert_eq!(out, "# app\r\nexport WS_URL='wss://a/b'\r\nOTHER=\"x y\" # note\r\n\r\nWS_URL=wss://a/b\r\nLAST=1\r\nNEW=v\r\n");
+        assert_eq!(get(&out, "WS_URL").as_deref(), Some("wss://a/b"));
+        assert_eq!(get(&out, "OTHER").as_deref(), Some("x y"));
+        let removed = edit(&out, &[], &["WS_URL", "NEW"]);
+        assert_eq!(removed, "# app\r\nOTHER=\"x y\" # note\r\n\r\nLAST=1\r\n");
+    }
+
+    #[test]
+    fn values_that_need_quotes_get_them() {
+        assert_eq!(
+            edit("", &[("A", "has space"), ("B", "a+b/c=")], &[]),
+            "A=\"has space\"\nB=a+b/c=\n"
+        );
+    }
+
+    #[test]
+    fn writes_secrets_0600_and_reports_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".env");
+        std::fs::write(&p, "KEEP=1\n").unwrap();
+        assert!(update_file(&p, &[("S", "x")], &[], true).unwrap());
+        assert!(
+            !update_file(&p, &[("S", "x")], &[], true).unwrap(),
+            "no change, no write"
+        );
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "KEEP=1\nS=x\n");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        assert!(
+            !update_file(&dir.path().join("absent"), &[], &["S"], true).unwrap(),
+            "nothing to remove from a missing file"
+        );
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ -~]{0,30}",
+            "#[ -~é€]{0,20}",
+            "(export )?[A-Z_]{1,8} ?= ?[ -~]{0,12}",
+            "(export )?(MANAGED|SECRET)=[a-z\"']{0,6}",
+            Just(String::new()),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the file holds, removing the managed keys' lines from input and output leaves the same bytes.
+        #[test]
+        fn every_unmanaged_byte_is_kept(lines in prop::collection::vec((line(), prop::bool::ANY), 0..12), final_newline in prop::bool::ANY) {
+            let mut text = String::new();
+            for (i, (l, crlf)) in lines.iter().enumerate() {
+                text.push_str(l);
+                if i + 1 < lines.len() || final_newline {
+                    text.push_str(if *crlf { "\r\n" } else { "\n" });
+                }
+            }
+            let out = edit(&text, &[("MANAGED", "wss://x/y"), ("SECRET", "a+b/c=")], &[]);
+            let strip = |s: &str| -> String {
+                s.split_inclusive('\n')
+                    .filter(|l| !matches!(parse_line(l), Some((k, _)) if k == "MANAGED" || k == "SECRET"))
+                    .map(|l| l.trim_end_matches(['\r', '\n']).to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            prop_assert_eq!(strip(&text), strip(&out));
+            prop_assert_eq!(get(&out, "MANAGED"), Some("wss://x/y".to_string()));
+            prop_assert_eq!(get(&out, "SECRET"), Some("a+b/c=".to_string()));
+            // Bytes before the first managed line are kept exactly, line endings included.
+            let cut = text.split_inclusive('\n').take_while(|l| parse_line(l).is_none_or(|(k, _)| k != "MANAGED" && k != "SECRET")).map(str::len).sum::<usize>();
+            prop_assert_eq!(&out.as_bytes()[..cut.min(out.len())], &text.as_bytes()[..cut.min(out.len())]);
+        }
+    }
+}

@@ -1,0 +1,545 @@
+//! The whole stack against moto: `up` creates every resource with the right settings (checked through the SDK,
+//! not through wsdeploy), a second `up` makes no mutating request, a new route changes only that, `teardown`
+//! leaves nothing behind; stages live side by side.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::moto::{Moto, ACCOUNT, REGION};
+use crate::proxy::Proxy;
+use crate::util::{wsdeploy, Run};
+
+/// An app folder with a frontend and a backend beside it, as `init` expects.
+pub struct App {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub frontend_env: PathBuf,
+    pub backend_env: PathBuf,
+    endpoint: String,
+}
+
+pub const BASE: &str = "project: chat\nregion: eu-west-3\nbackend:\n  url: https://api.example.com\n  timeout_ms: 3000\nlambda:\n  architecture: x86_64\ncredentials: iam-user\nenv:\n  frontend: { file: ../frontend/.env }\n  backend: { file: ../backend/.env }\ntags: { team: web }\n";
+
+impl App {
+    pub fn new(endpoint: &str, config: &str) -> App {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("app");
+        for d in ["app", "frontend", "backend"] {
+            std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+        }
+        let app = App {
+            frontend_env: tmp.path().join("frontend/.env"),
+            backend_env: tmp.path().join("backend/.env"),
+            dir,
+            _tmp: tmp,
+            endpoint: endpoint.into(),
+        };
+        app.config(config);
+        app
+    }
+
+    pub fn config(&self, text: &str) {
+        std::fs::write(self.dir.join("wsdeploy.yaml"), text).unwrap();
+    }
+
+    pub fn run(&self, args: &[&str]) -> crate::util::Cmd {
+        wsdeploy(&self.dir, args)
+            .envs([
+                ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+                ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+                ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+                ("WSDEPLOY_CACHE_DIR", cache().display().to_string()),
+            ])
+            .show(self.dir.join("wsdeploy.yaml"))
+    }
+}
+
+/// Shared with the build tests, so the functions compile once per machine.
+pub fn cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wsdeploy-test-cache")
+}
+
+fn env_map(path: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.trim().trim_matches('\'').to_string(),
+            )
+        })
+        .collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn assert_no_secret_in(run: &Run, secrets: &[&str]) {
+    for s in secrets.iter().filter(|s| !s.is_empty()) {
+        run.check(
+            !run.stdout.contains(s) && !run.stderr.contains(s),
+            "a secret appears in the output",
+        );
+    }
+}
+
+/// What a stage left in AWS, read with the SDK: (apis, functions, log groups, roles, users) carrying `prefix`.
+pub async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String> {
+    let mut left = vec![];
+    let apis = aws_sdk_apigatewayv2::Client::new(conf)
+        .get_apis()
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        apis.items()
+            .iter()
+            .filter(|a| a.name().is_some_and(|n| n == prefix))
+            .map(|a| format!("api {}", a.api_id().unwrap_or_default())),
+    );
+    let fns = aws_sdk_lambda::Client::new(conf)
+        .list_functions()
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        fns.functions()
+            .iter()
+            .filter_map(|f| f.function_name())
+            .filter(|n| n.starts_with(&format!("{prefix}-")))
+            .map(|n| format!("function {n}")),
+    );
+    let groups = aws_sdk_cloudwatchlogs::Client::new(conf)
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/{prefix}-"))
+        .send()
+        .await
+        .unwrap();
+    left.extend(
+        groups
+            .log_groups()
+            .iter()
+            .filter_map(|g| g.log_group_name())
+            .map(|n| format!("log group {n}")),
+    );
+    let iam = aws_sdk_iam::Client::new(conf);
+    left.extend(
+        iam.list_roles()
+            .send()
+            .await
+            .unwrap()
+            .roles()
+            .iter()
+            .map(|r| r.role_name())
+            .filter(|n| n.starts_with(&format!("{prefix}-")))
+            .map(|n| format!("role {n}")),
+    );
+    left.extend(
+        iam.list_users()
+            .send()
+            .await
+            .unwrap()
+            .users()
+            .iter()
+            .map(|u| u.user_name())
+            .filter(|n| n.starts_with(&format!("{prefix}-")))
+            .map(|n| format!("user {n}")),
+    );
+    left.extend(
+        iam.list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .send()
+            .await
+            .unwrap()
+            .policies()
+            .iter()
+            .filter_map(|p| p.policy_name())
+            .filter(|n| n.starts_with(&format!("{prefix}-")))
+            .map(|n| format!("policy {n}")),
+    );
+    left
+}
+
+fn decode(doc: &str) -> Value {
+    serde_json::from_str(
+        &percent_encoding::percent_decode_str(doc)
+            .decode_utf8()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lifecycle_up_noop_change_teardown() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
+    std::fs::write(&app.frontend_env, "# the frontend's own settings\r\nexport API_URL='https://api.example.com'\r\nVITE_WS_URL=stale").unwrap();
+
+    let up = app
+        .run(&["up", "--output", "json"])
+        .show(&app.backend_env)
+        .expect(0);
+    let out = up.json();
+    let api_id = out["api_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        out["websocket_url"],
+        format!("wss://{api_id}.execute-api.{REGION}.amazonaws.com/dev")
+    );
+    assert_eq!(
+        out["management_endpoint"],
+        format!("https://{api_id}.execute-api.{REGION}.amazonaws.com/dev")
+    );
+    assert_eq!(out["functions"]["connect"], "chat-dev-connect");
+    assert!(
+        out.get("secrets").is_none(),
+        "secrets only with --show-secrets"
+    );
+
+    // The env files, with the right values and modes, every unmanaged byte kept.
+    let front = std::fs::read_to_string(&app.frontend_env).unwrap();
+    assert_eq!(front, format!("# the frontend's own settings\r\nexport API_URL='https://api.example.com'\r\nVITE_WS_URL=wss://{api_id}.execute-api.{REGION}.amazonaws.com/dev"));
+    let back = env_map(&app.backend_env);
+    assert_eq!(
+        mode(&app.backend_env),
+        0o600,
+        "the backend's env file holds secrets"
+    );
+    assert_eq!(
+        back["WS_API_ENDPOINT"],
+        out["management_endpoint"].as_str().unwrap()
+    );
+    assert_eq!(back["WS_API_REGION"], REGION);
+    let (key_id, key_secret, signing) = (
+        &back["WS_API_ACCESS_KEY_ID"],
+        &back["WS_API_SECRET_ACCESS_KEY"],
+        &back["WS_SIGNING_SECRET"],
+    );
+    assert!(key_id.starts_with("AKIA") && key_secret.len() >= 20 && signing.len() >= 32);
+    assert_no_secret_in(&up, &[key_secret, signing]);
+
+    // Every resource, read back through the SDK straight from moto.
+    let conf = moto.sdk_config().await;
+    let lambda = aws_sdk_lambda::Client::new(&conf);
+    let built = wsdeploy(&app.dir, &["build", "--arch", "x86_64", "--output", "json"])
+        .env("WSDEPLOY_CACHE_DIR", cache())
+        .expect(0)
+        .json();
+    for f in ["connect", "disconnect"] {
+        let name = format!("chat-dev-{f}");
+        let got = lambda
+            .get_function()
+            .function_name(&name)
+            .send()
+            .await
+            .unwrap();
+        let c = got.configuration().unwrap();
+        assert_eq!(c.runtime().unwrap().as_str(), "provided.al2023");
+        assert_eq!(c.handler(), Some("bootstrap"));
+        assert_eq!(
+            c.architectures()
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>(),
+            vec!["x86_64"]
+        );
+        assert_eq!((c.memory_size(), c.timeout()), (Some(128), Some(10)));
+        assert_eq!(
+            c.role(),
+            Some(format!("arn:aws:iam::{ACCOUNT}:role/chat-dev-lambda").as_str())
+        );
+        assert_eq!(
+            c.code_sha256(),
+            built["functions"][f]["code_sha256"].as_str(),
+            "the uploaded zip is the built one"
+        );
+        let vars = c.environment().unwrap().variables().unwrap();
+        assert_eq!(vars["WSDEPLOY_BACKEND_URL"], "https://api.example.com");
+        assert_eq!(vars["WSDEPLOY_BACKEND_TIMEOUT_MS"], "3000");
+        assert_eq!(
+            &vars["WSDEPLOY_SIGNING_SECRET"], signing,
+            "the functions and the backend share one signing secret"
+        );
+        let tags = got.tags().unwrap();
+        assert_eq!(
+            (
+                tags["wsdeploy:project"].as_str(),
+                tags["wsdeploy:stage"].as_str(),
+                tags["team"].as_str()
+            ),
+            ("chat", "dev", "web")
+        );
+        let policy: Value = serde_json::from_str(
+            lambda
+                .get_policy()
+                .function_name(&name)
+                .send()
+                .await
+                .unwrap()
+                .policy()
+                .unwrap(),
+        )
+        .unwrap();
+        let st = &policy["Statement"][0];
+        assert_eq!(st["Principal"]["Service"], "apigateway.amazonaws.com");
+        assert_eq!(
+            st["Condition"]["ArnLike"]["AWS:SourceArn"],
+            format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/*"),
+            "invoke scoped to this API"
+        );
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&conf)
+            .describe_log_groups()
+            .log_group_name_prefix(format!("/aws/lambda/{name}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logs.log_groups()[0].retention_in_days(), Some(14));
+    }
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let role = iam
+        .get_role()
+        .role_name("chat-dev-lambda")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        decode(role.role().unwrap().assume_role_policy_document().unwrap())["Statement"][0]
+            ["Principal"]["Service"],
+        "lambda.amazonaws.com"
+    );
+    let logs_policy = decode(
+        iam.get_role_policy()
+            .role_name("chat-dev-lambda")
+            .policy_name("chat-dev-logs")
+            .send()
+            .await
+            .unwrap()
+            .policy_document(),
+    );
+    for r in logs_policy["Statement"][0]["Resource"].as_array().unwrap() {
+        assert!(
+            r.as_str().unwrap().starts_with(&format!(
+                "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/chat-dev-"
+            )),
+            "{r}"
+        );
+    }
+    let user_policy = decode(
+        iam.get_user_policy()
+            .user_name("chat-dev-backend")
+            .policy_name("chat-dev-manage-connections")
+            .send()
+            .await
+            .unwrap()
+            .policy_document(),
+    );
+    assert_eq!(
+        user_policy["Statement"][0]["Action"],
+        "execute-api:ManageConnections"
+    );
+    assert_eq!(
+        user_policy["Statement"][0]["Resource"],
+        format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/dev/*/@connections/*")
+    );
+    let keys = iam
+        .list_access_keys()
+        .user_name("chat-dev-backend")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.access_key_metadata()
+            .iter()
+            .map(|k| k.access_key_id().unwrap())
+            .collect::<Vec<_>>(),
+        vec![key_id.as_str()]
+    );
+
+    let apigw = aws_sdk_apigatewayv2::Client::new(&conf);
+    let api = apigw.get_api().api_id(&api_id).send().await.unwrap();
+    assert_eq!(
+        (api.name(), api.route_selection_expression()),
+        (Some("chat-dev"), Some("$request.body.action"))
+    );
+    assert_eq!(api.protocol_type().unwrap().as_str(), "WEBSOCKET");
+    let integrations = apigw
+        .get_integrations()
+        .api_id(&api_id)
+        .send()
+        .await
+        .unwrap();
+    let integration_of = |f: &str| {
+        integrations
+            .items()
+            .iter()
+            .find(|i| {
+                i.integration_uri()
+                    .unwrap()
+                    .contains(&format!("function:chat-dev-{f}/"))
+            })
+            .map(|i| i.integration_id().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(integrations
+        .items()
+        .iter()
+        .all(|i| i.integration_type().unwrap().as_str() == "AWS_PROXY"));
+    let routes = apigw.get_routes().api_id(&api_id).send().await.unwrap();
+    let mut keys_seen: Vec<&str> = routes
+        .items()
+        .iter()
+        .map(|r| r.route_key().unwrap())
+        .collect();
+    keys_seen.sort();
+    assert_eq!(keys_seen, vec!["$disconnect", "auth"]);
+    let auth = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some("auth"))
+        .unwrap();
+    assert_eq!(
+        auth.target(),
+        Some(format!("integrations/{}", integration_of("connect")).as_str())
+    );
+    assert_eq!(
+        auth.route_response_selection_expression(),
+        Some("$default"),
+        "auth replies to the client"
+    );
+    let stage = apigw
+        .get_stage()
+        .api_id(&api_id)
+        .stage_name("dev")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stage.auto_deploy(), Some(true));
+
+    // Nothing changed: no mutating request, nothing uploaded.
+    proxy.take();
+    let again = app.run(&["up"]).expect(0);
+    let seen = proxy.take();
+    let mutating: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.mutating)
+        .map(|s| s.op.as_str())
+        .collect();
+    again.check(
+        mutating.is_empty(),
+        &format!("a second up made mutating requests: {mutating:?}"),
+    );
+    assert!(seen.iter().all(|s| s.bytes < 10_000), "nothing uploaded");
+    assert!(again.stdout.contains("is up to date"));
+    assert_eq!(
+        env_map(&app.backend_env)["WS_API_ACCESS_KEY_ID"],
+        *key_id,
+        "the working key is kept"
+    );
+
+    // A new route changes only that route.
+    app.config(&format!(
+        "{BASE}routes: {{ auth: connect, $disconnect: disconnect, $default: connect }}\n"
+    ));
+    let plan = app.run(&["plan", "--output", "json"]).expect(0).json();
+    assert_eq!(
+        plan["summary"],
+        serde_json::json!({"create": 2, "update": 0, "delete": 0}),
+        "{plan:#}"
+    );
+    proxy.take();
+    app.run(&["up"]).expect(0);
+    let mutating: Vec<String> = proxy
+        .take()
+        .into_iter()
+        .filter(|s| s.mutating)
+        .map(|s| s.op)
+        .collect();
+    assert_eq!(
+        mutating.len(),
+        3,
+        "create the route, its response, and point the route at it: {mutating:?}"
+    );
+    assert!(
+        mutating
+            .iter()
+            .all(|op| op.contains(&format!("/v2/apis/{api_id}/routes"))),
+        "{mutating:?}"
+    );
+
+    // Teardown leaves nothing with the stage's names, and cleans the env files but for the user's own lines.
+    let down = app
+        .run(&["teardown", "--yes", "--output", "json"])
+        .expect(0);
+    assert_eq!(down.json()["deleted"], 7);
+    assert_no_secret_in(&down, &[key_secret, signing]);
+    let left = leftovers(&conf, "chat-dev").await;
+    assert!(left.is_empty(), "teardown left {left:?}");
+    assert_eq!(
+        std::fs::read_to_string(&app.frontend_env).unwrap(),
+        "# the frontend's own settings\r\nexport API_URL='https://api.example.com'\r\n"
+    );
+    assert!(env_map(&app.backend_env).is_empty());
+    let twice = app.run(&["teardown", "--yes"]).expect(0);
+    twice.check(
+        twice.stderr.contains("Nothing to delete"),
+        "a second teardown says there is nothing to do",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_stages_live_side_by_side() {
+    let moto = Moto::start();
+    let config = format!(
+        "{BASE}stages:\n  dev: {{}}\n  prod:\n    lambda: {{ memory_mb: 256 }}\n    env:\n      frontend: {{ file: ../frontend/.env.production }}\n      backend: {{ file: ../backend/.env.production }}\n"
+    );
+    let app = App::new(&moto.endpoint, &config);
+    let dev = app
+        .run(&["up", "-s", "dev", "--output", "json"])
+        .expect(0)
+        .json();
+    let prod = app
+        .run(&["up", "-s", "prod", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_ne!(dev["api_id"], prod["api_id"]);
+    let conf = moto.sdk_config().await;
+    let prod_fn = aws_sdk_lambda::Client::new(&conf)
+        .get_function()
+        .function_name("chat-prod-connect")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(prod_fn.configuration().unwrap().memory_size(), Some(256));
+    assert!(env_map(&app.frontend_env)["VITE_WS_URL"].ends_with("/dev"));
+    assert!(
+        env_map(&app.frontend_env.with_extension("production"))["VITE_WS_URL"].ends_with("/prod")
+    );
+
+    app.run(&["teardown", "-s", "dev", "--yes"]).expect(0);
+    assert!(leftovers(&conf, "chat-dev").await.is_empty());
+    let prod_left = leftovers(&conf, "chat-prod").await;
+    assert_eq!(
+        prod_left.len(),
+        1 + 2 + 2 + 1 + 1,
+        "prod is untouched: {prod_left:?}"
+    );
+    let out = app
+        .run(&["outputs", "-s", "prod", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(out["api_id"], prod["api_id"]);
+    let noop = app
+        .run(&["plan", "-s", "prod", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        noop["actions"],
+        serde_json::json!([]),
+        "tearing dev down did not disturb prod"
+    );
+}
