@@ -30,7 +30,11 @@ fn parse_line(line: &str) -> Option<(&str, std::ops::Range<usize>)> {
 pub fn get(text: &str, key: &str) -> Option<String> {
     text.split_inclusive('\n')
         .rev()
-        .find_map(|l| parse_line(l).filter(|(k, _)| *k == key).map(|(_, r)| l[r].to_string()))
+        .find_map(|l| {
+            parse_line(l)
+                .filter(|(k, _)| *k == key)
+                .map(|(_, r)| l[r].to_string())
+        })
         .map(|v| unquote(v.trim()).to_string())
 }
 

@@ -75,15 +75,19 @@ fn every_broken_config_gets_its_own_located_message() {
     );
 }
 
-/// A bad config stops every verb before it reaches AWS (the endpoint here is closed: a call would fail with 1).
-#[test]
-fn no_verb_gets_past_a_bad_config() {
+/// A bad config stops every verb before it reaches AWS: a counting proxy in front of the endpoint sees nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_verb_sends_a_request_with_a_bad_config() {
+    let proxy = crate::proxy::Proxy::start("http://127.0.0.1:9").await;
     let dir = fixtures().join("broken");
-    for name in [
-        "several-errors-at-once.yaml",
-        "syntax-tab-indent.yaml",
-        "stage-bad-override.yaml",
-    ] {
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    let mut runs = 0;
+    for name in &files {
         for verb in [
             &["plan", "-s", "prod"][..],
             &["up", "--yes"],
@@ -91,18 +95,33 @@ fn no_verb_gets_past_a_bad_config() {
             &["outputs"],
             &["send", "--connection", "x", "hi"],
         ] {
-            let mut args = vec!["-c", name];
+            let mut args = vec!["-c", name.as_str()];
             args.extend_from_slice(verb);
             let run = wsdeploy(&dir, &args)
-                .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+                .envs([
+                    ("AWS_ENDPOINT_URL", proxy.endpoint.clone()),
+                    ("AWS_ACCESS_KEY_ID", "x".into()),
+                    ("AWS_SECRET_ACCESS_KEY", "x".into()),
+                ])
                 .run();
             run.check(run.code == 2, &format!("{name} {verb:?} must exit 2"));
             run.check(
                 run.stderr.contains("nothing was changed"),
                 "the report says nothing was changed",
             );
+            runs += 1;
         }
     }
+    let seen = proxy.take();
+    assert!(
+        seen.is_empty(),
+        "{} requests reached the AWS endpoint: {seen:?}",
+        seen.len()
+    );
+    eprintln!(
+        "configs tried: {} ({runs} runs), requests sent: 0",
+        files.len()
+    );
 }
 
 #[test]

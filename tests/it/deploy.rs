@@ -433,7 +433,10 @@ async fn lifecycle_up_noop_change_teardown() {
         mutating.is_empty(),
         &format!("a second up made mutating requests: {mutating:?}"),
     );
-    assert!(seen.iter().all(|s| s.bytes < 10_000), "nothing uploaded");
+    assert!(
+        seen.iter().all(|s| s.bytes < 10_000),
+        "nothing uploaded: the zips' SHA-256 matched CodeSha256"
+    );
     assert!(again.stdout.contains("is up to date"));
     assert_eq!(
         env_map(&app.backend_env)["WS_API_ACCESS_KEY_ID"],

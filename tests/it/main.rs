@@ -8,4 +8,6 @@ mod init;
 mod lambdas;
 mod moto;
 mod proxy;
+mod reliability;
+mod security;
 mod util;

@@ -1,13 +1,16 @@
-//! A counting proxy between wsdeploy and moto, in-process on loopback: it sees every AWS request and classifies it,
-//! independently of wsdeploy's own code.
+//! A proxy between wsdeploy and moto, in-process on loopback. It counts and classifies every AWS request
+//! (independently of wsdeploy's own code), can inject AWS-shaped faults from a seed, and can stop the world right
+//! after the k-th request so the test can SIGKILL wsdeploy there.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use rand::{Rng, SeedableRng};
 
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -17,44 +20,110 @@ pub struct Seen {
     pub bytes: usize,
 }
 
-#[derive(Clone)]
+/// Faults are injected before forwarding, as AWS rejects a throttled request: the emulator never sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    /// Share of requests answered with a fault.
+    pub rate: f64,
+    pub seed: u64,
+}
+
 struct Shared {
     upstream: String,
     client: reqwest::Client,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    seen: Mutex<Vec<Seen>>,
+    faults: Mutex<Option<(Faults, rand::rngs::StdRng)>>,
+    injected: AtomicUsize,
+    /// Hold every response from the k-th request on (and say so), so the caller can kill the client there.
+    stop_after: AtomicUsize,
+    stopped: AtomicBool,
+    /// Answer every request with this AWS query-protocol error: (status, code).
+    fixed: Mutex<Option<(u16, String)>>,
 }
 
 pub struct Proxy {
     pub endpoint: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    shared: Arc<Shared>,
 }
 
 impl Proxy {
     pub async fn start(upstream: &str) -> Proxy {
-        let seen = Arc::new(Mutex::new(vec![]));
-        let shared = Shared {
+        let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             client: reqwest::Client::new(),
-            seen: seen.clone(),
-        };
-        let app = axum::Router::new().fallback(forward).with_state(shared);
+            seen: Mutex::new(vec![]),
+            faults: Mutex::new(None),
+            injected: AtomicUsize::new(0),
+            stop_after: AtomicUsize::new(usize::MAX),
+            stopped: AtomicBool::new(false),
+            fixed: Mutex::new(None),
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let s = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(s.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
         Proxy {
             endpoint: format!("http://{addr}"),
-            seen,
+            shared,
         }
     }
 
     /// Everything seen since the last call.
     pub fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
+        std::mem::take(&mut *self.shared.seen.lock().unwrap())
+    }
+
+    pub fn faults(&self, f: Option<Faults>) {
+        *self.shared.faults.lock().unwrap() =
+            f.map(|f| (f, rand::rngs::StdRng::seed_from_u64(f.seed)));
+    }
+
+    /// Every request gets this error from now on, e.g. `(400, "ExpiredToken")`.
+    pub fn answer_all(&self, error: Option<(u16, &str)>) {
+        *self.shared.fixed.lock().unwrap() = error.map(|(s, c)| (s, c.to_string()));
+    }
+
+    pub fn injected(&self) -> usize {
+        self.shared.injected.load(Ordering::SeqCst)
+    }
+
+    /// From now on, the k-th request (counting from 1 after this call) is forwarded and then held unanswered.
+    pub fn stop_after(&self, k: usize) {
+        self.take();
+        self.shared.stopped.store(false, Ordering::SeqCst);
+        self.shared.stop_after.store(k, Ordering::SeqCst);
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::SeqCst)
+    }
+
+    pub fn resume(&self) {
+        self.shared.stop_after.store(usize::MAX, Ordering::SeqCst);
+        self.shared.stopped.store(false, Ordering::SeqCst);
     }
 }
 
 /// The operation, whichever AWS protocol carries it: query (IAM, STS), JSON 1.1 (Logs) or REST (Lambda, API Gateway).
-fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (String, bool) {
+fn classify(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (String, bool, Protocol) {
     let mutating_name = |op: &str| {
         [
             "Create", "Put", "Delete", "Update", "Attach", "Detach", "Tag", "Untag", "Add",
@@ -65,7 +134,7 @@ fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (St
     };
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         let op = target.rsplit('.').next().unwrap_or(target);
-        return (format!("Logs:{op}"), mutating_name(op));
+        return (format!("Logs:{op}"), mutating_name(op), Protocol::Json);
     }
     let text = String::from_utf8_lossy(body);
     if let Some(action) = text.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
@@ -74,52 +143,136 @@ fn classify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (St
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let service = if auth.contains("/sts/") { "STS" } else { "IAM" };
-        return (format!("{service}:{action}"), mutating_name(action));
+        return (
+            format!("{service}:{action}"),
+            mutating_name(action),
+            Protocol::Query,
+        );
     }
     let path = uri.path();
     (
         format!("{method} {path}"),
         !matches!(*method, Method::GET | Method::HEAD),
+        Protocol::Rest,
     )
 }
 
-async fn forward(
-    State(s): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (op, mutating) = classify(&method, &uri, &headers, &body);
-    s.seen.lock().unwrap().push(Seen {
-        op,
-        mutating,
-        bytes: body.len(),
-    });
+#[derive(Clone, Copy)]
+enum Protocol {
+    Query,
+    Json,
+    Rest,
+}
+
+fn respond(status: u16, headers: &[(&str, &str)], body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::builder().status(status);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+/// What AWS answers when it throttles or fails, in each protocol's error shape.
+fn fault(kind: u32, protocol: Protocol) -> Option<Response<Full<Bytes>>> {
+    let (status, code) = match kind {
+        0 => (400, "Throttling"),
+        1 => (429, "TooManyRequestsException"),
+        2 => (500, "InternalFailure"),
+        3 => (503, "ServiceUnavailable"),
+        _ => return None, // a reset connection
+    };
+    Some(match protocol {
+        Protocol::Query => respond(
+            if status == 429 { 400 } else { status },
+            &[("content-type", "text/xml")],
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{}</Code><Message>Rate exceeded</Message></Error><RequestId>fault</RequestId></ErrorResponse>", if status == 429 { "Throttling" } else { code }),
+        ),
+        Protocol::Json => respond(if status == 429 { 400 } else { status }, &[("content-type", "application/x-amz-json-1.1")], format!("{{\"__type\":\"{}\",\"message\":\"Rate exceeded\"}}", if status == 429 || status == 400 { "ThrottlingException" } else { code })),
+        Protocol::Rest => respond(
+            if status == 400 { 429 } else { status },
+            &[("content-type", "application/json"), ("x-amzn-errortype", if status == 400 || status == 429 { "TooManyRequestsException" } else { code })],
+            "{\"message\":\"Rate exceeded\"}".into(),
+        ),
+    })
+}
+
+async fn handle(
+    s: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let (op, mutating, protocol) = classify(&parts.method, &parts.uri, &parts.headers, &body);
+    if let Some((status, code)) = s.fixed.lock().unwrap().clone() {
+        let body = format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>fixed</RequestId></ErrorResponse>");
+        return Ok(respond(status, &[("content-type", "text/xml")], body));
+    }
+    let injected = {
+        let mut f = s.faults.lock().unwrap();
+        f.as_mut().and_then(|(cfg, rng)| {
+            (rng.gen::<f64>() < cfg.rate).then(|| (rng.gen_range(0..6u32), rng.gen_range(0..50u64)))
+        })
+    };
+    if let Some((kind, delay_ms)) = injected {
+        s.injected.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        return match fault(kind, protocol) {
+            Some(r) => Ok(r),
+            // hyper closes the connection without an answer.
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            )),
+        };
+    }
+    let n = {
+        let mut seen = s.seen.lock().unwrap();
+        seen.push(Seen {
+            op,
+            mutating,
+            bytes: body.len(),
+        });
+        seen.len()
+    };
     let url = format!(
         "{}{}",
         s.upstream,
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
     );
-    let mut req = s.client.request(method, url).body(body);
-    for (k, v) in headers.iter() {
+    let mut up = s
+        .client
+        .request(
+            reqwest::Method::from_bytes(parts.method.as_str().as_bytes()).unwrap(),
+            url,
+        )
+        .body(body.to_vec());
+    for (k, v) in parts.headers.iter() {
         if k != "host" && k != "content-length" {
-            req = req.header(k, v);
+            up = up.header(k.as_str(), v.as_bytes());
         }
     }
-    match req.send().await {
-        Ok(resp) => {
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let body = resp.bytes().await.unwrap_or_default();
-            let mut out = (StatusCode::from_u16(status.as_u16()).unwrap(), body).into_response();
-            for (k, v) in headers.iter() {
-                if k != "content-length" && k != "transfer-encoding" && k != "connection" {
-                    out.headers_mut().insert(k, v.clone());
-                }
-            }
-            out
-        }
-        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    let resp = up.send().await.map_err(std::io::Error::other)?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.map_err(std::io::Error::other)?;
+    if n >= s.stop_after.load(Ordering::SeqCst) {
+        // Processed upstream, never answered: the state a SIGKILL right after this request leaves behind.
+        s.stopped.store(true, Ordering::SeqCst);
+        std::future::pending::<()>().await;
     }
+    let mut out = Response::builder().status(StatusCode::from_u16(status).unwrap());
+    for (k, v) in headers.iter() {
+        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+            out = out.header(k.as_str(), v.as_bytes());
+        }
+    }
+    Ok(out.body(Full::new(bytes)).unwrap())
 }

@@ -62,6 +62,15 @@ impl Cmd {
         self
     }
 
+    /// Starts it in the background (for tests that kill or race it).
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown))
+    }
+
     pub fn run(mut self) -> Run {
         let out = self
             .cmd

@@ -1,0 +1,247 @@
+//! Secrets never shown, and every policy wsdeploy writes is least privilege.
+
+use serde_json::Value;
+
+use crate::deploy::{App, BASE};
+use crate::moto::{Moto, ACCOUNT, REGION};
+
+fn env_value(path: &std::path::Path, key: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key} in {}", path.display()))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_appear_in_any_output_or_log() {
+    let moto = Moto::start();
+    let app = App::new(&moto.endpoint, BASE);
+    let mut runs = vec![app.run(&["up", "-vv"]).expect(0)];
+    let secret = env_value(&app.backend_env, "WS_API_SECRET_ACCESS_KEY");
+    let signing = env_value(&app.backend_env, "WS_SIGNING_SECRET");
+    runs.push(
+        app.run(&["up", "--rotate-credentials", "-vv", "--output", "json"])
+            .expect(0),
+    );
+    let rotated = env_value(&app.backend_env, "WS_API_SECRET_ACCESS_KEY");
+    assert_ne!(rotated, secret, "rotation wrote a new key");
+    for args in [
+        &["plan", "-v"][..],
+        &["outputs", "--output", "json", "-v"],
+        &["outputs"],
+        &["validate", "-v"],
+        &["teardown", "--yes", "-vv"],
+    ] {
+        runs.push(app.run(args).expect(0));
+    }
+    let mut hits = 0;
+    for run in &runs {
+        for s in [&secret, &rotated, &signing] {
+            hits += run.stdout.matches(s.as_str()).count() + run.stderr.matches(s.as_str()).count();
+        }
+        run.check(hits == 0, "a secret was printed");
+    }
+    eprintln!("runs searched: {}, secrets found: {hits}", runs.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_secrets_is_the_only_way_to_print_them() {
+    let moto = Moto::start();
+    let app = App::new(&moto.endpoint, BASE);
+    app.run(&["up"]).expect(0);
+    let out = app
+        .run(&["outputs", "--show-secrets", "--output", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(
+        out["secrets"]["secret_access_key"].as_str().unwrap(),
+        env_value(&app.backend_env, "WS_API_SECRET_ACCESS_KEY")
+    );
+    assert_eq!(
+        out["secrets"]["signing_secret"].as_str().unwrap(),
+        env_value(&app.backend_env, "WS_SIGNING_SECRET")
+    );
+}
+
+fn decode(doc: &str) -> Value {
+    serde_json::from_str(
+        &percent_encoding::percent_decode_str(doc)
+            .decode_utf8()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// Every `Resource` of every statement: never `*`, always one of `allowed` (exact, or a prefix ending the ARN).
+fn check_statements(what: &str, doc: &Value, allowed: &[String]) -> usize {
+    let statements = match &doc["Statement"] {
+        Value::Array(a) => a.clone(),
+        s => vec![s.clone()],
+    };
+    let mut n = 0;
+    for st in statements {
+        assert_eq!(st["Effect"], "Allow", "{what}");
+        assert!(
+            st.get("NotResource").is_none() && st.get("NotAction").is_none(),
+            "{what}: no Not* statements"
+        );
+        let resources = match &st["Resource"] {
+            Value::Array(a) => a.iter().map(|r| r.as_str().unwrap().to_string()).collect(),
+            Value::String(r) => vec![r.clone()],
+            other => panic!("{what}: Resource {other}"),
+        };
+        for r in resources {
+            assert!(
+                !r.contains('*') || allowed.contains(&r),
+                "{what}: {r} is broader than allowed {allowed:?}"
+            );
+            assert!(
+                allowed.contains(&r),
+                "{what}: {r} is not one of {allowed:?}"
+            );
+            n += 1;
+        }
+        let actions = match &st["Action"] {
+            Value::Array(a) => a.iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+            Value::String(x) => vec![x.clone()],
+            other => panic!("{what}: Action {other}"),
+        };
+        assert!(
+            actions.iter().all(|a| !a.contains('*')),
+            "{what}: wildcard action in {actions:?}"
+        );
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_policy_is_least_privilege() {
+    let moto = Moto::start();
+    let app = App::new(&moto.endpoint, BASE);
+    let out = app.run(&["up", "--output", "json"]).expect(0).json();
+    let api = out["api_id"].as_str().unwrap();
+    let conf = moto.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let mut checked = 0;
+    // The functions may write their own log groups' streams: those exact ARNs (the `:*` form names the streams).
+    let mut logs = vec![];
+    for f in ["connect", "disconnect"] {
+        let arn = format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/chat-dev-{f}");
+        logs.push(format!("{arn}:*"));
+        logs.push(arn);
+    }
+    for p in iam
+        .list_role_policies()
+        .role_name("chat-dev-lambda")
+        .send()
+        .await
+        .unwrap()
+        .policy_names()
+    {
+        let doc = decode(
+            iam.get_role_policy()
+                .role_name("chat-dev-lambda")
+                .policy_name(p)
+                .send()
+                .await
+                .unwrap()
+                .policy_document(),
+        );
+        checked += check_statements(&format!("role policy {p}"), &doc, &logs);
+    }
+    assert!(
+        iam.list_attached_role_policies()
+            .role_name("chat-dev-lambda")
+            .send()
+            .await
+            .unwrap()
+            .attached_policies()
+            .is_empty(),
+        "no managed policies on the role"
+    );
+    let connections = vec![format!(
+        "arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/dev/*/@connections/*"
+    )];
+    for p in iam
+        .list_user_policies()
+        .user_name("chat-dev-backend")
+        .send()
+        .await
+        .unwrap()
+        .policy_names()
+    {
+        let doc = decode(
+            iam.get_user_policy()
+                .user_name("chat-dev-backend")
+                .policy_name(p)
+                .send()
+                .await
+                .unwrap()
+                .policy_document(),
+        );
+        checked += check_statements(&format!("user policy {p}"), &doc, &connections);
+    }
+    // The Lambdas' resource policies: API Gateway, from this API only.
+    let lambda = aws_sdk_lambda::Client::new(&conf);
+    for f in ["connect", "disconnect"] {
+        let doc: Value = serde_json::from_str(
+            lambda
+                .get_policy()
+                .function_name(format!("chat-dev-{f}"))
+                .send()
+                .await
+                .unwrap()
+                .policy()
+                .unwrap(),
+        )
+        .unwrap();
+        for st in doc["Statement"].as_array().unwrap() {
+            assert_eq!(st["Principal"]["Service"], "apigateway.amazonaws.com");
+            assert_eq!(st["Action"], "lambda:InvokeFunction");
+            assert_eq!(
+                st["Condition"]["ArnLike"]["AWS:SourceArn"],
+                format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/*")
+            );
+            checked += 1;
+        }
+    }
+    // `credentials: policy` swaps the user for a managed policy with the same single statement.
+    app.config(&BASE.replace("credentials: iam-user", "credentials: policy"));
+    app.run(&["up"]).expect(0);
+    let arn = format!("arn:aws:iam::{ACCOUNT}:policy/chat-dev-manage-connections");
+    let policy = iam.get_policy().policy_arn(&arn).send().await.unwrap();
+    let version = policy
+        .policy()
+        .unwrap()
+        .default_version_id()
+        .unwrap()
+        .to_string();
+    let doc = decode(
+        iam.get_policy_version()
+            .policy_arn(&arn)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap()
+            .policy_version()
+            .unwrap()
+            .document()
+            .unwrap(),
+    );
+    checked += check_statements("managed policy", &doc, &connections);
+    assert!(
+        iam.get_user()
+            .user_name("chat-dev-backend")
+            .send()
+            .await
+            .is_err(),
+        "the IAM user is gone in policy mode"
+    );
+    eprintln!("statements checked: {checked}");
+    app.run(&["teardown", "--yes"]).expect(0);
+    assert!(
+        crate::deploy::leftovers(&conf, "chat-dev").await.is_empty(),
+        "the managed policy is torn down too"
+    );
+}
