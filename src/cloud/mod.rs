@@ -2,7 +2,11 @@
 //! AWS_ENDPOINT_URL for emulators), each call retried by the SDK's own retry config. Thin on purpose: the decisions
 //! are in `deploy::plan`.
 
+pub mod apigw;
 pub mod apply;
+pub mod iam;
+pub mod lambda;
+pub mod logs;
 pub mod observe;
 
 use std::time::Duration;
@@ -118,6 +122,29 @@ where
 fn short(s: &str) -> String {
     let s: String = s.chars().take(400).collect();
     s.replace('\n', " ")
+}
+
+type SdkResult<T, E, R> = Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>;
+
+/// A create that lost a race to a concurrent run is as good as done: the next run checks the result.
+pub fn already<T, E: ProvideErrorMetadata, R>(
+    r: SdkResult<T, E, R>,
+    code: &str,
+) -> SdkResult<(), E, R> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(code) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A delete of something already gone is done.
+pub fn gone<T, E: ProvideErrorMetadata, R>(r: SdkResult<T, E, R>) -> SdkResult<(), E, R> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// IAM returns policy documents URL-encoded; compare them as JSON.

@@ -57,6 +57,26 @@ pub async fn observe(c: &Clients, l: &Lookup) -> Result<Observed> {
     })
 }
 
+/// `Ok(None)` when AWS says the thing does not exist.
+fn optional<T, E, R>(
+    r: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    what: &str,
+) -> Result<Option<T>>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(explain(what, e)),
+    }
+}
+
 fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {
     tags.iter()
         .map(|t| (t.key().to_string(), t.value().to_string()))
@@ -64,29 +84,18 @@ fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {
 }
 
 async fn role(c: &Clients, l: &Lookup) -> Result<Option<RoleObs>> {
-    let out = match c.iam.get_role().role_name(&l.role).send().await {
-        Ok(o) => o,
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(explain(&format!("read the IAM role {}", l.role), e)),
+    let what = format!("read the IAM role {}", l.role);
+    let Some(out) = optional(c.iam.get_role().role_name(&l.role).send().await, &what)? else {
+        return Ok(None);
     };
     let Some(r) = out.role() else { return Ok(None) };
-    let policy = match c
+    let policy = c
         .iam
         .get_role_policy()
         .role_name(&l.role)
-        .policy_name(&l.role_policy)
-        .send()
-        .await
-    {
-        Ok(p) => policy_json(p.policy_document()),
-        Err(e) if is_not_found(&e) => None,
-        Err(e) => {
-            return Err(explain(
-                &format!("read the policy of the IAM role {}", l.role),
-                e,
-            ))
-        }
-    };
+        .policy_name(&l.role_policy);
+    let policy = optional(policy.send().await, &format!("{what}'s policy"))?
+        .and_then(|p| policy_json(p.policy_document()));
     Ok(Some(RoleObs {
         tags: tags_of(r.tags()),
         trust: r
@@ -106,26 +115,22 @@ async fn functions(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, FunctionO
 }
 
 async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionObs)>> {
-    let out = match c.lambda.get_function().function_name(&name).send().await {
-        Ok(o) => o,
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(explain(&format!("read the Lambda function {name}"), e)),
+    let what = format!("read the Lambda function {name}");
+    let Some(out) = optional(
+        c.lambda.get_function().function_name(&name).send().await,
+        &what,
+    )?
+    else {
+        return Ok(None);
     };
     let Some(cfg) = out.configuration() else {
         return Ok(None);
     };
-    let permission_source = match c.lambda.get_policy().function_name(&name).send().await {
-        Ok(p) => p
-            .policy()
-            .and_then(|doc| permission_source(doc, PERMISSION_SID)),
-        Err(e) if is_not_found(&e) => None,
-        Err(e) => {
-            return Err(explain(
-                &format!("read the permissions of the Lambda function {name}"),
-                e,
-            ))
-        }
-    };
+    let policy = c.lambda.get_policy().function_name(&name).send().await;
+    let permission_source = optional(policy, &format!("{what}'s permissions"))?.and_then(|p| {
+        p.policy()
+            .and_then(|doc| permission_source(doc, PERMISSION_SID))
+    });
     let architecture = cfg.architectures().first().and_then(|a| match a.as_str() {
         "arm64" => Some(Architecture::Arm64),
         "x86_64" => Some(Architecture::X86_64),
@@ -290,29 +295,18 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
 }
 
 async fn user(c: &Clients, l: &Lookup) -> Result<Option<UserObs>> {
-    let out = match c.iam.get_user().user_name(&l.user).send().await {
-        Ok(o) => o,
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(explain(&format!("read the IAM user {}", l.user), e)),
+    let what = format!("read the IAM user {}", l.user);
+    let Some(out) = optional(c.iam.get_user().user_name(&l.user).send().await, &what)? else {
+        return Ok(None);
     };
     let Some(u) = out.user() else { return Ok(None) };
-    let policy = match c
+    let policy = c
         .iam
         .get_user_policy()
         .user_name(&l.user)
-        .policy_name(&l.user_policy)
-        .send()
-        .await
-    {
-        Ok(p) => policy_json(p.policy_document()),
-        Err(e) if is_not_found(&e) => None,
-        Err(e) => {
-            return Err(explain(
-                &format!("read the policy of the IAM user {}", l.user),
-                e,
-            ))
-        }
-    };
+        .policy_name(&l.user_policy);
+    let policy = optional(policy.send().await, &format!("{what}'s policy"))?
+        .and_then(|p| policy_json(p.policy_document()));
     let keys = c
         .iam
         .list_access_keys()
@@ -339,15 +333,13 @@ async fn user(c: &Clients, l: &Lookup) -> Result<Option<UserObs>> {
 }
 
 async fn managed_policy(c: &Clients, l: &Lookup) -> Result<Option<PolicyObs>> {
-    let out = match c.iam.get_policy().policy_arn(&l.policy_arn).send().await {
-        Ok(o) => o,
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => {
-            return Err(explain(
-                &format!("read the managed policy {}", l.policy_arn),
-                e,
-            ))
-        }
+    let what = format!("read the managed policy {}", l.policy_arn);
+    let Some(out) = optional(
+        c.iam.get_policy().policy_arn(&l.policy_arn).send().await,
+        &what,
+    )?
+    else {
+        return Ok(None);
     };
     let default = out
         .policy()

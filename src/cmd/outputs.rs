@@ -1,6 +1,5 @@
 //! `wsdeploy outputs`: the stage's URLs and resource ids.
 
-use crate::deploy::Desired;
 use crate::envfile;
 use crate::error::Result;
 
@@ -21,21 +20,7 @@ pub struct Args {
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let s = ctx.session().await?;
-        let d = Desired::without_code(&s.stage, &s.account);
-        let o = s.observe().await?;
-        let api = o
-            .apis
-            .iter()
-            .min_by_key(|a| (a.created, a.id.clone()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "stage {} is not deployed in {} ({}): run `wsdeploy up -s {}`",
-                    d.stage,
-                    d.region,
-                    d.account,
-                    d.stage
-                )
-            })?;
+        let (d, o, api) = s.deployed().await?;
         let key_id = o.env_access_key_id.as_deref().filter(|k| {
             o.user
                 .as_ref()

@@ -2,10 +2,9 @@
 
 use serde_json::json;
 
-use crate::deploy::{plan, render, Change, Desired, Names, Options};
+use crate::deploy::{render, Change, Names};
 use crate::error::Result;
 
-use super::stage::new_signing_secret;
 use super::Context;
 
 /// Show what `up` would create, change or delete in the stage, without changing anything.
@@ -20,26 +19,16 @@ pub struct Args {
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let s = ctx.session().await?;
-        let progress = ctx.ui.progress();
-        let artifacts = s.artifacts(&progress).await?;
-        let observed = s.observe().await?;
-        let secret = observed.signing_secret().unwrap_or_else(new_signing_secret);
-        let d = Desired::new(&s.stage, &s.account, &artifacts, &secret);
-        let actions = plan(
-            &d,
-            &observed,
-            &Options {
-                rotate_credentials: self.rotate_credentials,
-            },
-        )
-        .map_err(anyhow::Error::from)?;
+        let planned = s.plan(&ctx.ui.progress(), self.rotate_credentials).await?;
+        let (d, actions) = (&planned.desired, &planned.actions);
+        let names = Names::from(d);
         let count = |c: Change| actions.iter().filter(|a| a.change() == c).count();
         ctx.ui.out_json(&json!({
             "project": d.project,
             "stage": d.stage,
             "region": d.region,
             "actions": actions.iter().map(|a| {
-                let (kind, name) = a.resource(&Names::from(&d));
+                let (kind, name) = a.resource(&names);
                 let mut v = serde_json::to_value(a).expect("actions serialize");
                 v["change"] = serde_json::to_value(a.change()).expect("serializes");
                 v["resource"] = json!({ "kind": kind, "name": name });
@@ -52,7 +41,7 @@ impl Args {
             d.stage,
             d.region,
             d.account,
-            render(&actions, &Names::from(&d))
+            render(actions, &names)
         ));
         Ok(())
     }

@@ -3,7 +3,6 @@
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::cloud::explain;
-use crate::deploy::Desired;
 use crate::error::Result;
 
 use super::Context;
@@ -24,19 +23,7 @@ pub struct Args {
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let s = ctx.session().await?;
-        let d = Desired::without_code(&s.stage, &s.account);
-        let o = s.observe().await?;
-        let api = o
-            .apis
-            .iter()
-            .min_by_key(|a| (a.created, a.id.clone()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "stage {} is not deployed: run `wsdeploy up -s {}`",
-                    d.stage,
-                    d.stage
-                )
-            })?;
+        let (d, _, api) = s.deployed().await?;
         let endpoint = d.management_endpoint(&api.id);
         let mut conf = aws_sdk_apigatewaymanagement::config::Builder::from(&s.clients.config);
         // An endpoint set through AWS_ENDPOINT_URL(_APIGATEWAYMANAGEMENTAPI) wins, as for every other service.

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use crate::cloud::observe::{observe, Lookup};
 use crate::cloud::Clients;
 use crate::config::{Config, CredentialsMode, StageConfig};
-use crate::deploy::{Artifact, Desired, Observed};
+use crate::deploy::state::ApiObs;
+use crate::deploy::{plan, Action, Artifact, Desired, Observed, Options};
 use crate::envfile;
 use crate::error::Result;
 use crate::lambdas::{self, Target};
@@ -91,6 +92,48 @@ impl Session {
                 ))
             })
             .collect()
+    }
+}
+
+/// What `plan` shows and `up` applies.
+pub struct Planned {
+    pub desired: Desired,
+    pub observed: Observed,
+    pub actions: Vec<Action>,
+    /// The one already shared by the functions and the backend, or a new one.
+    pub signing_secret: String,
+}
+
+impl Session {
+    pub async fn plan(&self, progress: &dyn Progress, rotate_credentials: bool) -> Result<Planned> {
+        let artifacts = self.artifacts(progress).await?;
+        let observed = self.observe().await?;
+        let signing_secret = observed.signing_secret().unwrap_or_else(new_signing_secret);
+        let desired = Desired::new(&self.stage, &self.account, &artifacts, &signing_secret);
+        let actions = plan(&desired, &observed, &Options { rotate_credentials })
+            .map_err(anyhow::Error::from)?;
+        Ok(Planned {
+            desired,
+            observed,
+            actions,
+            signing_secret,
+        })
+    }
+
+    /// The stage as deployed, and the API it keeps; an error that says how to deploy it if there is none.
+    pub async fn deployed(&self) -> Result<(Desired, Observed, ApiObs)> {
+        let d = Desired::without_code(&self.stage, &self.account);
+        let o = self.observe().await?;
+        let api = o.kept_api().cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "stage {} is not deployed in {} ({}): run `wsdeploy up -s {}`",
+                d.stage,
+                d.region,
+                d.account,
+                d.stage
+            )
+        })?;
+        Ok((d, o, api))
     }
 }
 

@@ -6,11 +6,11 @@ use anyhow::Context as _;
 
 use crate::cloud::apply::{Applier, Ids};
 use crate::config::CredentialsMode;
-use crate::deploy::{plan, render, Action, Desired, Names, Options};
+use crate::deploy::{render, Action, Desired, Names};
 use crate::envfile;
 use crate::error::{Error, Result};
 
-use super::stage::{new_signing_secret, outputs, Session};
+use super::stage::{outputs, Planned, Session};
 use super::Context;
 
 /// Create or update every AWS resource of the stage, then write the wss:// URL and the backend's credentials into
@@ -41,18 +41,12 @@ impl Args {
             ));
         }
         let progress = ctx.ui.progress();
-        let artifacts = s.artifacts(&progress).await?;
-        let observed = s.observe().await?;
-        let secret = observed.signing_secret().unwrap_or_else(new_signing_secret);
-        let d = Desired::new(&s.stage, &s.account, &artifacts, &secret);
-        let actions = plan(
-            &d,
-            &observed,
-            &Options {
-                rotate_credentials: self.rotate_credentials,
-            },
-        )
-        .map_err(anyhow::Error::from)?;
+        let Planned {
+            desired: d,
+            observed,
+            actions,
+            signing_secret: secret,
+        } = s.plan(&progress, self.rotate_credentials).await?;
         if !actions.is_empty() {
             ctx.ui.out(render(&actions, &Names::from(&d)));
         }

@@ -1,5 +1,6 @@
 //! Deploying a stage: desired state, observed state, the plan between them (pure), and applying it (cloud).
 
+pub mod action;
 pub mod plan;
 pub mod state;
 

@@ -327,6 +327,11 @@ pub struct PolicyObs {
 }
 
 impl Observed {
+    /// The API a stage keeps when a race left several: the oldest.
+    pub fn kept_api(&self) -> Option<&ApiObs> {
+        self.apis.iter().min_by_key(|a| (a.created, a.id.clone()))
+    }
+
     /// The signing secret already shared by the deployed functions and the backend, so a re-run keeps it.
     pub fn signing_secret(&self) -> Option<String> {
         self.functions

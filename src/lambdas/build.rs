@@ -48,6 +48,28 @@ pub struct Built {
     pub compiled: bool,
 }
 
+impl Built {
+    fn new(
+        function: &'static str,
+        bootstrap: PathBuf,
+        zip: Option<(PathBuf, Vec<u8>)>,
+        compiled: bool,
+    ) -> Built {
+        let (zip, zip_bytes, code_sha256) = match zip {
+            Some((path, bytes)) => (Some(path), bytes.len() as u64, Some(code_sha256(&bytes))),
+            None => (None, 0, None),
+        };
+        Built {
+            function,
+            bootstrap,
+            zip,
+            code_sha256,
+            zip_bytes,
+            compiled,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("building the Lambdas for {target} needs tools this machine lacks:\n{}", .missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
@@ -137,22 +159,16 @@ pub fn build(target: Target) -> Result<Vec<Built>, BuildError> {
         let bootstrap = dest.join("bootstrap");
         std::fs::write(&bootstrap, &bytes).map_err(io(&bootstrap))?;
         set_executable(&bootstrap).map_err(io(&bootstrap))?;
-        let mut b = Built {
-            function,
-            bootstrap,
-            zip: None,
-            code_sha256: None,
-            zip_bytes: 0,
-            compiled: true,
+        let zip = match target {
+            Target::Lambda(_) => {
+                let zip = deterministic_zip(&bytes).map_err(io(&dest))?;
+                let path = dest.join("bootstrap.zip");
+                std::fs::write(&path, &zip).map_err(io(&path))?;
+                Some((path, zip))
+            }
+            Target::Host => None,
         };
-        if let Target::Lambda(_) = target {
-            let zip = deterministic_zip(&bytes).map_err(io(&dest))?;
-            let path = dest.join("bootstrap.zip");
-            std::fs::write(&path, &zip).map_err(io(&path))?;
-            b.zip_bytes = zip.len() as u64;
-            b.code_sha256 = Some(code_sha256(&zip));
-            b.zip = Some(path);
-        }
+        let b = Built::new(function, bootstrap, zip, true);
         built.push(b);
     }
     // Written last: an interrupted build is redone, never half-used.
@@ -172,21 +188,15 @@ fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
             if !bootstrap.exists() {
                 return None;
             }
-            let mut b = Built {
-                function,
-                bootstrap,
-                zip: None,
-                code_sha256: None,
-                zip_bytes: 0,
-                compiled: false,
+            let zip = match target {
+                Target::Lambda(_) => {
+                    let path = dir.join("bootstrap.zip");
+                    let zip = std::fs::read(&path).ok()?;
+                    Some((path, zip))
+                }
+                Target::Host => None,
             };
-            if let Target::Lambda(_) = target {
-                let path = dir.join("bootstrap.zip");
-                let zip = std::fs::read(&path).ok()?;
-                b.zip_bytes = zip.len() as u64;
-                b.code_sha256 = Some(code_sha256(&zip));
-                b.zip = Some(path);
-            }
+            let b = Built::new(function, bootstrap, zip, false);
             Some(b)
         })
         .collect()

@@ -165,7 +165,8 @@ pub async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String
     left
 }
 
-fn decode(doc: &str) -> Value {
+/// IAM's URL-encoded policy documents, as JSON.
+pub fn decode(doc: &str) -> Value {
     serde_json::from_str(
         &percent_encoding::percent_decode_str(doc)
             .decode_utf8()

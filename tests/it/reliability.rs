@@ -181,27 +181,24 @@ async fn failures_are_one_clear_sentence_within_seconds() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let cases: Vec<(&str, App, Vec<(&str, String)>, &str)> = vec![
+    let cases = [
         (
             "unreachable endpoint",
             App::new(&format!("http://{closed}"), &config("x")),
-            vec![],
             "AWS could not be reached",
         ),
         (
             "expired token",
             App::new(&proxy.endpoint, &config("x")),
-            vec![],
             "your AWS credentials have expired",
         ),
         (
             "bad credentials",
             App::new(&proxy.endpoint, &config("x")),
-            vec![],
             "AWS rejected these credentials",
         ),
     ];
-    for (what, app, env, says) in cases {
+    for (what, app, says) in cases {
         proxy.answer_all(match what {
             "expired token" => Some((400, "ExpiredToken")),
             "bad credentials" => Some((403, "InvalidClientTokenId")),

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::deploy::{App, BASE};
+use crate::deploy::{decode, App, BASE};
 use crate::moto::{Moto, ACCOUNT, REGION};
 
 fn env_value(path: &std::path::Path, key: &str) -> String {
@@ -62,15 +62,6 @@ async fn show_secrets_is_the_only_way_to_print_them() {
         out["secrets"]["signing_secret"].as_str().unwrap(),
         env_value(&app.backend_env, "WS_SIGNING_SECRET")
     );
-}
-
-fn decode(doc: &str) -> Value {
-    serde_json::from_str(
-        &percent_encoding::percent_decode_str(doc)
-            .decode_utf8()
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// Every `Resource` of every statement: never `*`, always one of `allowed` (exact, or a prefix ending the ARN).

@@ -1,0 +1,310 @@
+//! IAM: the Lambdas' role, the backend's user and keys, the managed policy.
+
+use anyhow::Result;
+use aws_sdk_iam::Client;
+
+use super::{already, explain, gone, is_not_found};
+use crate::deploy::state::{Desired, Tags};
+
+fn tags(tags: &Tags) -> Vec<aws_sdk_iam::types::Tag> {
+    tags.iter()
+        .filter_map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .ok()
+        })
+        .collect()
+}
+
+pub async fn create_role(iam: &Client, d: &Desired) -> Result<()> {
+    let trust = Desired::role_trust_policy().to_string();
+    let r = iam
+        .create_role()
+        .role_name(&d.role)
+        .assume_role_policy_document(trust)
+        .set_tags(Some(tags(&d.tags)))
+        .send()
+        .await;
+    already(r, "EntityAlreadyExists")
+        .map_err(|e| explain(&format!("create the IAM role {}", d.role), e))
+}
+
+pub async fn update_role_trust(iam: &Client, d: &Desired) -> Result<()> {
+    let trust = Desired::role_trust_policy().to_string();
+    iam.update_assume_role_policy()
+        .role_name(&d.role)
+        .policy_document(trust)
+        .send()
+        .await
+        .map_err(|e| explain("update the role's trust policy", e))?;
+    Ok(())
+}
+
+pub async fn put_role_policy(iam: &Client, d: &Desired) -> Result<()> {
+    let doc = d.role_policy().to_string();
+    iam.put_role_policy()
+        .role_name(&d.role)
+        .policy_name(&d.role_policy_name)
+        .policy_document(doc)
+        .send()
+        .await
+        .map_err(|e| explain("set the role's policy", e))?;
+    Ok(())
+}
+
+/// Inline policies deleted, managed ones detached, then the role.
+pub async fn delete_role(iam: &Client, role: &str) -> Result<()> {
+    let what = |x: &str| format!("{x} of the IAM role {role}");
+    let inline = match iam.list_role_policies().role_name(role).send().await {
+        Ok(o) => o.policy_names().to_vec(),
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(explain(&what("list the policies"), e)),
+    };
+    for p in inline {
+        gone(
+            iam.delete_role_policy()
+                .role_name(role)
+                .policy_name(p)
+                .send()
+                .await,
+        )
+        .map_err(|e| explain(&what("delete a policy"), e))?;
+    }
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .map_err(|e| explain(&what("list the attached policies"), e))?;
+    for arn in attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+    {
+        detach(iam, Entity::Role(role), arn).await?;
+    }
+    gone(iam.delete_role().role_name(role).send().await)
+        .map_err(|e| explain(&format!("delete the IAM role {role}"), e))
+}
+
+pub async fn create_user(iam: &Client, d: &Desired) -> Result<()> {
+    let r = iam
+        .create_user()
+        .user_name(&d.user)
+        .set_tags(Some(tags(&d.tags)))
+        .send()
+        .await;
+    already(r, "EntityAlreadyExists")
+        .map_err(|e| explain(&format!("create the IAM user {}", d.user), e))
+}
+
+pub async fn put_user_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()> {
+    let doc = d.manage_connections_policy(api_id).to_string();
+    iam.put_user_policy()
+        .user_name(&d.user)
+        .policy_name(&d.policy_name)
+        .policy_document(doc)
+        .send()
+        .await
+        .map_err(|e| explain("set the backend user's policy", e))?;
+    Ok(())
+}
+
+/// A new key: (id, secret). The secret is readable only now.
+pub async fn create_access_key(iam: &Client, user: &str) -> Result<(String, String)> {
+    let out = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| explain(&format!("create an access key for {user}"), e))?;
+    let key = out
+        .access_key()
+        .ok_or_else(|| anyhow::anyhow!("AWS returned no access key"))?;
+    Ok((
+        key.access_key_id().to_string(),
+        key.secret_access_key().to_string(),
+    ))
+}
+
+pub async fn delete_access_key(iam: &Client, user: &str, id: &str) -> Result<()> {
+    gone(
+        iam.delete_access_key()
+            .user_name(user)
+            .access_key_id(id)
+            .send()
+            .await,
+    )
+    .map_err(|e| explain(&format!("delete the access key {id}"), e))
+}
+
+/// Keys and inline policies deleted, managed ones detached, then the user.
+pub async fn delete_user(iam: &Client, user: &str) -> Result<()> {
+    let what = |x: &str| format!("{x} of the IAM user {user}");
+    let keys = match iam.list_access_keys().user_name(user).send().await {
+        Ok(o) => o,
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(explain(&what("list the access keys"), e)),
+    };
+    for id in keys
+        .access_key_metadata()
+        .iter()
+        .filter_map(|k| k.access_key_id())
+    {
+        delete_access_key(iam, user, id).await?;
+    }
+    let inline = iam
+        .list_user_policies()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| explain(&what("list the policies"), e))?;
+    for p in inline.policy_names() {
+        gone(
+            iam.delete_user_policy()
+                .user_name(user)
+                .policy_name(p)
+                .send()
+                .await,
+        )
+        .map_err(|e| explain(&what("delete a policy"), e))?;
+    }
+    let attached = iam
+        .list_attached_user_policies()
+        .user_name(user)
+        .send()
+        .await
+        .map_err(|e| explain(&what("list the attached policies"), e))?;
+    for arn in attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+    {
+        detach(iam, Entity::User(user), arn).await?;
+    }
+    gone(iam.delete_user().user_name(user).send().await)
+        .map_err(|e| explain(&format!("delete the IAM user {user}"), e))
+}
+
+pub async fn create_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()> {
+    let doc = d.manage_connections_policy(api_id).to_string();
+    let r = iam
+        .create_policy()
+        .policy_name(&d.policy_name)
+        .policy_document(doc)
+        .description(format!("wsdeploy: post to connections of {}", d.api))
+        .set_tags(Some(tags(&d.tags)))
+        .send()
+        .await;
+    already(r, "EntityAlreadyExists").map_err(|e| explain("create the managed policy", e))
+}
+
+/// A new default version; IAM keeps five, so the oldest goes first when asked.
+pub async fn create_policy_version(
+    iam: &Client,
+    d: &Desired,
+    api_id: &str,
+    delete_oldest: Option<&str>,
+) -> Result<()> {
+    let arn = d.policy_arn();
+    if let Some(v) = delete_oldest {
+        iam.delete_policy_version()
+            .policy_arn(&arn)
+            .version_id(v)
+            .send()
+            .await
+            .map_err(|e| explain("make room for a new policy version", e))?;
+    }
+    let doc = d.manage_connections_policy(api_id).to_string();
+    iam.create_policy_version()
+        .policy_arn(&arn)
+        .policy_document(doc)
+        .set_as_default(true)
+        .send()
+        .await
+        .map_err(|e| explain("update the managed policy", e))?;
+    Ok(())
+}
+
+/// Detached from whatever the user attached it to (or it cannot be deleted), old versions deleted, then the policy.
+pub async fn delete_policy(iam: &Client, arn: &str) -> Result<()> {
+    let entities = match iam.list_entities_for_policy().policy_arn(arn).send().await {
+        Ok(o) => o,
+        Err(e) if is_not_found(&e) => return Ok(()),
+        Err(e) => return Err(explain("find what the managed policy is attached to", e)),
+    };
+    for n in entities.policy_roles().iter().filter_map(|r| r.role_name()) {
+        detach(iam, Entity::Role(n), arn).await?;
+    }
+    for n in entities.policy_users().iter().filter_map(|u| u.user_name()) {
+        detach(iam, Entity::User(n), arn).await?;
+    }
+    for n in entities
+        .policy_groups()
+        .iter()
+        .filter_map(|g| g.group_name())
+    {
+        detach(iam, Entity::Group(n), arn).await?;
+    }
+    let versions = iam
+        .list_policy_versions()
+        .policy_arn(arn)
+        .send()
+        .await
+        .map_err(|e| explain("list the managed policy's versions", e))?;
+    for id in versions
+        .versions()
+        .iter()
+        .filter(|v| !v.is_default_version())
+        .filter_map(|v| v.version_id())
+    {
+        gone(
+            iam.delete_policy_version()
+                .policy_arn(arn)
+                .version_id(id)
+                .send()
+                .await,
+        )
+        .map_err(|e| explain("delete an old policy version", e))?;
+    }
+    gone(iam.delete_policy().policy_arn(arn).send().await)
+        .map_err(|e| explain("delete the managed policy", e))
+}
+
+enum Entity<'a> {
+    Role(&'a str),
+    User(&'a str),
+    Group(&'a str),
+}
+
+async fn detach(iam: &Client, from: Entity<'_>, arn: &str) -> Result<()> {
+    let what = |name: &str| format!("detach {arn} from {name}");
+    match from {
+        Entity::Role(n) => gone(
+            iam.detach_role_policy()
+                .role_name(n)
+                .policy_arn(arn)
+                .send()
+                .await,
+        )
+        .map_err(|e| explain(&what(n), e)),
+        Entity::User(n) => gone(
+            iam.detach_user_policy()
+                .user_name(n)
+                .policy_arn(arn)
+                .send()
+                .await,
+        )
+        .map_err(|e| explain(&what(n), e)),
+        Entity::Group(n) => gone(
+            iam.detach_group_policy()
+                .group_name(n)
+                .policy_arn(arn)
+                .send()
+                .await,
+        )
+        .map_err(|e| explain(&what(n), e)),
+    }
+}

@@ -1,0 +1,33 @@
+//! CloudWatch Logs: the functions' log groups, created ahead so their retention is ours, not "never expire".
+
+use anyhow::Result;
+use aws_sdk_cloudwatchlogs::Client;
+
+use super::{already, explain, gone};
+use crate::deploy::state::Tags;
+
+pub async fn create_group(logs: &Client, name: &str, tags: &Tags) -> Result<()> {
+    let r = logs
+        .create_log_group()
+        .log_group_name(name)
+        .set_tags(Some(tags.clone().into_iter().collect()))
+        .send()
+        .await;
+    already(r, "ResourceAlreadyExistsException")
+        .map_err(|e| explain(&format!("create the log group {name}"), e))
+}
+
+pub async fn set_retention(logs: &Client, name: &str, days: i32) -> Result<()> {
+    logs.put_retention_policy()
+        .log_group_name(name)
+        .retention_in_days(days)
+        .send()
+        .await
+        .map_err(|e| explain(&format!("set the retention of {name}"), e))?;
+    Ok(())
+}
+
+pub async fn delete_group(logs: &Client, name: &str) -> Result<()> {
+    gone(logs.delete_log_group().log_group_name(name).send().await)
+        .map_err(|e| explain(&format!("delete the log group {name}"), e))
+}
