@@ -140,6 +140,42 @@ pub fn update_file(
     Ok(old.as_deref() != Some(new.as_str()))
 }
 
+/// What `up` and `dev` write into a stage's env files.
+pub struct StageValues<'a> {
+    pub websocket_url: &'a str,
+    pub endpoint: &'a str,
+    pub region: &'a str,
+    /// A key to write (id, secret); `None` keeps the one the file holds.
+    pub key: Option<(&'a str, &'a str)>,
+    pub signing_secret: &'a str,
+}
+
+/// Writes the managed keys of both env files; returns each file with whether it changed.
+pub fn write_stage(
+    env: &crate::config::resolve::EnvSettings,
+    v: &StageValues,
+) -> anyhow::Result<Vec<(String, bool)>> {
+    let mut written = vec![];
+    if let Some(f) = &env.frontend {
+        let changed = update_file(&f.file, &[(f.url.as_str(), v.websocket_url)], &[], false)?;
+        written.push((f.file.display().to_string(), changed));
+    }
+    if let Some(b) = &env.backend {
+        let mut set: Vec<(&str, &str)> = vec![
+            (&b.endpoint, v.endpoint),
+            (&b.region, v.region),
+            (&b.signing_secret, v.signing_secret),
+        ];
+        if let Some((id, secret)) = v.key {
+            set.push((&b.access_key_id, id));
+            set.push((&b.secret_access_key, secret));
+        }
+        let changed = update_file(&b.file, &set, &[], true)?;
+        written.push((b.file.display().to_string(), changed));
+    }
+    Ok(written)
+}
+
 #[cfg(unix)]
 fn mode_is_private(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;

@@ -7,6 +7,7 @@ pub mod cloud;
 pub mod cmd;
 pub mod config;
 pub mod deploy;
+pub mod dev;
 pub mod envfile;
 pub mod error;
 pub mod fsutil;

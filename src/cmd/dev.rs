@@ -1,24 +1,101 @@
 //! `wsdeploy dev`: the whole system on this machine.
 
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::dev::{self, Log, Options};
 use crate::error::Result;
 
 use super::Context;
 
 /// Run the WebSocket gateway, the @connections API and the bundled Lambdas locally (stage `local`), and write the
-/// env files with local values. No AWS account needed.
+/// env files with local values. No AWS account needed. Ctrl-C closes every socket (1001) and fires $disconnect.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  wsdeploy dev\n  wsdeploy dev --port 4000")]
+#[command(
+    after_help = "Examples:\n  wsdeploy dev\n  wsdeploy dev --port 4000\n  wsdeploy dev --port 0 --output json    (a free port; the URLs as JSON)"
+)]
 pub struct Args {
-    /// Port of the gateway (WebSocket and @connections).
+    /// Port of the gateway (WebSocket and @connections); 0 picks a free one.
     #[arg(long, default_value_t = 3001)]
     pub port: u16,
     /// Address to bind; anything but loopback exposes the gateway to your network.
     #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
+    pub host: IpAddr,
+    /// Close a socket after this many seconds without a message (API Gateway: 600).
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub idle_timeout: u64,
+    /// Close a socket after this many seconds whatever happens (API Gateway: 7200).
+    #[arg(long, default_value_t = 7200, value_name = "SECONDS")]
+    pub max_connection: u64,
 }
 
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
-        super::not_yet(ctx, "dev", "the local gateway is still being built")
+        let config = ctx.load_config()?;
+        let stage = config.local_stage();
+        if !self.host.is_loopback() {
+            ctx.ui.warn(format!("listening on {}: anyone on your network can connect and, with the dev key, post to connections", self.host));
+        }
+        ctx.ui
+            .info("building the bundled Lambdas for this machine (cached after the first build)…");
+        let opts = Options {
+            host: self.host,
+            port: self.port,
+            idle: Duration::from_secs(self.idle_timeout),
+            max_life: Duration::from_secs(self.max_connection),
+            log: Log {
+                quiet: ctx.ui.quiet,
+            },
+        };
+        let ui = ctx.ui.clone();
+        let env_files: Vec<String> = stage
+            .env
+            .frontend
+            .iter()
+            .map(|f| f.file.display().to_string())
+            .chain(
+                stage
+                    .env
+                    .backend
+                    .iter()
+                    .map(|b| b.file.display().to_string()),
+            )
+            .collect();
+        let started = move |r: &dev::Running| {
+            ui.out_json(&json!({
+                "stage": "local",
+                "websocket_url": r.websocket_url,
+                "management_endpoint": r.management_endpoint,
+                "access_key_id": r.access_key_id,
+                "env_files": env_files,
+            }));
+            ui.out(format!(
+                "wsdeploy dev is running (stage local)\n  WebSocket     {}\n  @connections  {}/@connections/{{connectionId}}\n  env files     {}\nCtrl-C to stop.",
+                r.websocket_url,
+                r.management_endpoint,
+                if env_files.is_empty() { "(none configured)".to_string() } else { env_files.join(", ") }
+            ));
+        };
+        dev::run(stage, opts, started, shutdown_signal()).await?;
+        ctx.ui
+            .info("stopped: every socket closed (1001) and $disconnect fired for each.");
+        Ok(())
     }
+}
+
+/// Ctrl-C, or SIGTERM from a process manager.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -41,13 +41,3 @@ impl Context {
         Ok(config)
     }
 }
-
-/// A verb whose implementation has not landed yet: it checks the config (so bad input still exits 2), then says
-/// plainly that it cannot run.
-pub(crate) fn not_yet(ctx: &Context, verb: &str, what: &str) -> Result<()> {
-    let config = ctx.load_config()?;
-    if verb != "dev" {
-        config.stage(ctx.global.stage.as_deref())?;
-    }
-    Err(anyhow::anyhow!("`wsdeploy {verb}` is not available in this version yet ({what})").into())
-}

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 
 use crate::cloud::apply::{Applier, Ids};
 use crate::config::CredentialsMode;
-use crate::deploy::{render, Action, Desired, Names};
+use crate::deploy::{render, Action, Names};
 use crate::envfile;
 use crate::error::{Error, Result};
 
@@ -66,7 +66,16 @@ impl Args {
             .as_ref()
             .map(|k| k.0.clone())
             .or(observed.env_access_key_id.clone());
-        let written = write_env(&s, &d, &api_id, ids.new_key.as_ref(), &secret).map_err(|e| match &ids.new_key {
+        let written = crate::envfile::write_stage(
+            &s.stage.env,
+            &crate::envfile::StageValues {
+                websocket_url: &d.websocket_url(&api_id),
+                endpoint: &d.management_endpoint(&api_id),
+                region: &d.region,
+                key: ids.new_key.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                signing_secret: &secret,
+            },
+        ).map_err(|e| match &ids.new_key {
             Some((id, _)) => e.context(format!("the new access key {id} could not be written; run `wsdeploy up` again to replace it")),
             None => e,
         })?;
@@ -150,35 +159,4 @@ fn existing_key_secret(s: &Session) -> Option<String> {
         &std::fs::read_to_string(&b.file).ok()?,
         &b.secret_access_key,
     )
-}
-
-/// Writes the managed keys; returns each file with whether it changed.
-fn write_env(
-    s: &Session,
-    d: &Desired,
-    api_id: &str,
-    new_key: Option<&(String, String)>,
-    signing: &str,
-) -> anyhow::Result<Vec<(String, bool)>> {
-    let mut written = vec![];
-    if let Some(f) = &s.stage.env.frontend {
-        let url = d.websocket_url(api_id);
-        let changed = envfile::update_file(&f.file, &[(f.url.as_str(), url.as_str())], &[], false)?;
-        written.push((f.file.display().to_string(), changed));
-    }
-    if let Some(b) = &s.stage.env.backend {
-        let endpoint = d.management_endpoint(api_id);
-        let mut set: Vec<(&str, &str)> = vec![
-            (&b.endpoint, &endpoint),
-            (&b.region, &d.region),
-            (&b.signing_secret, signing),
-        ];
-        if let Some((id, secret)) = new_key {
-            set.push((&b.access_key_id, id));
-            set.push((&b.secret_access_key, secret));
-        }
-        let changed = envfile::update_file(&b.file, &set, &[], true)?;
-        written.push((b.file.display().to_string(), changed));
-    }
-    Ok(written)
 }

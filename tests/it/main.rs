@@ -4,6 +4,7 @@ mod aws_emulator;
 mod cli;
 mod config_corpus;
 mod deploy;
+mod dev;
 mod init;
 mod lambdas;
 mod moto;

@@ -1,0 +1,550 @@
+//! The local API Gateway: WebSocket connections with route selection on `$request.body.action`, the Lambda proxy
+//! events of AWS, and the @connections management API with SigV4 checked. Behaviour follows AWS fact by fact
+//! (DESIGN.md, "Facts the local gateway must get right").
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::runtime::Pool;
+use super::sigv4::Verifier;
+use super::Log;
+
+pub const MAX_MESSAGE: usize = 128 * 1024;
+pub const MAX_FRAME: usize = 32 * 1024;
+
+pub struct Limits {
+    pub idle: Duration,
+    pub max_life: Duration,
+}
+
+pub struct Route {
+    pub pool: Arc<Pool>,
+    /// The function's answer goes back to the client (a `$default` route response).
+    pub reply: bool,
+}
+
+pub struct Gateway {
+    pub stage: String,
+    pub domain: String,
+    pub routes: BTreeMap<String, Route>,
+    pub limits: Limits,
+    pub verifier: Verifier,
+    pub log: Log,
+    conns: Mutex<HashMap<String, Conn>>,
+}
+
+struct Conn {
+    tx: mpsc::UnboundedSender<Out>,
+    connected_at: SystemTime,
+    last_active: SystemTime,
+    source_ip: String,
+    user_agent: String,
+}
+
+enum Out {
+    Text(String),
+    Close(u16, &'static str),
+}
+
+impl Gateway {
+    pub fn new(
+        stage: String,
+        domain: String,
+        routes: BTreeMap<String, Route>,
+        limits: Limits,
+        verifier: Verifier,
+        log: Log,
+    ) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            stage,
+            domain,
+            routes,
+            limits,
+            verifier,
+            log,
+            conns: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route("/{stage}", get(connect))
+            .route(
+                "/{stage}/@connections/{id}",
+                post(post_to).get(get_info).delete(delete_conn),
+            )
+            .with_state(self.clone())
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.conns.lock().expect("conns").len()
+    }
+
+    /// Closes every socket with 1001 (each fires `$disconnect`) and waits for them to finish, at most `wait`.
+    pub async fn close_all(&self, wait: Duration) {
+        for c in self.conns.lock().expect("conns").values() {
+            let _ = c.tx.send(Out::Close(1001, "Going away"));
+        }
+        let deadline = Instant::now() + wait;
+        while self.open_connections() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn context(
+        &self,
+        id: &str,
+        route: &str,
+        event_type: &str,
+        connected_at: SystemTime,
+        ip: &str,
+        ua: &str,
+    ) -> (Value, String) {
+        let now = SystemTime::now();
+        let request_id = new_request_id();
+        let ctx = json!({
+            "routeKey": route,
+            "eventType": event_type,
+            "extendedRequestId": request_id,
+            "requestTime": request_time(now),
+            "messageDirection": "IN",
+            "stage": self.stage,
+            "connectedAt": millis(connected_at),
+            "requestTimeEpoch": millis(now),
+            "identity": { "sourceIp": ip, "userAgent": ua },
+            "requestId": request_id,
+            "domainName": self.domain,
+            "connectionId": id,
+            "apiId": "local",
+        });
+        (ctx, request_id)
+    }
+
+    async fn on_message(
+        self: Arc<Self>,
+        id: String,
+        body: String,
+        binary: bool,
+        meta: (SystemTime, String, String),
+    ) {
+        let started = Instant::now();
+        let action = serde_json::from_str::<Value>(if binary { "" } else { &body })
+            .ok()
+            .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_string));
+        let key = match action {
+            Some(a) if self.routes.contains_key(&a) && !a.starts_with('$') => a,
+            _ if self.routes.contains_key("$default") => "$default".to_string(),
+            _ => {
+                let request_id = new_request_id();
+                self.log.line(&format!(
+                    "message {id}: no route for it and no $default → Forbidden"
+                ));
+                self.send(
+                    &id,
+                    json!({ "message": "Forbidden", "connectionId": id, "requestId": request_id })
+                        .to_string(),
+                );
+                return;
+            }
+        };
+        let route = &self.routes[&key];
+        let (mut ctx, request_id) = self.context(&id, &key, "MESSAGE", meta.0, &meta.1, &meta.2);
+        ctx["messageId"] = new_request_id().into();
+        let event = json!({ "requestContext": ctx, "body": body, "isBase64Encoded": binary });
+        match route.pool.invoke(event).await {
+            Ok(resp) => {
+                let status = resp
+                    .get("statusCode")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(200);
+                self.log.line(&format!(
+                    "message {id} → route {key} → {} {status} ({:.1} ms)",
+                    route.pool.name,
+                    started.elapsed().as_secs_f64() * 1000.0
+                ));
+                if route.reply {
+                    let text = match resp.get("body") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(other) => other.to_string(),
+                        None => resp.to_string(),
+                    };
+                    self.send(&id, text);
+                }
+            }
+            Err(e) => {
+                self.log.line(&format!(
+                    "message {id} → route {key} → {} failed: {e}",
+                    route.pool.name
+                ));
+                self.send(&id, json!({ "message": "Internal server error", "connectionId": id, "requestId": request_id }).to_string());
+            }
+        }
+    }
+
+    fn send(&self, id: &str, text: String) -> bool {
+        self.conns
+            .lock()
+            .expect("conns")
+            .get(id)
+            .is_some_and(|c| c.tx.send(Out::Text(text)).is_ok())
+    }
+
+    fn touch(&self, id: &str) {
+        if let Some(c) = self.conns.lock().expect("conns").get_mut(id) {
+            c.last_active = SystemTime::now();
+        }
+    }
+
+    async fn serve(self: Arc<Self>, socket: WebSocket, id: String, ip: String, ua: String) {
+        let connected_at = SystemTime::now();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.conns.lock().expect("conns").insert(
+            id.clone(),
+            Conn {
+                tx,
+                connected_at,
+                last_active: connected_at,
+                source_ip: ip.clone(),
+                user_agent: ua.clone(),
+            },
+        );
+        let (mut sink, mut stream) = socket.split();
+        let life = tokio::time::sleep(self.limits.max_life);
+        tokio::pin!(life);
+        let (mut code, mut reason): (u16, String) = (1006, String::new());
+        loop {
+            let idle = tokio::time::sleep(self.limits.idle);
+            tokio::select! {
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        self.touch(&id);
+                        tokio::spawn(self.clone().on_message(id.clone(), t.to_string(), false, (connected_at, ip.clone(), ua.clone())));
+                    }
+                    Some(Ok(Message::Binary(b))) => {
+                        use base64::Engine;
+                        self.touch(&id);
+                        let body = base64::engine::general_purpose::STANDARD.encode(&b);
+                        tokio::spawn(self.clone().on_message(id.clone(), body, true, (connected_at, ip.clone(), ua.clone())));
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        (code, reason) = frame.map(|f| (f.code, f.reason.to_string())).unwrap_or((1005, String::new()));
+                        break;
+                    }
+                    Some(Ok(_)) => self.touch(&id),
+                    Some(Err(e)) => {
+                        if e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long") || e.to_string().contains("too big") {
+                            let _ = sink.send(Message::Close(Some(CloseFrame { code: 1009, reason: "Message too big".into() }))).await;
+                            (code, reason) = (1009, "Message too big".into());
+                        } else {
+                            reason = e.to_string();
+                        }
+                        break;
+                    }
+                    None => break,
+                },
+                out = rx.recv() => match out {
+                    Some(Out::Text(t)) => {
+                        if sink.send(Message::Text(t.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Out::Close(c, r)) => {
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code: c, reason: r.into() }))).await;
+                        (code, reason) = (c, r.to_string());
+                        break;
+                    }
+                    None => break,
+                },
+                _ = idle => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
+                    (code, reason) = (1001, "idle timeout".into());
+                    break;
+                }
+                _ = &mut life => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
+                    (code, reason) = (1001, "maximum connection duration".into());
+                    break;
+                }
+            }
+        }
+        // $disconnect always fires locally (it is best-effort on AWS), before the connection is forgotten.
+        if let Some(route) = self.routes.get("$disconnect") {
+            let started = Instant::now();
+            let (mut ctx, _) =
+                self.context(&id, "$disconnect", "DISCONNECT", connected_at, &ip, &ua);
+            ctx["disconnectStatusCode"] = code.into();
+            ctx["disconnectReason"] = reason.clone().into();
+            let result = route
+                .pool
+                .invoke(json!({ "requestContext": ctx, "isBase64Encoded": false }))
+                .await;
+            let outcome = match result {
+                Ok(r) => r
+                    .get("statusCode")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(200)
+                    .to_string(),
+                Err(e) => e.to_string(),
+            };
+            self.log.line(&format!(
+                "disconnect {id} ({code}) → {} {outcome} ({:.1} ms)",
+                route.pool.name,
+                started.elapsed().as_secs_f64() * 1000.0
+            ));
+        } else {
+            self.log.line(&format!("disconnect {id} ({code})"));
+        }
+        self.conns.lock().expect("conns").remove(&id);
+    }
+}
+
+async fn connect(
+    State(gw): State<Arc<Gateway>>,
+    Path(stage): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if stage != gw.stage {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({ "message": "Forbidden" })),
+        )
+            .into_response();
+    }
+    let id = new_connection_id();
+    let ip = peer.ip().to_string();
+    let ua = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if let Some(route) = gw.routes.get("$connect") {
+        let (ctx, _) = gw.context(&id, "$connect", "CONNECT", SystemTime::now(), &ip, &ua);
+        let header_map: serde_json::Map<String, Value> = headers
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), Value::from(v))))
+            .collect();
+        let event = json!({ "requestContext": ctx, "headers": header_map, "queryStringParameters": query, "isBase64Encoded": false });
+        let started = Instant::now();
+        let status = match route.pool.invoke(event).await {
+            Ok(r) => r.get("statusCode").and_then(Value::as_i64).unwrap_or(200),
+            Err(e) => {
+                gw.log
+                    .line(&format!("connect {id} → {} failed: {e}", route.pool.name));
+                500
+            }
+        };
+        gw.log.line(&format!(
+            "connect {id} → $connect → {} {status} ({:.1} ms)",
+            route.pool.name,
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+        if !(200..300).contains(&status) {
+            // A $connect integration that does not answer 2xx rejects the handshake.
+            let code = StatusCode::from_u16(status as u16)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::FORBIDDEN);
+            return (code, axum::Json(json!({ "message": "Forbidden" }))).into_response();
+        }
+    } else {
+        gw.log.line(&format!("connect {id} from {ip}"));
+    }
+    // A small read buffer: the 128 KiB default costs that much per idle socket.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| gw.serve(socket, id, ip, ua))
+}
+
+fn management_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        [("x-amzn-errortype", kind)],
+        axum::Json(json!({ "message": message })),
+    )
+        .into_response()
+}
+
+/// Checks the stage and the signature of an @connections call.
+fn authorize(
+    gw: &Gateway,
+    stage: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Box<Response>> {
+    if stage != gw.stage {
+        return Err(Box::new(management_error(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "Forbidden",
+        )));
+    }
+    gw.verifier
+        .check(method, uri, headers, body)
+        .map_err(|denied| {
+            gw.log.line(&format!(
+                "@connections {method} refused: {}",
+                denied.message()
+            ));
+            Box::new(management_error(
+                StatusCode::FORBIDDEN,
+                "ForbiddenException",
+                denied.message(),
+            ))
+        })
+}
+
+fn gone(id: &str) -> Response {
+    management_error(
+        StatusCode::GONE,
+        "GoneException",
+        &format!("connection {id} is gone"),
+    )
+}
+
+async fn post_to(
+    State(gw): State<Arc<Gateway>>,
+    Path((stage, id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&gw, &stage, &method, &uri, &headers, &body) {
+        return *r;
+    }
+    if body.len() > MAX_MESSAGE {
+        return management_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            "the message is larger than 128 KB",
+        );
+    }
+    let started = Instant::now();
+    if gw.send(&id, String::from_utf8_lossy(&body).into_owned()) {
+        gw.log.line(&format!(
+            "@connections POST {id} {} bytes ({:.2} ms)",
+            body.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+        StatusCode::OK.into_response()
+    } else {
+        gw.log.line(&format!("@connections POST {id} → 410 Gone"));
+        gone(&id)
+    }
+}
+
+async fn get_info(
+    State(gw): State<Arc<Gateway>>,
+    Path((stage, id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&gw, &stage, &method, &uri, &headers, b"") {
+        return *r;
+    }
+    let info = gw.conns.lock().expect("conns").get(&id).map(|c| {
+        json!({
+            // The wire names (the service model's jsonName), which the AWS SDKs read.
+            "connectedAt": iso(c.connected_at),
+            "identity": { "sourceIp": c.source_ip, "userAgent": c.user_agent },
+            "lastActiveAt": iso(c.last_active),
+        })
+    });
+    match info {
+        Some(v) => axum::Json(v).into_response(),
+        None => gone(&id),
+    }
+}
+
+async fn delete_conn(
+    State(gw): State<Arc<Gateway>>,
+    Path((stage, id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&gw, &stage, &method, &uri, &headers, b"") {
+        return *r;
+    }
+    let closed = gw.conns.lock().expect("conns").get(&id).is_some_and(|c| {
+        c.tx.send(Out::Close(1000, "Connection closed by the server"))
+            .is_ok()
+    });
+    if closed {
+        gw.log.line(&format!("@connections DELETE {id}"));
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        gone(&id)
+    }
+}
+
+/// 16 characters, base64, ending in `=`, like `TWegAcC4EowCHnA=`.
+pub fn new_connection_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 11]>())
+}
+
+fn new_request_id() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 12]>())
+}
+
+fn millis(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// `27/Nov/2026:22:10:31 +0000`, as in API Gateway's `requestTime`.
+fn request_time(t: SystemTime) -> String {
+    let format = time::macros::format_description!(
+        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+    );
+    time::OffsetDateTime::from(t)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+fn iso(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn connection_ids_look_like_aws() {
+        for _ in 0..100 {
+            let id = super::new_connection_id();
+            assert_eq!(id.len(), 16);
+            assert!(id.ends_with('='));
+        }
+    }
+
+    #[test]
+    fn request_time_format() {
+        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_817_431);
+        assert_eq!(super::request_time(t), "27/Nov/2026:22:10:31 +0000");
+    }
+}

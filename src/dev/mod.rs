@@ -1,0 +1,198 @@
+//! `wsdeploy dev`: the whole system on this machine. A WebSocket gateway and the @connections API that behave
+//! like API Gateway, and the very same Lambda bootstraps that `up` deploys, built for this machine and run as real
+//! processes under a local Lambda Runtime API.
+
+pub mod gateway;
+pub mod runtime;
+pub mod sigv4;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::rules::INTEGRATION_TIMEOUT_S;
+use crate::config::StageConfig;
+use crate::envfile;
+use crate::lambdas::{self, Target};
+
+/// Lines about connections and invocations (hidden by -q); the functions' own output, prefixed with their name.
+#[derive(Clone)]
+pub struct Log {
+    pub quiet: bool,
+}
+
+impl Log {
+    pub fn line(&self, s: &str) {
+        if !self.quiet {
+            eprintln!("{s}");
+        }
+    }
+
+    pub fn function(&self, name: &str, line: &str) {
+        if !self.quiet {
+            eprintln!("[{name}] {line}");
+        }
+    }
+}
+
+pub struct Options {
+    pub host: std::net::IpAddr,
+    pub port: u16,
+    pub idle: Duration,
+    pub max_life: Duration,
+    pub log: Log,
+}
+
+/// What `dev` tells people and machines once it listens.
+pub struct Running {
+    pub websocket_url: String,
+    pub management_endpoint: String,
+    pub access_key_id: String,
+}
+
+/// Dev credentials start with this, so a restart can tell its own (and keep them) from real ones.
+const DEV_KEY_PREFIX: &str = "AKIALOCAL";
+
+/// The backend's dev credentials and signing secret: the ones its env file holds from an earlier `dev`, or new.
+fn credentials(stage: &StageConfig) -> (String, String, String) {
+    let existing = stage.env.backend.as_ref().and_then(|b| {
+        let text = std::fs::read_to_string(&b.file).ok()?;
+        let id = envfile::get(&text, &b.access_key_id).filter(|k| k.starts_with(DEV_KEY_PREFIX))?;
+        let secret = envfile::get(&text, &b.secret_access_key).filter(|s| !s.is_empty())?;
+        let signing = envfile::get(&text, &b.signing_secret).filter(|s| !s.is_empty())?;
+        Some((id, secret, signing))
+    });
+    existing.unwrap_or_else(|| {
+        use rand::distributions::{Alphanumeric, DistString};
+        let id = format!(
+            "{DEV_KEY_PREFIX}{}",
+            Alphanumeric
+                .sample_string(&mut rand::thread_rng(), 11)
+                .to_uppercase()
+        );
+        let secret = Alphanumeric.sample_string(&mut rand::thread_rng(), 40);
+        (id, secret, crate::cmd::stage::new_signing_secret())
+    })
+}
+
+/// Runs until `shutdown` resolves, then closes every socket with 1001 (firing `$disconnect`) and stops the functions.
+pub async fn run(
+    stage: StageConfig,
+    opts: Options,
+    started: impl FnOnce(&Running),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let built = tokio::task::spawn_blocking(|| lambdas::build(Target::Host)).await??;
+    let (key_id, secret, signing) = credentials(&stage);
+    let listener = tokio::net::TcpListener::bind((opts.host, opts.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}: is another `wsdeploy dev` running? Pick another port with --port", opts.host, opts.port))?;
+    let addr = listener.local_addr()?;
+    let base = format!(
+        "{}:{}",
+        if opts.host.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            opts.host.to_string()
+        },
+        addr.port()
+    );
+    let b = &stage.backend;
+    let env: Vec<(String, String)> = [
+        ("WSDEPLOY_BACKEND_URL", b.url.clone()),
+        ("WSDEPLOY_CONNECT_PATH", b.connect_path.clone()),
+        ("WSDEPLOY_DISCONNECT_PATH", b.disconnect_path.clone()),
+        ("WSDEPLOY_BACKEND_TIMEOUT_MS", b.timeout_ms.to_string()),
+        ("WSDEPLOY_SIGNING_SECRET", signing.clone()),
+        ("AWS_REGION", stage.region.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let timeout = Duration::from_secs(u64::from(stage.lambda.timeout_s.min(INTEGRATION_TIMEOUT_S)));
+    let mut pools = BTreeMap::new();
+    for f in stage.functions() {
+        let exe = built
+            .iter()
+            .find(|x| x.function == f)
+            .with_context(|| format!("no bundled function {f}"))?
+            .bootstrap
+            .clone();
+        pools.insert(
+            f.clone(),
+            runtime::Pool::start(
+                &stage.function_name(&f),
+                exe,
+                env.clone(),
+                timeout,
+                opts.log.clone(),
+            )
+            .await?,
+        );
+    }
+    let routes = stage
+        .routes
+        .iter()
+        .map(|(key, f)| {
+            (
+                key.clone(),
+                gateway::Route {
+                    pool: pools[f].clone(),
+                    reply: f == "connect" && key != "$connect" && key != "$disconnect",
+                },
+            )
+        })
+        .collect();
+    let verifier = sigv4::Verifier {
+        access_key_id: key_id.clone(),
+        secret_access_key: secret.clone(),
+        region: stage.region.clone(),
+    };
+    let gw = gateway::Gateway::new(
+        stage.stage.clone(),
+        base.clone(),
+        routes,
+        gateway::Limits {
+            idle: opts.idle,
+            max_life: opts.max_life,
+        },
+        verifier,
+        opts.log.clone(),
+    );
+    let running = Running {
+        websocket_url: format!("ws://{base}/{}", stage.stage),
+        management_endpoint: format!("http://{base}/{}", stage.stage),
+        access_key_id: key_id.clone(),
+    };
+    envfile::write_stage(
+        &stage.env,
+        &envfile::StageValues {
+            websocket_url: &running.websocket_url,
+            endpoint: &running.management_endpoint,
+            region: &stage.region,
+            key: Some((&key_id, &secret)),
+            signing_secret: &signing,
+        },
+    )?;
+    started(&running);
+    let closing = gw.clone();
+    let app = gw
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.close_all(Duration::from_secs(30)).await;
+        })
+        .await?;
+    for p in pools.values() {
+        p.stop();
+    }
+    // Give the supervisors a moment to stop their processes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _: Vec<Arc<runtime::Pool>> = pools.into_values().collect();
+    Ok(())
+}

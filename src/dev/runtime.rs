@@ -1,0 +1,285 @@
+//! The Lambda Runtime API, served to the very bootstrap binaries `up` deploys, run here as real processes.
+//! Each process gets its own loopback endpoint (AWS_LAMBDA_RUNTIME_API), so a crash fails exactly the invocation
+//! that process held; a crashed process is replaced.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Why an invocation produced no response (the client then gets "Internal server error").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokeError {
+    /// The function reported an error (`/invocation/{id}/error`).
+    Function(String),
+    /// The process died while holding the invocation.
+    Crashed(String),
+    /// No answer within the integration timeout.
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InvokeError::Function(e) => write!(f, "function error: {e}"),
+            InvokeError::Crashed(e) => write!(f, "function process crashed: {e}"),
+            InvokeError::Timeout(d) => write!(f, "no response within {} s", d.as_secs()),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Value, InvokeError>>;
+
+struct Invocation {
+    id: String,
+    event: Value,
+    reply: Reply,
+}
+
+/// One bundled function: a queue of invocations and the processes that take them.
+pub struct Pool {
+    pub name: String,
+    queue: mpsc::Sender<Invocation>,
+    rx: Arc<Mutex<mpsc::Receiver<Invocation>>>,
+    timeout: Duration,
+    counter: AtomicU64,
+    stopping: Arc<AtomicBool>,
+    log: super::Log,
+}
+
+/// What one process's endpoint shares with its supervisor.
+struct Endpoint {
+    rx: Arc<Mutex<mpsc::Receiver<Invocation>>>,
+    /// Invocations this process took and has not answered.
+    held: Mutex<HashMap<String, Reply>>,
+    arn: String,
+    timeout: Duration,
+}
+
+impl Pool {
+    /// Starts `processes` copies of `bootstrap` with `env`. Lambda output is prefixed with the function's name.
+    pub async fn start(
+        name: &str,
+        bootstrap: PathBuf,
+        env: Vec<(String, String)>,
+        timeout: Duration,
+        log: super::Log,
+    ) -> anyhow::Result<Arc<Pool>> {
+        let (queue, rx) = mpsc::channel(1024);
+        let pool = Arc::new(Pool {
+            name: name.to_string(),
+            queue,
+            rx: Arc::new(Mutex::new(rx)),
+            timeout,
+            counter: AtomicU64::new(0),
+            stopping: Arc::new(AtomicBool::new(false)),
+            log,
+        });
+        pool.clone().spawn_process(bootstrap, env).await?;
+        Ok(pool)
+    }
+
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Runs the function on `event`; the integration timeout bounds the wait.
+    pub async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let id = format!(
+            "{:08x}-{:04x}-4000-8000-{:012x}",
+            rand::random::<u32>(),
+            n & 0xffff,
+            rand::random::<u64>() & 0xffff_ffff_ffff
+        );
+        let (reply, answer) = oneshot::channel();
+        if self
+            .queue
+            .send(Invocation { id, event, reply })
+            .await
+            .is_err()
+        {
+            return Err(InvokeError::Crashed("the function is stopped".into()));
+        }
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(InvokeError::Crashed(
+                "the function process went away".into(),
+            )),
+            Err(_) => Err(InvokeError::Timeout(self.timeout)),
+        }
+    }
+
+    async fn spawn_process(
+        self: Arc<Self>,
+        bootstrap: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> anyhow::Result<()> {
+        let endpoint = Arc::new(Endpoint {
+            rx: self.rx.clone(),
+            held: Mutex::new(HashMap::new()),
+            arn: format!("arn:aws:lambda:local:000000000000:function:{}", self.name),
+            timeout: self.timeout,
+        });
+        let app = axum::Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(endpoint.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let pool = self.clone();
+        tokio::spawn(async move {
+            let mut restarts = 0u32;
+            while !pool.stopping.load(Ordering::SeqCst) {
+                let child = tokio::process::Command::new(&bootstrap)
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+                    .env("AWS_LAMBDA_FUNCTION_NAME", &pool.name)
+                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+                    .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                    .env(
+                        "AWS_LAMBDA_LOG_GROUP_NAME",
+                        format!("/aws/lambda/{}", pool.name),
+                    )
+                    .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn();
+                let mut child = match child {
+                    Ok(c) => c,
+                    Err(e) => {
+                        pool.log.line(&format!(
+                            "[{}] cannot start {}: {e}",
+                            pool.name,
+                            bootstrap.display()
+                        ));
+                        return;
+                    }
+                };
+                for out in [
+                    child
+                        .stdout
+                        .take()
+                        .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                    child
+                        .stderr
+                        .take()
+                        .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let (name, log) = (pool.name.clone(), pool.log.clone());
+                    tokio::spawn(async move {
+                        let mut lines = BufReader::new(out).lines();
+                        while let Ok(Some(l)) = lines.next_line().await {
+                            log.function(&name, &l);
+                        }
+                    });
+                }
+                let status = tokio::select! {
+                    s = child.wait() => s.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                    _ = wait_for(&pool.stopping) => { let _ = child.kill().await; return; }
+                };
+                // Whatever this process held will never be answered.
+                for (_, reply) in endpoint.held.lock().await.drain() {
+                    let _ = reply.send(Err(InvokeError::Crashed(status.clone())));
+                }
+                if pool.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                restarts += 1;
+                pool.log.line(&format!(
+                    "[{}] process exited ({status}); starting a new one",
+                    pool.name
+                ));
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(restarts.min(20)))).await;
+            }
+            server.abort();
+        });
+        Ok(())
+    }
+}
+
+async fn wait_for(flag: &AtomicBool) {
+    while !flag.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn next(State(e): State<Arc<Endpoint>>) -> Response {
+    let inv = { e.rx.lock().await.recv().await };
+    let Some(inv) = inv else {
+        return StatusCode::GONE.into_response();
+    };
+    let deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        + e.timeout;
+    let body = inv.event.to_string();
+    e.held.lock().await.insert(inv.id.clone(), inv.reply);
+    Response::builder()
+        .header("Lambda-Runtime-Aws-Request-Id", &inv.id)
+        .header(
+            "Lambda-Runtime-Deadline-Ms",
+            deadline.as_millis().to_string(),
+        )
+        .header("Lambda-Runtime-Invoked-Function-Arn", &e.arn)
+        .header(
+            "Lambda-Runtime-Trace-Id",
+            format!(
+                "Root=1-{:08x}-{:024x}",
+                deadline.as_secs(),
+                rand::random::<u64>()
+            ),
+        )
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("valid response")
+}
+
+async fn response(
+    State(e): State<Arc<Endpoint>>,
+    Path(id): Path<String>,
+    body: String,
+) -> StatusCode {
+    match e.held.lock().await.remove(&id) {
+        Some(reply) => {
+            let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+            let _ = reply.send(Ok(value));
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+async fn error(State(e): State<Arc<Endpoint>>, Path(id): Path<String>, body: String) -> StatusCode {
+    match e.held.lock().await.remove(&id) {
+        Some(reply) => {
+            let _ = reply.send(Err(InvokeError::Function(body)));
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+async fn init_error(body: String) -> StatusCode {
+    tracing::error!(%body, "a function failed to initialise");
+    StatusCode::ACCEPTED
+}

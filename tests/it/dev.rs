@@ -1,0 +1,507 @@
+//! `wsdeploy dev` end to end, all real: a backend on 127.0.0.1:0 that checks the Lambdas' signatures, the dev
+//! gateway as a child process running the bundled bootstraps, a WebSocket client, and the real
+//! aws-sdk-apigatewaymanagement client (so SigV4 is real).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::util::BIN;
+
+/// The seed's backend: stores connection ids per user, checks every call's signature.
+#[derive(Default)]
+struct Seen {
+    secret: Option<String>,
+    calls: Vec<Call>,
+}
+
+/// (method, request target, Authorization, body, signature valid)
+type Call = (Method, String, Option<String>, Vec<u8>, bool);
+
+type Shared = Arc<Mutex<Seen>>;
+
+async fn backend_handler(
+    State(s): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let target = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let mut g = s.lock().unwrap();
+    let secret = g.secret.clone().unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sig = headers
+        .get("x-wsdeploy-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let valid =
+        wsdeploy_signature::verify(secret.as_bytes(), sig, method.as_str(), &target, &body, now)
+            .is_ok();
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    g.calls
+        .push((method.clone(), target, bearer.clone(), body.to_vec(), valid));
+    match (valid, method.as_str(), bearer.as_deref()) {
+        (false, _, _) => StatusCode::UNAUTHORIZED,
+        (true, "POST", Some("Bearer good-token")) => StatusCode::CREATED,
+        (true, "POST", _) => StatusCode::UNAUTHORIZED,
+        (true, _, _) => StatusCode::NO_CONTENT,
+    }
+}
+
+async fn start_backend() -> (String, Shared) {
+    let seen: Shared = Arc::default();
+    let app = axum::Router::new()
+        .fallback(backend_handler)
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+pub struct Dev {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub ws_url: String,
+    pub env: BTreeMap<String, String>,
+    log: PathBuf,
+}
+
+fn env_map(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Dev {
+    /// `wsdeploy dev --port 0` in a fresh app folder; returns once the env files hold its URLs.
+    pub fn start(backend: &str, extra: &str, args: &[&str]) -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["app", "frontend", "backend"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let config = format!(
+            "project: chat\nregion: eu-west-3\nbackend: {{ url: '{backend}', timeout_ms: 2000 }}\nlambda: {{ timeout_s: 5 }}\nenv:\n  frontend: {{ file: ../frontend/.env }}\n  backend: {{ file: ../backend/.env }}\n{extra}"
+        );
+        std::fs::write(dir.path().join("app/wsdeploy.yaml"), config).unwrap();
+        let log = dir.path().join("dev.log");
+        let mut all = vec!["dev", "--port", "0"];
+        all.extend_from_slice(args);
+        let child = std::process::Command::new(BIN)
+            .args(&all)
+            .current_dir(dir.path().join("app"))
+            .env("WSDEPLOY_CACHE_DIR", crate::deploy::cache())
+            .env("NO_COLOR", "1")
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("dev.err")).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut dev = Dev {
+            child,
+            ws_url: String::new(),
+            env: BTreeMap::new(),
+            log,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let front = env_map(&dev.dir.path().join("frontend/.env"));
+            if let Some(url) = front.get("VITE_WS_URL") {
+                dev.ws_url = url.clone();
+                dev.env = env_map(&dev.dir.path().join("backend/.env"));
+                return dev;
+            }
+            if let Ok(Some(status)) = dev.child.try_wait() {
+                panic!("wsdeploy dev exited with {status}:\n{}", dev.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wsdeploy dev did not start:\n{}",
+                dev.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn output(&self) -> String {
+        let err = std::fs::read_to_string(self.dir.path().join("dev.err")).unwrap_or_default();
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{err}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+
+    pub async fn management(&self) -> aws_sdk_apigatewaymanagement::Client {
+        self.management_as(
+            &self.env["WS_API_ACCESS_KEY_ID"],
+            &self.env["WS_API_SECRET_ACCESS_KEY"],
+        )
+        .await
+    }
+
+    pub async fn management_as(
+        &self,
+        key: &str,
+        secret: &str,
+    ) -> aws_sdk_apigatewaymanagement::Client {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.env["WS_API_REGION"].clone()))
+            .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
+                key, secret, None, None, "test",
+            ))
+            .endpoint_url(&self.env["WS_API_ENDPOINT"])
+            .load()
+            .await;
+        aws_sdk_apigatewaymanagement::Client::new(&conf)
+    }
+
+    /// SIGTERM, as Ctrl-C or a process manager would; returns the exit code.
+    pub fn stop(&mut self) -> i32 {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dev did not stop on SIGTERM:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("no message: {other:?}"),
+        }
+    }
+}
+
+async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_recipe_end_to_end() {
+    let (backend, seen) = start_backend().await;
+    let mut dev = Dev::start(&backend, "", &[]);
+    assert!(
+        dev.ws_url.starts_with("ws://127.0.0.1:") && dev.ws_url.ends_with("/local"),
+        "{}",
+        dev.ws_url
+    );
+    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    ws.send(Message::Text(
+        r#"{"action":"auth","token":"good-token"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"{"ok":true,"type":"auth"}"#,
+        "{}",
+        dev.output()
+    );
+    let (method, target, bearer, body, valid) = seen.lock().unwrap().calls[0].clone();
+    assert_eq!(
+        (method.as_str(), target.as_str(), bearer.as_deref(), valid),
+        (
+            "POST",
+            "/socket-connections",
+            Some("Bearer good-token"),
+            true
+        )
+    );
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        id.len() == 16 && id.ends_with('='),
+        "an AWS-shaped connection id: {id}"
+    );
+
+    let mgmt = dev.management().await;
+    mgmt.post_to_connection()
+        .connection_id(&id)
+        .data(b"{\"hello\":1}".to_vec().into())
+        .send()
+        .await
+        .expect("post to the connection");
+    assert_eq!(next_text(&mut ws).await, "{\"hello\":1}");
+    let info = mgmt
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect("get the connection");
+    assert_eq!(info.identity().unwrap().source_ip(), Some("127.0.0.1"));
+    assert!(info.connected_at().is_some() && info.last_active_at().is_some());
+
+    ws.close(None).await.unwrap();
+    let delete = wait_for("the backend's DELETE", || {
+        seen.lock()
+            .unwrap()
+            .calls
+            .iter()
+            .find(|c| c.0 == Method::DELETE)
+            .cloned()
+    })
+    .await;
+    assert_eq!(
+        delete.1,
+        format!(
+            "/socket-connections/{}",
+            id.replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        )
+    );
+    assert!(delete.4, "the DELETE is signed");
+    let gone = mgmt
+        .post_to_connection()
+        .connection_id(&id)
+        .data(b"late".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        gone.into_service_error().is_gone_exception(),
+        "a closed connection is 410 GoneException"
+    );
+    assert_eq!(dev.stop(), 0, "{}", dev.output());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn route_selection_replies_and_limits_follow_api_gateway() {
+    let (backend, seen) = start_backend().await;
+    let dev = Dev::start(&backend, "", &[]);
+    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    for body in ["not json", r#"{"action":"nope"}"#, r#"{"no_action":true}"#] {
+        ws.send(Message::Text(body.into())).await.unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+        assert_eq!(
+            reply["message"], "Forbidden",
+            "{body}: no route and no $default"
+        );
+        assert!(reply["connectionId"].is_string() && reply["requestId"].is_string());
+    }
+    ws.send(Message::Text(
+        r#"{"action":"auth","token":"bad-token"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"{"error":"unauthorized","ok":false,"type":"auth"}"#
+    );
+    // 129 KB in one message: over API Gateway's 128 KB, the socket is closed with 1009.
+    let big = "x".repeat(129 * 1024);
+    let _ = ws.send(Message::Text(big.into())).await;
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed within 10 s")
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(closed, Some(1009), "{}", dev.output());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn default_route_takes_what_no_other_route_does() {
+    let (backend, seen) = start_backend().await;
+    let dev = Dev::start(
+        &backend,
+        "routes: { auth: connect, $disconnect: disconnect, $default: connect }\n",
+        &[],
+    );
+    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    ws.send(Message::Text("not json".into())).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    assert_eq!(
+        reply["type"], "auth",
+        "routed to the connect function through $default: {reply}"
+    );
+    assert!(reply["error"].as_str().unwrap().contains("not JSON"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_api_checks_sigv4() {
+    let (backend, _) = start_backend().await;
+    let dev = Dev::start(&backend, "", &[]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    ws.send(Message::Text(r#"{"action":"nope"}"#.into()))
+        .await
+        .unwrap();
+    let id = serde_json::from_str::<serde_json::Value>(&next_text(&mut ws).await).unwrap()
+        ["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let url = format!(
+        "{}/@connections/{}",
+        dev.env["WS_API_ENDPOINT"],
+        id.replace('=', "%3D")
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+    );
+    let unsigned = reqwest::Client::new()
+        .post(&url)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 403, "an unsigned call is refused");
+    let wrong_secret = dev
+        .management_as(&dev.env["WS_API_ACCESS_KEY_ID"], "not-the-secret")
+        .await;
+    let err = wrong_secret
+        .post_to_connection()
+        .connection_id(&id)
+        .data(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "a wrong signature is refused"
+    );
+    let wrong_key = dev
+        .management_as("AKIAOTHER", &dev.env["WS_API_SECRET_ACCESS_KEY"])
+        .await;
+    assert!(
+        wrong_key
+            .get_connection()
+            .connection_id(&id)
+            .send()
+            .await
+            .is_err(),
+        "an unknown key is refused"
+    );
+    dev.management()
+        .await
+        .post_to_connection()
+        .connection_id(&id)
+        .data(b"signed".to_vec().into())
+        .send()
+        .await
+        .expect("a signed call passes");
+    assert_eq!(next_text(&mut ws).await, "signed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_closes_every_socket_with_1001_and_fires_disconnect() {
+    let (backend, seen) = start_backend().await;
+    let mut dev = Dev::start(&backend, "", &[]);
+    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    ws.send(Message::Text(
+        r#"{"action":"auth","token":"good-token"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    next_text(&mut ws).await;
+    let code = dev.stop();
+    assert_eq!(code, 0, "{}", dev.output());
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a close frame")
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(close, Some(1001));
+    assert!(
+        seen.lock()
+            .unwrap()
+            .calls
+            .iter()
+            .any(|c| c.0 == Method::DELETE && c.4),
+        "$disconnect fired on the way out:\n{}",
+        dev.output()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_sockets_are_closed() {
+    let (backend, _) = start_backend().await;
+    let dev = Dev::start(&backend, "", &["--idle-timeout", "1"]);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    let started = Instant::now();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("closed when idle")
+        {
+            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(close, Some(1001));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
