@@ -128,10 +128,15 @@ impl Dev {
         };
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
+            // The frontend's file is written first, the backend's right after: wait for both.
             let front = env_map(&dev.dir.path().join("frontend/.env"));
-            if let Some(url) = front.get("VITE_WS_URL") {
+            let back = env_map(&dev.dir.path().join("backend/.env"));
+            if let (Some(url), true) = (
+                front.get("VITE_WS_URL"),
+                back.contains_key("WS_SIGNING_SECRET"),
+            ) {
                 dev.ws_url = url.clone();
-                dev.env = env_map(&dev.dir.path().join("backend/.env"));
+                dev.env = back;
                 return dev;
             }
             if let Ok(Some(status)) = dev.child.try_wait() {
