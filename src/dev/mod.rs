@@ -53,6 +53,9 @@ pub struct Running {
     pub access_key_id: String,
 }
 
+/// Processes per function at most: enough for a developer's concurrency, bounded so a flood cannot fork-bomb.
+const MAX_PROCESSES: usize = 4;
+
 /// Dev credentials start with this, so a restart can tell its own (and keep them) from real ones.
 const DEV_KEY_PREFIX: &str = "AKIALOCAL";
 
@@ -128,6 +131,7 @@ pub async fn run(
                 exe,
                 env.clone(),
                 timeout,
+                MAX_PROCESSES,
                 opts.log.clone(),
             )
             .await?,

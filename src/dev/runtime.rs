@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,11 +54,18 @@ pub struct Pool {
     counter: AtomicU64,
     stopping: Arc<AtomicBool>,
     log: super::Log,
+    bootstrap: PathBuf,
+    env: Vec<(String, String)>,
+    /// Processes started, and how many of them wait for work right now.
+    processes: AtomicUsize,
+    idle: Arc<AtomicUsize>,
+    max_processes: usize,
 }
 
 /// What one process's endpoint shares with its supervisor.
 struct Endpoint {
     rx: Arc<Mutex<mpsc::Receiver<Invocation>>>,
+    idle: Arc<AtomicUsize>,
     /// Invocations this process took and has not answered.
     held: Mutex<HashMap<String, Reply>>,
     arn: String,
@@ -66,12 +73,14 @@ struct Endpoint {
 }
 
 impl Pool {
-    /// Starts `processes` copies of `bootstrap` with `env`. Lambda output is prefixed with the function's name.
+    /// Starts one warm process of `bootstrap` with `env`; more start on demand, up to `max_processes`.
+    /// Lambda output is prefixed with the function's name.
     pub async fn start(
         name: &str,
         bootstrap: PathBuf,
         env: Vec<(String, String)>,
         timeout: Duration,
+        max_processes: usize,
         log: super::Log,
     ) -> anyhow::Result<Arc<Pool>> {
         let (queue, rx) = mpsc::channel(1024);
@@ -83,8 +92,13 @@ impl Pool {
             counter: AtomicU64::new(0),
             stopping: Arc::new(AtomicBool::new(false)),
             log,
+            bootstrap,
+            env,
+            processes: AtomicUsize::new(0),
+            idle: Arc::new(AtomicUsize::new(0)),
+            max_processes: max_processes.max(1),
         });
-        pool.clone().spawn_process(bootstrap, env).await?;
+        pool.clone().spawn_process().await?;
         Ok(pool)
     }
 
@@ -93,7 +107,7 @@ impl Pool {
     }
 
     /// Runs the function on `event`; the integration timeout bounds the wait.
-    pub async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
+    pub async fn invoke(self: &Arc<Self>, event: Value) -> Result<Value, InvokeError> {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let id = format!(
             "{:08x}-{:04x}-4000-8000-{:012x}",
@@ -102,6 +116,16 @@ impl Pool {
             rand::random::<u64>() & 0xffff_ffff_ffff
         );
         let (reply, answer) = oneshot::channel();
+        // Every process busy: one more, as Lambda would scale out (bounded, so a flood cannot fork-bomb).
+        let busy = self.idle.load(Ordering::SeqCst) == 0;
+        if busy && self.processes.load(Ordering::SeqCst) < self.max_processes {
+            if let Err(e) = self.clone().spawn_process().await {
+                self.log.line(&format!(
+                    "[{}] cannot start another process: {e}",
+                    self.name
+                ));
+            }
+        }
         if self
             .queue
             .send(Invocation { id, event, reply })
@@ -119,13 +143,12 @@ impl Pool {
         }
     }
 
-    async fn spawn_process(
-        self: Arc<Self>,
-        bootstrap: PathBuf,
-        env: Vec<(String, String)>,
-    ) -> anyhow::Result<()> {
+    async fn spawn_process(self: Arc<Self>) -> anyhow::Result<()> {
+        self.processes.fetch_add(1, Ordering::SeqCst);
+        let (bootstrap, env) = (self.bootstrap.clone(), self.env.clone());
         let endpoint = Arc::new(Endpoint {
             rx: self.rx.clone(),
+            idle: self.idle.clone(),
             held: Mutex::new(HashMap::new()),
             arn: format!("arn:aws:lambda:local:000000000000:function:{}", self.name),
             timeout: self.timeout,
@@ -224,7 +247,9 @@ async fn wait_for(flag: &AtomicBool) {
 }
 
 async fn next(State(e): State<Arc<Endpoint>>) -> Response {
+    e.idle.fetch_add(1, Ordering::SeqCst);
     let inv = { e.rx.lock().await.recv().await };
+    e.idle.fetch_sub(1, Ordering::SeqCst);
     let Some(inv) = inv else {
         return StatusCode::GONE.into_response();
     };

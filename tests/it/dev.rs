@@ -20,6 +20,8 @@ use crate::util::BIN;
 #[derive(Default)]
 struct Seen {
     secret: Option<String>,
+    /// How long the backend takes to answer.
+    delay: Duration,
     calls: Vec<Call>,
 }
 
@@ -35,6 +37,8 @@ async fn backend_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
+    let delay = s.lock().unwrap().delay;
+    tokio::time::sleep(delay).await;
     let target = uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
@@ -97,12 +101,17 @@ fn env_map(path: &Path) -> BTreeMap<String, String> {
 impl Dev {
     /// `wsdeploy dev --port 0` in a fresh app folder; returns once the env files hold its URLs.
     pub fn start(backend: &str, extra: &str, args: &[&str]) -> Dev {
+        Dev::start_in(backend, extra, args, &crate::deploy::cache())
+    }
+
+    /// With the functions' build cache at `cache`.
+    pub fn start_in(backend: &str, extra: &str, args: &[&str], cache: &Path) -> Dev {
         let dir = tempfile::tempdir().unwrap();
         for d in ["app", "frontend", "backend"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
         let config = format!(
-            "project: chat\nregion: eu-west-3\nbackend: {{ url: '{backend}', timeout_ms: 2000 }}\nlambda: {{ timeout_s: 5 }}\nenv:\n  frontend: {{ file: ../frontend/.env }}\n  backend: {{ file: ../backend/.env }}\n{extra}"
+            "project: chat\nregion: eu-west-3\nbackend: {{ url: '{backend}', timeout_ms: 2000 }}\nenv:\n  frontend: {{ file: ../frontend/.env }}\n  backend: {{ file: ../backend/.env }}\n{extra}"
         );
         std::fs::write(dir.path().join("app/wsdeploy.yaml"), config).unwrap();
         let log = dir.path().join("dev.log");
@@ -111,7 +120,7 @@ impl Dev {
         let child = std::process::Command::new(BIN)
             .args(&all)
             .current_dir(dir.path().join("app"))
-            .env("WSDEPLOY_CACHE_DIR", crate::deploy::cache())
+            .env("WSDEPLOY_CACHE_DIR", cache)
             .env("NO_COLOR", "1")
             .env_remove("AWS_ENDPOINT_URL")
             .stdout(std::fs::File::create(&log).unwrap())
@@ -509,4 +518,124 @@ async fn idle_sockets_are_closed() {
     };
     assert_eq!(close, Some(1001));
     assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+/// A private copy of the host-built bootstraps: this test can kill or freeze exactly its own function process.
+fn private_cache() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let built = crate::util::wsdeploy(dir.path(), &["build", "--host", "--output", "json"])
+        .env("WSDEPLOY_CACHE_DIR", crate::deploy::cache())
+        .expect(0)
+        .json();
+    let connect = PathBuf::from(built["functions"]["connect"]["bootstrap"].as_str().unwrap());
+    let artifacts = connect.parent().unwrap().parent().unwrap();
+    let copy = dir
+        .path()
+        .join("artifacts")
+        .join(artifacts.file_name().unwrap());
+    for entry in walk(artifacts) {
+        let to = copy.join(entry.strip_prefix(artifacts).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &to).unwrap();
+    }
+    dir
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Pids of the processes running `exe` (read from /proc, so procps is not needed).
+fn pids_of(exe: &Path) -> Vec<String> {
+    let want = exe.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid = e.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let argv0 = String::from_utf8_lossy(cmd.split(|b| *b == 0).next()?).into_owned();
+            (argv0 == want).then_some(pid)
+        })
+        .collect()
+}
+
+fn signal(pids: &[String], sig: &str) {
+    for p in pids {
+        let _ = std::process::Command::new("kill").args([sig, p]).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashing_or_hanging_function_is_an_internal_server_error() {
+    let (backend, seen) = start_backend().await;
+    let cache = private_cache();
+    let dev = Dev::start_in(&backend, "lambda: { timeout_s: 3 }\n", &[], cache.path());
+    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+    let exe = walk(cache.path())
+        .into_iter()
+        .find(|p| p.ends_with("connect/bootstrap"))
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    let auth = r#"{"action":"auth","token":"good-token"}"#;
+
+    // Crash: the process dies while it holds the invocation (inside a slow backend call).
+    seen.lock().unwrap().delay = Duration::from_millis(1500);
+    ws.send(Message::Text(auth.into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pids = pids_of(&exe);
+    assert!(
+        !pids.is_empty(),
+        "the connect function runs as a process of its own"
+    );
+    signal(&pids, "-KILL");
+    let reply: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    assert_eq!(
+        reply["message"],
+        "Internal server error",
+        "{}",
+        dev.output()
+    );
+    assert!(reply["connectionId"].is_string() && reply["requestId"].is_string());
+
+    // The socket is still open, and a new process serves the next message.
+    seen.lock().unwrap().delay = Duration::ZERO;
+    ws.send(Message::Text(auth.into())).await.unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"{"ok":true,"type":"auth"}"#,
+        "{}",
+        dev.output()
+    );
+
+    // Hang: a frozen process never answers; after the integration timeout the client is told.
+    let pids = pids_of(&exe);
+    signal(&pids, "-STOP");
+    let started = Instant::now();
+    ws.send(Message::Text(auth.into())).await.unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    let waited = started.elapsed();
+    signal(&pids, "-CONT");
+    assert_eq!(reply["message"], "Internal server error");
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "the timeout is lambda.timeout_s (3 s): {waited:?}"
+    );
+    ws.send(Message::Text(auth.into())).await.unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"{"ok":true,"type":"auth"}"#,
+        "the gateway still serves: {}",
+        dev.output()
+    );
 }
