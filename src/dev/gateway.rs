@@ -12,7 +12,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -81,10 +81,7 @@ impl Gateway {
     pub fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route("/{stage}", get(connect))
-            .route(
-                "/{stage}/@connections/{id}",
-                post(post_to).get(get_info).delete(delete_conn),
-            )
+            .route("/{stage}/@connections/{id}", any(management))
             .with_state(self.clone())
     }
 
@@ -412,15 +409,8 @@ fn authorize(
         })
 }
 
-fn gone(id: &str) -> Response {
-    management_error(
-        StatusCode::GONE,
-        "GoneException",
-        &format!("connection {id} is gone"),
-    )
-}
-
-async fn post_to(
+/// POST (send), GET (describe) and DELETE (close) a connection, each signed with SigV4 like on AWS.
+async fn management(
     State(gw): State<Arc<Gateway>>,
     Path((stage, id)): Path<(String, String)>,
     method: Method,
@@ -431,70 +421,57 @@ async fn post_to(
     if let Err(r) = authorize(&gw, &stage, &method, &uri, &headers, &body) {
         return *r;
     }
-    if body.len() > MAX_MESSAGE {
-        return management_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLargeException",
-            "the message is larger than 128 KB",
-        );
-    }
     let started = Instant::now();
-    if gw.send(&id, String::from_utf8_lossy(&body).into_owned()) {
-        gw.log.line(&format!(
-            "@connections POST {id} {} bytes ({:.2} ms)",
-            body.len(),
-            started.elapsed().as_secs_f64() * 1000.0
-        ));
-        StatusCode::OK.into_response()
-    } else {
-        gw.log.line(&format!("@connections POST {id} → 410 Gone"));
-        gone(&id)
-    }
-}
-
-async fn get_info(
-    State(gw): State<Arc<Gateway>>,
-    Path((stage, id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = authorize(&gw, &stage, &method, &uri, &headers, b"") {
-        return *r;
-    }
-    let info = gw.conns.lock().expect("conns").get(&id).map(|c| {
-        json!({
-            // The wire names (the service model's jsonName), which the AWS SDKs read.
-            "connectedAt": iso(c.connected_at),
-            "identity": { "sourceIp": c.source_ip, "userAgent": c.user_agent },
-            "lastActiveAt": iso(c.last_active),
-        })
-    });
-    match info {
-        Some(v) => axum::Json(v).into_response(),
-        None => gone(&id),
-    }
-}
-
-async fn delete_conn(
-    State(gw): State<Arc<Gateway>>,
-    Path((stage, id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = authorize(&gw, &stage, &method, &uri, &headers, b"") {
-        return *r;
-    }
-    let closed = gw.conns.lock().expect("conns").get(&id).is_some_and(|c| {
-        c.tx.send(Out::Close(1000, "Connection closed by the server"))
-            .is_ok()
-    });
-    if closed {
-        gw.log.line(&format!("@connections DELETE {id}"));
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        gone(&id)
+    let found = match method {
+        Method::POST if body.len() > MAX_MESSAGE => {
+            return management_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLargeException",
+                "the message is larger than 128 KB",
+            )
+        }
+        Method::POST => gw
+            .send(&id, String::from_utf8_lossy(&body).into_owned())
+            .then(|| StatusCode::OK.into_response()),
+        Method::GET => gw.conns.lock().expect("conns").get(&id).map(|c| {
+            axum::Json(json!({
+                // The wire names (the service model's jsonName), which the AWS SDKs read.
+                "connectedAt": iso(c.connected_at),
+                "identity": { "sourceIp": c.source_ip, "userAgent": c.user_agent },
+                "lastActiveAt": iso(c.last_active),
+            }))
+            .into_response()
+        }),
+        Method::DELETE => gw
+            .conns
+            .lock()
+            .expect("conns")
+            .get(&id)
+            .is_some_and(|c| {
+                c.tx.send(Out::Close(1000, "Connection closed by the server"))
+                    .is_ok()
+            })
+            .then(|| StatusCode::NO_CONTENT.into_response()),
+        _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    };
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match found {
+        Some(r) => {
+            gw.log.line(&format!(
+                "@connections {method} {id} {} bytes ({ms:.2} ms)",
+                body.len()
+            ));
+            r
+        }
+        None => {
+            gw.log
+                .line(&format!("@connections {method} {id} → 410 Gone"));
+            management_error(
+                StatusCode::GONE,
+                "GoneException",
+                &format!("connection {id} is gone"),
+            )
+        }
     }
 }
 

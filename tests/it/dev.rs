@@ -236,6 +236,20 @@ async fn next_text(ws: &mut Ws) -> String {
     }
 }
 
+/// The close code the server sends within `secs` seconds (None if the socket just ends).
+async fn close_code(ws: &mut Ws, secs: u64) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(secs), ws.next())
+            .await
+            .expect("a close frame in time")
+        {
+            Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
 async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -367,16 +381,7 @@ async fn route_selection_replies_and_limits_follow_api_gateway() {
     // 129 KB in one message: over API Gateway's 128 KB, the socket is closed with 1009.
     let big = "x".repeat(129 * 1024);
     let _ = ws.send(Message::Text(big.into())).await;
-    let closed = loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("closed within 10 s")
-        {
-            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            _ => break None,
-        }
-    };
+    let closed = close_code(&mut ws, 10).await;
     assert_eq!(closed, Some(1009), "{}", dev.output());
 }
 
@@ -478,16 +483,7 @@ async fn stopping_closes_every_socket_with_1001_and_fires_disconnect() {
     next_text(&mut ws).await;
     let code = dev.stop();
     assert_eq!(code, 0, "{}", dev.output());
-    let close = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a close frame")
-        {
-            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            _ => break None,
-        }
-    };
+    let close = close_code(&mut ws, 5).await;
     assert_eq!(close, Some(1001));
     assert!(
         seen.lock()
@@ -506,16 +502,7 @@ async fn idle_sockets_are_closed() {
     let dev = Dev::start(&backend, "", &["--idle-timeout", "1"]);
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     let started = Instant::now();
-    let close = loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("closed when idle")
-        {
-            Some(Ok(Message::Close(f))) => break f.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            _ => break None,
-        }
-    };
+    let close = close_code(&mut ws, 5).await;
     assert_eq!(close, Some(1001));
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
