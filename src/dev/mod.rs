@@ -8,7 +8,6 @@ pub mod sigv4;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -193,10 +192,7 @@ pub async fn run(
         })
         .await?;
     for p in pools.values() {
-        p.stop();
+        p.stop().await;
     }
-    // Give the supervisors a moment to stop their processes.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let _: Vec<Arc<runtime::Pool>> = pools.into_values().collect();
     Ok(())
 }

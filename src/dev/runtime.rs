@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 /// Why an invocation produced no response (the client then gets "Internal server error").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,9 @@ pub struct Pool {
     rx: Arc<Mutex<mpsc::Receiver<Invocation>>>,
     timeout: Duration,
     counter: AtomicU64,
-    stopping: Arc<AtomicBool>,
+    /// Set once to stop: every supervisor kills its process and ends.
+    stopping: watch::Sender<bool>,
+    supervisors: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     log: super::Log,
     bootstrap: PathBuf,
     env: Vec<(String, String)>,
@@ -90,7 +92,8 @@ impl Pool {
             rx: Arc::new(Mutex::new(rx)),
             timeout,
             counter: AtomicU64::new(0),
-            stopping: Arc::new(AtomicBool::new(false)),
+            stopping: watch::channel(false).0,
+            supervisors: std::sync::Mutex::new(Vec::new()),
             log,
             bootstrap,
             env,
@@ -102,8 +105,13 @@ impl Pool {
         Ok(pool)
     }
 
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
+    /// Stops every process of the pool and waits until they are gone.
+    pub async fn stop(&self) {
+        let _ = self.stopping.send(true);
+        let supervisors = std::mem::take(&mut *self.supervisors.lock().expect("supervisors"));
+        for s in supervisors {
+            let _ = s.await;
+        }
     }
 
     /// Runs the function on `event`; the integration timeout bounds the wait.
@@ -166,9 +174,13 @@ impl Pool {
         let addr = listener.local_addr()?;
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         let pool = self.clone();
-        tokio::spawn(async move {
+        let mut stop = self.stopping.subscribe();
+        let supervisor = tokio::spawn(async move {
             let mut restarts = 0u32;
-            while !pool.stopping.load(Ordering::SeqCst) {
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
                 let child = tokio::process::Command::new(&bootstrap)
                     .envs(env.iter().map(|(k, v)| (k, v)))
                     .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -218,13 +230,13 @@ impl Pool {
                 }
                 let status = tokio::select! {
                     s = child.wait() => s.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-                    _ = wait_for(&pool.stopping) => { let _ = child.kill().await; return; }
+                    _ = async { let _ = stop.wait_for(|s| *s).await; } => { let _ = child.kill().await; break; }
                 };
                 // Whatever this process held will never be answered.
                 for (_, reply) in endpoint.held.lock().await.drain() {
                     let _ = reply.send(Err(InvokeError::Crashed(status.clone())));
                 }
-                if pool.stopping.load(Ordering::SeqCst) {
+                if *stop.borrow() {
                     break;
                 }
                 restarts += 1;
@@ -236,13 +248,11 @@ impl Pool {
             }
             server.abort();
         });
+        self.supervisors
+            .lock()
+            .expect("supervisors")
+            .push(supervisor);
         Ok(())
-    }
-}
-
-async fn wait_for(flag: &AtomicBool) {
-    while !flag.load(Ordering::SeqCst) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
