@@ -17,16 +17,15 @@ pub struct Lookup {
     pub role_policy: String,
     pub api: String,
     pub user: String,
+    /// The user's inline policy, and the managed policy's name in `credentials: policy` mode.
     pub user_policy: String,
-    pub policy_arn: String,
 }
 
 impl Lookup {
-    pub fn of(cfg: &crate::config::StageConfig, account: &str) -> Lookup {
+    pub fn of(cfg: &crate::config::StageConfig) -> Lookup {
         let n = cfg.names();
         Lookup {
             role_policy: format!("{}-logs", n.prefix),
-            policy_arn: format!("arn:aws:iam::{account}:policy/{}", n.policy),
             user_policy: n.policy,
             prefix: n.prefix,
             role: n.role,
@@ -36,16 +35,24 @@ impl Lookup {
     }
 }
 
-pub async fn observe(c: &Clients, l: &Lookup) -> Result<Observed> {
-    let (role, functions, log_groups, apis, user, managed_policy) = tokio::try_join!(
+/// The account the credentials belong to, and what it holds for the stage. The account (one STS call, also the
+/// first proof that the credentials work) is needed only for the managed policy's ARN, so every other read runs
+/// meanwhile.
+pub async fn observe(c: &Clients, l: &Lookup) -> Result<(String, Observed)> {
+    let policy = async {
+        let account = c.account().await?;
+        let arn = format!("arn:aws:iam::{account}:policy/{}", l.user_policy);
+        Ok::<_, anyhow::Error>((account, managed_policy(c, &arn).await?))
+    };
+    let (role, functions, log_groups, apis, user, (account, managed_policy)) = tokio::try_join!(
         role(c, l),
         functions(c, l),
         log_groups(c, l),
         apis(c, l),
         user(c, l),
-        managed_policy(c, l)
+        policy
     )?;
-    Ok(Observed {
+    let observed = Observed {
         role,
         functions,
         log_groups,
@@ -54,7 +61,8 @@ pub async fn observe(c: &Clients, l: &Lookup) -> Result<Observed> {
         managed_policy,
         env_access_key_id: None,
         env_signing_secret: None,
-    })
+    };
+    Ok((account, observed))
 }
 
 /// `Ok(None)` when AWS says the thing does not exist.
@@ -85,16 +93,19 @@ fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {
 
 async fn role(c: &Clients, l: &Lookup) -> Result<Option<RoleObs>> {
     let what = format!("read the IAM role {}", l.role);
-    let Some(out) = optional(c.iam.get_role().role_name(&l.role).send().await, &what)? else {
-        return Ok(None);
-    };
-    let Some(r) = out.role() else { return Ok(None) };
+    // Both at once: a missing role makes the policy read answer NotFound too.
     let policy = c
         .iam
         .get_role_policy()
         .role_name(&l.role)
-        .policy_name(&l.role_policy);
-    let policy = optional(policy.send().await, &format!("{what}'s policy"))?
+        .policy_name(&l.role_policy)
+        .send();
+    let (out, policy) = tokio::join!(c.iam.get_role().role_name(&l.role).send(), policy);
+    let Some(out) = optional(out, &what)? else {
+        return Ok(None);
+    };
+    let Some(r) = out.role() else { return Ok(None) };
+    let policy = optional(policy, &format!("{what}'s policy"))?
         .and_then(|p| policy_json(p.policy_document()));
     Ok(Some(RoleObs {
         tags: tags_of(r.tags()),
@@ -116,17 +127,16 @@ async fn functions(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, FunctionO
 
 async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionObs)>> {
     let what = format!("read the Lambda function {name}");
-    let Some(out) = optional(
-        c.lambda.get_function().function_name(&name).send().await,
-        &what,
-    )?
-    else {
+    let (out, policy) = tokio::join!(
+        c.lambda.get_function().function_name(&name).send(),
+        c.lambda.get_policy().function_name(&name).send()
+    );
+    let Some(out) = optional(out, &what)? else {
         return Ok(None);
     };
     let Some(cfg) = out.configuration() else {
         return Ok(None);
     };
-    let policy = c.lambda.get_policy().function_name(&name).send().await;
     let permission_source = optional(policy, &format!("{what}'s permissions"))?.and_then(|p| {
         p.policy()
             .and_then(|doc| permission_source(doc, PERMISSION_SID))
@@ -296,24 +306,25 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
 
 async fn user(c: &Clients, l: &Lookup) -> Result<Option<UserObs>> {
     let what = format!("read the IAM user {}", l.user);
-    let Some(out) = optional(c.iam.get_user().user_name(&l.user).send().await, &what)? else {
-        return Ok(None);
-    };
-    let Some(u) = out.user() else { return Ok(None) };
+    // All three at once: for a missing user the other two answer NotFound as well.
     let policy = c
         .iam
         .get_user_policy()
         .user_name(&l.user)
-        .policy_name(&l.user_policy);
-    let policy = optional(policy.send().await, &format!("{what}'s policy"))?
+        .policy_name(&l.user_policy)
+        .send();
+    let keys = c.iam.list_access_keys().user_name(&l.user).send();
+    let (out, policy, keys) =
+        tokio::join!(c.iam.get_user().user_name(&l.user).send(), policy, keys);
+    let Some(out) = optional(out, &what)? else {
+        return Ok(None);
+    };
+    let Some(u) = out.user() else { return Ok(None) };
+    let policy = optional(policy, &format!("{what}'s policy"))?
         .and_then(|p| policy_json(p.policy_document()));
-    let keys = c
-        .iam
-        .list_access_keys()
-        .user_name(&l.user)
-        .send()
-        .await
-        .map_err(|e| explain(&format!("list the access keys of {}", l.user), e))?;
+    let Some(keys) = optional(keys, &format!("list the access keys of {}", l.user))? else {
+        return Ok(None);
+    };
     let mut keys: Vec<(String, i64)> = keys
         .access_key_metadata()
         .iter()
@@ -332,13 +343,9 @@ async fn user(c: &Clients, l: &Lookup) -> Result<Option<UserObs>> {
     }))
 }
 
-async fn managed_policy(c: &Clients, l: &Lookup) -> Result<Option<PolicyObs>> {
-    let what = format!("read the managed policy {}", l.policy_arn);
-    let Some(out) = optional(
-        c.iam.get_policy().policy_arn(&l.policy_arn).send().await,
-        &what,
-    )?
-    else {
+async fn managed_policy(c: &Clients, arn: &str) -> Result<Option<PolicyObs>> {
+    let what = format!("read the managed policy {}", arn);
+    let Some(out) = optional(c.iam.get_policy().policy_arn(arn).send().await, &what)? else {
         return Ok(None);
     };
     let default = out
@@ -349,7 +356,7 @@ async fn managed_policy(c: &Clients, l: &Lookup) -> Result<Option<PolicyObs>> {
     let version = c
         .iam
         .get_policy_version()
-        .policy_arn(&l.policy_arn)
+        .policy_arn(arn)
         .version_id(&default)
         .send()
         .await
@@ -362,7 +369,7 @@ async fn managed_policy(c: &Clients, l: &Lookup) -> Result<Option<PolicyObs>> {
     let versions = c
         .iam
         .list_policy_versions()
-        .policy_arn(&l.policy_arn)
+        .policy_arn(arn)
         .send()
         .await
         .map_err(|e| explain("list the managed policy's versions", e))?;

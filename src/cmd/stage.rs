@@ -23,39 +23,36 @@ pub struct Session {
     pub stage: StageConfig,
     pub clients: Clients,
     pub account: String,
+    /// What AWS held for the stage when the session opened, and what the backend's env file held.
+    pub observed: Observed,
 }
 
 impl Context {
-    /// Config checked, stage picked, credentials proven (one STS call), before anything else.
+    /// Config checked and stage picked before anything else; then what AWS holds for the stage, read once.
     pub async fn session(&self) -> Result<Session> {
         let config = self.load_config()?;
         let stage = config.stage(self.global.stage.as_deref())?.clone();
         let clients = Clients::new(&self.global.aws, &stage.region).await;
-        let account = clients.account().await?;
+        let (account, mut observed) = observe(&clients, &Lookup::of(&stage)).await?;
+        if let Some(b) = &stage.env.backend {
+            if let Ok(text) = std::fs::read_to_string(&b.file) {
+                observed.env_access_key_id =
+                    envfile::get(&text, &b.access_key_id).filter(|v| !v.is_empty());
+                observed.env_signing_secret =
+                    envfile::get(&text, &b.signing_secret).filter(|v| !v.is_empty());
+            }
+        }
         Ok(Session {
             config,
             stage,
             clients,
             account,
+            observed,
         })
     }
 }
 
 impl Session {
-    /// What AWS holds for the stage, plus what the backend's env file holds.
-    pub async fn observe(&self) -> Result<Observed> {
-        let mut o = observe(&self.clients, &Lookup::of(&self.stage, &self.account)).await?;
-        if let Some(b) = &self.stage.env.backend {
-            if let Ok(text) = std::fs::read_to_string(&b.file) {
-                o.env_access_key_id =
-                    envfile::get(&text, &b.access_key_id).filter(|v| !v.is_empty());
-                o.env_signing_secret =
-                    envfile::get(&text, &b.signing_secret).filter(|v| !v.is_empty());
-            }
-        }
-        Ok(o)
-    }
-
     /// The bundled functions this stage uses, built for its architecture (cached by source hash).
     pub async fn artifacts(&self, progress: &dyn Progress) -> Result<BTreeMap<String, Artifact>> {
         let arch = self.stage.lambda.architecture;
@@ -107,7 +104,7 @@ pub struct Planned {
 impl Session {
     pub async fn plan(&self, progress: &dyn Progress, rotate_credentials: bool) -> Result<Planned> {
         let artifacts = self.artifacts(progress).await?;
-        let observed = self.observe().await?;
+        let observed = self.observed.clone();
         let signing_secret = observed.signing_secret().unwrap_or_else(new_signing_secret);
         let desired = Desired::new(&self.stage, &self.account, &artifacts, &signing_secret);
         let actions = plan(&desired, &observed, &Options { rotate_credentials })
@@ -123,7 +120,7 @@ impl Session {
     /// The stage as deployed, and the API it keeps; an error that says how to deploy it if there is none.
     pub async fn deployed(&self) -> Result<(Desired, Observed, ApiObs)> {
         let d = Desired::without_code(&self.stage, &self.account);
-        let o = self.observe().await?;
+        let o = self.observed.clone();
         let api = o.kept_api().cloned().ok_or_else(|| {
             anyhow::anyhow!(
                 "stage {} is not deployed in {} ({}): run `wsdeploy up -s {}`",

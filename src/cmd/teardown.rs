@@ -22,8 +22,8 @@ impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let s = ctx.session().await?;
         let d = Desired::without_code(&s.stage, &s.account);
-        let observed = s.observe().await?;
-        let actions = plan_teardown(&d, &observed).map_err(anyhow::Error::from)?;
+        let observed = &s.observed;
+        let actions = plan_teardown(&d, observed).map_err(anyhow::Error::from)?;
         if actions.is_empty() {
             ctx.ui.info(format!(
                 "Nothing to delete: stage {} has no resources in {} ({}).",
@@ -52,7 +52,7 @@ impl Args {
                 }
             }
             let progress = ctx.ui.progress();
-            Applier::new(&s.clients, &d, Ids::from_observed(&d, &observed), &progress)
+            Applier::new(&s.clients, &d, Ids::from_observed(&d, observed), &progress)
                 .run(&actions)
                 .await?;
         }

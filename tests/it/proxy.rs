@@ -208,8 +208,25 @@ async fn handle(
         .to_bytes();
     let (op, mutating, protocol) = classify(&parts.method, &parts.uri, &parts.headers, &body);
     if let Some((status, code)) = s.fixed.lock().unwrap().clone() {
-        let body = format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>fixed</RequestId></ErrorResponse>");
-        return Ok(respond(status, &[("content-type", "text/xml")], body));
+        // Each protocol's own error shape, as AWS answers it (the SDKs parse nothing else).
+        let message = "The security token included in the request is invalid.";
+        return Ok(match protocol {
+            Protocol::Query => respond(
+                status,
+                &[("content-type", "text/xml")],
+                format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fixed</RequestId></ErrorResponse>"),
+            ),
+            Protocol::Json => respond(
+                status,
+                &[("content-type", "application/x-amz-json-1.1")],
+                format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
+            ),
+            Protocol::Rest => respond(
+                status,
+                &[("content-type", "application/json"), ("x-amzn-errortype", &code)],
+                format!("{{\"message\":\"{message}\"}}"),
+            ),
+        });
     }
     let injected = {
         let mut f = s.faults.lock().unwrap();
