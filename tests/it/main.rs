@@ -5,6 +5,7 @@ mod cli;
 mod config_corpus;
 mod deploy;
 mod dev;
+mod devkit;
 mod init;
 mod lambdas;
 mod moto;

@@ -1,0 +1,317 @@
+//! The harness of the `dev` tests: a backend on 127.0.0.1:0 that checks the Lambdas' signatures, `wsdeploy dev`
+//! as a child process, WebSocket helpers, and a private copy of the bootstraps for tests that kill one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::util::BIN;
+
+/// The seed's backend: stores connection ids per user, checks every call's signature.
+#[derive(Default)]
+pub struct Seen {
+    pub secret: Option<String>,
+    /// How long the backend takes to answer.
+    pub delay: Duration,
+    pub calls: Vec<Call>,
+}
+
+/// (method, request target, Authorization, body, signature valid)
+pub type Call = (Method, String, Option<String>, Vec<u8>, bool);
+
+pub type Shared = Arc<Mutex<Seen>>;
+
+async fn backend_handler(
+    State(s): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let delay = s.lock().unwrap().delay;
+    tokio::time::sleep(delay).await;
+    let target = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let mut g = s.lock().unwrap();
+    let secret = g.secret.clone().unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sig = headers
+        .get("x-wsdeploy-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let valid =
+        wsdeploy_signature::verify(secret.as_bytes(), sig, method.as_str(), &target, &body, now)
+            .is_ok();
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    g.calls
+        .push((method.clone(), target, bearer.clone(), body.to_vec(), valid));
+    match (valid, method.as_str(), bearer.as_deref()) {
+        (false, _, _) => StatusCode::UNAUTHORIZED,
+        (true, "POST", Some("Bearer good-token")) => StatusCode::CREATED,
+        (true, "POST", _) => StatusCode::UNAUTHORIZED,
+        (true, _, _) => StatusCode::NO_CONTENT,
+    }
+}
+
+pub async fn start_backend() -> (String, Shared) {
+    let seen: Shared = Arc::default();
+    let app = axum::Router::new()
+        .fallback(backend_handler)
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+pub struct Dev {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub ws_url: String,
+    pub env: BTreeMap<String, String>,
+    log: PathBuf,
+}
+
+fn env_map(path: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Dev {
+    /// `wsdeploy dev --port 0` in a fresh app folder; returns once the env files hold its URLs.
+    pub fn start(backend: &str, extra: &str, args: &[&str]) -> Dev {
+        Dev::start_in(backend, extra, args, &crate::deploy::cache())
+    }
+
+    /// With the functions' build cache at `cache`.
+    pub fn start_in(backend: &str, extra: &str, args: &[&str], cache: &Path) -> Dev {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["app", "frontend", "backend"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let config = format!(
+            "project: chat\nregion: eu-west-3\nbackend: {{ url: '{backend}', timeout_ms: 2000 }}\nenv:\n  frontend: {{ file: ../frontend/.env }}\n  backend: {{ file: ../backend/.env }}\n{extra}"
+        );
+        std::fs::write(dir.path().join("app/wsdeploy.yaml"), config).unwrap();
+        let log = dir.path().join("dev.log");
+        let mut all = vec!["dev", "--port", "0"];
+        all.extend_from_slice(args);
+        let child = std::process::Command::new(BIN)
+            .args(&all)
+            .current_dir(dir.path().join("app"))
+            .env("WSDEPLOY_CACHE_DIR", cache)
+            .env("NO_COLOR", "1")
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("dev.err")).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut dev = Dev {
+            child,
+            ws_url: String::new(),
+            env: BTreeMap::new(),
+            log,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            // The frontend's file is written first, the backend's right after: wait for both.
+            let front = env_map(&dev.dir.path().join("frontend/.env"));
+            let back = env_map(&dev.dir.path().join("backend/.env"));
+            if let (Some(url), true) = (
+                front.get("VITE_WS_URL"),
+                back.contains_key("WS_SIGNING_SECRET"),
+            ) {
+                dev.ws_url = url.clone();
+                dev.env = back;
+                return dev;
+            }
+            if let Ok(Some(status)) = dev.child.try_wait() {
+                panic!("wsdeploy dev exited with {status}:\n{}", dev.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wsdeploy dev did not start:\n{}",
+                dev.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn output(&self) -> String {
+        let err = std::fs::read_to_string(self.dir.path().join("dev.err")).unwrap_or_default();
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{err}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+
+    pub async fn management(&self) -> aws_sdk_apigatewaymanagement::Client {
+        self.management_as(
+            &self.env["WS_API_ACCESS_KEY_ID"],
+            &self.env["WS_API_SECRET_ACCESS_KEY"],
+        )
+        .await
+    }
+
+    pub async fn management_as(
+        &self,
+        key: &str,
+        secret: &str,
+    ) -> aws_sdk_apigatewaymanagement::Client {
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(self.env["WS_API_REGION"].clone()))
+            .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
+                key, secret, None, None, "test",
+            ))
+            .endpoint_url(&self.env["WS_API_ENDPOINT"])
+            .load()
+            .await;
+        aws_sdk_apigatewaymanagement::Client::new(&conf)
+    }
+
+    /// SIGTERM, as Ctrl-C or a process manager would; returns the exit code.
+    pub fn stop(&mut self) -> i32 {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dev did not stop on SIGTERM:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn next_text(ws: &mut Ws) -> String {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+        {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
+            Some(Ok(_)) => continue,
+            other => panic!("no message: {other:?}"),
+        }
+    }
+}
+
+/// The close code the server sends within `secs` seconds (None if the socket just ends).
+pub async fn close_code(ws: &mut Ws, secs: u64) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(secs), ws.next())
+            .await
+            .expect("a close frame in time")
+        {
+            Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private copy of the host-built bootstraps: this test can kill or freeze exactly its own function process.
+pub fn private_cache() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let built = crate::util::wsdeploy(dir.path(), &["build", "--host", "--output", "json"])
+        .env("WSDEPLOY_CACHE_DIR", crate::deploy::cache())
+        .expect(0)
+        .json();
+    let connect = PathBuf::from(built["functions"]["connect"]["bootstrap"].as_str().unwrap());
+    let artifacts = connect.parent().unwrap().parent().unwrap();
+    let copy = dir
+        .path()
+        .join("artifacts")
+        .join(artifacts.file_name().unwrap());
+    for entry in walk(artifacts) {
+        let to = copy.join(entry.strip_prefix(artifacts).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, &to).unwrap();
+    }
+    dir
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Pids of the processes running `exe` (read from /proc, so procps is not needed).
+pub fn pids_of(exe: &Path) -> Vec<String> {
+    let want = exe.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let pid = e.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let argv0 = String::from_utf8_lossy(cmd.split(|b| *b == 0).next()?).into_owned();
+            (argv0 == want).then_some(pid)
+        })
+        .collect()
+}
+
+pub fn signal(pids: &[String], sig: &str) {
+    for p in pids {
+        let _ = std::process::Command::new("kill").args([sig, p]).status();
+    }
+}
