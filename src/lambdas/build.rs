@@ -157,13 +157,12 @@ pub fn build(target: Target) -> Result<Vec<Built>, BuildError> {
         let dest = artifacts.join(function);
         std::fs::create_dir_all(&dest).map_err(io(&dest))?;
         let bootstrap = dest.join("bootstrap");
-        std::fs::write(&bootstrap, &bytes).map_err(io(&bootstrap))?;
-        set_executable(&bootstrap).map_err(io(&bootstrap))?;
+        write_artifact(&bootstrap, &bytes, 0o755)?;
         let zip = match target {
             Target::Lambda(_) => {
                 let zip = deterministic_zip(&bytes).map_err(io(&dest))?;
                 let path = dest.join("bootstrap.zip");
-                std::fs::write(&path, &zip).map_err(io(&path))?;
+                write_artifact(&path, &zip, 0o644)?;
                 Some((path, zip))
             }
             Target::Host => None,
@@ -202,15 +201,12 @@ fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
         .collect()
 }
 
-#[cfg(unix)]
-fn set_executable(p: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-}
-
-#[cfg(not(unix))]
-fn set_executable(_: &Path) -> std::io::Result<()> {
-    Ok(())
+/// Replaced atomically: a concurrent run may be reading, or uploading, the previous (identical) copy.
+fn write_artifact(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BuildError> {
+    crate::fsutil::write_atomic(path, bytes, Some(mode)).map_err(|e| BuildError::Io {
+        dir: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })
 }
 
 fn succeeds(cmd: &str, args: &[&str]) -> bool {

@@ -57,20 +57,32 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Writes the embedded sources under `dir` (once per source hash; a finished extraction is marked).
+/// Writes the embedded sources to `dir`, once per source hash. They are written to a temporary folder beside it
+/// and renamed into place, so a concurrent run (two `up`s on one CI runner) never sees, or rewrites, a half-written
+/// tree while its cargo reads it.
 fn extract(dir: &Path) -> std::io::Result<()> {
-    let done = dir.join(".extracted");
-    if done.exists() {
+    if dir.join(".extracted").exists() {
         return Ok(());
     }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".extract-")
+        .tempdir_in(parent)?;
     for f in source_files() {
-        let p = dir.join(f.path());
+        let p = tmp.path().join(f.path());
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(p, f.contents())?;
     }
-    std::fs::write(done, b"")
+    std::fs::write(tmp.path().join(".extracted"), b"")?;
+    match std::fs::rename(tmp.path(), dir) {
+        Ok(()) => Ok(()),
+        // Another run got there first with the same sources: use theirs (`tmp` is removed on drop).
+        Err(_) if dir.join(".extracted").exists() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// `WSDEPLOY_CACHE_DIR`, else the user's cache folder.
@@ -117,5 +129,34 @@ mod tests {
         );
         assert_eq!(source_hash(), source_hash());
         assert_eq!(source_hash().len(), 16);
+    }
+
+    #[test]
+    fn concurrent_extractions_leave_one_complete_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("src");
+        let runs: Vec<_> = (0..6)
+            .map(|_| {
+                let t = target.clone();
+                std::thread::spawn(move || extract(&t))
+            })
+            .collect();
+        for r in runs {
+            r.join().unwrap().unwrap();
+        }
+        for f in source_files() {
+            assert_eq!(
+                std::fs::read(target.join(f.path())).unwrap(),
+                f.contents(),
+                "{}",
+                f.path().display()
+            );
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name() != "src")
+            .collect();
+        assert!(leftovers.is_empty(), "temporary folders are removed");
     }
 }
