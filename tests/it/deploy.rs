@@ -2,14 +2,13 @@
 //! not through wsdeploy), a second `up` makes no mutating request, a new route changes only that, `teardown`
 //! leaves nothing behind; stages live side by side.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use crate::moto::{Moto, ACCOUNT, REGION};
 use crate::proxy::Proxy;
-use crate::util::{wsdeploy, Run};
+use crate::util::{cache, env_file, wsdeploy, Run};
 
 /// An app folder with a frontend and a backend beside it, as `init` expects.
 pub struct App {
@@ -54,24 +53,6 @@ impl App {
             ])
             .show(self.dir.join("wsdeploy.yaml"))
     }
-}
-
-/// Shared with the build tests, so the functions compile once per machine.
-pub fn cache() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wsdeploy-test-cache")
-}
-
-fn env_map(path: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
-        .map(|(k, v)| {
-            (
-                k.trim().to_string(),
-                v.trim().trim_matches('\'').to_string(),
-            )
-        })
-        .collect()
 }
 
 fn mode(path: &Path) -> u32 {
@@ -165,6 +146,17 @@ pub async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String
     left
 }
 
+/// A Lambda function's resource policy, as JSON.
+pub async fn lambda_policy(lambda: &aws_sdk_lambda::Client, name: &str) -> Value {
+    let out = lambda
+        .get_policy()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(out.policy().unwrap()).unwrap()
+}
+
 /// IAM's URL-encoded policy documents, as JSON.
 pub fn decode(doc: &str) -> Value {
     serde_json::from_str(
@@ -205,7 +197,7 @@ async fn lifecycle_up_noop_change_teardown() {
     // The env files, with the right values and modes, every unmanaged byte kept.
     let front = std::fs::read_to_string(&app.frontend_env).unwrap();
     assert_eq!(front, format!("# the frontend's own settings\r\nexport API_URL='https://api.example.com'\r\nVITE_WS_URL=wss://{api_id}.execute-api.{REGION}.amazonaws.com/dev"));
-    let back = env_map(&app.backend_env);
+    let back = env_file(&app.backend_env);
     assert_eq!(
         mode(&app.backend_env),
         0o600,
@@ -275,17 +267,7 @@ async fn lifecycle_up_noop_change_teardown() {
             ),
             ("chat", "dev", "web")
         );
-        let policy: Value = serde_json::from_str(
-            lambda
-                .get_policy()
-                .function_name(&name)
-                .send()
-                .await
-                .unwrap()
-                .policy()
-                .unwrap(),
-        )
-        .unwrap();
+        let policy = lambda_policy(&lambda, &name).await;
         let st = &policy["Statement"][0];
         assert_eq!(st["Principal"]["Service"], "apigateway.amazonaws.com");
         assert_eq!(
@@ -440,7 +422,7 @@ async fn lifecycle_up_noop_change_teardown() {
     );
     assert!(again.stdout.contains("is up to date"));
     assert_eq!(
-        env_map(&app.backend_env)["WS_API_ACCESS_KEY_ID"],
+        env_file(&app.backend_env)["WS_API_ACCESS_KEY_ID"],
         *key_id,
         "the working key is kept"
     );
@@ -487,7 +469,7 @@ async fn lifecycle_up_noop_change_teardown() {
         std::fs::read_to_string(&app.frontend_env).unwrap(),
         "# the frontend's own settings\r\nexport API_URL='https://api.example.com'\r\n"
     );
-    assert!(env_map(&app.backend_env).is_empty());
+    assert!(env_file(&app.backend_env).is_empty());
     let twice = app.run(&["teardown", "--yes"]).expect(0);
     twice.check(
         twice.stderr.contains("Nothing to delete"),
@@ -519,9 +501,9 @@ async fn two_stages_live_side_by_side() {
         .await
         .unwrap();
     assert_eq!(prod_fn.configuration().unwrap().memory_size(), Some(256));
-    assert!(env_map(&app.frontend_env)["VITE_WS_URL"].ends_with("/dev"));
+    assert!(env_file(&app.frontend_env)["VITE_WS_URL"].ends_with("/dev"));
     assert!(
-        env_map(&app.frontend_env.with_extension("production"))["VITE_WS_URL"].ends_with("/prod")
+        env_file(&app.frontend_env.with_extension("production"))["VITE_WS_URL"].ends_with("/prod")
     );
 
     app.run(&["teardown", "-s", "dev", "--yes"]).expect(0);

@@ -88,19 +88,10 @@ pub struct Dev {
     log: PathBuf,
 }
 
-fn env_map(path: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 impl Dev {
     /// `wsdeploy dev --port 0` in a fresh app folder; returns once the env files hold its URLs.
     pub fn start(backend: &str, extra: &str, args: &[&str]) -> Dev {
-        Dev::start_in(backend, extra, args, &crate::deploy::cache())
+        Dev::start_in(backend, extra, args, &crate::util::cache())
     }
 
     /// With the functions' build cache at `cache`.
@@ -137,8 +128,8 @@ impl Dev {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             // The frontend's file is written first, the backend's right after: wait for both.
-            let front = env_map(&dev.dir.path().join("frontend/.env"));
-            let back = env_map(&dev.dir.path().join("backend/.env"));
+            let front = crate::util::env_file(&dev.dir.path().join("frontend/.env"));
+            let back = crate::util::env_file(&dev.dir.path().join("backend/.env"));
             if let (Some(url), true) = (
                 front.get("VITE_WS_URL"),
                 back.contains_key("WS_SIGNING_SECRET"),
@@ -264,7 +255,7 @@ pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 pub fn private_cache() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let built = crate::util::wsdeploy(dir.path(), &["build", "--host", "--output", "json"])
-        .env("WSDEPLOY_CACHE_DIR", crate::deploy::cache())
+        .env("WSDEPLOY_CACHE_DIR", crate::util::cache())
         .expect(0)
         .json();
     let connect = PathBuf::from(built["functions"]["connect"]["bootstrap"].as_str().unwrap());

@@ -11,12 +11,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::routing::{any, get, post};
 use serde_json::{json, Value};
 
-use crate::util::wsdeploy;
-
-/// Shared by the tests (and across runs) so that the functions compile once.
-fn cache() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wsdeploy-test-cache")
-}
+use crate::util::{cache, wsdeploy};
 
 fn build(args: &[&str]) -> Value {
     let mut all = vec!["build", "--output", "json"];

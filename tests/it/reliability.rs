@@ -240,6 +240,16 @@ async fn failures_are_one_clear_sentence_within_seconds() {
     assert!(proxy.take().is_empty(), "no request was made");
 }
 
+const INIT: &[&str] = &[
+    "init",
+    "--yes",
+    "--force",
+    "--project",
+    "fresh",
+    "--region",
+    "eu-west-3",
+];
+
 /// SIGKILL in the middle of writing leaves the old file or the new one, never a mix (temp file, fsync, rename).
 #[test]
 fn a_killed_writer_leaves_the_old_file_or_the_new_one() {
@@ -267,37 +277,13 @@ fn a_killed_writer_leaves_the_old_file_or_the_new_one() {
     // Kill times spread over the writer's whole life, measured here, so that some land before, some after, and
     // some during the write.
     let started = Instant::now();
-    wsdeploy(
-        dir.path(),
-        &[
-            "init",
-            "--yes",
-            "--force",
-            "--project",
-            "fresh",
-            "--region",
-            "eu-west-3",
-        ],
-    )
-    .expect(0);
+    wsdeploy(dir.path(), INIT).expect(0);
     let life = started.elapsed().as_micros() as u64;
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(7);
     let (mut killed, mut old_seen, mut new_seen) = (0, 0, 0);
     for _ in 0..60 {
         std::fs::write(&config, &old).unwrap();
-        let mut child = wsdeploy(
-            dir.path(),
-            &[
-                "init",
-                "--yes",
-                "--force",
-                "--project",
-                "fresh",
-                "--region",
-                "eu-west-3",
-            ],
-        )
-        .spawn();
+        let mut child = wsdeploy(dir.path(), INIT).spawn();
         std::thread::sleep(Duration::from_micros(rand::Rng::gen_range(
             &mut rng,
             life / 2..life * 3 / 2,

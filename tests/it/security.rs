@@ -2,15 +2,14 @@
 
 use serde_json::Value;
 
-use crate::deploy::{decode, App, BASE};
+use crate::deploy::{decode, lambda_policy, App, BASE};
 use crate::moto::{Moto, ACCOUNT, REGION};
 
 fn env_value(path: &std::path::Path, key: &str) -> String {
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+    let vars = crate::util::env_file(path);
+    vars.get(key)
+        .cloned()
         .unwrap_or_else(|| panic!("{key} in {}", path.display()))
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,17 +175,7 @@ async fn every_policy_is_least_privilege() {
     // The Lambdas' resource policies: API Gateway, from this API only.
     let lambda = aws_sdk_lambda::Client::new(&conf);
     for f in ["connect", "disconnect"] {
-        let doc: Value = serde_json::from_str(
-            lambda
-                .get_policy()
-                .function_name(format!("chat-dev-{f}"))
-                .send()
-                .await
-                .unwrap()
-                .policy()
-                .unwrap(),
-        )
-        .unwrap();
+        let doc = lambda_policy(&lambda, &format!("chat-dev-{f}")).await;
         for st in doc["Statement"].as_array().unwrap() {
             assert_eq!(st["Principal"]["Service"], "apigateway.amazonaws.com");
             assert_eq!(st["Action"], "lambda:InvokeFunction");

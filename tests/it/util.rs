@@ -6,6 +6,25 @@ use std::process::Command;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wsdeploy");
 
+/// The bundled functions' build cache, shared by every test (and across runs) so they compile once per machine.
+pub fn cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wsdeploy-test-cache")
+}
+
+/// A dotenv file as a map (`export ` and single quotes stripped); empty if the file is missing.
+pub fn env_file(path: &Path) -> std::collections::BTreeMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.trim().trim_matches('\'').to_string(),
+            )
+        })
+        .collect()
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
