@@ -12,6 +12,7 @@ pub mod envfile;
 pub mod error;
 pub mod fsutil;
 pub mod lambdas;
+pub mod templates;
 pub mod ui;
 
 use cli::{Cli, Command};

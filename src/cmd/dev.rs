@@ -63,6 +63,7 @@ impl Args {
                     .map(|b| b.file.display().to_string()),
             )
             .collect();
+        let open = stage.dev.open.clone();
         let started = move |r: &dev::Running| {
             ui.out_json(&json!({
                 "stage": "local",
@@ -70,6 +71,7 @@ impl Args {
                 "management_endpoint": r.management_endpoint,
                 "access_key_id": r.access_key_id,
                 "env_files": env_files,
+                "open": open,
             }));
             ui.out(format!(
                 "wsdeploy dev is running (stage local)\n  WebSocket     {}\n  @connections  {}/@connections/{{connectionId}}\n  env files     {}\nCtrl-C to stop.",

@@ -8,6 +8,7 @@ use crate::config::rules;
 use crate::config::{Config, Overrides};
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::templates;
 
 use super::Context;
 
@@ -36,6 +37,13 @@ pub struct Args {
     /// The frontend's folder, to pick the env var prefix from its package.json (found automatically if omitted).
     #[arg(long, value_name = "DIR")]
     pub frontend: Option<PathBuf>,
+    /// Also write code for your app: the backend module for this framework (into the backend env file's folder)
+    /// and the frontend's reconnecting socket snippet (into the frontend's folder).
+    #[arg(long, value_enum, value_name = "FRAMEWORK")]
+    pub backend: Option<templates::Backend>,
+    /// Also write a GitHub Actions workflow that deploys with `wsdeploy up` (at the git repository's root).
+    #[arg(long)]
+    pub github_actions: bool,
     /// Overwrite existing files.
     #[arg(long)]
     pub force: bool,
@@ -90,21 +98,81 @@ impl Args {
             anyhow::anyhow!("internal error: the generated config does not load: {e}")
         })?;
 
+        let backend_env = dir.join(&answers.backend_env);
+        let backend_dir = parent_of(&backend_env);
+        let frontend_dir = self
+            .frontend
+            .clone()
+            .unwrap_or_else(|| parent_of(&dir.join(&answers.frontend_env)));
+        let kind = match self.backend {
+            Some(k) => Some(k),
+            None if interactive => {
+                ask_backend().context("cannot read the answer from the terminal")?
+            }
+            None => None,
+        };
+        let mut code = Vec::new();
+        if let Some(kind) = kind {
+            code.extend(templates::app_files(kind, &backend_dir, &frontend_dir));
+        }
+        if self.github_actions {
+            code.extend(templates::workflow(
+                &git_root(&dir).unwrap_or_else(|| dir.clone()),
+            ));
+        }
+        // Checked before anything is written: a refusal leaves the folder as it was.
+        let clashes: Vec<String> = code
+            .iter()
+            .filter(|f| {
+                f.path.exists() && std::fs::read(&f.path).ok().as_deref() != Some(f.contents)
+            })
+            .map(|f| f.path.display().to_string())
+            .collect();
+        if !clashes.is_empty() && !self.force {
+            return Err(Error::usage(format!(
+                "{} already exist{}; pass --force to overwrite, or move {} away",
+                clashes.join(", "),
+                if clashes.len() == 1 { "s" } else { "" },
+                if clashes.len() == 1 { "it" } else { "them" }
+            )));
+        }
+
         fsutil::write_atomic(&schema_path, schema.as_bytes(), None)?;
         fsutil::write_atomic(&config_path, text.as_bytes(), None)?;
-        let backend_env = dir.join(&answers.backend_env);
+        for f in &code {
+            if let Some(parent) = f.path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            fsutil::write_atomic(&f.path, f.contents, None)?;
+        }
+        let written: Vec<String> = code.iter().map(|f| f.path.display().to_string()).collect();
         ctx.ui.out_json(&serde_json::json!({
             "config": config_path,
             "schema": schema_path,
             "project": answers.project,
             "region": answers.region,
             "frontend_env_prefix": answers.frontend_var.trim_end_matches("WS_URL"),
+            "backend": kind,
+            "files": written,
         }));
         ctx.ui.out(format!(
             "Wrote {} and {}.",
             config_path.display(),
             schema_path.display()
         ));
+        if !written.is_empty() {
+            ctx.ui.out(format!(
+                "Wrote your app's code:\n  {}",
+                written.join("\n  ")
+            ));
+        }
+        if let Some(kind) = kind {
+            ctx.ui.out(format!(
+                "To finish:\n  - {}",
+                templates::next_steps(kind, &backend_dir, &frontend_dir).join("\n  - ")
+            ));
+        }
         if fsutil::git_ignores(&backend_env) == Some(false) {
             ctx.ui.warn(format!(
                 "{} will hold secrets but git does not ignore it: add `{}` to the .gitignore of its folder",
@@ -156,6 +224,40 @@ impl Args {
         check_answers(&a)?;
         Ok(a)
     }
+}
+
+fn parent_of(file: &Path) -> PathBuf {
+    crate::config::resolve::normalize(file.parent().unwrap_or(Path::new(".")))
+}
+
+/// The repository's root, where GitHub looks for workflows.
+fn git_root(dir: &Path) -> Option<PathBuf> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn ask_backend() -> anyhow::Result<Option<templates::Backend>> {
+    let choice = dialoguer::Select::new()
+        .with_prompt("Add the code for your backend and frontend?")
+        .items(&[
+            "no, only wsdeploy.yaml",
+            "Express (JavaScript)",
+            "NestJS (TypeScript, TypeORM)",
+        ])
+        .default(0)
+        .interact()?;
+    Ok([
+        None,
+        Some(templates::Backend::Express),
+        Some(templates::Backend::Nestjs),
+    ][choice])
 }
 
 fn ask(a: Answers) -> anyhow::Result<Answers> {

@@ -36,6 +36,20 @@ pub struct Layer {
     pub stages: Option<BTreeMap<String, Option<Layer>>>,
     /// Tags added to every resource that takes tags.
     pub tags: Option<BTreeMap<String, String>>,
+    /// What `wsdeploy dev` runs beside the gateway (your backend, say).
+    pub dev: Option<Dev>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dev {
+    /// Shell command `wsdeploy dev` starts once the gateway listens and the env files are written, e.g.
+    /// `npm start`. It gets PORT set to backend.url's port, and is stopped when dev stops (dev stops if it exits).
+    pub command: Option<String>,
+    /// Folder the command runs in, relative to this file (default: this file's folder).
+    pub dir: Option<String>,
+    /// URL `wsdeploy dev` prints to open once it accepts connections, e.g. http://127.0.0.1:3000/
+    pub open: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -161,7 +175,8 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages; backend, routes, lambda, env, tags });
+merge_struct!(Layer { project, region, credentials, stages; backend, routes, lambda, env, tags, dev });
+merge_struct!(Dev { command, dir, open; });
 merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms; });
 merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days; });
 merge_struct!(Env { ; frontend, backend });

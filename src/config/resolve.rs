@@ -43,6 +43,16 @@ pub struct StageConfig {
     pub credentials: CredentialsMode,
     pub env: EnvSettings,
     pub tags: BTreeMap<String, String>,
+    pub dev: DevSettings,
+}
+
+/// What `wsdeploy dev` runs beside the gateway.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DevSettings {
+    pub command: Option<String>,
+    /// Where the command runs: the config file's folder unless `dev.dir` says otherwise.
+    pub dir: PathBuf,
+    pub open: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -336,6 +346,15 @@ fn resolve_layer(
         credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
         env,
         tags: l.tags.clone().unwrap_or_default(),
+        dev: {
+            let d = l.dev.clone().unwrap_or_default();
+            let base = checker.file.dir.clone();
+            DevSettings {
+                command: d.command,
+                dir: normalize(&d.dir.map_or(base.clone(), |sub| base.join(sub))),
+                open: d.open,
+            }
+        },
     })
 }
 

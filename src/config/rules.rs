@@ -180,6 +180,24 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        if let Some(dev) = &layer.dev {
+            if dev.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                self.error(
+                    at(&["dev", "command"]),
+                    "dev.command is empty",
+                    "give the command that starts your backend, e.g. `npm start`, or remove the key",
+                );
+            }
+            if let Some(url) = &dev.open {
+                if let Err(why) = check_backend_url(url) {
+                    self.error(
+                        at(&["dev", "open"]),
+                        format!("`{url}` {why}"),
+                        "give the http URL of your app's page, e.g. http://127.0.0.1:3000/",
+                    );
+                }
+            }
+        }
         if let Some(tags) = &layer.tags {
             for (k, v) in tags {
                 self.tag(at(&["tags", k]), k, v);

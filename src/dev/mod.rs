@@ -2,6 +2,7 @@
 //! like API Gateway, and the very same Lambda bootstraps that `up` deploys, built for this machine and run as real
 //! processes under a local Lambda Runtime API.
 
+pub mod app;
 pub mod gateway;
 pub mod runtime;
 pub mod sigv4;
@@ -181,18 +182,91 @@ pub async fn run(
         },
     )?;
     started(&running);
+    let (app_task, app_exit, stop_app) = start_app(&stage)?;
+    let app_failed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let failed = app_failed.clone();
     let closing = gw.clone();
-    let app = gw
+    let service = gw
         .router()
         .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
-            shutdown.await;
+            tokio::select! {
+                _ = shutdown => {}
+                Ok(why) = app_exit => { *failed.lock().expect("not poisoned") = Some(why); }
+            }
+            // Sockets first: their $disconnect calls still reach the app's backend.
             closing.close_all(Duration::from_secs(30)).await;
         })
         .await?;
+    let _ = stop_app.send(());
+    if let Some(t) = app_task {
+        let _ = t.await;
+    }
     for p in pools.values() {
         p.stop().await;
     }
-    Ok(())
+    let why = app_failed.lock().expect("not poisoned").take();
+    match why {
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
+}
+
+type AppHandles = (
+    Option<tokio::task::JoinHandle<()>>,
+    tokio::sync::oneshot::Receiver<String>,
+    tokio::sync::oneshot::Sender<()>,
+);
+
+/// Starts `dev.command`: its task, a receiver told why if it exits by itself, and a sender that stops it.
+fn start_app(stage: &StageConfig) -> anyhow::Result<AppHandles> {
+    let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let Some(mut app) = app::App::start(&stage.dev, app_port(&stage.backend.url))? else {
+        return Ok((None, exit_rx, stop_tx));
+    };
+    if let Some(open) = stage.dev.open.clone() {
+        tokio::spawn(async move {
+            if app::wait_until_listening(&open, APP_START_LIMIT).await {
+                eprintln!("\n  ready: open {open}\n");
+            } else {
+                eprintln!("warning: {open} (dev.open) does not answer after {} s; is dev.command listening on that port?", APP_START_LIMIT.as_secs());
+            }
+        });
+    }
+    let task = tokio::spawn(async move {
+        let exited = tokio::select! {
+            status = app.exited() => Some(status),
+            _ = stop_rx => None,
+        };
+        match exited {
+            Some(status) => {
+                let how = match status {
+                    Ok(s) => s.to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let _ = exit_tx.send(format!(
+                    "dev.command `{}` stopped ({how}); its output is above, prefixed with [app]",
+                    app.command()
+                ));
+            }
+            None => app.stop().await,
+        }
+    });
+    Ok((Some(task), exit_rx, stop_tx))
+}
+
+/// How long `dev.open` may take to answer (a first `npm install` included).
+const APP_START_LIMIT: Duration = Duration::from_secs(180);
+
+/// The backend URL's port, given to `dev.command` as PORT when the backend runs here.
+fn app_port(url: &str) -> Option<u16> {
+    let u = url::Url::parse(url).ok()?;
+    matches!(
+        u.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0")
+    )
+    .then(|| u.port_or_known_default())
+    .flatten()
 }

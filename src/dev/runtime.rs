@@ -181,7 +181,12 @@ impl Pool {
                 if *stop.borrow() {
                     break;
                 }
-                let child = tokio::process::Command::new(&bootstrap)
+                let mut command = tokio::process::Command::new(&bootstrap);
+                // Out of the terminal's process group: Ctrl-C reaches dev alone, and the functions stay up to
+                // run the $disconnect of every socket dev then closes.
+                #[cfg(unix)]
+                command.process_group(0);
+                let child = command
                     .envs(env.iter().map(|(k, v)| (k, v)))
                     .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
                     .env("AWS_LAMBDA_FUNCTION_NAME", &pool.name)

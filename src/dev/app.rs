@@ -1,0 +1,133 @@
+//! `dev.command`: the developer's own process (their backend, say) run beside the gateway, so that one command
+//! brings the whole app up. It starts after the env files are written, so it reads the values of this run; its
+//! output is shown prefixed with `[app]`; it is stopped with dev, and dev stops when it exits.
+
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::config::DevSettings;
+
+/// How long the command may take to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+pub struct App {
+    child: Child,
+    command: String,
+}
+
+impl App {
+    /// Starts `settings.command` through the shell, with PORT set to `port` (the backend URL's) when there is one.
+    pub fn start(settings: &DevSettings, port: Option<u16>) -> anyhow::Result<Option<App>> {
+        let Some(command) = settings.command.clone() else {
+            return Ok(None);
+        };
+        let mut cmd = shell(&command);
+        cmd.current_dir(&settings.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(port) = port {
+            cmd.env("PORT", port.to_string());
+        }
+        // Its own process group: `npm start` forks node, and a signal to the shell alone would orphan it.
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start dev.command `{command}` in {}: does the folder exist?",
+                settings.dir.display()
+            )
+        })?;
+        forward(child.stdout.take());
+        forward(child.stderr.take());
+        Ok(Some(App { child, command }))
+    }
+
+    /// Resolves when the command exits by itself: dev then stops, since the app it serves is gone.
+    pub async fn exited(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// SIGTERM to the whole group, then SIGKILL after a grace period.
+    pub async fn stop(mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        #[cfg(unix)]
+        if let Some(pid) = self.child.id() {
+            use nix::sys::signal::{killpg, Signal};
+            use nix::unistd::Pid;
+            let group = Pid::from_raw(pid as i32);
+            let _ = killpg(group, Signal::SIGTERM);
+            if tokio::time::timeout(STOP_GRACE, self.child.wait())
+                .await
+                .is_err()
+            {
+                let _ = killpg(group, Signal::SIGKILL);
+            } else {
+                // The shell may be gone while a child it started still runs in the group.
+                let _ = killpg(group, Signal::SIGKILL);
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+}
+
+fn shell(command: &str) -> Command {
+    if cfg!(windows) {
+        let mut c = Command::new("cmd");
+        c.arg("/C").arg(command);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(command);
+        c
+    }
+}
+
+/// The app's own output is shown even with -q: it is the developer's, not ours.
+fn forward(stream: Option<impl AsyncRead + Unpin + Send + 'static>) {
+    let Some(stream) = stream else { return };
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[app] {line}");
+        }
+    });
+}
+
+/// Waits until `url`'s host and port accept a TCP connection, for at most `limit`. True when they do.
+pub async fn wait_until_listening(url: &str, limit: Duration) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    let (Some(host), Some(port)) = (u.host_str().map(str::to_string), u.port_or_known_default())
+    else {
+        return false;
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}

@@ -1,0 +1,143 @@
+//! The code `wsdeploy init` copies into the user's app (backend module, frontend snippet, CI workflow). Each file
+//! is embedded one by one: the template folders also hold the npm packages they are type-checked with, which must
+//! not end up in the binary. A unit test keeps this list equal to the folders' contents.
+
+use std::path::{Path, PathBuf};
+
+/// The backend frameworks a template exists for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Plain JavaScript: a router, a signature check, a SocketService, an in-memory store.
+    Express,
+    /// TypeScript: a SocketModule with a TypeORM entity, a controller, a guard and a SocketService.
+    Nestjs,
+}
+
+macro_rules! embed {
+    ($dir:literal: $($name:literal),* $(,)?) => {
+        &[$(($name, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $dir, "/", $name)) as &[u8])),*]
+    };
+}
+
+type Files = &'static [(&'static str, &'static [u8])];
+
+const EXPRESS: Files = embed!("express":
+    "index.js", "memory-store.js", "signature.js", "socket-connections.js", "socket-service.js");
+const NESTJS: Files = embed!("nestjs/src/socket":
+    "lambda-signature.guard.ts", "socket-connection.entity.ts", "socket-connections.controller.ts",
+    "socket.module.ts", "socket.options.ts", "socket.service.ts");
+const FRONTEND: Files = embed!("frontend": "wsdeploy-socket.js");
+const WORKFLOW: Files = embed!("github": "wsdeploy.yml");
+
+/// One file to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub path: PathBuf,
+    pub contents: &'static [u8],
+}
+
+fn place(files: Files, dir: &Path) -> impl Iterator<Item = Planned> + '_ {
+    files.iter().map(move |(name, contents)| Planned {
+        path: dir.join(name),
+        contents,
+    })
+}
+
+/// The backend module (into `{backend}/wsdeploy/` or `{backend}/src/socket/`) and the frontend snippet (into
+/// `{frontend}/src/` when the frontend has one, else `{frontend}/`).
+pub fn app_files(kind: Backend, backend_dir: &Path, frontend_dir: &Path) -> Vec<Planned> {
+    let backend: Vec<Planned> = match kind {
+        Backend::Express => place(EXPRESS, &backend_dir.join("wsdeploy")).collect(),
+        Backend::Nestjs => place(NESTJS, &backend_dir.join("src/socket")).collect(),
+    };
+    let src = frontend_dir.join("src");
+    let front = if src.is_dir() {
+        src
+    } else {
+        frontend_dir.to_path_buf()
+    };
+    backend.into_iter().chain(place(FRONTEND, &front)).collect()
+}
+
+/// The GitHub Actions workflow, at the root of the repository (`root`).
+pub fn workflow(root: &Path) -> Vec<Planned> {
+    place(WORKFLOW, &root.join(".github/workflows")).collect()
+}
+
+/// What the user still has to do after the files are written.
+pub fn next_steps(kind: Backend, backend_dir: &Path, frontend_dir: &Path) -> Vec<String> {
+    let b = backend_dir.display();
+    let f = frontend_dir.display();
+    let mut steps = vec![format!(
+        "in {b}: npm install @aws-sdk/client-apigatewaymanagementapi"
+    )];
+    match kind {
+        Backend::Express => steps.push(
+            "mount it: app.use(socketConnections({ express, store, userFromToken, signingSecret: process.env.WS_SIGNING_SECRET })) \
+             from require('./wsdeploy'), and push with new SocketService(store).sendMessage(userId, data)"
+                .into(),
+        ),
+        Backend::Nestjs => steps.push(
+            "import SocketModule.register({ userResolver: YourResolver }) in your AppModule, add SocketConnection to \
+             your TypeORM entities, and create the app with NestFactory.create(AppModule, { rawBody: true })"
+                .into(),
+        ),
+    }
+    steps.push(format!(
+        "in {f}: npm install reconnecting-websocket, then connectSocket({{ url, getToken, onMessage }}) from wsdeploy-socket.js"
+    ));
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on_disk(dir: &str, ext: &str) -> Vec<String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("templates")
+            .join(dir);
+        let mut names: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(ext))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn names(files: Files) -> Vec<String> {
+        files.iter().map(|(n, _)| n.to_string()).collect()
+    }
+
+    #[test]
+    fn every_template_file_is_embedded() {
+        assert_eq!(names(EXPRESS), on_disk("express", ".js"));
+        assert_eq!(names(NESTJS), on_disk("nestjs/src/socket", ".ts"));
+        assert_eq!(names(FRONTEND), on_disk("frontend", ".js"));
+        assert_eq!(names(WORKFLOW), on_disk("github", ".yml"));
+    }
+
+    #[test]
+    fn files_land_where_each_framework_keeps_them() {
+        let t = tempfile::tempdir().unwrap();
+        let front = t.path().join("web");
+        std::fs::create_dir_all(front.join("src")).unwrap();
+        let planned = app_files(Backend::Nestjs, &t.path().join("api"), &front);
+        assert!(planned.contains(&Planned {
+            path: t.path().join("api/src/socket/socket.service.ts"),
+            contents: NESTJS[5].1
+        }));
+        assert_eq!(
+            planned.last().unwrap().path,
+            front.join("src/wsdeploy-socket.js")
+        );
+        let flat = app_files(Backend::Express, Path::new("api"), Path::new("public"));
+        assert_eq!(flat[0].path, Path::new("api/wsdeploy/index.js"));
+        assert_eq!(
+            flat.last().unwrap().path,
+            Path::new("public/wsdeploy-socket.js")
+        );
+    }
+}

@@ -1,0 +1,9 @@
+// What `wsdeploy init --backend express` gives your backend: require('./wsdeploy').
+'use strict';
+
+module.exports = {
+  ...require('./signature'),
+  ...require('./socket-connections'),
+  ...require('./socket-service'),
+  ...require('./memory-store'),
+};

@@ -1,0 +1,54 @@
+// The two endpoints the wsdeploy Lambdas call. Mount it at your app's root:
+//
+//   app.use(socketConnections({ express, store, userFromToken, signingSecret: process.env.WS_SIGNING_SECRET }));
+//
+//   POST   /socket-connections                {"connectionId": "..."}, Authorization: Bearer <the user's token>
+//   DELETE /socket-connections/:connectionId
+//
+// Both are refused (401) without a valid X-Wsdeploy-Signature. A 2xx to the POST tells the browser
+// {"type": "auth", "ok": true}; a 401 or 403 tells it {"type": "auth", "ok": false, "error": "unauthorized"}.
+'use strict';
+
+const { rawJson, requireLambdaSignature } = require('./signature');
+
+/**
+ * @param {object} opts
+ * @param {object} opts.express        your express module (so this file adds no dependency of its own)
+ * @param {object} opts.store          { add(connectionId, userId), remove(connectionId) }, both may be async
+ * @param {Function} opts.userFromToken  token -> user id, or null when the token is not valid (may be async)
+ * @param {string} opts.signingSecret  WS_SIGNING_SECRET from the env file wsdeploy writes
+ */
+function socketConnections({ express, store, userFromToken, signingSecret }) {
+  const router = express.Router();
+  const signed = [rawJson(express), requireLambdaSignature(signingSecret)];
+
+  router.post('/socket-connections', ...signed, async (req, res, next) => {
+    try {
+      const connectionId = req.body?.connectionId;
+      if (typeof connectionId !== 'string' || connectionId === '') {
+        return res.status(400).json({ error: 'connectionId is required' });
+      }
+      const token = /^Bearer (.+)$/.exec(req.get('authorization') || '')?.[1];
+      const userId = token ? await userFromToken(token) : null;
+      if (userId == null) return res.status(401).json({ error: 'unauthorized' });
+      await store.add(connectionId, userId);
+      res.status(201).json({ connectionId });
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  // API Gateway ids contain '+', '/' and '='; the Lambda percent-encodes them, Express decodes req.params.
+  router.delete('/socket-connections/:connectionId', ...signed, async (req, res, next) => {
+    try {
+      await store.remove(req.params.connectionId);
+      res.status(204).end();
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  return router;
+}
+
+module.exports = { socketConnections };

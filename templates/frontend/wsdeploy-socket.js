@@ -1,0 +1,56 @@
+// One WebSocket to your wsdeploy API that survives reconnects (API Gateway closes idle sockets after 10 minutes
+// and every socket after 2 hours). `npm install reconnecting-websocket`, then:
+//
+//   import { connectSocket } from './wsdeploy-socket.js';
+//   const socket = connectSocket({
+//     url: import.meta.env.VITE_WS_URL,          // written by `wsdeploy up` / `wsdeploy dev`
+//     getToken: () => auth.currentToken(),        // the token your backend accepts on POST /socket-connections
+//     onMessage: (data) => console.log(data),     // whatever your backend sends with SocketService.sendMessage
+//     onStatus: (status) => console.log(status),  // 'connecting' | 'authenticating' | 'connected' | 'unauthorized'
+//   });
+//   socket.close();                               // on logout
+import ReconnectingWebSocket from 'reconnecting-websocket';
+
+export function connectSocket({ url, getToken, onMessage, onStatus = () => {} }) {
+  if (!url) throw new Error('no WebSocket URL: run `wsdeploy dev` or `wsdeploy up`, which write it into your env file');
+  const ws = new ReconnectingWebSocket(url, [], {
+    minReconnectionDelay: 500,
+    maxReconnectionDelay: 10000,
+  });
+  onStatus('connecting');
+
+  // A new socket is a new connectionId that the backend knows nothing about: authenticate on every (re)connect.
+  ws.addEventListener('open', async () => {
+    onStatus('authenticating');
+    try {
+      const token = await getToken();
+      ws.send(JSON.stringify({ action: 'auth', token }));
+    } catch (err) {
+      console.error('wsdeploy: cannot get a token for the socket', err);
+      ws.close();
+    }
+  });
+
+  ws.addEventListener('message', (event) => {
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return onMessage(event.data);
+    }
+    // The auth route's reply: {"type": "auth", "ok": true} or {"type": "auth", "ok": false, "error": "..."}.
+    if (data && data.type === 'auth') {
+      if (data.ok) return onStatus('connected');
+      onStatus('unauthorized');
+      // Reconnecting with the same token would be refused again; log in and call connectSocket anew.
+      return ws.close();
+    }
+    onMessage(data);
+  });
+
+  ws.addEventListener('close', () => {
+    if (ws.readyState !== ReconnectingWebSocket.CLOSED) onStatus('connecting');
+  });
+
+  return { close: () => ws.close(), socket: ws };
+}

@@ -1,0 +1,53 @@
+// The two endpoints the wsdeploy Lambdas call. A 2xx to the POST tells the browser {"type": "auth", "ok": true};
+// a 401 or 403 tells it {"type": "auth", "ok": false, "error": "unauthorized"}.
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  Delete,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  UnauthorizedException,
+  UseGuards,
+} from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { LambdaSignatureGuard } from './lambda-signature.guard';
+import { SocketConnection } from './socket-connection.entity';
+import { SocketUserResolver } from './socket.options';
+
+@Controller('socket-connections')
+@UseGuards(LambdaSignatureGuard)
+export class SocketConnectionsController {
+  constructor(
+    @InjectRepository(SocketConnection) private readonly connections: Repository<SocketConnection>,
+    private readonly users: SocketUserResolver,
+  ) {}
+
+  /** The `auth` route: {"connectionId": "..."} with the user's token as `Authorization: Bearer ...`. */
+  @Post()
+  async create(
+    @Headers('authorization') authorization: string | undefined,
+    @Body() body: { connectionId?: unknown },
+  ): Promise<{ connectionId: string }> {
+    const connectionId = body?.connectionId;
+    if (typeof connectionId !== 'string' || connectionId === '') {
+      throw new BadRequestException('connectionId is required');
+    }
+    const token = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
+    const userId = token ? await this.users.userIdFromToken(token) : null;
+    if (userId === null) throw new UnauthorizedException();
+    // upsert: the Lambda retries, and a user may send the auth message twice on one socket.
+    await this.connections.upsert({ connectionId, userId }, ['connectionId']);
+    return { connectionId };
+  }
+
+  /** `$disconnect`. The id arrives percent-encoded ('+', '/', '=' occur); Nest decodes route params. */
+  @Delete(':connectionId')
+  @HttpCode(204)
+  async remove(@Param('connectionId') connectionId: string): Promise<void> {
+    await this.connections.delete({ connectionId });
+  }
+}

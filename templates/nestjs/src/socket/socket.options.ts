@@ -1,0 +1,48 @@
+// What the socket module needs from your app. wsdeploy writes the values into your backend's env file.
+import { Type } from '@nestjs/common';
+
+/** Turns the token your frontend sends ({"action": "auth", "token": ...}) into a user id, or null when invalid. */
+export abstract class SocketUserResolver {
+  abstract userIdFromToken(token: string): Promise<number | null>;
+}
+
+export interface SocketModuleOptions {
+  /** Your implementation of SocketUserResolver (e.g. one that verifies your JWTs). */
+  userResolver: Type<SocketUserResolver>;
+  /** Modules the resolver needs (e.g. your AuthModule). */
+  imports?: any[];
+  /** Defaults to process.env.WS_SIGNING_SECRET. */
+  signingSecret?: string;
+  /** Default to process.env.WS_API_*; without an access key the SDK's own chain applies (your backend's role). */
+  endpoint?: string;
+  region?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+}
+
+export const SOCKET_OPTIONS = Symbol('SOCKET_OPTIONS');
+
+export interface ResolvedSocketOptions {
+  signingSecret: string;
+  endpoint: string;
+  region: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
+
+export function resolveSocketOptions(o: SocketModuleOptions, env = process.env): ResolvedSocketOptions {
+  const need = (value: string | undefined, key: string): string => {
+    if (!value) {
+      throw new Error(`${key} is not set: run \`wsdeploy dev\` or \`wsdeploy up\` to write it into your env file`);
+    }
+    return value;
+  };
+  const accessKeyId = o.accessKeyId ?? env.WS_API_ACCESS_KEY_ID;
+  const secretAccessKey = o.secretAccessKey ?? env.WS_API_SECRET_ACCESS_KEY;
+  return {
+    signingSecret: need(o.signingSecret ?? env.WS_SIGNING_SECRET, 'WS_SIGNING_SECRET'),
+    endpoint: need(o.endpoint ?? env.WS_API_ENDPOINT, 'WS_API_ENDPOINT'),
+    region: need(o.region ?? env.WS_API_REGION, 'WS_API_REGION'),
+    credentials:
+      accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+  };
+}

@@ -1,0 +1,266 @@
+//! The chat example (examples/chat) as a newcomer runs it: `wsdeploy dev` starts the gateway, the Lambdas and the
+//! example's own backend (`dev.command`), and two users chat in headless Chromium (tests/browser/chat.mjs).
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::devkit::Dev;
+use crate::util::{cache, BIN};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copies the example as a clone has it: no node_modules, no env files.
+fn copy_example(to: &Path) {
+    let from = root().join("examples/chat");
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        std::fs::create_dir_all(to.join(&rel)).unwrap();
+        for entry in std::fs::read_dir(from.join(&rel)).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if matches!(name.as_str(), "node_modules" | ".env" | ".env.frontend") {
+                continue;
+            }
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(rel.join(&name));
+            } else {
+                std::fs::copy(entry.path(), to.join(&rel).join(&name)).unwrap();
+            }
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+/// `wsdeploy dev` on the example, in the background; its output goes to files in `dir`.
+struct DevRun {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl DevRun {
+    fn output(&self) -> String {
+        format!(
+            "command: (cd {} && wsdeploy dev -c chat/wsdeploy.yaml --port 0 --output json)\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- chat/wsdeploy.yaml ---\n{}",
+            self.dir.display(),
+            read(&self.dir.join("dev.out")),
+            read(&self.dir.join("dev.err")),
+            read(&self.dir.join("chat/wsdeploy.yaml")),
+        )
+    }
+
+    /// SIGTERM, as Ctrl-C would; the exit code.
+    fn stop(&mut self) -> i32 {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dev did not stop on SIGTERM:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for DevRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_users_chat_in_chromium_through_the_example() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: install Debian's chromium (`apt-get install chromium`; scripts/test does it)"
+    );
+    let runner = root().join("tests/browser");
+    assert!(
+        runner.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is missing: `npm ci --prefix tests/browser` (scripts/test does it)"
+    );
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().to_path_buf();
+    copy_example(&dir.join("chat"));
+    // The example's backend listens on backend.url's port (dev passes it as PORT): a free one here.
+    let port = free_port();
+    let config = dir.join("chat/wsdeploy.yaml");
+    let text = read(&config);
+    assert!(text.contains("http://127.0.0.1:3000"), "{text}");
+    std::fs::write(
+        &config,
+        text.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+
+    let mut dev = DevRun {
+        child: Command::new(BIN)
+            .args([
+                "dev",
+                "-c",
+                "chat/wsdeploy.yaml",
+                "--port",
+                "0",
+                "--output",
+                "json",
+            ])
+            .current_dir(&dir)
+            .env("WSDEPLOY_CACHE_DIR", cache())
+            .env("NO_COLOR", "1")
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("dev.out")).unwrap())
+            .stderr(std::fs::File::create(dir.join("dev.err")).unwrap())
+            .spawn()
+            .unwrap(),
+        dir: dir.clone(),
+    };
+    // A first run builds the functions and installs the example's packages (npm's cache makes it quick after).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !read(&dir.join("dev.err")).contains("ready: open") {
+        if let Some(s) = dev.child.try_wait().unwrap() {
+            panic!("wsdeploy dev exited with {s}:\n{}", dev.output());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the example did not come up:\n{}",
+            dev.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("http://127.0.0.1:{port}/");
+    let doc: serde_json::Value = serde_json::from_str(read(&dir.join("dev.out")).trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", dev.output()));
+    assert_eq!(doc["open"], url.as_str(), "{}", dev.output());
+    // The secrets went to the backend's file only, 0600.
+    let backend_env = dir.join("chat/.env");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&backend_env)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let artifacts = root().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("chat.png");
+    let _ = std::fs::remove_file(&shot);
+    let mut browser = Command::new("node")
+        .arg(runner.join("chat.mjs"))
+        .args([url.as_str(), shot.to_str().unwrap()])
+        .current_dir(&runner)
+        .env("CHROMIUM", &chromium)
+        .stdout(std::fs::File::create(dir.join("browser.out")).unwrap())
+        .stderr(std::fs::File::create(dir.join("browser.err")).unwrap())
+        .spawn()
+        .expect("node is required for the browser test");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = browser.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = browser.kill();
+            break browser.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let report = || {
+        format!(
+            "command: (cd {} && node chat.mjs {url} {})\n--- browser stdout ---\n{}\n--- browser stderr ---\n{}\n{}",
+            runner.display(),
+            shot.display(),
+            read(&dir.join("browser.out")),
+            read(&dir.join("browser.err")),
+            dev.output()
+        )
+    };
+    assert!(
+        status.success(),
+        "the browser test failed ({status}):\n{}",
+        report()
+    );
+    let png = std::fs::read(&shot).unwrap_or_default();
+    assert!(
+        png.starts_with(b"\x89PNG"),
+        "no screenshot at {}:\n{}",
+        shot.display(),
+        report()
+    );
+    eprintln!("screenshot: {}", shot.display());
+
+    // Every hop was real: the Lambdas were invoked and the backend posted through @connections.
+    let log = read(&dir.join("dev.err"));
+    for hop in [
+        "route auth → chat-local-connect 200",
+        "@connections POST",
+        "chat-local-disconnect 200",
+    ] {
+        assert!(log.contains(hop), "no `{hop}` in dev's log:\n{}", report());
+    }
+    assert_eq!(dev.stop(), 0, "{}", dev.output());
+    // Stopping dev stopped the example's backend too (npm and the node it started).
+    assert!(
+        !listening(port),
+        "the backend still listens on {port} after dev stopped:\n{}",
+        dev.output()
+    );
+}
+
+#[test]
+fn dev_stops_when_its_command_exits() {
+    let mut dev = Dev::start(
+        "http://127.0.0.1:9",
+        "dev: { command: 'echo starting; exit 3' }\n",
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(s) = dev.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dev kept running:\n{}",
+            dev.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = dev.output();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("[app] starting"), "{out}");
+    assert!(
+        out.contains("dev.command `echo starting; exit 3` stopped (exit status: 3)"),
+        "{out}"
+    );
+}

@@ -1,0 +1,225 @@
+//! The code `wsdeploy init --backend ...` gives users: it type-checks against the real packages, it is what the
+//! example runs, and its signature check agrees with the Lambdas' signer.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::wsdeploy;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "command: {cmd:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn tsc(project: &Path) -> (bool, String) {
+    let nest = root().join("templates/nestjs");
+    assert!(
+        nest.join("node_modules/typescript").is_dir(),
+        "the NestJS template's packages are missing: `npm ci --prefix templates/nestjs` (scripts/test does it)"
+    );
+    run(Command::new("node")
+        .arg(nest.join("node_modules/typescript/bin/tsc"))
+        .args(["-p", project.to_str().unwrap(), "--noEmit"]))
+}
+
+#[test]
+fn nestjs_template_type_checks_against_the_real_packages() {
+    let (ok, out) = tsc(&root().join("templates/nestjs"));
+    assert!(ok, "{out}");
+
+    // The check has teeth: the same files with one wrong type in a call to the AWS SDK fail it.
+    let t = tempfile::tempdir().unwrap();
+    let nest = root().join("templates/nestjs");
+    std::fs::copy(nest.join("tsconfig.json"), t.path().join("tsconfig.json")).unwrap();
+    std::os::unix::fs::symlink(nest.join("node_modules"), t.path().join("node_modules")).unwrap();
+    for dir in ["src", "src/socket", "src/users"] {
+        std::fs::create_dir_all(t.path().join(dir)).unwrap();
+        for e in std::fs::read_dir(nest.join(dir)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), t.path().join(dir).join(e.file_name())).unwrap();
+            }
+        }
+    }
+    let service = t.path().join("src/socket/socket.service.ts");
+    let text = std::fs::read_to_string(&service).unwrap();
+    let broken = text.replace("ConnectionId: connectionId", "ConnectionId: 42");
+    assert_ne!(text, broken);
+    std::fs::write(&service, broken).unwrap();
+    let (ok, out) = tsc(t.path());
+    assert!(!ok, "tsc accepted a number as ConnectionId:\n{out}");
+    assert!(
+        out.contains("socket.service.ts(") && out.contains("error TS"),
+        "{out}"
+    );
+}
+
+/// The layout of examples/chat: env files beside the backend, the page in public/.
+fn init_like_the_example(dir: &Path, extra: &[&str]) -> crate::util::Run {
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    let mut args = vec![
+        "init",
+        "--yes",
+        "--project",
+        "chat",
+        "--region",
+        "eu-west-3",
+        "--backend-url",
+        "http://127.0.0.1:3000",
+        "--frontend-env",
+        ".env.frontend",
+        "--backend-env",
+        ".env",
+        "--frontend",
+        "public",
+        "--backend",
+        "express",
+    ];
+    args.extend_from_slice(extra);
+    wsdeploy(dir, &args).run()
+}
+
+#[test]
+fn the_example_runs_exactly_what_init_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let run = init_like_the_example(t.path(), &["--output", "json"]);
+    run.check(run.code == 0, "init --backend express");
+    let files = run.json()["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 6, "{files:?}");
+    let example = root().join("examples/chat");
+    for f in files {
+        let rel = Path::new(f.as_str().unwrap())
+            .strip_prefix(".")
+            .unwrap_or(Path::new(f.as_str().unwrap()))
+            .to_path_buf();
+        let ours = std::fs::read(t.path().join(&rel)).unwrap();
+        let theirs = std::fs::read(example.join(&rel))
+            .unwrap_or_else(|e| panic!("examples/chat/{} is missing: {e}", rel.display()));
+        assert!(
+            ours == theirs,
+            "examples/chat/{} differs from what `wsdeploy init --backend express` writes; copy templates/ again",
+            rel.display()
+        );
+    }
+}
+
+#[test]
+fn init_writes_nestjs_code_and_the_workflow_and_never_overwrites_yours() {
+    let t = tempfile::tempdir().unwrap();
+    let repo = t.path();
+    assert!(run(Command::new("git").args(["init", "-q"]).current_dir(repo)).0);
+    for d in ["infra", "api", "web/src"] {
+        std::fs::create_dir_all(repo.join(d)).unwrap();
+    }
+    // A file of the user's where the template would go: init refuses and writes nothing.
+    let mine = repo.join("api/src/socket/socket.service.ts");
+    std::fs::create_dir_all(mine.parent().unwrap()).unwrap();
+    std::fs::write(&mine, "// mine\n").unwrap();
+    let args = [
+        "init",
+        "--yes",
+        "--project",
+        "shop",
+        "--region",
+        "eu-west-3",
+        "--frontend-env",
+        "../web/.env",
+        "--backend-env",
+        "../api/.env",
+        "--backend",
+        "nestjs",
+        "--github-actions",
+    ];
+    let refused = wsdeploy(&repo.join("infra"), &args).expect(2);
+    assert!(
+        refused.stderr.contains("socket.service.ts") && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!repo.join("infra/wsdeploy.yaml").exists());
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "// mine\n");
+
+    std::fs::remove_file(&mine).unwrap();
+    let done = wsdeploy(&repo.join("infra"), &args).expect(0);
+    let nest = root().join("templates/nestjs/src/socket");
+    for e in std::fs::read_dir(&nest).unwrap() {
+        let name = e.unwrap().file_name();
+        let written = repo.join("api/src/socket").join(&name);
+        assert_eq!(
+            std::fs::read(&written).ok(),
+            std::fs::read(nest.join(&name)).ok(),
+            "{}\n{}",
+            written.display(),
+            done.stdout
+        );
+    }
+    assert!(
+        repo.join("web/src/wsdeploy-socket.js").is_file(),
+        "{}",
+        done.stdout
+    );
+    assert!(done.stdout.contains("rawBody: true"), "{}", done.stdout);
+
+    // The workflow sits at the repository's root, where GitHub reads it, and deploys the CI way.
+    let wf = std::fs::read_to_string(repo.join(".github/workflows/wsdeploy.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&wf).unwrap();
+    assert_eq!(doc["permissions"]["id-token"], "write");
+    let steps = doc["jobs"]["deploy"]["steps"].as_sequence().unwrap();
+    let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+    assert!(
+        uses.iter()
+            .any(|u| u.starts_with("aws-actions/configure-aws-credentials@")),
+        "{uses:?}"
+    );
+    assert!(
+        uses.iter()
+            .any(|u| u.starts_with("actions/upload-artifact@")),
+        "{uses:?}"
+    );
+    let runs: String = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    assert!(runs.contains("wsdeploy up --yes --output json"), "{runs}");
+    assert!(
+        runs.contains("GITHUB_OUTPUT") && runs.contains("GITHUB_STEP_SUMMARY"),
+        "{runs}"
+    );
+}
+
+#[test]
+fn express_signature_check_agrees_with_the_lambdas_signer() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let path = "/socket-connections/TWegAcC4Eo%2B%2FHnA%3D";
+    let header = wsdeploy_signature::sign(b"s3cret", now, "DELETE", path, b"");
+    let script = root().join("templates/express/signature.js");
+    let check = |secret: &str, method: &str| {
+        let js = format!(
+            "const {{ verifySignature }} = require({:?}); console.log(String(verifySignature({secret:?}, {header:?}, {method:?}, {path:?}, Buffer.alloc(0))))",
+            script.to_str().unwrap()
+        );
+        let out = Command::new("node").args(["-e", &js]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(check("s3cret", "DELETE"), "null");
+    assert_eq!(check("other", "DELETE"), "signature does not match");
+    assert_eq!(check("s3cret", "POST"), "signature does not match");
+}
