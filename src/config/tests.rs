@@ -187,3 +187,20 @@ fn schema_is_generated_from_the_model() {
     assert!(s["$defs"]["Stage"]["properties"].get("project").is_none());
     assert!(s["$defs"]["Stage"]["properties"].get("region").is_some());
 }
+
+#[test]
+fn dev_command_runs_in_the_config_folder_unless_told() {
+    let c = load(MINIMAL).unwrap();
+    let s = c.local_stage();
+    assert_eq!(s.dev.command, None);
+    assert_eq!(s.dev.dir, Path::new("/app"));
+
+    let src = format!(
+        "{MINIMAL}dev: {{ command: npm start, dir: ../api, open: 'http://127.0.0.1:3000/' }}\nstages:\n  local:\n    dev: {{ command: npm run dev }}\n"
+    );
+    let s = load(&src).unwrap().local_stage();
+    // `stages.local` overrides field by field: its command, the top level's folder and URL.
+    assert_eq!(s.dev.command.as_deref(), Some("npm run dev"));
+    assert_eq!(s.dev.dir, Path::new("/api"));
+    assert_eq!(s.dev.open.as_deref(), Some("http://127.0.0.1:3000/"));
+}

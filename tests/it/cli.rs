@@ -165,3 +165,14 @@ fn every_example_config_validates_without_warnings() {
     }
     assert!(n >= 1, "examples/ holds at least one config");
 }
+
+#[test]
+fn the_checked_in_schema_is_the_generated_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = wsdeploy(root, &["schema"]).expect(0);
+    let file = std::fs::read_to_string(root.join("wsdeploy.schema.json")).unwrap();
+    run.check(
+        run.stdout == file,
+        "wsdeploy.schema.json (which the examples point editors at) is stale: `cargo run -- schema > wsdeploy.schema.json`",
+    );
+}

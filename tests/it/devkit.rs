@@ -184,21 +184,34 @@ impl Dev {
 
     /// SIGTERM, as Ctrl-C or a process manager would; returns the exit code.
     pub fn stop(&mut self) -> i32 {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dev did not stop on SIGTERM:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let (out, err) = (self.log.clone(), self.dir.path().join("dev.err"));
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        terminate(&mut self.child, || {
+            format!(
+                "--- stdout ---\n{}\n--- stderr ---\n{}",
+                read(&out),
+                read(&err)
+            )
+        })
+    }
+}
+
+/// SIGTERM to `child`, then its exit code; panics with `output()` if it is still running after 40 s.
+pub fn terminate(child: &mut Child, output: impl Fn() -> String) -> i32 {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
         }
+        assert!(
+            Instant::now() < deadline,
+            "did not stop on SIGTERM:\n{}",
+            output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

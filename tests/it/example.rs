@@ -58,33 +58,24 @@ struct DevRun {
 
 impl DevRun {
     fn output(&self) -> String {
-        format!(
-            "command: (cd {} && wsdeploy dev -c chat/wsdeploy.yaml --port 0 --output json)\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- chat/wsdeploy.yaml ---\n{}",
-            self.dir.display(),
-            read(&self.dir.join("dev.out")),
-            read(&self.dir.join("dev.err")),
-            read(&self.dir.join("chat/wsdeploy.yaml")),
-        )
+        dev_output(&self.dir)
     }
 
     /// SIGTERM, as Ctrl-C would; the exit code.
     fn stop(&mut self) -> i32 {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "dev did not stop on SIGTERM:\n{}",
-                self.output()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let dir = self.dir.clone();
+        crate::devkit::terminate(&mut self.child, || dev_output(&dir))
     }
+}
+
+fn dev_output(dir: &Path) -> String {
+    format!(
+        "command: (cd {} && wsdeploy dev -c chat/wsdeploy.yaml --port 0 --output json)\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- chat/wsdeploy.yaml ---\n{}",
+        dir.display(),
+        read(&dir.join("dev.out")),
+        read(&dir.join("dev.err")),
+        read(&dir.join("chat/wsdeploy.yaml")),
+    )
 }
 
 impl Drop for DevRun {
