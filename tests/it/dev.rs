@@ -298,8 +298,17 @@ async fn a_crashing_or_hanging_function_is_an_internal_server_error() {
         dev.output()
     );
 
-    // Hang: a frozen process never answers; after the integration timeout the client is told.
-    let pids = pids_of(&exe);
+    // Hang: a frozen process never answers; after the integration timeout the client is told. Freeze every
+    // process once the set is stable: the crashed one's replacement may still be starting (fork before exec).
+    let mut pids = pids_of(&exe);
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = pids_of(&exe);
+        if now == pids && !now.is_empty() {
+            break;
+        }
+        pids = now;
+    }
     signal(&pids, "-STOP");
     let started = Instant::now();
     ws.send(Message::Text(auth.into())).await.unwrap();
