@@ -87,15 +87,19 @@ impl Args {
     }
 }
 
-/// Ctrl-C, or SIGTERM from a process manager.
+/// Ctrl-C, SIGTERM from a process manager, or SIGHUP from a closed terminal.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
+        // SIGHUP: the terminal was closed; stop as cleanly as for Ctrl-C.
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .expect("SIGHUP handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            _ = hup.recv() => {}
         }
     }
     #[cfg(not(unix))]

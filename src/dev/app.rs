@@ -37,6 +37,15 @@ impl App {
         // Its own process group: `npm start` forks node, and a signal to the shell alone would orphan it.
         #[cfg(unix)]
         cmd.process_group(0);
+        // Out of our group, it would outlive a dev that is SIGKILLed: have the kernel send it SIGTERM then.
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
         let mut child = cmd.spawn().with_context(|| {
             format!(
                 "cannot start dev.command `{command}` in {}: does the folder exist?",
@@ -83,14 +92,23 @@ impl App {
     }
 }
 
+/// Runs the command under a small shell that, when it gets SIGTERM (from dev's stop, or from the kernel when dev
+/// itself is SIGKILLed), passes it to its whole process group: `npm start` forks a shell that forks node, and none
+/// of them would pass the signal on by themselves.
+#[cfg(unix)]
+const SUPERVISOR: &str = r#"trap 'trap - TERM; kill 0' TERM; sh -c "$1" & wait $!"#;
+
 fn shell(command: &str) -> Command {
-    if cfg!(windows) {
+    #[cfg(unix)]
+    {
+        let mut c = Command::new("sh");
+        c.args(["-c", SUPERVISOR, "wsdeploy-dev", command]);
+        c
+    }
+    #[cfg(not(unix))]
+    {
         let mut c = Command::new("cmd");
         c.arg("/C").arg(command);
-        c
-    } else {
-        let mut c = Command::new("sh");
-        c.arg("-c").arg(command);
         c
     }
 }
@@ -101,7 +119,7 @@ fn forward(stream: Option<impl AsyncRead + Unpin + Send + 'static>) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("[app] {line}");
+            super::say(&format!("[app] {line}"));
         }
     });
 }

@@ -27,15 +27,22 @@ pub struct Log {
 impl Log {
     pub fn line(&self, s: &str) {
         if !self.quiet {
-            eprintln!("{s}");
+            say(s);
         }
     }
 
     pub fn function(&self, name: &str, line: &str) {
         if !self.quiet {
-            eprintln!("[{name}] {line}");
+            say(&format!("[{name}] {line}"));
         }
     }
+}
+
+/// One line to stderr. A closed terminal (or a dead `| tee`) must not panic dev in the middle of its shutdown,
+/// so a failed write is dropped, unlike with eprintln!.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 pub struct Options {
@@ -229,9 +236,9 @@ fn start_app(stage: &StageConfig) -> anyhow::Result<AppHandles> {
     if let Some(open) = stage.dev.open.clone() {
         tokio::spawn(async move {
             if app::wait_until_listening(&open, APP_START_LIMIT).await {
-                eprintln!("\n  ready: open {open}\n");
+                say(&format!("\n  ready: open {open}\n"));
             } else {
-                eprintln!("warning: {open} (dev.open) does not answer after {} s; is dev.command listening on that port?", APP_START_LIMIT.as_secs());
+                say(&format!("warning: {open} (dev.open) does not answer after {} s; is dev.command listening on that port?", APP_START_LIMIT.as_secs()));
             }
         });
     }

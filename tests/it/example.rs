@@ -255,3 +255,45 @@ fn dev_stops_when_its_command_exits() {
         "{out}"
     );
 }
+
+/// Pids whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<String> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| std::fs::read(e.path().join("cmdline")).ok().as_deref() == Some(&want[..]))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn the_command_does_not_outlive_a_killed_dev() {
+    // A grandchild, as with `npm start` -> sh -> node: the case a plain signal to the child would miss.
+    let mut dev = Dev::start(
+        "http://127.0.0.1:9",
+        "dev: { command: 'sh -c \"sleep 317\"; echo done' }\n",
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids_running(&["sleep", "317"]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the command never started:\n{}",
+            dev.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    dev.child.kill().unwrap(); // SIGKILL: dev gets no chance to clean up; the kernel tells the command.
+    dev.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pids_running(&["sleep", "317"]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "`sleep 317` survived a SIGKILLed dev:\n{}",
+            dev.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
