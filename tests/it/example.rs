@@ -1,5 +1,5 @@
 //! The chat example (examples/chat) as a newcomer runs it: `wsdeploy dev` starts the gateway, the Lambdas and the
-//! example's own backend (`dev.command`), and two users chat in headless Chromium (tests/browser/chat.mjs).
+//! example's own backend (`dev.command`), and two users chat in headless Chromium (tests/node/chat.mjs).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -92,10 +92,10 @@ fn two_users_chat_in_chromium_through_the_example() {
         Path::new(&chromium).exists(),
         "{chromium} is missing: install Debian's chromium (`apt-get install chromium`; scripts/test does it)"
     );
-    let runner = root().join("tests/browser");
+    let runner = root().join("tests/node");
     assert!(
         runner.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: `npm ci --prefix tests/browser` (scripts/test does it)"
+        "playwright-core is missing: `npm ci --prefix tests/node` (scripts/test does it)"
     );
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().to_path_buf();

@@ -198,6 +198,25 @@ fn init_writes_nestjs_code_and_the_workflow_and_never_overwrites_yours() {
 }
 
 #[test]
+fn the_workflow_template_follows_githubs_workflow_schema() {
+    let validator = root().join("tests/node/node_modules/.bin/action-validator");
+    assert!(
+        validator.exists(),
+        "action-validator is missing: `npm ci --prefix tests/node` (scripts/test does it)"
+    );
+    let template = root().join("templates/github/wsdeploy.yml");
+    let (ok, out) = run(Command::new(&validator).arg(&template));
+    assert!(ok, "{out}");
+    // And it does reject: the same file with a misspelt job key.
+    let t = tempfile::tempdir().unwrap();
+    let bad = t.path().join("wsdeploy.yml");
+    let text = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(&bad, text.replace("runs-on:", "runs_on:")).unwrap();
+    let (ok, out) = run(Command::new(&validator).arg(&bad));
+    assert!(!ok && out.contains("runs_on"), "{out}");
+}
+
+#[test]
 fn express_signature_check_agrees_with_the_lambdas_signer() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
