@@ -189,79 +189,71 @@ pub async fn run(
         },
     )?;
     started(&running);
-    let (app_task, app_exit, stop_app) = start_app(&stage)?;
-    let app_failed = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
-    let failed = app_failed.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let closing = gw.clone();
     let service = gw
         .router()
         .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                Ok(why) = app_exit => { *failed.lock().expect("not poisoned") = Some(why); }
-            }
-            // Sockets first: their $disconnect calls still reach the app's backend.
-            closing.close_all(Duration::from_secs(30)).await;
-        })
-        .await?;
-    let _ = stop_app.send(());
-    if let Some(t) = app_task {
-        let _ = t.await;
+    let server = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stop_rx.await;
+                // Sockets first: their $disconnect calls still reach the app's backend.
+                closing.close_all(Duration::from_secs(30)).await;
+            })
+            .await
+    });
+    let mut app = app::App::start(&stage.dev, app_port(&stage.backend.url))?;
+    if let (Some(open), Some(_)) = (stage.dev.open.clone(), &app) {
+        tokio::spawn(announce(open));
     }
+    // Until Ctrl-C (or SIGTERM, SIGHUP), or until dev.command ends by itself: then dev stops too.
+    let app_ended = async {
+        match app.as_mut() {
+            Some(a) => a.exited().await,
+            None => std::future::pending().await,
+        }
+    };
+    let ended = tokio::select! {
+        _ = shutdown => None,
+        status = app_ended => Some(status),
+    };
+    let _ = stop_tx.send(());
+    server.await??;
+    let why = match (app, ended) {
+        (Some(app), Some(status)) => Some(format!(
+            "dev.command `{}` stopped ({}); its output is above, prefixed with [app]",
+            app.command(),
+            match status {
+                Ok(s) => s.to_string(),
+                Err(e) => e.to_string(),
+            }
+        )),
+        (Some(app), None) => {
+            app.stop().await;
+            None
+        }
+        (None, _) => None,
+    };
     for p in pools.values() {
         p.stop().await;
     }
-    let why = app_failed.lock().expect("not poisoned").take();
     match why {
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
     }
 }
 
-type AppHandles = (
-    Option<tokio::task::JoinHandle<()>>,
-    tokio::sync::oneshot::Receiver<String>,
-    tokio::sync::oneshot::Sender<()>,
-);
-
-/// Starts `dev.command`: its task, a receiver told why if it exits by itself, and a sender that stops it.
-fn start_app(stage: &StageConfig) -> anyhow::Result<AppHandles> {
-    let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let Some(mut app) = app::App::start(&stage.dev, app_port(&stage.backend.url))? else {
-        return Ok((None, exit_rx, stop_tx));
-    };
-    if let Some(open) = stage.dev.open.clone() {
-        tokio::spawn(async move {
-            if app::wait_until_listening(&open, APP_START_LIMIT).await {
-                say(&format!("\n  ready: open {open}\n"));
-            } else {
-                say(&format!("warning: {open} (dev.open) does not answer after {} s; is dev.command listening on that port?", APP_START_LIMIT.as_secs()));
-            }
-        });
+/// Prints `ready: open URL` once `dev.open` answers (or a warning if it never does).
+async fn announce(open: String) {
+    if app::wait_until_listening(&open, APP_START_LIMIT).await {
+        say(&format!("\n  ready: open {open}\n"));
+    } else {
+        say(&format!(
+            "warning: {open} (dev.open) does not answer after {} s; is dev.command listening on that port?",
+            APP_START_LIMIT.as_secs()
+        ));
     }
-    let task = tokio::spawn(async move {
-        let exited = tokio::select! {
-            status = app.exited() => Some(status),
-            _ = stop_rx => None,
-        };
-        match exited {
-            Some(status) => {
-                let how = match status {
-                    Ok(s) => s.to_string(),
-                    Err(e) => e.to_string(),
-                };
-                let _ = exit_tx.send(format!(
-                    "dev.command `{}` stopped ({how}); its output is above, prefixed with [app]",
-                    app.command()
-                ));
-            }
-            None => app.stop().await,
-        }
-    });
-    Ok((Some(task), exit_rx, stop_tx))
 }
 
 /// How long `dev.open` may take to answer (a first `npm install` included).

@@ -9,17 +9,16 @@ use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::devkit::*;
+use crate::util::cache;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_recipe_end_to_end() {
-    let (backend, seen) = start_backend().await;
-    let mut dev = Dev::start(&backend, "", &[]);
+    let (mut dev, seen) = dev_with_backend("", &[], &cache()).await;
     assert!(
         dev.ws_url.starts_with("ws://127.0.0.1:") && dev.ws_url.ends_with("/local"),
         "{}",
         dev.ws_url
     );
-    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
 
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     ws.send(Message::Text(
@@ -105,9 +104,7 @@ async fn the_seed_recipe_end_to_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn route_selection_replies_and_limits_follow_api_gateway() {
-    let (backend, seen) = start_backend().await;
-    let dev = Dev::start(&backend, "", &[]);
-    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+    let (dev, _) = dev_with_backend("", &[], &cache()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     for body in ["not json", r#"{"action":"nope"}"#, r#"{"no_action":true}"#] {
         ws.send(Message::Text(body.into())).await.unwrap();
@@ -136,13 +133,12 @@ async fn route_selection_replies_and_limits_follow_api_gateway() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn default_route_takes_what_no_other_route_does() {
-    let (backend, seen) = start_backend().await;
-    let dev = Dev::start(
-        &backend,
+    let (dev, _) = dev_with_backend(
         "routes: { auth: connect, $disconnect: disconnect, $default: connect }\n",
         &[],
-    );
-    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+        &cache(),
+    )
+    .await;
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     ws.send(Message::Text("not json".into())).await.unwrap();
     let reply: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
@@ -155,8 +151,7 @@ async fn default_route_takes_what_no_other_route_does() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_api_checks_sigv4() {
-    let (backend, _) = start_backend().await;
-    let dev = Dev::start(&backend, "", &[]);
+    let (dev, _) = dev_with_backend("", &[], &cache()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     ws.send(Message::Text(r#"{"action":"nope"}"#.into()))
         .await
@@ -220,9 +215,7 @@ async fn connections_api_checks_sigv4() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stopping_closes_every_socket_with_1001_and_fires_disconnect() {
-    let (backend, seen) = start_backend().await;
-    let mut dev = Dev::start(&backend, "", &[]);
-    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+    let (mut dev, seen) = dev_with_backend("", &[], &cache()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     ws.send(Message::Text(
         r#"{"action":"auth","token":"good-token"}"#.into(),
@@ -247,8 +240,7 @@ async fn stopping_closes_every_socket_with_1001_and_fires_disconnect() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_sockets_are_closed() {
-    let (backend, _) = start_backend().await;
-    let dev = Dev::start(&backend, "", &["--idle-timeout", "1"]);
+    let (dev, _) = dev_with_backend("", &["--idle-timeout", "1"], &cache()).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     let started = Instant::now();
     let close = close_code(&mut ws, 5).await;
@@ -258,10 +250,8 @@ async fn idle_sockets_are_closed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashing_or_hanging_function_is_an_internal_server_error() {
-    let (backend, seen) = start_backend().await;
     let cache = private_cache();
-    let dev = Dev::start_in(&backend, "lambda: { timeout_s: 3 }\n", &[], cache.path());
-    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+    let (dev, seen) = dev_with_backend("lambda: { timeout_s: 3 }\n", &[], cache.path()).await;
     let exe = walk(cache.path())
         .into_iter()
         .find(|p| p.ends_with("connect/bootstrap"))

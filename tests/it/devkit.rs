@@ -69,6 +69,14 @@ async fn backend_handler(
     }
 }
 
+/// The seed's backend and `wsdeploy dev` pointed at it, the backend trusting this dev's signing secret.
+pub async fn dev_with_backend(extra: &str, args: &[&str], cache: &Path) -> (Dev, Shared) {
+    let (backend, seen) = start_backend().await;
+    let dev = Dev::start_in(&backend, extra, args, cache);
+    seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
+    (dev, seen)
+}
+
 pub async fn start_backend() -> (String, Shared) {
     let seen: Shared = Arc::default();
     let app = axum::Router::new()
@@ -277,11 +285,7 @@ pub fn private_cache() -> tempfile::TempDir {
         .path()
         .join("artifacts")
         .join(artifacts.file_name().unwrap());
-    for entry in walk(artifacts) {
-        let to = copy.join(entry.strip_prefix(artifacts).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &to).unwrap();
-    }
+    crate::util::copy_tree(artifacts, &copy, &[]);
     dir
 }
 
@@ -298,19 +302,20 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Pids of the processes running `exe` (read from /proc, so procps is not needed).
+/// Pids of the processes running `exe` without arguments (as dev runs the bootstraps).
 pub fn pids_of(exe: &Path) -> Vec<String> {
-    let want = exe.to_string_lossy().into_owned();
+    pids_running(&[&exe.to_string_lossy()])
+}
+
+/// Pids whose command line is exactly `argv` (read from /proc, so procps is not needed).
+pub fn pids_running(argv: &[&str]) -> Vec<String> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let pid = e.file_name().into_string().ok()?;
-            pid.parse::<u32>().ok()?;
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let argv0 = String::from_utf8_lossy(cmd.split(|b| *b == 0).next()?).into_owned();
-            (argv0 == want).then_some(pid)
-        })
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| std::fs::read(e.path().join("cmdline")).ok().as_deref() == Some(&want[..]))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
 }
 

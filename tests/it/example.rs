@@ -6,32 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::devkit::Dev;
-use crate::util::{cache, BIN};
+use crate::devkit::{pids_running, Dev};
+use crate::util::{cache, copy_tree, BIN};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Copies the example as a clone has it: no node_modules, no env files.
-fn copy_example(to: &Path) {
-    let from = root().join("examples/chat");
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        std::fs::create_dir_all(to.join(&rel)).unwrap();
-        for entry in std::fs::read_dir(from.join(&rel)).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if matches!(name.as_str(), "node_modules" | ".env" | ".env.frontend") {
-                continue;
-            }
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(rel.join(&name));
-            } else {
-                std::fs::copy(entry.path(), to.join(&rel).join(&name)).unwrap();
-            }
-        }
-    }
 }
 
 fn free_port() -> u16 {
@@ -99,7 +78,12 @@ fn two_users_chat_in_chromium_through_the_example() {
     );
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().to_path_buf();
-    copy_example(&dir.join("chat"));
+    // The example as a clone has it: no node_modules, no env files.
+    copy_tree(
+        &root().join("examples/chat"),
+        &dir.join("chat"),
+        &["node_modules", ".env", ".env.frontend"],
+    );
     // The example's backend listens on backend.url's port (dev passes it as PORT): a free one here.
     let port = free_port();
     let config = dir.join("chat/wsdeploy.yaml");
@@ -254,18 +238,6 @@ fn dev_stops_when_its_command_exits() {
         out.contains("dev.command `echo starting; exit 3` stopped (exit status: 3)"),
         "{out}"
     );
-}
-
-/// Pids whose command line is exactly `argv`.
-fn pids_running(argv: &[&str]) -> Vec<String> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter(|e| std::fs::read(e.path().join("cmdline")).ok().as_deref() == Some(&want[..]))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
 }
 
 #[test]

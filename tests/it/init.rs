@@ -2,6 +2,16 @@ use std::path::Path;
 
 use crate::util::wsdeploy;
 
+/// `init` unattended, as CI would run it.
+const INIT_DEMO: &[&str] = &[
+    "init",
+    "--yes",
+    "--project",
+    "demo",
+    "--region",
+    "eu-west-3",
+];
+
 fn yaml_as_json(path: &Path) -> serde_json::Value {
     let v: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -12,18 +22,7 @@ fn yaml_as_json(path: &Path) -> serde_json::Value {
 fn init_writes_a_config_that_validates_and_a_schema_that_accepts_it() {
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path();
-    wsdeploy(
-        app,
-        &[
-            "init",
-            "--yes",
-            "--project",
-            "demo",
-            "--region",
-            "eu-west-3",
-        ],
-    )
-    .expect(0);
+    wsdeploy(app, INIT_DEMO).expect(0);
     let config = app.join("wsdeploy.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.starts_with("# yaml-language-server: $schema=./wsdeploy.schema.json\n"));
@@ -109,18 +108,7 @@ fn init_picks_the_env_prefix_from_the_frontends_package_json() {
         r#"{"dependencies":{"next":"15.0.0","react":"19"}}"#,
     )
     .unwrap();
-    wsdeploy(
-        &app,
-        &[
-            "init",
-            "--yes",
-            "--project",
-            "demo",
-            "--region",
-            "eu-west-3",
-        ],
-    )
-    .expect(0);
+    wsdeploy(&app, INIT_DEMO).expect(0);
     let text = std::fs::read_to_string(app.join("wsdeploy.yaml")).unwrap();
     assert!(text.contains("url: NEXT_PUBLIC_WS_URL"), "{text}");
     // An explicit frontend folder wins over the default location.

@@ -45,15 +45,7 @@ fn nestjs_template_type_checks_against_the_real_packages() {
     let nest = root().join("templates/nestjs");
     std::fs::copy(nest.join("tsconfig.json"), t.path().join("tsconfig.json")).unwrap();
     std::os::unix::fs::symlink(nest.join("node_modules"), t.path().join("node_modules")).unwrap();
-    for dir in ["src", "src/socket", "src/users"] {
-        std::fs::create_dir_all(t.path().join(dir)).unwrap();
-        for e in std::fs::read_dir(nest.join(dir)).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_file() {
-                std::fs::copy(e.path(), t.path().join(dir).join(e.file_name())).unwrap();
-            }
-        }
-    }
+    crate::util::copy_tree(&nest.join("src"), &t.path().join("src"), &[]);
     let service = t.path().join("src/socket/socket.service.ts");
     let text = std::fs::read_to_string(&service).unwrap();
     let broken = text.replace("ConnectionId: connectionId", "ConnectionId: 42");
