@@ -66,7 +66,8 @@ impl App {
         &self.command
     }
 
-    /// SIGTERM to the whole group, then SIGKILL after a grace period.
+    /// SIGTERM to the whole group; SIGKILL to whatever of it still lives after a grace period. Returns once the
+    /// group is gone, so that when dev exits, so has the app (and its port is free).
     pub async fn stop(mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
@@ -74,22 +75,43 @@ impl App {
         #[cfg(unix)]
         if let Some(pid) = self.child.id() {
             use nix::sys::signal::{killpg, Signal};
-            use nix::unistd::Pid;
-            let group = Pid::from_raw(pid as i32);
+            let group = nix::unistd::Pid::from_raw(pid as i32);
             let _ = killpg(group, Signal::SIGTERM);
-            if tokio::time::timeout(STOP_GRACE, self.child.wait())
-                .await
-                .is_err()
-            {
-                let _ = killpg(group, Signal::SIGKILL);
-            } else {
-                // The shell may be gone while a child it started still runs in the group.
-                let _ = killpg(group, Signal::SIGKILL);
-                return;
-            }
+            // The supervising shell exits at once; what it started (npm, node) may still be shutting down.
+            let _ = tokio::time::timeout(STOP_GRACE, self.child.wait()).await;
+            wait_while_alive(group, STOP_GRACE).await;
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = self.child.wait().await;
+            wait_while_alive(group, Duration::from_secs(2)).await;
+            return;
         }
         let _ = self.child.kill().await;
     }
+}
+
+#[cfg(unix)]
+async fn wait_while_alive(group: nix::unistd::Pid, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while group_alive(group) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether a process of `group` still runs. Zombies do not count: their ports and files are closed, and a
+/// container whose PID 1 never reaps would keep them forever.
+#[cfg(target_os = "linux")]
+fn group_alive(group: nix::unistd::Pid) -> bool {
+    let Ok(all) = procfs::process::all_processes() else {
+        return false;
+    };
+    all.filter_map(|p| p.ok()?.stat().ok())
+        .any(|s| s.pgrp == group.as_raw() && s.state != 'Z')
+}
+
+/// Elsewhere a signal 0 tells whether the group has members (zombies included, reaped promptly there).
+#[cfg(all(unix, not(target_os = "linux")))]
+fn group_alive(group: nix::unistd::Pid) -> bool {
+    nix::sys::signal::killpg(group, None).is_ok()
 }
 
 /// Runs the command under a small shell that, when it gets SIGTERM (from dev's stop, or from the kernel when dev
