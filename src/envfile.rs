@@ -147,6 +147,9 @@ pub struct StageValues<'a> {
     pub region: &'a str,
     /// A key to write (id, secret); `None` keeps the one the file holds.
     pub key: Option<(&'a str, &'a str)>,
+    /// Remove any key lines: with `credentials: policy` the backend uses its own role, and a stale key left in the
+    /// file would take precedence over it in the templates.
+    pub drop_key: bool,
     pub signing_secret: &'a str,
 }
 
@@ -170,7 +173,12 @@ pub fn write_stage(
             set.push((&b.access_key_id, id));
             set.push((&b.secret_access_key, secret));
         }
-        let changed = update_file(&b.file, &set, &[], true)?;
+        let drop: Vec<&str> = if v.drop_key {
+            vec![&b.access_key_id, &b.secret_access_key]
+        } else {
+            vec![]
+        };
+        let changed = update_file(&b.file, &set, &drop, true)?;
         written.push((b.file.display().to_string(), changed));
     }
     Ok(written)

@@ -1,14 +1,35 @@
 //! API Gateway v2: the WebSocket API, its integrations, routes, route responses and stage.
+//!
+//! AWS serialises writes per API and answers a write that overlaps another with 409 ConflictException "Unable to
+//! complete operation due to concurrent modification. Please try again later." (terraform-provider-aws #18018,
+//! PR #29735), which the SDK does not retry. The applier sends this API's writes one at a time; every write here
+//! also retries that conflict, for writers outside this run (a concurrent `up`, the console).
 
 use anyhow::{Context, Result};
 use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
 use aws_sdk_apigatewayv2::Client;
 
-use super::{already, explain, gone};
-use crate::deploy::state::{Desired, ROUTE_SELECTION};
+use super::{
+    already, explain, gone, is_concurrent_modification, retry_for, SdkResult, PROPAGATION_BUDGET,
+};
+use crate::deploy::state::{ApiRef, Desired, TagDiff, REPLY_KEY, ROUTE_SELECTION};
+use crate::ui::Step;
 
-/// The new API's id.
-pub async fn create_api(apigw: &Client, d: &Desired) -> Result<String> {
+/// One write, retried while another write on the same API is in progress.
+async fn write<T, E, R, F, Fut>(step: &dyn Step, call: F) -> SdkResult<T, E, R>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = SdkResult<T, E, R>>,
+{
+    let transient = |e: &aws_smithy_runtime_api::client::result::SdkError<E, R>| {
+        is_concurrent_modification(e).then_some("another change to this API is in progress")
+    };
+    retry_for(PROPAGATION_BUDGET, step, transient, call).await
+}
+
+/// The new API's id and endpoint.
+pub async fn create_api(apigw: &Client, d: &Desired) -> Result<ApiRef> {
     let out = apigw
         .create_api()
         .name(&d.api)
@@ -18,62 +39,87 @@ pub async fn create_api(apigw: &Client, d: &Desired) -> Result<String> {
         .send()
         .await
         .map_err(|e| explain(&format!("create the WebSocket API {}", d.api), e))?;
-    Ok(out.api_id().context("AWS returned no API id")?.to_string())
+    Ok(ApiRef {
+        id: out.api_id().context("AWS returned no API id")?.to_string(),
+        endpoint: out.api_endpoint().map(str::to_string),
+    })
 }
 
-pub async fn set_route_selection(apigw: &Client, api_id: &str) -> Result<()> {
-    apigw
-        .update_api()
-        .api_id(api_id)
-        .route_selection_expression(ROUTE_SELECTION)
-        .send()
-        .await
-        .map_err(|e| explain("update the API", e))?;
+pub async fn set_route_selection(apigw: &Client, api_id: &str, step: &dyn Step) -> Result<()> {
+    write(step, || {
+        apigw
+            .update_api()
+            .api_id(api_id)
+            .route_selection_expression(ROUTE_SELECTION)
+            .send()
+    })
+    .await
+    .map_err(|e| explain("update the API", e))?;
     Ok(())
 }
 
-pub async fn delete_api(apigw: &Client, api_id: &str) -> Result<()> {
-    gone(apigw.delete_api().api_id(api_id).send().await)
+pub async fn delete_api(apigw: &Client, api_id: &str, step: &dyn Step) -> Result<()> {
+    gone(write(step, || apigw.delete_api().api_id(api_id).send()).await)
         .map_err(|e| explain(&format!("delete the API {api_id}"), e))
 }
 
 /// An `AWS_PROXY` integration with the function; returns its id.
-pub async fn create_integration(apigw: &Client, api_id: &str, uri: &str) -> Result<String> {
-    let out = apigw
-        .create_integration()
-        .api_id(api_id)
-        .integration_type(IntegrationType::AwsProxy)
-        .integration_method("POST")
-        .integration_uri(uri)
-        .send()
-        .await
-        .map_err(|e| explain("connect the API to a function", e))?;
+pub async fn create_integration(
+    apigw: &Client,
+    api_id: &str,
+    uri: &str,
+    step: &dyn Step,
+) -> Result<String> {
+    let out = write(step, || {
+        apigw
+            .create_integration()
+            .api_id(api_id)
+            .integration_type(IntegrationType::AwsProxy)
+            .integration_method("POST")
+            .integration_uri(uri)
+            .send()
+    })
+    .await
+    .map_err(|e| explain("connect the API to a function", e))?;
     Ok(out
         .integration_id()
         .context("AWS returned no integration id")?
         .to_string())
 }
 
-pub async fn delete_integration(apigw: &Client, api_id: &str, id: &str) -> Result<()> {
-    gone(
+pub async fn delete_integration(
+    apigw: &Client,
+    api_id: &str,
+    id: &str,
+    step: &dyn Step,
+) -> Result<()> {
+    let call = || {
         apigw
             .delete_integration()
             .api_id(api_id)
             .integration_id(id)
             .send()
-            .await,
-    )
-    .map_err(|e| explain("delete an integration", e))
+    };
+    gone(write(step, call).await).map_err(|e| explain("delete an integration", e))
 }
 
 /// Returns the route's id.
-pub async fn create_route(apigw: &Client, api_id: &str, key: &str, target: &str) -> Result<String> {
-    let out = apigw
-        .create_route()
-        .api_id(api_id)
-        .route_key(key)
-        .target(target)
-        .send()
+pub async fn create_route(
+    apigw: &Client,
+    api_id: &str,
+    key: &str,
+    target: &str,
+    step: &dyn Step,
+) -> Result<String> {
+    let call = || {
+        apigw
+            .create_route()
+            .api_id(api_id)
+            .route_key(key)
+            .target(target)
+            .send()
+    };
+    let out = write(step, call)
         .await
         .map_err(|e| explain(&format!("create the route {key}"), e))?;
     Ok(out
@@ -86,83 +132,155 @@ pub async fn retarget_route(
     apigw: &Client,
     api_id: &str,
     route_id: &str,
-    key: &str,
-    target: &str,
+    (key, target): (&str, &str),
+    step: &dyn Step,
 ) -> Result<()> {
-    apigw
-        .update_route()
-        .api_id(api_id)
-        .route_id(route_id)
-        .target(target)
-        .send()
+    let call = || {
+        apigw
+            .update_route()
+            .api_id(api_id)
+            .route_id(route_id)
+            .target(target)
+            .send()
+    };
+    write(step, call)
         .await
         .map_err(|e| explain(&format!("update the route {key}"), e))?;
     Ok(())
 }
 
-pub async fn delete_route(apigw: &Client, api_id: &str, route_id: &str, key: &str) -> Result<()> {
-    gone(
+pub async fn delete_route(
+    apigw: &Client,
+    api_id: &str,
+    route_id: &str,
+    key: &str,
+    step: &dyn Step,
+) -> Result<()> {
+    let call = || {
         apigw
             .delete_route()
             .api_id(api_id)
             .route_id(route_id)
             .send()
-            .await,
-    )
-    .map_err(|e| explain(&format!("delete the route {key}"), e))
+    };
+    gone(write(step, call).await).map_err(|e| explain(&format!("delete the route {key}"), e))
 }
 
-/// The route's `$default` response first, then the selection expression that turns it on: see
-/// `Action::CreateRouteResponse` for why this order needs no listing of route responses.
+/// The route's `$default` response, then the selection expression that turns it on. A conflict counts as done only
+/// when AWS says the response exists: taking a concurrent-modification 409 for "exists" would leave the route
+/// without its reply, silently.
 pub async fn make_route_reply(
     apigw: &Client,
     api_id: &str,
     route_id: &str,
     key: &str,
+    step: &dyn Step,
 ) -> Result<()> {
-    let r = apigw
-        .create_route_response()
-        .api_id(api_id)
-        .route_id(route_id)
-        .route_response_key("$default")
-        .send()
-        .await;
-    already(r, "ConflictException")
-        .map_err(|e| explain(&format!("let the route {key} reply"), e))?;
-    apigw
-        .update_route()
-        .api_id(api_id)
-        .route_id(route_id)
-        .route_response_selection_expression("$default")
-        .send()
-        .await
-        .map_err(|e| explain(&format!("let the route {key} reply"), e))?;
+    let what = format!("let the route {key} reply");
+    let create = || {
+        apigw
+            .create_route_response()
+            .api_id(api_id)
+            .route_id(route_id)
+            .route_response_key(REPLY_KEY)
+            .send()
+    };
+    already(write(step, create).await, "ConflictException").map_err(|e| explain(&what, e))?;
+    let select = || {
+        apigw
+            .update_route()
+            .api_id(api_id)
+            .route_id(route_id)
+            .route_response_selection_expression(REPLY_KEY)
+            .send()
+    };
+    write(step, select).await.map_err(|e| explain(&what, e))?;
     Ok(())
 }
 
 /// AutoDeploy makes every route or integration change live without a CreateDeployment call, which is also what
 /// lets this work on the local AWS emulator (moto has no CreateDeployment).
-pub async fn create_stage(apigw: &Client, api_id: &str, d: &Desired) -> Result<()> {
-    let r = apigw
-        .create_stage()
-        .api_id(api_id)
-        .stage_name(&d.stage)
-        .auto_deploy(true)
-        .set_tags(Some(d.tags.clone().into_iter().collect()))
-        .send()
-        .await;
-    already(r, "ConflictException")
+pub async fn create_stage(
+    apigw: &Client,
+    api_id: &str,
+    d: &Desired,
+    step: &dyn Step,
+) -> Result<()> {
+    let call = || {
+        apigw
+            .create_stage()
+            .api_id(api_id)
+            .stage_name(&d.stage)
+            .auto_deploy(true)
+            .set_tags(Some(d.tags.clone().into_iter().collect()))
+            .send()
+    };
+    already(write(step, call).await, "ConflictException")
         .map_err(|e| explain(&format!("create the stage {}", d.stage), e))
 }
 
-pub async fn auto_deploy(apigw: &Client, api_id: &str, stage: &str) -> Result<()> {
-    apigw
-        .update_stage()
-        .api_id(api_id)
-        .stage_name(stage)
-        .auto_deploy(true)
-        .send()
+pub async fn auto_deploy(apigw: &Client, api_id: &str, stage: &str, step: &dyn Step) -> Result<()> {
+    let call = || {
+        apigw
+            .update_stage()
+            .api_id(api_id)
+            .stage_name(stage)
+            .auto_deploy(true)
+            .send()
+    };
+    write(step, call)
         .await
         .map_err(|e| explain("turn on auto-deploy", e))?;
     Ok(())
+}
+
+pub async fn retag(apigw: &Client, arn: &str, diff: &TagDiff, step: &dyn Step) -> Result<()> {
+    if !diff.set.is_empty() {
+        let tags: std::collections::HashMap<String, String> =
+            diff.set.clone().into_iter().collect();
+        let call = || {
+            apigw
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(tags.clone()))
+                .send()
+        };
+        write(step, call)
+            .await
+            .map_err(|e| explain("tag the API", e))?;
+    }
+    if !diff.remove.is_empty() {
+        let call = || {
+            apigw
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(diff.remove.clone()))
+                .send()
+        };
+        write(step, call)
+            .await
+            .map_err(|e| explain("untag the API", e))?;
+    }
+    Ok(())
+}
+
+/// Whether the stage's last automatic deployment went live: `LastDeploymentStatusMessage` says so for stages with
+/// AutoDeploy (https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html).
+/// `None` when it did, the message when it failed.
+pub async fn deployment_failure(
+    apigw: &Client,
+    api_id: &str,
+    stage: &str,
+) -> Result<Option<String>> {
+    let out = apigw
+        .get_stage()
+        .api_id(api_id)
+        .stage_name(stage)
+        .send()
+        .await
+        .map_err(|e| explain(&format!("read the stage {stage}"), e))?;
+    Ok(out
+        .last_deployment_status_message()
+        .filter(|m| m.to_ascii_lowercase().contains("fail"))
+        .map(str::to_string))
 }

@@ -1,12 +1,15 @@
 //! Carrying out a plan against AWS. Phases run in order; within a phase, actions on different resources run
-//! concurrently. The calls themselves are in the per-service modules.
+//! concurrently, except writes to the API, which AWS serialises (see `apigw`). A function that was just created or
+//! updated is waited on before anything else touches it. The calls themselves are in the per-service modules.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
 use super::{apigw, iam, lambda, logs, Clients};
+use crate::deploy::action::TagTarget;
 use crate::deploy::state::*;
 use crate::deploy::{Action, Change, Names};
 use crate::ui::{Progress, Step};
@@ -15,6 +18,7 @@ use crate::ui::{Progress, Step};
 #[derive(Debug, Default, Clone)]
 pub struct Ids {
     pub api_id: Option<String>,
+    pub api_endpoint: Option<String>,
     integrations: BTreeMap<String, String>,
     routes: BTreeMap<String, String>,
     /// A freshly created access key: (id, secret). The secret exists nowhere else.
@@ -27,6 +31,7 @@ impl Ids {
         let mut ids = Ids::default();
         let Some(api) = o.kept_api() else { return ids };
         ids.api_id = Some(api.id.clone());
+        ids.api_endpoint = api.endpoint.clone();
         for f in &d.functions {
             let uri = d.integration_uri(&d.function_arn(&f.name));
             if let Some(i) = api.integrations.iter().find(|i| i.uri == uri) {
@@ -38,6 +43,13 @@ impl Ids {
         }
         ids
     }
+
+    pub fn api(&self) -> Option<ApiRef> {
+        Some(ApiRef {
+            id: self.api_id.clone()?,
+            endpoint: self.api_endpoint.clone(),
+        })
+    }
 }
 
 pub struct Applier<'a> {
@@ -46,6 +58,12 @@ pub struct Applier<'a> {
     names: Names,
     progress: &'a dyn Progress,
     ids: Mutex<Ids>,
+    /// One write at a time on the API.
+    api_lane: tokio::sync::Mutex<()>,
+    /// Functions changed by this run and not yet seen settled: name -> created (rather than updated).
+    unsettled: Mutex<BTreeMap<String, bool>>,
+    /// What the waits for AWS to settle took, for the summary.
+    waits: Mutex<Vec<(String, f64)>>,
 }
 
 impl<'a> Applier<'a> {
@@ -56,7 +74,60 @@ impl<'a> Applier<'a> {
             names: Names::from(d),
             progress,
             ids: Mutex::new(ids),
+            api_lane: tokio::sync::Mutex::new(()),
+            unsettled: Mutex::new(BTreeMap::new()),
+            waits: Mutex::new(vec![]),
         }
+    }
+
+    /// How long each wait for AWS took: (what, seconds).
+    pub fn waits(&self) -> Vec<(String, f64)> {
+        self.waits.lock().expect("waits lock").clone()
+    }
+
+    fn waited(&self, what: String, since: Instant) {
+        let secs = since.elapsed().as_secs_f64();
+        self.waits.lock().expect("waits lock").push((what, secs));
+    }
+
+    /// Waits until `name` is ready for another change, if this run changed it.
+    async fn settle_function(&self, name: &str, step: &dyn Step) -> Result<()> {
+        let created = self.unsettled.lock().expect("lock").remove(name);
+        if let Some(created) = created {
+            let started = Instant::now();
+            lambda::wait_ready(&self.c.lambda, name, created, step).await?;
+            self.waited(format!("function {name} ready"), started);
+        }
+        Ok(())
+    }
+
+    /// The end of `up`: every function this run changed is Active with its last update applied, and the stage's
+    /// last automatic deployment did not fail.
+    pub async fn settle(&self) -> Result<()> {
+        let names: Vec<String> = self
+            .unsettled
+            .lock()
+            .expect("lock")
+            .keys()
+            .cloned()
+            .collect();
+        let waits = names.iter().map(|name| async move {
+            let step = self.progress.step(&format!("wait for function {name}"));
+            let r = self.settle_function(name, step.as_ref()).await;
+            match &r {
+                Ok(()) => step.finish("ready"),
+                Err(e) => step.fail(&format!("{e:#}")),
+            }
+            r
+        });
+        futures_util::future::try_join_all(waits).await?;
+        if let Some(api) = self.ids().api_id {
+            if let Some(why) = apigw::deployment_failure(&self.c.apigw, &api, &self.d.stage).await?
+            {
+                anyhow::bail!("the stage {}'s last deployment failed: {why}", self.d.stage);
+            }
+        }
+        Ok(())
     }
 
     pub fn ids(&self) -> Ids {
@@ -76,7 +147,7 @@ impl<'a> Applier<'a> {
     /// Runs `actions` (already ordered by phase). Stops at the first phase with a failure, after its other
     /// actions finished: whatever was done is found again by the next run.
     pub async fn run(&self, actions: &[Action]) -> Result<()> {
-        let mut phases: BTreeMap<u8, BTreeMap<(String, String), Vec<&Action>>> = BTreeMap::new();
+        let mut phases: BTreeMap<_, BTreeMap<(String, String), Vec<&Action>>> = BTreeMap::new();
         for a in actions {
             // Actions on one resource stay in order; different resources go side by side.
             phases
@@ -109,6 +180,11 @@ impl<'a> Applier<'a> {
             Change::Delete => "delete",
         };
         let step = self.progress.step(&format!("{verb} {kind} {name}"));
+        let _lane = if a.writes_api() {
+            Some(self.api_lane.lock().await)
+        } else {
+            None
+        };
         match self.act(a, step.as_ref()).await {
             Ok(outcome) => {
                 step.finish(&outcome);
@@ -141,46 +217,65 @@ impl<'a> Applier<'a> {
                 .and(said(&format!("kept {days} days"))),
             DeleteLogGroup { name } => logs::delete_group(&c.logs, name).await.and(said("deleted")),
             CreateFunction { function } => {
-                lambda::create(&c.lambda, d, self.spec(function)?, step).await
+                let f = self.spec(function)?;
+                let outcome = lambda::create(&c.lambda, d, f, step).await?;
+                self.changed(&f.name, true);
+                Ok(outcome)
             }
             UpdateFunctionCode { function, .. } => {
-                lambda::update_code(&c.lambda, self.spec(function)?, step).await
+                let f = self.spec(function)?;
+                self.settle_function(&f.name, step).await?;
+                let outcome = lambda::update_code(&c.lambda, f, step).await?;
+                self.changed(&f.name, false);
+                Ok(outcome)
             }
             UpdateFunctionConfig { function, .. } => {
-                lambda::update_config(&c.lambda, d, self.spec(function)?, step)
-                    .await
-                    .and(said("updated"))
+                let f = self.spec(function)?;
+                self.settle_function(&f.name, step).await?;
+                lambda::update_config(&c.lambda, d, f, step).await?;
+                self.changed(&f.name, false);
+                said("updated")
             }
             DeleteFunction { name } => lambda::delete(&c.lambda, name).await.and(said("deleted")),
             AddPermission { function, replace } => {
                 let source = d.invoke_source_arn(&self.api_id()?);
-                lambda::allow_invoke(&c.lambda, &self.spec(function)?.name, &source, *replace)
+                let name = &self.spec(function)?.name;
+                self.settle_function(name, step).await?;
+                lambda::allow_invoke(&c.lambda, name, &source, *replace, step)
                     .await
                     .and(said("this API only"))
             }
             CreateApi => {
-                let id = apigw::create_api(&c.apigw, d).await?;
-                self.remember(|ids| ids.api_id = Some(id.clone()));
-                Ok(format!("created ({id})"))
+                let api = apigw::create_api(&c.apigw, d).await?;
+                let shown = format!("created ({})", api.id);
+                self.remember(|ids| {
+                    ids.api_id = Some(api.id);
+                    ids.api_endpoint = api.endpoint;
+                });
+                Ok(shown)
             }
-            UpdateApi { id } => apigw::set_route_selection(&c.apigw, id)
+            UpdateApi { id } => apigw::set_route_selection(&c.apigw, id, step)
                 .await
                 .and(said("updated")),
-            DeleteApi { id, .. } => apigw::delete_api(&c.apigw, id).await.and(said("deleted")),
+            DeleteApi { id, .. } => apigw::delete_api(&c.apigw, id, step)
+                .await
+                .and(said("deleted")),
             CreateIntegration { function } => {
                 let uri = d.integration_uri(&d.function_arn(&self.spec(function)?.name));
-                let id = apigw::create_integration(&c.apigw, &self.api_id()?, &uri).await?;
+                let id = apigw::create_integration(&c.apigw, &self.api_id()?, &uri, step).await?;
                 self.remember(|ids| {
                     ids.integrations.insert(function.clone(), id);
                 });
                 said("created")
             }
-            DeleteIntegration { id } => apigw::delete_integration(&c.apigw, &self.api_id()?, id)
-                .await
-                .and(said("deleted")),
+            DeleteIntegration { id } => {
+                apigw::delete_integration(&c.apigw, &self.api_id()?, id, step)
+                    .await
+                    .and(said("deleted"))
+            }
             CreateRoute { key } => {
                 let target = self.target(&self.route(key)?.function)?;
-                let id = apigw::create_route(&c.apigw, &self.api_id()?, key, &target).await?;
+                let id = apigw::create_route(&c.apigw, &self.api_id()?, key, &target, step).await?;
                 self.remember(|ids| {
                     ids.routes.insert(key.clone(), id);
                 });
@@ -188,13 +283,15 @@ impl<'a> Applier<'a> {
             }
             UpdateRoute { key, id, .. } => {
                 let target = self.target(&self.route(key)?.function)?;
-                apigw::retarget_route(&c.apigw, &self.api_id()?, id, key, &target)
+                apigw::retarget_route(&c.apigw, &self.api_id()?, id, (key, &target), step)
                     .await
                     .and(said("updated"))
             }
-            DeleteRoute { key, id } => apigw::delete_route(&c.apigw, &self.api_id()?, id, key)
-                .await
-                .and(said("deleted")),
+            DeleteRoute { key, id } => {
+                apigw::delete_route(&c.apigw, &self.api_id()?, id, key, step)
+                    .await
+                    .and(said("deleted"))
+            }
             CreateRouteResponse { key } => {
                 let route_id = self
                     .ids()
@@ -202,14 +299,14 @@ impl<'a> Applier<'a> {
                     .get(key)
                     .cloned()
                     .context("internal error: route response before its route")?;
-                apigw::make_route_reply(&c.apigw, &self.api_id()?, &route_id, key)
+                apigw::make_route_reply(&c.apigw, &self.api_id()?, &route_id, key, step)
                     .await
                     .and(said("replies to the client"))
             }
-            CreateStage => apigw::create_stage(&c.apigw, &self.api_id()?, d)
+            CreateStage => apigw::create_stage(&c.apigw, &self.api_id()?, d, step)
                 .await
                 .and(said("auto-deploy")),
-            UpdateStage => apigw::auto_deploy(&c.apigw, &self.api_id()?, &d.stage)
+            UpdateStage => apigw::auto_deploy(&c.apigw, &self.api_id()?, &d.stage, step)
                 .await
                 .and(said("auto-deploy")),
             CreateUser => iam::create_user(&c.iam, d).await.and(said("created")),
@@ -218,13 +315,19 @@ impl<'a> Applier<'a> {
                 .and(said("ManageConnections on this stage only")),
             CreateAccessKey => {
                 let key = iam::create_access_key(&c.iam, &d.user).await?;
-                let shown = format!("created {}", key.0);
-                self.remember(|ids| ids.new_key = Some(key));
-                Ok(shown)
+                // Remembered before the wait: if the wait fails, `up` still says which key it made.
+                self.remember(|ids| ids.new_key = Some(key.clone()));
+                let started = Instant::now();
+                iam::wait_key_works(c, &key.0, &key.1, step).await?;
+                self.waited(format!("access key {} accepted", key.0), started);
+                Ok(format!("created {}, accepted by AWS", key.0))
             }
-            DeleteAccessKey { id, .. } => iam::delete_access_key(&c.iam, &d.user, id)
+            DeleteAccessKey { id } => iam::delete_access_key(&c.iam, &d.user, id)
                 .await
                 .and(said("deleted")),
+            DeactivateAccessKey { id } => iam::deactivate_access_key(&c.iam, &d.user, id)
+                .await
+                .and(said("deactivated")),
             DeleteUser => iam::delete_user(&c.iam, &d.user).await.and(said("deleted")),
             CreatePolicy => iam::create_policy(&c.iam, d, &self.api_id()?)
                 .await
@@ -237,7 +340,34 @@ impl<'a> Applier<'a> {
             DeletePolicy => iam::delete_policy(&c.iam, &d.policy_arn())
                 .await
                 .and(said("deleted")),
+            Retag { target, diff } => self.retag(target, diff, step).await.and(said("tags")),
         }
+    }
+
+    async fn retag(&self, target: &TagTarget, diff: &TagDiff, step: &dyn Step) -> Result<()> {
+        let (c, d) = (self.c, self.d);
+        match target {
+            TagTarget::Role => iam::retag(&c.iam, iam::Tagged::Role(&d.role), diff).await,
+            TagTarget::User => iam::retag(&c.iam, iam::Tagged::User(&d.user), diff).await,
+            TagTarget::Policy => {
+                iam::retag(&c.iam, iam::Tagged::Policy(&d.policy_arn()), diff).await
+            }
+            TagTarget::Api { id } => apigw::retag(&c.apigw, &d.api_arn(id), diff, step).await,
+            TagTarget::Function { function } => {
+                let name = &self.spec(function)?.name;
+                self.settle_function(name, step).await?;
+                lambda::retag(&c.lambda, &d.function_arn(name), diff, step).await
+            }
+            TagTarget::LogGroup { name } => {
+                logs::retag(&c.logs, &d.log_group_arn(name), diff).await
+            }
+        }
+    }
+
+    fn changed(&self, name: &str, created: bool) {
+        let mut u = self.unsettled.lock().expect("lock");
+        let was_created = u.get(name).copied().unwrap_or(false);
+        u.insert(name.to_string(), created || was_created);
     }
 
     fn spec(&self, function: &str) -> Result<&FunctionSpec> {

@@ -3,8 +3,9 @@
 use anyhow::Result;
 use aws_sdk_iam::Client;
 
-use super::{already, explain, gone, is_not_found};
-use crate::deploy::state::{Desired, Tags};
+use super::{already, explain, gone, is_not_found, retry_for, PROPAGATION_BUDGET};
+use crate::deploy::state::{Desired, TagDiff, Tags};
+use crate::ui::Step;
 
 fn tags(tags: &Tags) -> Vec<aws_sdk_iam::types::Tag> {
     tags.iter()
@@ -127,6 +128,83 @@ pub async fn create_access_key(iam: &Client, user: &str) -> Result<(String, Stri
         key.access_key_id().to_string(),
         key.secret_access_key().to_string(),
     ))
+}
+
+/// The key stays, refused from now on; `aws iam update-access-key --status Active` brings it back.
+pub async fn deactivate_access_key(iam: &Client, user: &str, id: &str) -> Result<()> {
+    gone(
+        iam.update_access_key()
+            .user_name(user)
+            .access_key_id(id)
+            .status(aws_sdk_iam::types::StatusType::Inactive)
+            .send()
+            .await,
+    )
+    .map_err(|e| explain(&format!("deactivate the access key {id}"), e))
+}
+
+/// Waits until AWS accepts a new key: IAM is eventually consistent, and a key is refused (InvalidClientTokenId)
+/// for a few seconds after its creation
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+/// The probe is STS GetCallerIdentity, which needs no permission.
+pub async fn wait_key_works(
+    c: &super::Clients,
+    id: &str,
+    secret: &str,
+    step: &dyn Step,
+) -> Result<()> {
+    let sts = c.sts_as(id, secret);
+    let not_yet = |e: &aws_smithy_runtime_api::client::result::SdkError<_, _>| {
+        matches!(
+            aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e),
+            Some("InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch")
+        )
+        .then_some("waiting for AWS to accept the new access key")
+    };
+    retry_for(PROPAGATION_BUDGET, step, not_yet, || {
+        sts.get_caller_identity().send()
+    })
+    .await
+    .map_err(|e| explain(&format!("use the new access key {id}"), e))?;
+    Ok(())
+}
+
+pub enum Tagged<'a> {
+    Role(&'a str),
+    User(&'a str),
+    Policy(&'a str),
+}
+
+pub async fn retag(iam: &Client, what: Tagged<'_>, diff: &TagDiff) -> Result<()> {
+    let set = Some(tags(&diff.set)).filter(|t| !t.is_empty());
+    let keys = Some(diff.remove.clone()).filter(|k| !k.is_empty());
+    // Each IAM entity has its own pair of tag calls, with their own types.
+    macro_rules! both {
+        ($tag:expr, $untag:expr) => {{
+            if let Some(set) = set {
+                $tag.set_tags(Some(set))
+                    .send()
+                    .await
+                    .map_err(|e| explain("tag it", e))?;
+            }
+            if let Some(keys) = keys {
+                $untag
+                    .set_tag_keys(Some(keys))
+                    .send()
+                    .await
+                    .map_err(|e| explain("untag it", e))?;
+            }
+        }};
+    }
+    match what {
+        Tagged::Role(n) => both!(iam.tag_role().role_name(n), iam.untag_role().role_name(n)),
+        Tagged::User(n) => both!(iam.tag_user().user_name(n), iam.untag_user().user_name(n)),
+        Tagged::Policy(arn) => both!(
+            iam.tag_policy().policy_arn(arn),
+            iam.untag_policy().policy_arn(arn)
+        ),
+    }
+    Ok(())
 }
 
 pub async fn delete_access_key(iam: &Client, user: &str, id: &str) -> Result<()> {

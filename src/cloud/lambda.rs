@@ -8,8 +8,10 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::Client;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::{already, explain, gone};
-use crate::deploy::state::{Desired, FunctionSpec, HANDLER, PERMISSION_SID, RUNTIME};
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use super::{already, explain, gone, is_exists_conflict, retry_for, PROPAGATION_BUDGET};
+use crate::deploy::state::{Desired, FunctionSpec, TagDiff, HANDLER, PERMISSION_SID, RUNTIME};
 use crate::ui::Step;
 
 fn environment(env: &BTreeMap<String, String>) -> aws_sdk_lambda::types::Environment {
@@ -23,8 +25,18 @@ fn zip_of(f: &FunctionSpec) -> Result<Vec<u8>> {
         .with_context(|| format!("cannot read {}", f.artifact.zip.display()))
 }
 
+/// A function mid-change: Lambda answers ResourceConflictException "…An update is in progress…" or "…currently in
+/// the following state: Pending" to other changes meanwhile
+/// (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
+fn in_progress<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&'static str> {
+    (e.code() == Some("ResourceConflictException")
+        && !is_exists_conflict(e, "ResourceConflictException"))
+    .then_some("the function's previous change is still being applied")
+}
+
 /// Creates the function. A role created seconds ago cannot be assumed by Lambda yet ("The role defined for the
-/// function cannot be assumed by Lambda"): exactly that error is retried, with backoff, and said in the progress line.
+/// function cannot be assumed by Lambda"): exactly that error is retried, for as long as terraform-provider-aws
+/// allows IAM to propagate, with the wait shown.
 pub async fn create(
     lambda: &Client,
     d: &Desired,
@@ -32,9 +44,8 @@ pub async fn create(
     step: &dyn Step,
 ) -> Result<String> {
     let zip = zip_of(f)?;
-    let mut delay = Duration::from_secs(1);
-    for attempt in 1.. {
-        let r = lambda
+    let call = || {
+        lambda
             .create_function()
             .function_name(&f.name)
             .runtime(RUNTIME.into())
@@ -51,30 +62,23 @@ pub async fn create(
             )
             .set_tags(Some(d.tags.clone().into_iter().collect()))
             .send()
-            .await;
-        match r {
-            Ok(_) => {
-                return Ok(format!(
-                    "created, {:.1} KiB uploaded",
-                    f.artifact.bytes as f64 / 1024.0
-                ))
-            }
-            Err(e) if e.code() == Some("ResourceConflictException") => {
-                return Ok("created by a concurrent run".into())
-            }
-            Err(e)
-                if e.code() == Some("InvalidParameterValueException")
-                    && e.message().is_some_and(|m| m.contains("cannot be assumed"))
-                    && attempt < 8 =>
-            {
-                step.update(&format!("waiting for the new IAM role to reach Lambda (attempt {attempt}, retrying in {}s)", delay.as_secs()));
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => return Err(explain(&format!("create the function {}", f.name), e)),
+    };
+    let role_not_ready = |e: &SdkError<_, _>| {
+        (e.code() == Some("InvalidParameterValueException")
+            && e.message()
+                .is_some_and(|m: &str| m.contains("cannot be assumed")))
+        .then_some("waiting for the new IAM role to reach Lambda")
+    };
+    match retry_for(PROPAGATION_BUDGET, step, role_not_ready, call).await {
+        Ok(_) => Ok(format!(
+            "created, {:.1} KiB uploaded",
+            f.artifact.bytes as f64 / 1024.0
+        )),
+        Err(e) if is_exists_conflict(&e, "ResourceConflictException") => {
+            Ok("created by a concurrent run".into())
         }
+        Err(e) => Err(explain(&format!("create the function {}", f.name), e)),
     }
-    unreachable!("the loop returns")
 }
 
 /// New code (and architecture, which Lambda takes with the code).
@@ -88,7 +92,7 @@ pub async fn update_code(lambda: &Client, f: &FunctionSpec, step: &dyn Step) -> 
             .architectures(f.architecture.as_str().into())
             .send()
     };
-    retry_while_updating(step, call)
+    retry_for(PROPAGATION_BUDGET, step, in_progress, call)
         .await
         .map_err(|e| explain(&format!("upload the code of {}", f.name), e))?;
     Ok(format!(
@@ -115,10 +119,59 @@ pub async fn update_config(
             .environment(environment(&f.env))
             .send()
     };
-    retry_while_updating(step, call)
+    retry_for(PROPAGATION_BUDGET, step, in_progress, call)
         .await
         .map_err(|e| explain(&format!("update the configuration of {}", f.name), e))?;
     Ok(())
+}
+
+/// Waits, with the SDK's waiters, until a created function is `Active` or an updated one's last update is
+/// `Successful`; a `Failed` state is an error with AWS's reason.
+pub async fn wait_ready(lambda: &Client, name: &str, created: bool, step: &dyn Step) -> Result<()> {
+    use aws_sdk_lambda::client::Waiters;
+    let max = Duration::from_secs(300);
+    step.update(if created {
+        "waiting for the new function to become Active"
+    } else {
+        "waiting for the function's update to finish"
+    });
+    let result = if created {
+        lambda
+            .wait_until_function_active_v2()
+            .function_name(name)
+            .wait(max)
+            .await
+            .map(|_| ())
+    } else {
+        lambda
+            .wait_until_function_updated_v2()
+            .function_name(name)
+            .wait(max)
+            .await
+            .map(|_| ())
+    };
+    result.map_err(|e| {
+        use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+        match e {
+            WaiterError::FailureState(f) => {
+                let config = f
+                    .final_poll()
+                    .as_result()
+                    .ok()
+                    .and_then(|o| o.configuration().cloned());
+                let reason = config
+                    .as_ref()
+                    .and_then(|c| c.state_reason().or(c.last_update_status_reason()))
+                    .unwrap_or("no reason given");
+                anyhow::anyhow!("the function {name} failed to deploy: {reason}")
+            }
+            WaiterError::ExceededMaxWait(_) => anyhow::anyhow!(
+                "the function {name} was still not ready after {}s; run `wsdeploy up` again",
+                max.as_secs()
+            ),
+            other => anyhow::anyhow!("cannot wait for the function {name}: {other}"),
+        }
+    })
 }
 
 pub async fn delete(lambda: &Client, name: &str) -> Result<()> {
@@ -127,60 +180,68 @@ pub async fn delete(lambda: &Client, name: &str) -> Result<()> {
 }
 
 /// Lets API Gateway invoke the function from `source_arn` (this API) only; `replace` drops an older grant first.
+/// A conflict means "exists" only when Lambda says the statement id exists; "update in progress" is waited out.
 pub async fn allow_invoke(
     lambda: &Client,
     name: &str,
     source_arn: &str,
     replace: bool,
+    step: &dyn Step,
 ) -> Result<()> {
     if replace {
-        gone(
+        let call = || {
             lambda
                 .remove_permission()
                 .function_name(name)
                 .statement_id(PERMISSION_SID)
                 .send()
-                .await,
-        )
-        .map_err(|e| explain("replace the invoke permission", e))?;
+        };
+        gone(retry_for(PROPAGATION_BUDGET, step, in_progress, call).await)
+            .map_err(|e| explain("replace the invoke permission", e))?;
     }
-    let r = lambda
-        .add_permission()
-        .function_name(name)
-        .statement_id(PERMISSION_SID)
-        .action("lambda:InvokeFunction")
-        .principal("apigateway.amazonaws.com")
-        .source_arn(source_arn)
-        .send()
-        .await;
-    already(r, "ResourceConflictException")
-        .map_err(|e| explain(&format!("let API Gateway invoke {name}"), e))
+    let call = || {
+        lambda
+            .add_permission()
+            .function_name(name)
+            .statement_id(PERMISSION_SID)
+            .action("lambda:InvokeFunction")
+            .principal("apigateway.amazonaws.com")
+            .source_arn(source_arn)
+            .send()
+    };
+    already(
+        retry_for(PROPAGATION_BUDGET, step, in_progress, call).await,
+        "ResourceConflictException",
+    )
+    .map_err(|e| explain(&format!("let API Gateway invoke {name}"), e))
 }
 
-/// Lambda refuses a change while the previous one is being applied ("An update is in progress"): wait and retry.
-async fn retry_while_updating<T, E, R, F, Fut>(
-    step: &dyn Step,
-    mut call: F,
-) -> Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>
-where
-    E: ProvideErrorMetadata,
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<
-        Output = Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
-    >,
-{
-    let mut delay = Duration::from_millis(500);
-    for attempt in 1.. {
-        match call().await {
-            Err(e) if e.code() == Some("ResourceConflictException") && attempt < 12 => {
-                step.update(&format!(
-                    "waiting for the function's previous update to finish (attempt {attempt})"
-                ));
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            other => return other,
-        }
+pub async fn retag(lambda: &Client, arn: &str, diff: &TagDiff, step: &dyn Step) -> Result<()> {
+    if !diff.set.is_empty() {
+        let tags: std::collections::HashMap<String, String> =
+            diff.set.clone().into_iter().collect();
+        let call = || {
+            lambda
+                .tag_resource()
+                .resource(arn)
+                .set_tags(Some(tags.clone()))
+                .send()
+        };
+        retry_for(PROPAGATION_BUDGET, step, in_progress, call)
+            .await
+            .map_err(|e| explain("tag the function", e))?;
     }
-    unreachable!("the loop returns")
+    if !diff.remove.is_empty() {
+        let call = || {
+            lambda
+                .untag_resource()
+                .resource(arn)
+                .set_tag_keys(Some(diff.remove.clone()))
+                .send()
+        };
+        retry_for(PROPAGATION_BUDGET, step, in_progress, call)
+            .await
+            .map_err(|e| explain("untag the function", e))?;
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@ use anyhow::Result;
 use aws_sdk_cloudwatchlogs::Client;
 
 use super::{already, explain, gone};
-use crate::deploy::state::Tags;
+use crate::deploy::state::{TagDiff, Tags};
 
 pub async fn create_group(logs: &Client, name: &str, tags: &Tags) -> Result<()> {
     let r = logs
@@ -30,4 +30,24 @@ pub async fn set_retention(logs: &Client, name: &str, days: i32) -> Result<()> {
 pub async fn delete_group(logs: &Client, name: &str) -> Result<()> {
     gone(logs.delete_log_group().log_group_name(name).send().await)
         .map_err(|e| explain(&format!("delete the log group {name}"), e))
+}
+
+pub async fn retag(logs: &Client, arn: &str, diff: &TagDiff) -> Result<()> {
+    if !diff.set.is_empty() {
+        logs.tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(diff.set.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| explain("tag the log group", e))?;
+    }
+    if !diff.remove.is_empty() {
+        logs.untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(diff.remove.clone()))
+            .send()
+            .await
+            .map_err(|e| explain("untag the log group", e))?;
+    }
+    Ok(())
 }

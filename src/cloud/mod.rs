@@ -9,14 +9,17 @@ pub mod lambda;
 pub mod logs;
 pub mod observe;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::cli::AwsArgs;
+use crate::deploy::state::Caller;
+use crate::ui::Step;
 
 #[derive(Clone)]
 pub struct Clients {
@@ -41,18 +44,90 @@ impl Clients {
         }
     }
 
-    /// The account the credentials belong to; also the first check that they work.
-    pub async fn account(&self) -> anyhow::Result<String> {
+    /// The account and partition the credentials belong to; also the first check that they work.
+    pub async fn caller(&self) -> anyhow::Result<Caller> {
         let who = self
             .sts
             .get_caller_identity()
             .send()
             .await
             .map_err(|e| explain("check your AWS credentials", e))?;
-        who.account().map(str::to_string).ok_or_else(|| {
+        let account = who.account().ok_or_else(|| {
             anyhow::anyhow!("AWS did not say which account these credentials belong to")
-        })
+        })?;
+        Ok(Caller::new(account, who.arn().unwrap_or_default()))
     }
+
+    /// STS, signed with other credentials (a freshly created access key).
+    pub fn sts_as(&self, key_id: &str, secret: &str) -> aws_sdk_sts::Client {
+        let creds =
+            aws_credential_types::Credentials::new(key_id, secret, None, None, "wsdeploy-new-key");
+        // The SDK's retries still cover throttling and 5xx; a refused key is `retry_for`'s to wait out.
+        let conf = aws_sdk_sts::config::Builder::from(&self.config)
+            .credentials_provider(creds)
+            .build();
+        aws_sdk_sts::Client::from_conf(conf)
+    }
+}
+
+/// How long the waits for AWS's eventual consistency may take, as terraform-provider-aws allows
+/// (`iamPropagationTimeout = 2 * time.Minute` in internal/service/iam): new roles, new keys, functions settling.
+pub const PROPAGATION_BUDGET: Duration = Duration::from_secs(120);
+
+/// Retries `call` while `transient` names the error's cause, with backoff, for at most `budget`, saying so on `step`.
+/// For the conditions AWS documents as passing but the SDK's retry policy does not know: IAM propagation, a
+/// function still being updated, an API being modified by someone else.
+pub async fn retry_for<T, E, R, F, Fut>(
+    budget: Duration,
+    step: &dyn Step,
+    transient: impl Fn(&SdkError<E, R>) -> Option<&'static str>,
+    mut call: F,
+) -> SdkResult<T, E, R>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = SdkResult<T, E, R>>,
+{
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match call().await {
+            Err(e) => match transient(&e) {
+                Some(why) if started.elapsed() + delay < budget => {
+                    step.update(&format!(
+                        "{why}; waiting {:.1}s ({:.0}s so far, giving up after {}s)",
+                        delay.as_secs_f64(),
+                        started.elapsed().as_secs_f64(),
+                        budget.as_secs()
+                    ));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                _ => return Err(e),
+            },
+            ok => return ok,
+        }
+    }
+}
+
+/// API Gateway's 409 for a write racing another write on the same API. "Already exists" is a ConflictException
+/// too; only the message tells them apart (terraform-provider-aws PR #29735 matches it the same way).
+pub fn is_concurrent_modification<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.code() == Some("ConflictException")
+        && e.message()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("concurrent modification"))
+}
+
+/// A conflict because the thing exists already (and only that).
+pub fn is_exists_conflict<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, code: &str) -> bool {
+    if e.code() != Some(code) {
+        return false;
+    }
+    if code.contains("AlreadyExists") {
+        return true;
+    }
+    e.message()
+        .is_some_and(|m| m.to_ascii_lowercase().contains("exist"))
+        && !is_concurrent_modification(e)
 }
 
 /// The standard chain, with the region decided by the config and flags; `--max-attempts` and `--profile` override
@@ -124,16 +199,17 @@ fn short(s: &str) -> String {
     s.replace('\n', " ")
 }
 
-type SdkResult<T, E, R> = Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>;
+pub type SdkResult<T, E, R> = Result<T, SdkError<E, R>>;
 
-/// A create that lost a race to a concurrent run is as good as done: the next run checks the result.
+/// A create that lost a race to a concurrent run is as good as done: the next run checks the result. Only an error
+/// that says the thing exists counts (API Gateway and Lambda use the same code for other conflicts).
 pub fn already<T, E: ProvideErrorMetadata, R>(
     r: SdkResult<T, E, R>,
     code: &str,
 ) -> SdkResult<(), E, R> {
     match r {
         Ok(_) => Ok(()),
-        Err(e) if e.code() == Some(code) => Ok(()),
+        Err(e) if is_exists_conflict(&e, code) => Ok(()),
         Err(e) => Err(e),
     }
 }

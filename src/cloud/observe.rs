@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use super::{explain, is_not_found, policy_json, Clients};
 use crate::config::Architecture;
 use crate::deploy::state::*;
@@ -35,16 +37,19 @@ impl Lookup {
     }
 }
 
-/// The account the credentials belong to, and what it holds for the stage. The account (one STS call, also the
+/// Who the credentials belong to, and what the account holds for the stage. The caller (one STS call, also the
 /// first proof that the credentials work) is needed only for the managed policy's ARN, so every other read runs
 /// meanwhile.
-pub async fn observe(c: &Clients, l: &Lookup) -> Result<(String, Observed)> {
+pub async fn observe(c: &Clients, l: &Lookup) -> Result<(Caller, Observed)> {
     let policy = async {
-        let account = c.account().await?;
-        let arn = format!("arn:aws:iam::{account}:policy/{}", l.user_policy);
-        Ok::<_, anyhow::Error>((account, managed_policy(c, &arn).await?))
+        let caller = c.caller().await?;
+        let arn = format!(
+            "arn:{}:iam::{}:policy/{}",
+            caller.partition.id, caller.account, l.user_policy
+        );
+        Ok::<_, anyhow::Error>((caller, managed_policy(c, &arn).await?))
     };
-    let (role, functions, log_groups, apis, user, (account, managed_policy)) = tokio::try_join!(
+    let (role, functions, log_groups, apis, user, (caller, managed_policy)) = tokio::try_join!(
         role(c, l),
         functions(c, l),
         log_groups(c, l),
@@ -62,7 +67,7 @@ pub async fn observe(c: &Clients, l: &Lookup) -> Result<(String, Observed)> {
         env_access_key_id: None,
         env_signing_secret: None,
     };
-    Ok((account, observed))
+    Ok((caller, observed))
 }
 
 /// `Ok(None)` when AWS says the thing does not exist.
@@ -137,6 +142,22 @@ async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionO
     let Some(cfg) = out.configuration() else {
         return Ok(None);
     };
+    let arn = cfg.function_arn().unwrap_or_default().to_string();
+    // GetFunction returns tags only to callers allowed lambda:ListTags and says nothing otherwise; asking ListTags
+    // itself turns a missing permission into an error that names it, instead of "not this stage's"
+    // (https://docs.aws.amazon.com/lambda/latest/api/API_GetFunction.html#API_GetFunction_ResponseSyntax).
+    let tags = c
+        .lambda
+        .list_tags()
+        .resource(&arn)
+        .send()
+        .await
+        .map_err(|e| {
+            explain(
+                &format!("read the tags of {name} (this needs lambda:ListTags)"),
+                e,
+            )
+        })?;
     let permission_source = optional(policy, &format!("{what}'s permissions"))?.and_then(|p| {
         p.policy()
             .and_then(|doc| permission_source(doc, PERMISSION_SID))
@@ -147,7 +168,7 @@ async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionO
         _ => None,
     });
     let obs = FunctionObs {
-        arn: cfg.function_arn().unwrap_or_default().to_string(),
+        arn,
         memory_mb: cfg.memory_size().unwrap_or_default(),
         timeout_s: cfg.timeout().unwrap_or_default(),
         architecture,
@@ -163,7 +184,7 @@ async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionO
             .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
         code_sha256: cfg.code_sha256().unwrap_or_default().to_string(),
-        tags: out
+        tags: tags
             .tags()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
@@ -182,7 +203,7 @@ pub fn permission_source(policy: &str, sid: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn log_groups(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, Option<i32>>> {
+async fn log_groups(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, LogGroupObs>> {
     let wanted: Vec<String> = FUNCTIONS
         .iter()
         .map(|f| Desired::log_group(&format!("{}-{f}", l.prefix)))
@@ -199,11 +220,33 @@ async fn log_groups(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, Option<i
         for g in page.log_groups() {
             let name = g.log_group_name().unwrap_or_default();
             if wanted.iter().any(|w| w == name) {
-                found.insert(name.to_string(), g.retention_in_days());
+                let arn = g.log_group_arn().unwrap_or_default().to_string();
+                found.insert(name.to_string(), (g.retention_in_days(), arn));
             }
         }
     }
-    Ok(found)
+    let reads = found
+        .into_iter()
+        .map(|(name, (retention, arn))| async move {
+            let tags = c
+                .logs
+                .list_tags_for_resource()
+                .resource_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| explain(&format!("read the tags of the log group {name}"), e))?;
+            let tags = tags
+                .tags()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            Ok::<_, anyhow::Error>((name, LogGroupObs { retention, tags }))
+        });
+    Ok(futures_util::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 async fn apis(c: &Clients, l: &Lookup) -> Result<Vec<ApiObs>> {
@@ -263,17 +306,10 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
                 .map_err(|e| explain(&what("stages"), e))
         },
     )?;
-    let route_obs = routes
-        .items()
-        .iter()
-        .map(|r| RouteObs {
-            id: r.route_id().unwrap_or_default().to_string(),
-            key: r.route_key().unwrap_or_default().to_string(),
-            target: r.target().map(str::to_string),
-            response_selection: r.route_response_selection_expression().map(str::to_string),
-        })
-        .collect();
+    let route_obs = routes.items().iter().map(|r| route(c, &id, r));
+    let route_obs = futures_util::future::try_join_all(route_obs).await?;
     Ok(ApiObs {
+        endpoint: api.api_endpoint().map(str::to_string),
         route_selection: api
             .route_selection_expression()
             .unwrap_or_default()
@@ -304,6 +340,61 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
     })
 }
 
+/// A route, and the keys of its responses when its response selection is set: the selection alone does not prove
+/// the response exists (a run may have stopped, or taken a conflict for "exists", between the two).
+async fn route(
+    c: &Clients,
+    api_id: &str,
+    r: &aws_sdk_apigatewayv2::types::Route,
+) -> Result<RouteObs> {
+    let id = r.route_id().unwrap_or_default().to_string();
+    let key = r.route_key().unwrap_or_default().to_string();
+    let selection = r.route_response_selection_expression().map(str::to_string);
+    let responses = match &selection {
+        None => vec![],
+        Some(selected) => {
+            let read = c
+                .apigw
+                .get_route_responses()
+                .api_id(api_id)
+                .route_id(&id)
+                .send()
+                .await;
+            match read {
+                Ok(out) => out
+                    .items()
+                    .iter()
+                    .filter_map(|i| i.route_response_key().map(str::to_string))
+                    .collect(),
+                // An emulator without this call (moto answers a bare 500): the selection is all there is to go by.
+                Err(e)
+                    if e.code().is_none()
+                        && e.raw_response()
+                            .is_some_and(|r| r.status().is_server_error()) =>
+                {
+                    tracing::debug!(
+                        "GetRouteResponses is not available; trusting the route's selection"
+                    );
+                    vec![selected.clone()]
+                }
+                Err(e) => {
+                    return Err(explain(
+                        &format!("read the responses of the route {key}"),
+                        e,
+                    ))
+                }
+            }
+        }
+    };
+    Ok(RouteObs {
+        id,
+        key,
+        target: r.target().map(str::to_string),
+        response_selection: selection,
+        responses,
+    })
+}
+
 async fn user(c: &Clients, l: &Lookup) -> Result<Option<UserObs>> {
     let what = format!("read the IAM user {}", l.user);
     // All three at once: for a missing user the other two answer NotFound as well.
@@ -325,17 +416,16 @@ async fn user(c: &Clients, l: &Lookup) -> Result<Option<UserObs>> {
     let Some(keys) = optional(keys, &format!("list the access keys of {}", l.user))? else {
         return Ok(None);
     };
-    let mut keys: Vec<(String, i64)> = keys
+    let mut keys: Vec<KeyObs> = keys
         .access_key_metadata()
         .iter()
-        .map(|k| {
-            (
-                k.access_key_id().unwrap_or_default().to_string(),
-                k.create_date().map(|d| d.secs()).unwrap_or_default(),
-            )
+        .map(|k| KeyObs {
+            id: k.access_key_id().unwrap_or_default().to_string(),
+            created: k.create_date().map(|d| d.secs()).unwrap_or_default(),
+            active: k.status() != Some(&aws_sdk_iam::types::StatusType::Inactive),
         })
         .collect();
-    keys.sort_by_key(|(id, created)| (*created, id.clone()));
+    keys.sort_by_key(|k| (k.created, k.id.clone()));
     Ok(Some(UserObs {
         tags: tags_of(u.tags()),
         policy,
@@ -348,6 +438,7 @@ async fn managed_policy(c: &Clients, arn: &str) -> Result<Option<PolicyObs>> {
     let Some(out) = optional(c.iam.get_policy().policy_arn(arn).send().await, &what)? else {
         return Ok(None);
     };
+    let tags = out.policy().map(|p| tags_of(p.tags())).unwrap_or_default();
     let default = out
         .policy()
         .and_then(|p| p.default_version_id())
@@ -386,6 +477,7 @@ async fn managed_policy(c: &Clients, arn: &str) -> Result<Option<PolicyObs>> {
         .collect();
     old.sort();
     Ok(Some(PolicyObs {
+        tags,
         document,
         old_versions: old.into_iter().map(|(_, v)| v).collect(),
     }))

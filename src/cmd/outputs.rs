@@ -24,7 +24,7 @@ impl Args {
         let key_id = o.env_access_key_id.as_deref().filter(|k| {
             o.user
                 .as_ref()
-                .is_some_and(|u| u.keys.iter().any(|(id, _)| id == k))
+                .is_some_and(|u| u.keys.iter().any(|key| key.id == *k))
         });
         let env_text = s
             .stage
@@ -42,15 +42,16 @@ impl Args {
             .as_ref()
             .filter(|_| self.show_secrets)
             .map(|(a, b)| (a.as_str(), b.as_str()));
-        let doc = outputs(&s, &d, Some(&api.id), key_id, shown);
+        let api_ref = api.reference();
+        let doc = outputs(&s, &d, Some(&api_ref), key_id, shown);
         ctx.ui.out_json(&doc);
         ctx.ui.out(format!(
             "stage {} ({}, account {})\n  websocket_url        {}\n  management_endpoint  {}\n  api_id               {}\n  functions            {}",
             d.stage,
             d.region,
             d.account,
-            d.websocket_url(&api.id),
-            d.management_endpoint(&api.id),
+            d.websocket_url(&api_ref),
+            d.management_endpoint(&api_ref),
             api.id,
             d.functions.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
         ));

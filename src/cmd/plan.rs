@@ -11,15 +11,14 @@ use super::Context;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  wsdeploy plan -s prod\n  wsdeploy plan -s prod --output json")]
 pub struct Args {
-    /// Plan a new access key for the backend, as `up --rotate-credentials` would.
-    #[arg(long)]
-    pub rotate_credentials: bool,
+    #[command(flatten)]
+    pub keys: super::stage::KeyArgs,
 }
 
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let s = ctx.session().await?;
-        let planned = s.plan(&ctx.ui.progress(), self.rotate_credentials).await?;
+        let planned = s.plan(&ctx.ui.progress(), &self.keys).await?;
         let (d, actions) = (&planned.desired, &planned.actions);
         let names = Names::from(d);
         let count = |c: Change| actions.iter().filter(|a| a.change() == c).count();

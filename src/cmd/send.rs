@@ -24,7 +24,7 @@ impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let s = ctx.session().await?;
         let (d, _, api) = s.deployed().await?;
-        let endpoint = d.management_endpoint(&api.id);
+        let endpoint = d.management_endpoint(&api.reference());
         let mut conf = aws_sdk_apigatewaymanagement::config::Builder::from(&s.clients.config);
         // An endpoint set through AWS_ENDPOINT_URL(_APIGATEWAYMANAGEMENTAPI) wins, as for every other service.
         if s.clients.config.endpoint_url().is_none() {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::cloud::observe::{observe, Lookup};
 use crate::cloud::Clients;
 use crate::config::{Config, CredentialsMode, StageConfig};
-use crate::deploy::state::ApiObs;
+use crate::deploy::state::{ApiObs, ApiRef, Caller};
 use crate::deploy::{plan, Action, Artifact, Desired, Observed, Options};
 use crate::envfile;
 use crate::error::Result;
@@ -22,7 +22,7 @@ pub struct Session {
     pub config: Config,
     pub stage: StageConfig,
     pub clients: Clients,
-    pub account: String,
+    pub caller: Caller,
     /// What AWS held for the stage when the session opened, and what the backend's env file held.
     pub observed: Observed,
 }
@@ -33,7 +33,7 @@ impl Context {
         let config = self.load_config()?;
         let stage = config.stage(self.global.stage.as_deref())?.clone();
         let clients = Clients::new(&self.global.aws, &stage.region).await;
-        let (account, mut observed) = observe(&clients, &Lookup::of(&stage)).await?;
+        let (caller, mut observed) = observe(&clients, &Lookup::of(&stage)).await?;
         if let Some(b) = &stage.env.backend {
             if let Ok(text) = std::fs::read_to_string(&b.file) {
                 observed.env_access_key_id =
@@ -46,7 +46,7 @@ impl Context {
             config,
             stage,
             clients,
-            account,
+            caller,
             observed,
         })
     }
@@ -101,14 +101,40 @@ pub struct Planned {
     pub signing_secret: String,
 }
 
+/// How `plan` and `up` treat the backend's access keys.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// Create a new access key for the backend even if the current one is still valid; the previous one is
+    /// deactivated once the env file holds the new one.
+    #[arg(long)]
+    pub rotate_credentials: bool,
+    /// How long a deactivated access key is kept (and can be reactivated) before `up` deletes it.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub key_grace: std::time::Duration,
+}
+
+impl KeyArgs {
+    fn options(&self) -> Options {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        Options {
+            rotate_credentials: self.rotate_credentials,
+            now,
+            key_grace_secs: self.key_grace.as_secs() as i64,
+        }
+    }
+}
+
 impl Session {
-    pub async fn plan(&self, progress: &dyn Progress, rotate_credentials: bool) -> Result<Planned> {
+    pub async fn plan(&self, progress: &dyn Progress, keys: &KeyArgs) -> Result<Planned> {
         let artifacts = self.artifacts(progress).await?;
         let observed = self.observed.clone();
         let signing_secret = observed.signing_secret().unwrap_or_else(new_signing_secret);
-        let desired = Desired::new(&self.stage, &self.account, &artifacts, &signing_secret);
-        let actions = plan(&desired, &observed, &Options { rotate_credentials })
+        let desired = Desired::new(&self.stage, &self.caller, &artifacts, &signing_secret)
             .map_err(anyhow::Error::from)?;
+        let actions = plan(&desired, &observed, &keys.options()).map_err(anyhow::Error::from)?;
         Ok(Planned {
             desired,
             observed,
@@ -119,7 +145,7 @@ impl Session {
 
     /// The stage as deployed, and the API it keeps; an error that says how to deploy it if there is none.
     pub async fn deployed(&self) -> Result<(Desired, Observed, ApiObs)> {
-        let d = Desired::without_code(&self.stage, &self.account);
+        let d = Desired::without_code(&self.stage, &self.caller);
         let o = self.observed.clone();
         let api = o.kept_api().cloned().ok_or_else(|| {
             anyhow::anyhow!(
@@ -145,7 +171,7 @@ pub fn new_signing_secret() -> String {
 pub fn outputs(
     s: &Session,
     d: &Desired,
-    api_id: Option<&str>,
+    api: Option<&ApiRef>,
     key_id: Option<&str>,
     secrets: Option<(&str, &str)>,
 ) -> Value {
@@ -159,9 +185,9 @@ pub fn outputs(
         "stage": d.stage,
         "region": d.region,
         "account": d.account,
-        "api_id": api_id,
-        "websocket_url": api_id.map(|id| d.websocket_url(id)),
-        "management_endpoint": api_id.map(|id| d.management_endpoint(id)),
+        "api_id": api.map(|a| &a.id),
+        "websocket_url": api.map(|a| d.websocket_url(a)),
+        "management_endpoint": api.map(|a| d.management_endpoint(a)),
         "functions": functions,
         "role": d.role,
         "routes": d.routes.iter().map(|r| (r.key.clone(), json!(d.functions.iter().find(|f| f.function == r.function).map(|f| &f.name)))).collect::<serde_json::Map<_, _>>(),

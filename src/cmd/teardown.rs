@@ -21,7 +21,7 @@ pub struct Args {
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let s = ctx.session().await?;
-        let d = Desired::without_code(&s.stage, &s.account);
+        let d = Desired::without_code(&s.stage, &s.caller);
         let observed = &s.observed;
         let actions = plan_teardown(&d, observed).map_err(anyhow::Error::from)?;
         if actions.is_empty() {

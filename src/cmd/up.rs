@@ -6,11 +6,11 @@ use anyhow::Context as _;
 
 use crate::cloud::apply::{Applier, Ids};
 use crate::config::CredentialsMode;
-use crate::deploy::{render, Action, Names};
+use crate::deploy::{render, Action, Names, Phase};
 use crate::envfile;
 use crate::error::{Error, Result};
 
-use super::stage::{outputs, Planned, Session};
+use super::stage::{outputs, KeyArgs, Planned, Session};
 use super::Context;
 
 /// Create or update every AWS resource of the stage, then write the wss:// URL and the backend's credentials into
@@ -23,9 +23,12 @@ pub struct Args {
     /// Print secrets in the output (they are always written to the backend's env file).
     #[arg(long)]
     pub show_secrets: bool,
-    /// Create a new access key for the backend even if the current one is still valid.
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    /// Return once the changes are made, without waiting for the functions to be Active and the stage's
+    /// deployment to finish (a new access key is still written only once AWS accepts it).
     #[arg(long)]
-    pub rotate_credentials: bool,
+    pub no_wait: bool,
 }
 
 impl Args {
@@ -46,20 +49,24 @@ impl Args {
             observed,
             actions,
             signing_secret: secret,
-        } = s.plan(&progress, self.rotate_credentials).await?;
+        } = s.plan(&progress, &self.keys).await?;
         if !actions.is_empty() {
             ctx.ui.out(render(&actions, &Names::from(&d)));
         }
 
         let applier = Applier::new(&s.clients, &d, Ids::from_observed(&d, &observed), &progress);
-        // Old access keys go only after the env file holds the new one.
-        let (now, after_env): (Vec<Action>, Vec<Action>) =
-            actions.iter().cloned().partition(|a| a.phase() < 7);
+        // The previous access key is deactivated only once the env file holds the new one.
+        let (now, after_env): (Vec<Action>, Vec<Action>) = actions
+            .iter()
+            .cloned()
+            .partition(|a| a.phase() < Phase::AfterEnv);
         applier.run(&now).await?;
+        if !self.no_wait {
+            applier.settle().await?;
+        }
         let ids = applier.ids();
-        let api_id = ids
-            .api_id
-            .clone()
+        let api = ids
+            .api()
             .context("internal error: no API after applying the plan")?;
         let key_id = ids
             .new_key
@@ -69,10 +76,11 @@ impl Args {
         let written = crate::envfile::write_stage(
             &s.stage.env,
             &crate::envfile::StageValues {
-                websocket_url: &d.websocket_url(&api_id),
-                endpoint: &d.management_endpoint(&api_id),
+                websocket_url: &d.websocket_url(&api),
+                endpoint: &d.management_endpoint(&api),
                 region: &d.region,
                 key: ids.new_key.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                drop_key: s.stage.credentials == CredentialsMode::Policy,
                 signing_secret: &secret,
             },
         ).map_err(|e| match &ids.new_key {
@@ -89,8 +97,13 @@ impl Args {
         let shown = self
             .show_secrets
             .then(|| (secrets.as_deref().unwrap_or(""), secret.as_str()));
-        let mut doc = outputs(&s, &d, Some(&api_id), key_id.as_deref(), shown);
+        let mut doc = outputs(&s, &d, Some(&api), key_id.as_deref(), shown);
         doc["changes"] = actions.len().into();
+        let waits = applier.waits();
+        doc["waits"] = waits
+            .iter()
+            .map(|(what, secs)| serde_json::json!({ "for": what, "seconds": secs }))
+            .collect();
         doc["env_written"] = written
             .iter()
             .map(|(f, changed)| (f.clone(), (*changed).into()))
@@ -108,8 +121,8 @@ impl Args {
                 d.stage,
                 started.elapsed().as_secs_f64()
             ),
-            format!("  WebSocket URL        {}", d.websocket_url(&api_id)),
-            format!("  Management endpoint  {}", d.management_endpoint(&api_id)),
+            format!("  WebSocket URL        {}", d.websocket_url(&api)),
+            format!("  Management endpoint  {}", d.management_endpoint(&api)),
             format!(
                 "  Functions            {}",
                 d.functions
@@ -119,6 +132,9 @@ impl Args {
                     .join(", ")
             ),
         ];
+        for (what, secs) in &waits {
+            lines.push(format!("  Waited               {secs:.1}s for {what}"));
+        }
         for (file, changed) in &written {
             lines.push(format!(
                 "  Env file             {file} ({})",

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::state::Desired;
+use super::state::{Desired, TagDiff};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -66,9 +66,9 @@ pub enum Action {
         key: String,
         id: String,
     },
-    /// Creates the route's `$default` response, then sets the route's response selection to `$default`: the
-    /// selection is set last, so it proves the response exists and nothing needs to list route responses (which
-    /// the local AWS emulator cannot do). A run stopped between the two calls is completed by the next.
+    /// Creates the route's `$default` response, then sets the route's response selection to `$default`. The plan
+    /// reads the responses of every route whose selection is set, so a response lost in between (a crash, a
+    /// conflict taken for "exists") is created again by the next run.
     CreateRouteResponse {
         key: String,
     },
@@ -76,18 +76,64 @@ pub enum Action {
     UpdateStage,
     CreateUser,
     PutUserPolicy,
-    /// `after_env`: only once the env file holds the new key, so it never points at a deleted one.
+    /// A spare key: inactive past its grace period, or making room for a new key (IAM allows two per user).
     DeleteAccessKey {
         id: String,
-        after_env: bool,
     },
+    /// Creates a key and waits until AWS accepts it; only then is it written to the env file.
     CreateAccessKey,
+    /// The previous key, once the env file holds the new one: refused from now on, deleted by a later run after the
+    /// grace period, and until then `aws iam update-access-key --status Active` brings it back.
+    DeactivateAccessKey {
+        id: String,
+    },
     DeleteUser,
     CreatePolicy,
     CreatePolicyVersion {
         delete_oldest: Option<String>,
     },
     DeletePolicy,
+    /// Tags changed in the config, applied to a resource that exists.
+    Retag {
+        target: TagTarget,
+        #[serde(flatten)]
+        diff: TagDiff,
+    },
+}
+
+/// A resource whose tags an action changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TagTarget {
+    Role,
+    User,
+    Policy,
+    Api { id: String },
+    Function { function: String },
+    LogGroup { name: String },
+}
+
+/// When an action may run. Phases run in order; actions of one phase run side by side (one lane per resource).
+/// Only real dependencies separate them: functions need the role, integrations need functions and the API,
+/// routes need integrations, and the previous access key goes only once the env file holds the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Duplicates and spare keys that would block a create.
+    Clear,
+    /// Role, API, user, log groups, policies: what needs nothing else.
+    Foundations,
+    /// Functions (they need the role), the stage, the user's policy (it needs the API's id).
+    Functions,
+    /// Integrations and invoke permissions (they need functions and the API), the new access key.
+    Wiring,
+    Routes,
+    /// Route responses need their routes; integrations no route uses any more can go.
+    Responses,
+    /// What depended on deleted routes and integrations.
+    Cleanup,
+    /// Only after `up` wrote the env files.
+    AfterEnv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,15 +173,10 @@ impl Action {
         }
     }
 
-    /// Actions of one phase are independent and run concurrently; phases run in order. Only real dependencies
-    /// separate them: functions need the role, integrations need functions and the API, routes need integrations.
-    pub fn phase(&self) -> u8 {
+    pub fn phase(&self) -> Phase {
         use Action::*;
         match self {
-            DeleteApi { .. }
-            | DeleteAccessKey {
-                after_env: false, ..
-            } => 0,
+            DeleteApi { .. } | DeleteAccessKey { .. } => Phase::Clear,
             CreateRole
             | UpdateRoleTrust
             | PutRolePolicy
@@ -147,21 +188,44 @@ impl Action {
             | CreatePolicy
             | CreatePolicyVersion { .. }
             | DeleteUser
-            | DeletePolicy => 1,
+            | DeletePolicy => Phase::Foundations,
+            Retag { target, .. } => match target {
+                TagTarget::Function { .. } => Phase::Functions,
+                _ => Phase::Foundations,
+            },
             CreateFunction { .. }
             | UpdateFunctionCode { .. }
             | UpdateFunctionConfig { .. }
             | CreateStage
             | UpdateStage
-            | PutUserPolicy => 2,
-            CreateIntegration { .. } | AddPermission { .. } | CreateAccessKey => 3,
-            CreateRoute { .. } | UpdateRoute { .. } | DeleteRoute { .. } => 4,
-            CreateRouteResponse { .. } | DeleteIntegration { .. } => 5,
-            DeleteFunction { .. } | DeleteLogGroup { .. } | DeleteRole => 6,
-            DeleteAccessKey {
-                after_env: true, ..
-            } => 7,
+            | PutUserPolicy => Phase::Functions,
+            CreateIntegration { .. } | AddPermission { .. } | CreateAccessKey => Phase::Wiring,
+            CreateRoute { .. } | UpdateRoute { .. } | DeleteRoute { .. } => Phase::Routes,
+            CreateRouteResponse { .. } | DeleteIntegration { .. } => Phase::Responses,
+            DeleteFunction { .. } | DeleteLogGroup { .. } | DeleteRole => Phase::Cleanup,
+            DeactivateAccessKey { .. } => Phase::AfterEnv,
         }
+    }
+
+    /// Whether the action writes to the WebSocket API, whose writes AWS serialises (see `cloud::apigw`).
+    pub fn writes_api(&self) -> bool {
+        use Action::*;
+        matches!(
+            self,
+            UpdateApi { .. }
+                | CreateIntegration { .. }
+                | DeleteIntegration { .. }
+                | CreateRoute { .. }
+                | UpdateRoute { .. }
+                | DeleteRoute { .. }
+                | CreateRouteResponse { .. }
+                | CreateStage
+                | UpdateStage
+                | Retag {
+                    target: TagTarget::Api { .. },
+                    ..
+                }
+        )
     }
 
     /// `(kind, name)` of the resource, for people.
@@ -192,10 +256,21 @@ impl Action {
             CreateUser | DeleteUser => ("iam user".into(), d.user.clone()),
             PutUserPolicy => ("user policy".into(), d.user.clone()),
             CreateAccessKey => ("access key".into(), d.user.clone()),
-            DeleteAccessKey { id, .. } => ("access key".into(), id.clone()),
+            DeleteAccessKey { id } | DeactivateAccessKey { id } => {
+                ("access key".into(), id.clone())
+            }
             CreatePolicy | CreatePolicyVersion { .. } | DeletePolicy => {
                 ("managed policy".into(), d.policy.clone())
             }
+            // The same lane as the resource's other actions, so a retag never races its update.
+            Retag { target, .. } => match target {
+                TagTarget::Role => ("role".into(), d.role.clone()),
+                TagTarget::User => ("iam user".into(), d.user.clone()),
+                TagTarget::Policy => ("managed policy".into(), d.policy.clone()),
+                TagTarget::Api { .. } => ("websocket api".into(), d.api.clone()),
+                TagTarget::Function { function } => ("function".into(), fname(function)),
+                TagTarget::LogGroup { name } => ("log group".into(), name.clone()),
+            },
         }
     }
 
@@ -208,9 +283,12 @@ impl Action {
             PutRetention { days, .. } => format!("retention {days} days"),
             DeleteApi { reason, .. } => reason.clone(),
             AddPermission { replace: true, .. } => "source ARN".into(),
-            DeleteAccessKey {
-                after_env: true, ..
-            } => "after the new key is written".into(),
+            DeactivateAccessKey { .. } => "deactivate, after the new key is written".into(),
+            Retag { diff, .. } => {
+                let mut parts: Vec<String> = diff.set.keys().map(|k| format!("tag {k}")).collect();
+                parts.extend(diff.remove.iter().map(|k| format!("untag {k}")));
+                parts.join(", ")
+            }
             UpdateRoleTrust => "trust policy".into(),
             PutRolePolicy | PutUserPolicy => "policy document".into(),
             UpdateStage => "auto-deploy".into(),

@@ -4,5 +4,5 @@ pub mod action;
 pub mod plan;
 pub mod state;
 
-pub use plan::{plan, plan_teardown, render, Action, Change, Names, Options, PlanError};
+pub use plan::{plan, plan_teardown, render, Action, Change, Names, Options, Phase, PlanError};
 pub use state::{Artifact, Desired, Observed};

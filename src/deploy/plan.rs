@@ -1,8 +1,13 @@
 //! The plan: a pure function from (desired, observed) to the ordered actions that converge AWS on the desired
 //! state. `up` applies it, `plan` prints it, `teardown` is the plan towards nothing.
 
-pub use super::action::{Action, Change, Names};
-use super::state::{Desired, Observed, HANDLER, ROUTE_SELECTION, RUNTIME};
+use std::collections::BTreeMap;
+
+pub use super::action::{Action, Change, Names, Phase, TagTarget};
+use super::state::{
+    ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, Observed, Tags, UserObs, HANDLER,
+    REPLY_KEY, ROUTE_SELECTION, RUNTIME,
+};
 use crate::config::CredentialsMode;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +21,7 @@ pub enum PlanError {
     },
 }
 
-fn foreign(kind: &'static str, name: &str, tags: &super::state::Tags) -> PlanError {
+fn foreign(kind: &'static str, name: &str, tags: &Tags) -> PlanError {
     PlanError::Foreign {
         kind,
         name: name.to_string(),
@@ -28,13 +33,34 @@ fn foreign(kind: &'static str, name: &str, tags: &super::state::Tags) -> PlanErr
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub rotate_credentials: bool,
+    /// Now, in epoch seconds: the plan is pure, so the clock comes in.
+    pub now: i64,
+    /// How long a deactivated access key is kept (so it can be reactivated) before a run deletes it.
+    pub key_grace_secs: i64,
 }
 
-/// Actions that make AWS match `d`, ordered by phase. Empty when nothing changed.
+/// Actions that make AWS match `d`, ordered by phase. Empty when nothing changed. Each step below looks at one
+/// family of resources, as (desired, observed) -> actions.
 pub fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, PlanError> {
-    use Action::*;
-    let mut a = vec![];
+    let mut actions = vec![];
+    plan_role(d, o, &mut actions)?;
+    plan_log_groups(d, o, &mut actions);
+    plan_functions(d, o, &mut actions)?;
+    let api = plan_api(d, o, &mut actions)?;
+    if let Some(api) = api {
+        plan_stage(d, api, &mut actions);
+        let kept = plan_integrations(d, o, api, &mut actions);
+        plan_routes(d, api, &kept, &mut actions);
+    } else {
+        plan_new_api(d, &mut actions);
+    }
+    plan_credentials(d, o, api, opts, &mut actions)?;
+    actions.sort_by_key(Action::phase);
+    Ok(actions)
+}
 
+fn plan_role(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
+    use Action::*;
     match &o.role {
         None => a.extend([CreateRole, PutRolePolicy]),
         Some(r) if !d.owns(&r.tags) => return Err(foreign("IAM role", &d.role, &r.tags)),
@@ -45,27 +71,45 @@ pub fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, Pl
             if r.policy.as_ref() != Some(&d.role_policy()) {
                 a.push(PutRolePolicy);
             }
+            retag(d, &r.tags, TagTarget::Role, a);
         }
     }
+    Ok(())
+}
 
+fn retag(d: &Desired, observed: &Tags, target: TagTarget, a: &mut Vec<Action>) {
+    if let Some(diff) = d.tag_diff(observed) {
+        a.push(Action::Retag { target, diff });
+    }
+}
+
+/// Each function's log group, created ahead of the function so its retention applies from the first line.
+fn plan_log_groups(d: &Desired, o: &Observed, a: &mut Vec<Action>) {
+    use Action::*;
     for f in &d.functions {
-        let group = Desired::log_group(&f.name);
-        match o.log_groups.get(&group) {
+        let name = Desired::log_group(&f.name);
+        let days = d.log_retention_days;
+        match o.log_groups.get(&name) {
             None => a.extend([
-                CreateLogGroup {
-                    name: group.clone(),
-                },
-                PutRetention {
-                    name: group,
-                    days: d.log_retention_days,
-                },
+                CreateLogGroup { name: name.clone() },
+                PutRetention { name, days },
             ]),
-            Some(days) if *days != Some(d.log_retention_days) => a.push(PutRetention {
-                name: group,
-                days: d.log_retention_days,
-            }),
-            Some(_) => {}
+            Some(g) => {
+                if g.retention != Some(days) {
+                    a.push(PutRetention {
+                        name: name.clone(),
+                        days,
+                    });
+                }
+                retag(d, &g.tags, TagTarget::LogGroup { name }, a);
+            }
         }
+    }
+}
+
+fn plan_functions(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
+    use Action::*;
+    for f in &d.functions {
         match o.functions.get(&f.name) {
             None => a.push(CreateFunction {
                 function: f.function.clone(),
@@ -74,54 +118,28 @@ pub fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, Pl
                 return Err(foreign("Lambda function", &f.name, &of.tags))
             }
             Some(of) => {
-                let mut code = vec![];
-                if of.code_sha256 != f.artifact.code_sha256 {
-                    code.push("code".to_string());
-                }
-                if of.architecture != Some(f.architecture) {
-                    code.push(format!("architecture → {}", f.architecture.as_str()));
-                }
+                let code = code_changes(f, of);
                 if !code.is_empty() {
                     a.push(UpdateFunctionCode {
                         function: f.function.clone(),
                         fields: code,
                     });
                 }
-                let mut cfg = vec![];
-                if of.memory_mb != f.memory_mb {
-                    cfg.push(format!("memory_mb {} → {}", of.memory_mb, f.memory_mb));
-                }
-                if of.timeout_s != f.timeout_s {
-                    cfg.push(format!("timeout_s {} → {}", of.timeout_s, f.timeout_s));
-                }
-                if of.runtime != RUNTIME || of.handler != HANDLER {
-                    cfg.push("runtime".into());
-                }
-                if of.role != d.role_arn() {
-                    cfg.push("role".into());
-                }
-                for (k, v) in &f.env {
-                    if of.env.get(k) != Some(v) {
-                        // Never show the secret's value, even in a diff.
-                        cfg.push(if k.contains("SECRET") {
-                            format!("env {k}")
-                        } else {
-                            format!("env {k} → {v}")
-                        });
-                    }
-                }
-                if of.env.keys().any(|k| !f.env.contains_key(k)) {
-                    cfg.push("env (extra variables removed)".into());
-                }
-                if !cfg.is_empty() {
+                let config = config_changes(d, f, of);
+                if !config.is_empty() {
                     a.push(UpdateFunctionConfig {
                         function: f.function.clone(),
-                        fields: cfg,
+                        fields: config,
                     });
                 }
+                let target = TagTarget::Function {
+                    function: f.function.clone(),
+                };
+                retag(d, &of.tags, target, a);
             }
         }
     }
+    // Functions no route uses any more, with their log groups.
     for (name, of) in &o.functions {
         if !d.functions.iter().any(|f| &f.name == name) {
             if !d.owns(&of.tags) {
@@ -134,129 +152,198 @@ pub fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, Pl
             }
         }
     }
+    Ok(())
+}
 
-    // The API: the oldest one we own is kept, later duplicates (from a race between two runs) are removed.
-    if let Some(foreign_api) = o.apis.iter().find(|api| !d.owns(&api.tags)) {
-        return Err(foreign(
-            "WebSocket API",
-            &format!("{} ({})", d.api, foreign_api.id),
-            &foreign_api.tags,
-        ));
+fn code_changes(f: &FunctionSpec, of: &FunctionObs) -> Vec<String> {
+    let mut fields = vec![];
+    if of.code_sha256 != f.artifact.code_sha256 {
+        fields.push("code".to_string());
     }
-    let mut apis: Vec<_> = o.apis.iter().collect();
-    apis.sort_by_key(|api| (api.created, api.id.clone()));
-    let api = apis.first().copied();
-    for dup in apis.iter().skip(1) {
-        a.push(DeleteApi {
+    if of.architecture != Some(f.architecture) {
+        fields.push(format!("architecture → {}", f.architecture.as_str()));
+    }
+    fields
+}
+
+fn config_changes(d: &Desired, f: &FunctionSpec, of: &FunctionObs) -> Vec<String> {
+    let mut fields = vec![];
+    if of.memory_mb != f.memory_mb {
+        fields.push(format!("memory_mb {} → {}", of.memory_mb, f.memory_mb));
+    }
+    if of.timeout_s != f.timeout_s {
+        fields.push(format!("timeout_s {} → {}", of.timeout_s, f.timeout_s));
+    }
+    if of.runtime != RUNTIME || of.handler != HANDLER {
+        fields.push("runtime".into());
+    }
+    if of.role != d.role_arn() {
+        fields.push("role".into());
+    }
+    for (k, v) in &f.env {
+        if of.env.get(k) != Some(v) {
+            // Never show the secret's value, even in a diff.
+            fields.push(if k.contains("SECRET") {
+                format!("env {k}")
+            } else {
+                format!("env {k} → {v}")
+            });
+        }
+    }
+    if of.env.keys().any(|k| !f.env.contains_key(k)) {
+        fields.push("env (extra variables removed)".into());
+    }
+    fields
+}
+
+/// The API the stage keeps: the oldest one it owns; later duplicates (from a race between two runs) are removed.
+fn plan_api<'o>(
+    d: &Desired,
+    o: &'o Observed,
+    a: &mut Vec<Action>,
+) -> Result<Option<&'o ApiObs>, PlanError> {
+    if let Some(other) = o.apis.iter().find(|api| !d.owns(&api.tags)) {
+        let name = format!("{} ({})", d.api, other.id);
+        return Err(foreign("WebSocket API", &name, &other.tags));
+    }
+    let kept = o.kept_api();
+    for dup in o
+        .apis
+        .iter()
+        .filter(|api| Some(api.id.as_str()) != kept.map(|k| k.id.as_str()))
+    {
+        a.push(Action::DeleteApi {
             id: dup.id.clone(),
             reason: "duplicate left by an earlier concurrent run".into(),
         });
     }
-    match api {
-        None => {
-            a.push(CreateApi);
-            a.push(CreateStage);
-            for f in &d.functions {
-                a.push(CreateIntegration {
-                    function: f.function.clone(),
-                });
-                a.push(AddPermission {
-                    function: f.function.clone(),
-                    replace: false,
-                });
-            }
-            for r in &d.routes {
-                a.push(CreateRoute { key: r.key.clone() });
-                if r.reply {
-                    a.push(CreateRouteResponse { key: r.key.clone() });
-                }
-            }
+    if let Some(api) = kept {
+        if api.route_selection != ROUTE_SELECTION {
+            a.push(Action::UpdateApi { id: api.id.clone() });
         }
-        Some(api) => {
-            if api.route_selection != ROUTE_SELECTION {
-                a.push(UpdateApi { id: api.id.clone() });
-            }
-            match api.stages.iter().find(|s| s.name == d.stage) {
-                None => a.push(CreateStage),
-                Some(s) if !s.auto_deploy => a.push(UpdateStage),
-                Some(_) => {}
-            }
-            // Integrations by function ARN: the first of each is kept, any other is removed.
-            let mut kept: std::collections::BTreeMap<&str, &str> = Default::default();
-            for f in &d.functions {
-                let uri = d.integration_uri(&d.function_arn(&f.name));
-                match api.integrations.iter().find(|i| i.uri == uri) {
-                    Some(i) => {
-                        kept.insert(&f.function, &i.id);
-                    }
-                    None => a.push(CreateIntegration {
-                        function: f.function.clone(),
-                    }),
-                }
-                let source = d.invoke_source_arn(&api.id);
-                match o
-                    .functions
-                    .get(&f.name)
-                    .and_then(|of| of.permission_source.as_deref())
-                {
-                    Some(s) if s == source => {}
-                    Some(_) => a.push(AddPermission {
-                        function: f.function.clone(),
-                        replace: true,
-                    }),
-                    None => a.push(AddPermission {
-                        function: f.function.clone(),
-                        replace: false,
-                    }),
-                }
-            }
-            for r in &d.routes {
-                match api.routes.iter().find(|x| x.key == r.key) {
-                    None => {
-                        a.push(CreateRoute { key: r.key.clone() });
-                        if r.reply {
-                            a.push(CreateRouteResponse { key: r.key.clone() });
-                        }
-                    }
-                    Some(x) => {
-                        let mut fields = vec![];
-                        let target = kept
-                            .get(r.function.as_str())
-                            .map(|id| format!("integrations/{id}"));
-                        if target.is_none() || x.target != target {
-                            fields.push(format!("target → {}", r.function));
-                        }
-                        if !fields.is_empty() {
-                            a.push(UpdateRoute {
-                                key: r.key.clone(),
-                                id: x.id.clone(),
-                                fields,
-                            });
-                        }
-                        if r.reply && x.response_selection.as_deref() != Some("$default") {
-                            a.push(CreateRouteResponse { key: r.key.clone() });
-                        }
-                    }
-                }
-            }
-            for x in &api.routes {
-                if !d.routes.iter().any(|r| r.key == x.key) {
-                    a.push(DeleteRoute {
-                        key: x.key.clone(),
-                        id: x.id.clone(),
-                    });
-                }
-            }
-            for i in &api.integrations {
-                if !kept.values().any(|id| *id == i.id) {
-                    a.push(DeleteIntegration { id: i.id.clone() });
-                }
-            }
+        let target = TagTarget::Api { id: api.id.clone() };
+        retag(d, &api.tags, target, a);
+    }
+    Ok(kept)
+}
+
+/// A stage with no API yet: all of it.
+fn plan_new_api(d: &Desired, a: &mut Vec<Action>) {
+    use Action::*;
+    a.extend([CreateApi, CreateStage]);
+    for f in &d.functions {
+        let function = f.function.clone();
+        a.push(CreateIntegration {
+            function: function.clone(),
+        });
+        a.push(AddPermission {
+            function,
+            replace: false,
+        });
+    }
+    for r in &d.routes {
+        a.push(CreateRoute { key: r.key.clone() });
+        if r.reply {
+            a.push(CreateRouteResponse { key: r.key.clone() });
         }
     }
+}
 
-    let api_id = api.map(|x| x.id.as_str());
-    let policy = api_id.map(|id| d.manage_connections_policy(id));
+fn plan_stage(d: &Desired, api: &ApiObs, a: &mut Vec<Action>) {
+    match api.stages.iter().find(|s| s.name == d.stage) {
+        None => a.push(Action::CreateStage),
+        Some(s) if !s.auto_deploy => a.push(Action::UpdateStage),
+        Some(_) => {}
+    }
+}
+
+/// Integrations by function ARN (the first of each is kept, any other removed) and each function's permission
+/// for this API. Returns function -> kept integration id.
+fn plan_integrations<'a>(
+    d: &'a Desired,
+    o: &Observed,
+    api: &'a ApiObs,
+    a: &mut Vec<Action>,
+) -> BTreeMap<&'a str, &'a str> {
+    use Action::*;
+    let mut kept = BTreeMap::new();
+    let source = d.invoke_source_arn(&api.id);
+    for f in &d.functions {
+        let uri = d.integration_uri(&d.function_arn(&f.name));
+        match api.integrations.iter().find(|i| i.uri == uri) {
+            Some(i) => {
+                kept.insert(f.function.as_str(), i.id.as_str());
+            }
+            None => a.push(CreateIntegration {
+                function: f.function.clone(),
+            }),
+        }
+        let granted = o
+            .functions
+            .get(&f.name)
+            .and_then(|of| of.permission_source.as_deref());
+        if granted != Some(source.as_str()) {
+            a.push(AddPermission {
+                function: f.function.clone(),
+                replace: granted.is_some(),
+            });
+        }
+    }
+    for i in &api.integrations {
+        if !kept.values().any(|id| *id == i.id) {
+            a.push(DeleteIntegration { id: i.id.clone() });
+        }
+    }
+    kept
+}
+
+/// Routes by key: created, pointed at their function's integration, or removed. A two-way route needs both its
+/// `$default` response and the selection that turns it on; either one missing is repaired.
+fn plan_routes(d: &Desired, api: &ApiObs, kept: &BTreeMap<&str, &str>, a: &mut Vec<Action>) {
+    use Action::*;
+    for r in &d.routes {
+        let Some(x) = api.routes.iter().find(|x| x.key == r.key) else {
+            a.push(CreateRoute { key: r.key.clone() });
+            if r.reply {
+                a.push(CreateRouteResponse { key: r.key.clone() });
+            }
+            continue;
+        };
+        let target = kept
+            .get(r.function.as_str())
+            .map(|id| format!("integrations/{id}"));
+        if target.is_none() || x.target != target {
+            a.push(UpdateRoute {
+                key: r.key.clone(),
+                id: x.id.clone(),
+                fields: vec![format!("target → {}", r.function)],
+            });
+        }
+        let replies = x.response_selection.as_deref() == Some(REPLY_KEY)
+            && x.responses.iter().any(|k| k == REPLY_KEY);
+        if r.reply && !replies {
+            a.push(CreateRouteResponse { key: r.key.clone() });
+        }
+    }
+    for x in &api.routes {
+        if !d.routes.iter().any(|r| r.key == x.key) {
+            a.push(DeleteRoute {
+                key: x.key.clone(),
+                id: x.id.clone(),
+            });
+        }
+    }
+}
+
+fn plan_credentials(
+    d: &Desired,
+    o: &Observed,
+    api: Option<&ApiObs>,
+    opts: &Options,
+    a: &mut Vec<Action>,
+) -> Result<(), PlanError> {
+    use Action::*;
+    let policy = api.map(|api| d.manage_connections_policy(&api.id));
     match d.credentials {
         CredentialsMode::IamUser => {
             match &o.user {
@@ -266,42 +353,8 @@ pub fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, Pl
                     if policy.is_none() || u.policy != policy {
                         a.push(PutUserPolicy);
                     }
-                    let in_env = o
-                        .env_access_key_id
-                        .as_ref()
-                        .filter(|k| u.keys.iter().any(|(id, _)| id == *k));
-                    if in_env.is_none() || opts.rotate_credentials {
-                        // IAM allows two keys: make room first, never removing the one the env file holds.
-                        let mut others: Vec<&String> = u
-                            .keys
-                            .iter()
-                            .map(|(id, _)| id)
-                            .filter(|id| Some(*id) != in_env)
-                            .collect();
-                        if u.keys.len() >= 2 {
-                            let oldest = others.remove(0);
-                            a.push(DeleteAccessKey {
-                                id: oldest.clone(),
-                                after_env: false,
-                            });
-                        }
-                        a.push(CreateAccessKey);
-                        for id in others.into_iter().chain(in_env) {
-                            a.push(DeleteAccessKey {
-                                id: id.clone(),
-                                after_env: true,
-                            });
-                        }
-                    } else {
-                        // Keys whose secret nobody here holds (e.g. left by a run that crashed before writing
-                        // the env file) are unusable: remove them so the user never reaches IAM's two-key limit.
-                        for (id, _) in u.keys.iter().filter(|(id, _)| Some(id) != in_env) {
-                            a.push(DeleteAccessKey {
-                                id: id.clone(),
-                                after_env: true,
-                            });
-                        }
-                    }
+                    retag(d, &u.tags, TagTarget::User, a);
+                    a.extend(plan_keys(u, o.env_access_key_id.as_deref(), opts));
                 }
             }
             if o.managed_policy.is_some() {
@@ -311,20 +364,69 @@ pub fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, Pl
         CredentialsMode::Policy => {
             match &o.managed_policy {
                 None => a.push(CreatePolicy),
-                Some(p) if policy.as_ref() != Some(&p.document) => {
-                    let delete_oldest =
-                        (p.old_versions.len() >= 4).then(|| p.old_versions[0].clone());
-                    a.push(CreatePolicyVersion { delete_oldest });
+                Some(p) => {
+                    if policy.as_ref() != Some(&p.document) {
+                        let delete_oldest =
+                            (p.old_versions.len() >= 4).then(|| p.old_versions[0].clone());
+                        a.push(CreatePolicyVersion { delete_oldest });
+                    }
+                    retag(d, &p.tags, TagTarget::Policy, a);
                 }
-                Some(_) => {}
             }
             if o.user.is_some() {
                 a.push(DeleteUser);
             }
         }
     }
-    a.sort_by_key(Action::phase);
-    Ok(a)
+    Ok(())
+}
+
+/// The backend's access keys. The key the env file holds is kept while it is active. A new key (none usable, or
+/// `--rotate-credentials`) is written only once AWS accepts it; the previous one is then deactivated, not deleted,
+/// and a later run deletes it once the grace period has passed. IAM allows two keys per user, so there is at most
+/// one spare: the oldest spare makes room for a new key.
+fn plan_keys(u: &UserObs, env_key: Option<&str>, opts: &Options) -> Vec<Action> {
+    use Action::*;
+    let current = env_key.and_then(|id| u.keys.iter().find(|k| k.id == id && k.active));
+    let spares: Vec<&KeyObs> = u
+        .keys
+        .iter()
+        .filter(|k| Some(k.id.as_str()) != current.map(|c| c.id.as_str()))
+        .collect();
+    let mut a = vec![];
+    match current {
+        Some(current) if !opts.rotate_credentials => {
+            let grace_over = opts.now - current.created >= opts.key_grace_secs;
+            for k in spares {
+                if k.active {
+                    // Nobody here holds its secret (a run that crashed before writing, or another machine's).
+                    a.push(DeactivateAccessKey { id: k.id.clone() });
+                } else if grace_over {
+                    a.push(DeleteAccessKey { id: k.id.clone() });
+                }
+            }
+        }
+        _ => {
+            let mut kept: Vec<&KeyObs> = u.keys.iter().collect();
+            if kept.len() >= 2 {
+                // Make room: an inactive spare first, else the oldest key that is not the current one.
+                let room = spares
+                    .iter()
+                    .find(|k| !k.active)
+                    .or_else(|| spares.first())
+                    .map(|k| k.id.clone());
+                if let Some(id) = room {
+                    kept.retain(|k| k.id != id);
+                    a.push(DeleteAccessKey { id });
+                }
+            }
+            a.push(CreateAccessKey);
+            for k in kept.into_iter().filter(|k| k.active) {
+                a.push(DeactivateAccessKey { id: k.id.clone() });
+            }
+        }
+    }
+    a
 }
 
 /// Everything of the stage, in reverse dependency order. Only resources that carry this stage's tags.

@@ -4,6 +4,7 @@ use std::path::Path;
 use super::Action::*;
 use super::*;
 use crate::config::{Config, Overrides};
+use crate::deploy::action::{Phase, TagTarget};
 use crate::deploy::state::*;
 
 fn desired(extra: &str) -> Desired {
@@ -25,7 +26,11 @@ fn desired(extra: &str) -> Desired {
             )
         })
         .collect();
-    Desired::new(s, "123456789012", &artifacts, "s3cret")
+    Desired::new(s, &aws_caller(), &artifacts, "s3cret").unwrap()
+}
+
+fn aws_caller() -> Caller {
+    Caller::new("123456789012", "arn:aws:iam::123456789012:user/deployer")
 }
 
 /// What AWS holds after a successful `up` of `d`, written independently of `apply`.
@@ -70,6 +75,11 @@ fn converged(d: &Desired) -> Observed {
             key: r.key.clone(),
             target: Some(format!("integrations/int-{}", r.function)),
             response_selection: r.reply.then(|| "$default".into()),
+            responses: if r.reply {
+                vec!["$default".into()]
+            } else {
+                vec![]
+            },
         })
         .collect();
     Observed {
@@ -81,11 +91,20 @@ fn converged(d: &Desired) -> Observed {
         log_groups: d
             .functions
             .iter()
-            .map(|f| (Desired::log_group(&f.name), Some(d.log_retention_days)))
+            .map(|f| {
+                let g = LogGroupObs {
+                    retention: Some(d.log_retention_days),
+                    tags: d.tags.clone(),
+                };
+                (Desired::log_group(&f.name), g)
+            })
             .collect(),
         functions,
         apis: vec![ApiObs {
             id: api_id.into(),
+            endpoint: Some(format!(
+                "wss://{api_id}.execute-api.eu-west-3.amazonaws.com"
+            )),
             route_selection: ROUTE_SELECTION.into(),
             tags: d.tags.clone(),
             created: 100,
@@ -99,11 +118,19 @@ fn converged(d: &Desired) -> Observed {
         user: Some(UserObs {
             tags: d.tags.clone(),
             policy: Some(d.manage_connections_policy(api_id)),
-            keys: vec![("AKIA1".into(), 1)],
+            keys: vec![key("AKIA1", 1, true)],
         }),
         managed_policy: None,
         env_access_key_id: Some("AKIA1".into()),
         env_signing_secret: Some("s3cret".into()),
+    }
+}
+
+fn key(id: &str, created: i64, active: bool) -> KeyObs {
+    KeyObs {
+        id: id.into(),
+        created,
+        active,
     }
 }
 
@@ -321,63 +348,197 @@ fn resources_of_another_stage_are_never_touched() {
     assert!(plan_teardown(&d, &o).is_err());
 }
 
+fn rotating(now: i64) -> Options {
+    Options {
+        rotate_credentials: true,
+        now,
+        key_grace_secs: 100,
+    }
+}
+
+fn keeping(now: i64) -> Options {
+    Options {
+        rotate_credentials: false,
+        ..rotating(now)
+    }
+}
+
 #[test]
-fn access_keys_rotate_without_ever_leaving_the_env_on_a_deleted_key() {
+fn access_keys_rotate_by_deactivating_and_later_deleting() {
     let d = desired("");
     let mut o = converged(&d);
-    assert!(
-        plan(
-            &d,
-            &o,
-            &Options {
-                rotate_credentials: true
-            }
-        )
-        .unwrap()
-            == vec![
-                CreateAccessKey,
-                DeleteAccessKey {
-                    id: "AKIA1".into(),
-                    after_env: true
-                }
-            ]
+    let deactivate = |id: &str| DeactivateAccessKey { id: id.into() };
+    let delete = |id: &str| DeleteAccessKey { id: id.into() };
+    // Rotation: a new key, and the previous one deactivated (after the env file holds the new one), not deleted.
+    let p = plan(&d, &o, &rotating(10)).unwrap();
+    assert_eq!(p, vec![CreateAccessKey, deactivate("AKIA1")]);
+    assert_eq!(p[1].phase(), Phase::AfterEnv);
+    // The env file lost its key (a fresh CI runner): the same.
+    o.env_access_key_id = None;
+    assert_eq!(plan_of(&d, &o), vec![CreateAccessKey, deactivate("AKIA1")]);
+    // After a rotation: the spare is kept through the grace period (counted from the new key's creation)...
+    o.env_access_key_id = Some("AKIA2".into());
+    o.user.as_mut().unwrap().keys = vec![key("AKIA1", 1, false), key("AKIA2", 50, true)];
+    assert_eq!(plan(&d, &o, &keeping(149)).unwrap(), vec![]);
+    // ...and deleted once it is over.
+    assert_eq!(plan(&d, &o, &keeping(150)).unwrap(), vec![delete("AKIA1")]);
+    // Rotating again within the grace period: at most one spare, so it makes room first.
+    assert_eq!(
+        plan(&d, &o, &rotating(60)).unwrap(),
+        vec![delete("AKIA1"), CreateAccessKey, deactivate("AKIA2")]
     );
-    // The env file lost its key (a fresh CI runner): a new one, then the unknown one goes.
+    // A key nobody here holds, still active (a crashed run, another machine): deactivated, never deleted at once.
+    o.user.as_mut().unwrap().keys = vec![key("AKIA1", 1, true), key("AKIA2", 50, true)];
+    assert_eq!(
+        plan(&d, &o, &keeping(60)).unwrap(),
+        vec![deactivate("AKIA1")]
+    );
+    // Two active keys, neither in the env file: the oldest makes room, the other is deactivated.
     o.env_access_key_id = None;
     assert_eq!(
-        plan_of(&d, &o),
-        vec![
-            CreateAccessKey,
-            DeleteAccessKey {
-                id: "AKIA1".into(),
-                after_env: true
-            }
-        ]
+        plan(&d, &o, &keeping(60)).unwrap(),
+        vec![delete("AKIA1"), CreateAccessKey, deactivate("AKIA2")]
     );
-    // Two keys already, the env's among them, rotation asked: the other one makes room first.
-    o.env_access_key_id = Some("AKIA2".into());
-    o.user.as_mut().unwrap().keys = vec![("AKIA1".into(), 1), ("AKIA2".into(), 2)];
+    // An inactive key in the env file is not usable: a new one.
+    o.env_access_key_id = Some("AKIA1".into());
+    o.user.as_mut().unwrap().keys = vec![key("AKIA1", 1, false)];
+    assert_eq!(plan(&d, &o, &keeping(60)).unwrap(), vec![CreateAccessKey]);
+}
+
+#[test]
+fn a_lost_route_response_is_created_again() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let auth = o.apis[0]
+        .routes
+        .iter_mut()
+        .find(|r| r.key == "auth")
+        .unwrap();
+    auth.responses.clear();
     assert_eq!(
-        plan(
-            &d,
-            &o,
-            &Options {
-                rotate_credentials: true
+        plan_of(&d, &o),
+        vec![CreateRouteResponse { key: "auth".into() }],
+        "the selection is set but the response is gone"
+    );
+}
+
+#[test]
+fn changed_tags_are_applied_to_what_exists() {
+    let before = desired(
+        "tags: { team: web, cost: a }
+",
+    );
+    let after = desired(
+        "tags: { team: api }
+",
+    );
+    let mut o = converged(&before);
+    o.role
+        .as_mut()
+        .unwrap()
+        .tags
+        .insert("aws:cloudformation:stack".into(), "x".into());
+    let p = plan_of(&after, &o);
+    let diff = TagDiff {
+        set: [("team".to_string(), "api".to_string())].into(),
+        remove: vec!["cost".into()],
+    };
+    let targets: Vec<&TagTarget> = p
+        .iter()
+        .map(|a| match a {
+            Retag { target, diff: got } => {
+                assert_eq!(got, &diff, "aws: tags are AWS's own and stay");
+                target
             }
-        )
-        .unwrap(),
+            other => panic!("only tags change: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        targets,
         vec![
-            DeleteAccessKey {
-                id: "AKIA1".into(),
-                after_env: false
+            &TagTarget::Role,
+            &TagTarget::LogGroup {
+                name: "/aws/lambda/chat-dev-connect".into()
             },
-            CreateAccessKey,
-            DeleteAccessKey {
-                id: "AKIA2".into(),
-                after_env: true
-            }
+            &TagTarget::LogGroup {
+                name: "/aws/lambda/chat-dev-disconnect".into()
+            },
+            &TagTarget::Api { id: "api1".into() },
+            &TagTarget::User,
+            &TagTarget::Function {
+                function: "connect".into()
+            },
+            &TagTarget::Function {
+                function: "disconnect".into()
+            },
         ]
     );
+    assert!(render(&p, &Names::from(&after)).contains("(tag team, untag cost)"));
+}
+
+#[test]
+fn arns_and_endpoints_follow_the_partition() {
+    let cases = [
+        (
+            "arn:aws:sts::123456789012:assumed-role/ci/x",
+            "aws",
+            "amazonaws.com",
+        ),
+        (
+            "arn:aws-cn:iam::123456789012:user/ci",
+            "aws-cn",
+            "amazonaws.com.cn",
+        ),
+        (
+            "arn:aws-us-gov:iam::123456789012:root",
+            "aws-us-gov",
+            "amazonaws.com",
+        ),
+    ];
+    for (arn, partition, suffix) in cases {
+        let mut d = desired("");
+        let caller = Caller::new("123456789012", arn);
+        assert_eq!(caller.partition.id, partition);
+        d.partition = caller.partition;
+        let p = format!("arn:{partition}:");
+        for a in [
+            d.role_arn(),
+            d.policy_arn(),
+            d.function_arn("f"),
+            d.invoke_source_arn("api1"),
+            d.integration_uri("x"),
+            d.log_group_arn("/aws/lambda/f"),
+            d.api_arn("api1"),
+            d.manage_connections_policy("api1")["Statement"][0]["Resource"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ] {
+            assert!(a.starts_with(&p), "{a} is not in {partition}");
+        }
+        // Without the API's own endpoint, the partition's suffix; with it, exactly what AWS said.
+        let bare = ApiRef {
+            id: "api1".into(),
+            endpoint: None,
+        };
+        assert_eq!(
+            d.websocket_url(&bare),
+            format!("wss://api1.execute-api.eu-west-3.{suffix}/dev")
+        );
+        let given = ApiRef {
+            endpoint: Some(format!("wss://api1.execute-api.eu-west-3.{suffix}")),
+            ..bare
+        };
+        assert_eq!(
+            d.management_endpoint(&given),
+            format!("https://api1.execute-api.eu-west-3.{suffix}/dev")
+        );
+        // Service principals are the same in every partition for Lambda and API Gateway.
+        assert_eq!(
+            Desired::role_trust_policy()["Statement"][0]["Principal"]["Service"],
+            "lambda.amazonaws.com"
+        );
+    }
 }
 
 #[test]

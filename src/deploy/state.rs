@@ -16,6 +16,64 @@ pub const PERMISSION_SID: &str = "wsdeploy-apigateway-invoke";
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
 pub const ROUTE_SELECTION: &str = "$request.body.action";
+/// Route response key (and selection expression) that sends a two-way route's answer back to the client.
+pub const REPLY_KEY: &str = "$default";
+
+/// An AWS partition: its id in ARNs and the DNS suffix of its endpoints. Service principals stay
+/// `{service}.amazonaws.com` in every partition for Lambda and API Gateway (aws-cdk #2198, serverless #6127), while
+/// endpoints take the partition's suffix (`execute-api.cn-north-1.amazonaws.com.cn`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partition {
+    pub id: String,
+    pub dns_suffix: String,
+}
+
+impl Partition {
+    /// The partition of any ARN, `arn:{partition}:…` (the caller's, from STS GetCallerIdentity).
+    /// Suffixes: https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/partitions.html
+    pub fn of_arn(arn: &str) -> Partition {
+        let id = arn
+            .split(':')
+            .nth(1)
+            .filter(|p| !p.is_empty())
+            .unwrap_or("aws");
+        let dns_suffix = match id {
+            "aws-cn" => "amazonaws.com.cn",
+            "aws-iso" => "c2s.ic.gov",
+            "aws-iso-b" => "sc2s.sgov.gov",
+            "aws-iso-e" => "cloud.adc-e.uk",
+            "aws-iso-f" => "csp.hci.ic.gov",
+            _ => "amazonaws.com",
+        };
+        Partition {
+            id: id.to_string(),
+            dns_suffix: dns_suffix.to_string(),
+        }
+    }
+}
+
+/// Who runs wsdeploy: the account and partition every ARN is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account: String,
+    pub partition: Partition,
+}
+
+impl Caller {
+    pub fn new(account: &str, arn: &str) -> Caller {
+        Caller {
+            account: account.to_string(),
+            partition: Partition::of_arn(arn),
+        }
+    }
+}
+
+/// A deployed API: its id and, when AWS said it, its endpoint (`wss://{id}.execute-api.{region}.{suffix}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRef {
+    pub id: String,
+    pub endpoint: Option<String>,
+}
 
 /// One function's code, built and zipped.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +89,7 @@ pub struct Desired {
     pub stage: String,
     pub region: String,
     pub account: String,
+    pub partition: Partition,
     pub tags: Tags,
     pub role: String,
     pub role_policy_name: String,
@@ -67,10 +126,10 @@ impl Desired {
     /// `signing_secret` is the one already deployed if there is one (see `Observed::signing_secret`).
     pub fn new(
         cfg: &StageConfig,
-        account: &str,
+        caller: &Caller,
         artifacts: &BTreeMap<String, Artifact>,
         signing_secret: &str,
-    ) -> Desired {
+    ) -> Result<Desired, MissingArtifact> {
         let names = cfg.names();
         let mut tags = cfg.tags.clone();
         tags.insert(TAG_PROJECT.into(), cfg.project.clone());
@@ -90,7 +149,7 @@ impl Desired {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
-                FunctionSpec {
+                Ok(FunctionSpec {
                     name: cfg.function_name(&f),
                     memory_mb: cfg.lambda.memory_mb as i32,
                     timeout_s: cfg.lambda.timeout_s as i32,
@@ -99,11 +158,11 @@ impl Desired {
                     artifact: artifacts
                         .get(&f)
                         .cloned()
-                        .unwrap_or_else(|| panic!("no artifact for {f}")),
+                        .ok_or_else(|| MissingArtifact(f.clone()))?,
                     function: f,
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let routes = cfg
             .routes
             .iter()
@@ -113,11 +172,12 @@ impl Desired {
                 reply: f == "connect" && k != "$connect" && k != "$disconnect",
             })
             .collect();
-        Desired {
+        Ok(Desired {
             project: cfg.project.clone(),
             stage: cfg.stage.clone(),
             region: cfg.region.clone(),
-            account: account.to_string(),
+            account: caller.account.clone(),
+            partition: caller.partition.clone(),
             tags,
             role: names.role,
             role_policy_name: format!("{}-logs", names.prefix),
@@ -128,11 +188,11 @@ impl Desired {
             user: names.user,
             policy_name: names.policy,
             log_retention_days: cfg.lambda.log_retention_days as i32,
-        }
+        })
     }
 
     /// The stage's names and policies without its code, for verbs that never upload (`outputs`, `teardown`).
-    pub fn without_code(cfg: &StageConfig, account: &str) -> Desired {
+    pub fn without_code(cfg: &StageConfig, caller: &Caller) -> Desired {
         let none = Artifact {
             zip: PathBuf::new(),
             code_sha256: String::new(),
@@ -143,21 +203,29 @@ impl Desired {
             .into_iter()
             .map(|f| (f, none.clone()))
             .collect();
-        Desired::new(cfg, account, &artifacts, "")
+        Desired::new(cfg, caller, &artifacts, "").expect("every function has an artifact")
     }
 
-    pub fn websocket_url(&self, api_id: &str) -> String {
-        format!(
-            "wss://{api_id}.execute-api.{}.amazonaws.com/{}",
-            self.region, self.stage
-        )
+    /// The API's host: from the endpoint AWS gave, else built from the partition's DNS suffix.
+    fn api_host(&self, api: &ApiRef) -> String {
+        api.endpoint
+            .as_deref()
+            .and_then(|e| e.split_once("://").map(|(_, host)| host))
+            .map(|host| host.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| {
+                format!(
+                    "{}.execute-api.{}.{}",
+                    api.id, self.region, self.partition.dns_suffix
+                )
+            })
     }
 
-    pub fn management_endpoint(&self, api_id: &str) -> String {
-        format!(
-            "https://{api_id}.execute-api.{}.amazonaws.com/{}",
-            self.region, self.stage
-        )
+    pub fn websocket_url(&self, api: &ApiRef) -> String {
+        format!("wss://{}/{}", self.api_host(api), self.stage)
+    }
+
+    pub fn management_endpoint(&self, api: &ApiRef) -> String {
+        format!("https://{}/{}", self.api_host(api), self.stage)
     }
 
     pub fn log_group(function_name: &str) -> String {
@@ -177,12 +245,7 @@ impl Desired {
             .functions
             .iter()
             .flat_map(|f| {
-                let arn = format!(
-                    "arn:aws:logs:{}:{}:log-group:{}",
-                    self.region,
-                    self.account,
-                    Self::log_group(&f.name)
-                );
+                let arn = self.log_group_arn(&Self::log_group(&f.name));
                 [arn.clone(), format!("{arn}:*")]
             })
             .collect();
@@ -199,7 +262,7 @@ impl Desired {
             "Statement": [{
                 "Effect": "Allow",
                 "Action": "execute-api:ManageConnections",
-                "Resource": format!("arn:aws:execute-api:{}:{}:{api_id}/{}/*/@connections/*", self.region, self.account, self.stage)
+                "Resource": format!("arn:{}:execute-api:{}:{}:{api_id}/{}/*/@connections/*", self.partition.id, self.region, self.account, self.stage)
             }]
         })
     }
@@ -207,31 +270,69 @@ impl Desired {
     /// What API Gateway may invoke the functions from: this API only.
     pub fn invoke_source_arn(&self, api_id: &str) -> String {
         format!(
-            "arn:aws:execute-api:{}:{}:{api_id}/*",
-            self.region, self.account
+            "arn:{}:execute-api:{}:{}:{api_id}/*",
+            self.partition.id, self.region, self.account
         )
     }
 
     pub fn integration_uri(&self, function_arn: &str) -> String {
         format!(
-            "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
-            self.region
+            "arn:{}:apigateway:{}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+            self.partition.id, self.region
         )
     }
 
     pub fn function_arn(&self, name: &str) -> String {
         format!(
-            "arn:aws:lambda:{}:{}:function:{name}",
-            self.region, self.account
+            "arn:{}:lambda:{}:{}:function:{name}",
+            self.partition.id, self.region, self.account
         )
     }
 
     pub fn role_arn(&self) -> String {
-        format!("arn:aws:iam::{}:role/{}", self.account, self.role)
+        format!(
+            "arn:{}:iam::{}:role/{}",
+            self.partition.id, self.account, self.role
+        )
     }
 
     pub fn policy_arn(&self) -> String {
-        format!("arn:aws:iam::{}:policy/{}", self.account, self.policy_name)
+        format!(
+            "arn:{}:iam::{}:policy/{}",
+            self.partition.id, self.account, self.policy_name
+        )
+    }
+
+    pub fn log_group_arn(&self, group: &str) -> String {
+        format!(
+            "arn:{}:logs:{}:{}:log-group:{group}",
+            self.partition.id, self.region, self.account
+        )
+    }
+
+    /// What API Gateway's tagging API calls the API.
+    pub fn api_arn(&self, api_id: &str) -> String {
+        format!(
+            "arn:{}:apigateway:{}::/apis/{api_id}",
+            self.partition.id, self.region
+        )
+    }
+
+    /// The tags to add or change and the keys to remove so that `observed` becomes this stage's tags. Keys under
+    /// `aws:` belong to AWS and cannot be changed.
+    pub fn tag_diff(&self, observed: &Tags) -> Option<TagDiff> {
+        let set: Tags = self
+            .tags
+            .iter()
+            .filter(|(k, v)| observed.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let remove: Vec<String> = observed
+            .keys()
+            .filter(|k| !self.tags.contains_key(*k) && !k.starts_with("aws:"))
+            .cloned()
+            .collect();
+        (!set.is_empty() || !remove.is_empty()).then_some(TagDiff { set, remove })
     }
 
     pub fn owns(&self, tags: &Tags) -> bool {
@@ -239,13 +340,24 @@ impl Desired {
     }
 }
 
+/// Tags to set and tag keys to remove on one resource.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TagDiff {
+    pub set: Tags,
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("internal error: the function {0} was not built")]
+pub struct MissingArtifact(pub String);
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
     pub role: Option<RoleObs>,
     /// By function name.
     pub functions: BTreeMap<String, FunctionObs>,
-    /// Log group name -> retention in days (None: never expire).
-    pub log_groups: BTreeMap<String, Option<i32>>,
+    /// Log group name -> retention in days (None: never expire) and tags.
+    pub log_groups: BTreeMap<String, LogGroupObs>,
     /// Every API with the stage's name (more than one only after a race).
     pub apis: Vec<ApiObs>,
     pub user: Option<UserObs>,
@@ -254,6 +366,12 @@ pub struct Observed {
     pub env_access_key_id: Option<String>,
     /// The signing secret the backend's env file holds now.
     pub env_signing_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogGroupObs {
+    pub retention: Option<i32>,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -282,6 +400,8 @@ pub struct FunctionObs {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiObs {
     pub id: String,
+    /// `ApiEndpoint`, as AWS gives it.
+    pub endpoint: Option<String>,
     pub route_selection: String,
     pub tags: Tags,
     pub created: i64,
@@ -301,8 +421,10 @@ pub struct RouteObs {
     pub id: String,
     pub key: String,
     pub target: Option<String>,
-    /// `$default` once the route's response exists (see `Action::CreateRouteResponse`).
+    /// `$default` once the route replies to the client (see `Action::CreateRouteResponse`).
     pub response_selection: Option<String>,
+    /// Keys of the route's responses; read only for routes whose selection is set.
+    pub responses: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -315,15 +437,33 @@ pub struct StageObs {
 pub struct UserObs {
     pub tags: Tags,
     pub policy: Option<Value>,
-    /// (key id, created epoch seconds), oldest first.
-    pub keys: Vec<(String, i64)>,
+    /// Oldest first.
+    pub keys: Vec<KeyObs>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyObs {
+    pub id: String,
+    /// Epoch seconds.
+    pub created: i64,
+    pub active: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyObs {
+    pub tags: Tags,
     pub document: Value,
     /// Non-default version ids, oldest first (IAM keeps at most 5 versions).
     pub old_versions: Vec<String>,
+}
+
+impl ApiObs {
+    pub fn reference(&self) -> ApiRef {
+        ApiRef {
+            id: self.id.clone(),
+            endpoint: self.endpoint.clone(),
+        }
+    }
 }
 
 impl Observed {

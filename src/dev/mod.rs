@@ -185,6 +185,7 @@ pub async fn run(
             endpoint: &running.management_endpoint,
             region: &stage.region,
             key: Some((&key_id, &secret)),
+            drop_key: false,
             signing_secret: &signing,
         },
     )?;

@@ -180,6 +180,36 @@ async fn lifecycle_up_noop_change_teardown() {
         .expect(0);
     let out = up.json();
     let api_id = out["api_id"].as_str().unwrap().to_string();
+    // Real AWS's behaviour met on the way (the layer in front of moto), and handled: the new role waited for, the
+    // new functions waited on until Active, the new key waited for until AWS accepted it, and not one concurrent
+    // modification 409 from the API's own writes.
+    let hits = proxy.layer().hits();
+    for met in [
+        "new role not yet assumable",
+        "lambda read while Pending/InProgress",
+        "new access key not yet valid",
+    ] {
+        up.check(
+            hits.get(met).copied().unwrap_or(0) > 0,
+            &format!("the layer never played {met:?}: {hits:?}"),
+        );
+    }
+    up.check(
+        !hits.contains_key("apigw concurrent modification (409)")
+            && !hits.contains_key("lambda update while Pending/InProgress (409)"),
+        &format!("up's own writes collided: {hits:?}"),
+    );
+    let waited: Vec<&str> = out["waits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["for"].as_str().unwrap())
+        .collect();
+    up.check(
+        waited.contains(&"function chat-dev-connect ready")
+            && waited.iter().any(|w| w.starts_with("access key ")),
+        &format!("up says what it waited for: {waited:?}"),
+    );
     assert_eq!(
         out["websocket_url"],
         format!("wss://{api_id}.execute-api.{REGION}.amazonaws.com/dev")
@@ -483,7 +513,8 @@ async fn two_stages_live_side_by_side() {
     let config = format!(
         "{BASE}stages:\n  dev: {{}}\n  prod:\n    lambda: {{ memory_mb: 256 }}\n    env:\n      frontend: {{ file: ../frontend/.env.production }}\n      backend: {{ file: ../backend/.env.production }}\n"
     );
-    let app = App::new(&moto.endpoint, &config);
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, &config);
     let dev = app
         .run(&["up", "-s", "dev", "--output", "json"])
         .expect(0)

@@ -1,6 +1,8 @@
 //! The one integration-test binary (it links once): every test drives the real `wsdeploy` binary or real services.
 
+mod aws_behaviour;
 mod aws_emulator;
+mod aws_quirks;
 mod cli;
 mod config_corpus;
 mod deploy;

@@ -12,6 +12,8 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use rand::{Rng, SeedableRng};
 
+use crate::aws_behaviour::{Before, Behaviour, Layer, Req, Upstream};
+
 #[derive(Debug, Clone)]
 pub struct Seen {
     /// `IAM:CreateRole`, `Logs:PutRetentionPolicy`, `POST /2015-03-31/functions`...
@@ -39,6 +41,7 @@ struct Shared {
     stopped: AtomicBool,
     /// Answer every request with this AWS query-protocol error: (status, code).
     fixed: Mutex<Option<(u16, String)>>,
+    layer: Layer,
 }
 
 pub struct Proxy {
@@ -47,7 +50,12 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// With every AWS behaviour moto lacks turned on (see `aws_behaviour`).
     pub async fn start(upstream: &str) -> Proxy {
+        Proxy::with(upstream, Behaviour::aws()).await
+    }
+
+    pub async fn with(upstream: &str, behaviour: Behaviour) -> Proxy {
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             client: reqwest::Client::new(),
@@ -57,6 +65,7 @@ impl Proxy {
             stop_after: AtomicUsize::new(usize::MAX),
             stopped: AtomicBool::new(false),
             fixed: Mutex::new(None),
+            layer: Layer::new(behaviour),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
@@ -94,6 +103,11 @@ impl Proxy {
     /// Every request gets this error from now on, e.g. `(400, "ExpiredToken")`.
     pub fn answer_all(&self, error: Option<(u16, &str)>) {
         *self.shared.fixed.lock().unwrap() = error.map(|(s, c)| (s, c.to_string()));
+    }
+
+    /// The AWS-behaviour layer: its settings, and how often each behaviour acted.
+    pub fn layer(&self) -> &Layer {
+        &self.shared.layer
     }
 
     pub fn injected(&self) -> usize {
@@ -255,6 +269,54 @@ async fn handle(
         });
         seen.len()
     };
+    let req = Req {
+        method: &parts.method,
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let upstream = Upstream {
+        base: s.upstream.clone(),
+        client: s.client.clone(),
+    };
+    let (status, headers, bytes) = match s.layer.before(&req, &upstream).await {
+        Before::Answer(a) => (
+            a.status,
+            a.headers
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect(),
+            a.body.into_bytes(),
+        ),
+        Before::Forward(slot) => {
+            let (status, headers, bytes) = forward(&s, &parts, &body).await?;
+            let bytes = s.layer.after(&req, status, bytes);
+            drop(slot);
+            (status, headers, bytes)
+        }
+    };
+    if n >= s.stop_after.load(Ordering::SeqCst) {
+        // Processed upstream, never answered: the state a SIGKILL right after this request leaves behind.
+        s.stopped.store(true, Ordering::SeqCst);
+        std::future::pending::<()>().await;
+    }
+    let mut out = Response::builder().status(StatusCode::from_u16(status).unwrap());
+    for (k, v) in &headers {
+        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+            out = out.header(k.as_str(), v.as_slice());
+        }
+    }
+    Ok(out.body(Full::new(Bytes::from(bytes))).unwrap())
+}
+
+type Headers = Vec<(String, Vec<u8>)>;
+
+/// The request as moto gets it, and its answer.
+async fn forward(
+    s: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+) -> Result<(u16, Headers, Vec<u8>), std::io::Error> {
     let url = format!(
         "{}{}",
         s.upstream,
@@ -278,18 +340,11 @@ async fn handle(
     }
     let resp = up.send().await.map_err(std::io::Error::other)?;
     let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+        .collect();
     let bytes = resp.bytes().await.map_err(std::io::Error::other)?;
-    if n >= s.stop_after.load(Ordering::SeqCst) {
-        // Processed upstream, never answered: the state a SIGKILL right after this request leaves behind.
-        s.stopped.store(true, Ordering::SeqCst);
-        std::future::pending::<()>().await;
-    }
-    let mut out = Response::builder().status(StatusCode::from_u16(status).unwrap());
-    for (k, v) in headers.iter() {
-        if k != "content-length" && k != "transfer-encoding" && k != "connection" {
-            out = out.header(k.as_str(), v.as_bytes());
-        }
-    }
-    Ok(out.body(Full::new(bytes)).unwrap())
+    Ok((status, headers, bytes.to_vec()))
 }

@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use crate::deploy::{decode, lambda_policy, App, BASE};
 use crate::moto::{Moto, ACCOUNT, REGION};
+use crate::proxy::Proxy;
 
 fn env_value(path: &std::path::Path, key: &str) -> String {
     let vars = crate::util::env_file(path);
@@ -15,7 +16,8 @@ fn env_value(path: &std::path::Path, key: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_never_appear_in_any_output_or_log() {
     let moto = Moto::start();
-    let app = App::new(&moto.endpoint, BASE);
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
     let mut runs = vec![app.run(&["up", "-vv"]).expect(0)];
     let secret = env_value(&app.backend_env, "WS_API_SECRET_ACCESS_KEY");
     let signing = env_value(&app.backend_env, "WS_SIGNING_SECRET");
@@ -47,7 +49,8 @@ async fn secrets_never_appear_in_any_output_or_log() {
 #[tokio::test(flavor = "multi_thread")]
 async fn show_secrets_is_the_only_way_to_print_them() {
     let moto = Moto::start();
-    let app = App::new(&moto.endpoint, BASE);
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
     app.run(&["up"]).expect(0);
     let out = app
         .run(&["outputs", "--show-secrets", "--output", "json"])
@@ -108,7 +111,8 @@ fn check_statements(what: &str, doc: &Value, allowed: &[String]) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_policy_is_least_privilege() {
     let moto = Moto::start();
-    let app = App::new(&moto.endpoint, BASE);
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
     let out = app.run(&["up", "--output", "json"]).expect(0).json();
     let api = out["api_id"].as_str().unwrap();
     let conf = moto.sdk_config().await;

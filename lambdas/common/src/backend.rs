@@ -21,6 +21,13 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 const RETRY_DELAY: Duration = Duration::from_millis(250);
 
+/// How long an idle keep-alive connection may be reused. Lambda freezes the execution environment between
+/// invocations (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html), so a pooled
+/// connection can sit for minutes while the backend closes its end; reusing it then fails the request. Node's
+/// servers close idle connections after 5 s (`server.keepAliveTimeout`), so anything idle longer than this is
+/// dropped instead of reused.
+pub const POOL_IDLE: Duration = Duration::from_secs(4);
+
 #[derive(Clone)]
 pub struct Settings {
     pub backend_url: String,
@@ -97,8 +104,15 @@ pub struct Backend {
 
 impl Backend {
     pub fn new(settings: Settings) -> Result<Backend, reqwest::Error> {
+        Self::with_pool_idle(settings, POOL_IDLE)
+    }
+
+    pub fn with_pool_idle(settings: Settings, idle: Duration) -> Result<Backend, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
+            .pool_idle_timeout(idle)
+            // The signature must never travel to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("wsdeploy-lambda/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Backend { client, settings })
@@ -120,15 +134,17 @@ impl Backend {
         .await
     }
 
-    /// `DELETE {disconnect_path}` with the id substituted; one retry on a connection error (DELETE is idempotent).
+    /// `DELETE {disconnect_path}` with the id substituted. DELETE is idempotent, so it is retried once on any
+    /// transport error: a backend still starting, or a kept-alive connection the backend closed while this
+    /// environment was frozen. Not after a timeout: a second full wait could outlast the function.
     pub async fn unregister(&self, connection_id: &str) -> Result<StatusCode, CallError> {
         let path = self
             .settings
             .disconnect_path
             .replace("{connectionId}", &encode_segment(connection_id));
         match self.call(Method::DELETE, &path, vec![], None).await {
-            Err(CallError::Unreachable(e)) => {
-                tracing::warn!(error = %e, "backend unreachable; retrying the DELETE once");
+            Err(CallError::Unreachable(e) | CallError::Other(e)) => {
+                tracing::warn!(error = %e, "backend call failed; retrying the DELETE once");
                 // A backend that is restarting gets a moment; well inside the function's timeout.
                 tokio::time::sleep(RETRY_DELAY).await;
                 self.call(Method::DELETE, &path, vec![], None).await

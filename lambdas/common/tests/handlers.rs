@@ -14,14 +14,17 @@ const SECRET: &str = "test-signing-secret";
 const CONN: &str = "TWegAcC4Eo+/HnA=";
 
 fn backend(url: &str, timeout_ms: u64) -> Backend {
-    let s = Settings::from_lookup(|k| match k {
+    Backend::new(settings(url, timeout_ms)).unwrap()
+}
+
+fn settings(url: &str, timeout_ms: u64) -> Settings {
+    Settings::from_lookup(|k| match k {
         "WSDEPLOY_BACKEND_URL" => Some(url.to_string()),
         "WSDEPLOY_SIGNING_SECRET" => Some(SECRET.into()),
         "WSDEPLOY_BACKEND_TIMEOUT_MS" => Some(timeout_ms.to_string()),
         _ => None,
     })
-    .unwrap();
-    Backend::new(s).unwrap()
+    .unwrap()
 }
 
 fn event(route: &str, body: Option<&str>, query: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
@@ -319,4 +322,88 @@ fn settings_say_what_is_missing_and_never_show_the_secret() {
         }))
         .is_err()
     );
+}
+
+/// A backend that keeps connections alive but, like a server whose idle timeout fired while the client was frozen,
+/// drops a connection that sat idle longer than `idle` the moment the next request arrives on it, unanswered.
+/// Returns its address and the number of connections it accepted.
+async fn dropping_idle_connections(
+    idle: Duration,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut last = std::time::Instant::now();
+                let mut buf = vec![0u8; 8192];
+                loop {
+                    let Ok(n) = sock.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    if last.elapsed() > idle {
+                        return; // closed under the request: no answer
+                    }
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let status = if head.starts_with("DELETE") {
+                        "204 No Content"
+                    } else {
+                        "201 Created"
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: keep-alive\r\n\r\n"
+                    );
+                    if sock.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    last = std::time::Instant::now();
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_not_reused_after_a_freeze() {
+    let (addr, accepted) = dropping_idle_connections(Duration::from_millis(200)).await;
+    let b = Backend::with_pool_idle(
+        settings(&format!("http://{addr}"), 2000),
+        Duration::from_millis(100),
+    )
+    .unwrap();
+    assert_eq!(b.register(CONN, "t").await.unwrap().as_u16(), 201);
+    // The environment "freezes" past the backend's idle timeout; the pool has let the connection go by then.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.register(CONN, "t").await.unwrap().as_u16(), 201);
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "a fresh connection"
+    );
+}
+
+#[tokio::test]
+async fn a_delete_on_a_dropped_connection_is_retried() {
+    let (addr, accepted) = dropping_idle_connections(Duration::from_millis(200)).await;
+    // A pool that would reuse the connection: the backend drops it under the DELETE, which is retried.
+    let b = Backend::with_pool_idle(
+        settings(&format!("http://{addr}"), 2000),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(b.register(CONN, "t").await.unwrap().as_u16(), 201);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.unregister(CONN).await.unwrap().as_u16(), 204);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
