@@ -89,6 +89,7 @@ pub enum Command {
     Init(cmd::init::Args),
     Validate(cmd::validate::Args),
     Plan(cmd::plan::Args),
+    Policy(cmd::policy::Args),
     Up(cmd::up::Args),
     Teardown(cmd::teardown::Args),
     Outputs(cmd::outputs::Args),

@@ -30,6 +30,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Validate(a) => a.run(&ctx).await,
         Command::Plan(a) => a.run(&ctx).await,
         Command::Up(a) => a.run(&ctx).await,
+        Command::Policy(a) => a.run(&ctx).await,
         Command::Teardown(a) => a.run(&ctx).await,
         Command::Outputs(a) => a.run(&ctx).await,
         Command::Send(a) => a.run(&ctx).await,

@@ -6,6 +6,7 @@ pub mod dev;
 pub mod init;
 pub mod outputs;
 pub mod plan;
+pub mod policy;
 pub mod schema;
 pub mod send;
 pub mod stage;

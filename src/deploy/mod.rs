@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod plan;
+pub mod policy;
 pub mod state;
 
 pub use plan::{plan, plan_teardown, render, Action, Change, Names, Options, Phase, PlanError};

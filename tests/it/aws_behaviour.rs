@@ -146,6 +146,8 @@ struct State {
 pub struct Layer {
     pub behaviour: Arc<Mutex<Behaviour>>,
     state: Arc<Mutex<State>>,
+    /// IAM authorisation of the deploying identity (access key `testing`), when a test gives it a policy.
+    iam: Arc<Mutex<Option<crate::iam_enforce::Evaluator>>>,
 }
 
 /// Holds an API's write slot until the forwarded request has its answer.
@@ -200,6 +202,14 @@ fn access_key_of(headers: &HeaderMap) -> Option<String> {
     Some(cred.split('/').next()?.to_string())
 }
 
+/// IAM and STS speak the query protocol: a form-encoded body.
+fn is_query(r: &Req<'_>) -> bool {
+    r.headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("x-www-form-urlencoded"))
+}
+
 fn xml_value(xml: &str, tag: &str) -> Option<String> {
     let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
     let end = xml[start..].find(&format!("</{tag}>"))? + start;
@@ -211,7 +221,37 @@ impl Layer {
         Layer {
             behaviour: Arc::new(Mutex::new(b)),
             state: Arc::new(Mutex::new(State::default())),
+            iam: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// From now on the deploying identity holds exactly `policy` (none: it may do anything, as moto lets it).
+    pub fn enforce(&self, policy: Option<&Value>) {
+        *self.iam.lock().unwrap() = policy.map(crate::iam_enforce::Evaluator::start);
+    }
+
+    /// AccessDenied, as AWS answers it, for the first check the identity's policy does not allow.
+    fn authorize(&self, r: &Req<'_>) -> Option<Answer> {
+        if access_key_of(r.headers).as_deref() != Some("testing") {
+            return None;
+        }
+        let mut iam = self.iam.lock().unwrap();
+        let evaluator = iam.as_mut()?;
+        let denied = crate::iam_enforce::checks(r)
+            .into_iter()
+            .find(|c| !evaluator.allows(c))?;
+        Self::hit(
+            &mut self.state.lock().unwrap(),
+            "access denied by the identity's policy",
+        );
+        let message = crate::iam_enforce::denial(&denied);
+        Some(if is_query(r) {
+            Answer::query(403, "AccessDenied", &message)
+        } else if r.headers.contains_key("x-amz-target") {
+            Answer::json11(400, "AccessDeniedException", &message)
+        } else {
+            Answer::rest(403, "AccessDeniedException", &message)
+        })
     }
 
     pub fn set(&self, b: Behaviour) {
@@ -230,7 +270,7 @@ impl Layer {
     /// slot for the time a write takes).
     pub async fn before(&self, r: &Req<'_>, upstream: &Upstream) -> Before {
         let b = self.behaviour.lock().unwrap().clone();
-        if let Some(a) = self.refuse_key(r, &b) {
+        if let Some(a) = self.refuse_key(r, &b).or_else(|| self.authorize(r)) {
             return Before::Answer(a);
         }
         let seg = segments(r.path);

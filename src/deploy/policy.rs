@@ -1,0 +1,283 @@
+//! The least-privilege IAM policy that an identity needs to run `plan`, `up` and `teardown` for some stages: each
+//! statement is one family of resources, named after the stage's resources wherever AWS allows it. Pure: the
+//! caller decides the account and partition.
+//!
+//! Actions and resource types follow the Service Authorization Reference
+//! (https://docs.aws.amazon.com/service-authorization/latest/reference/): API Gateway has no name-scoped
+//! resources (`apigateway:{METHOD}` on `/apis`, `/apis/*`, `/tags/*`), and `logs:DescribeLogGroups` is authorised
+//! on the account's log groups, not one of them.
+
+use serde_json::{json, Value};
+
+use super::state::{Desired, Partition};
+use crate::config::StageConfig;
+
+/// The account and partition the policy is for; `*` when they are not known.
+pub struct Scope<'a> {
+    pub account: &'a str,
+    pub partition: &'a Partition,
+}
+
+struct StageArns {
+    role: String,
+    user: String,
+    policy: String,
+    functions: String,
+    log_groups: [String; 2],
+    describe_log_groups: String,
+    apis: [String; 3],
+}
+
+fn arns(cfg: &StageConfig, scope: &Scope<'_>) -> StageArns {
+    let n = cfg.names();
+    let (p, a, r) = (&scope.partition.id, scope.account, &cfg.region);
+    let group = format!(
+        "arn:{p}:logs:{r}:{a}:log-group:{}",
+        Desired::log_group(&format!("{}-*", n.prefix))
+    );
+    StageArns {
+        role: format!("arn:{p}:iam::{a}:role/{}", n.role),
+        user: format!("arn:{p}:iam::{a}:user/{}", n.user),
+        policy: format!("arn:{p}:iam::{a}:policy/{}", n.policy),
+        functions: format!("arn:{p}:lambda:{r}:{a}:function:{}-*", n.prefix),
+        log_groups: [group.clone(), format!("{group}:*")],
+        describe_log_groups: format!("arn:{p}:logs:{r}:{a}:log-group:*"),
+        apis: [
+            format!("arn:{p}:apigateway:{r}::/apis"),
+            format!("arn:{p}:apigateway:{r}::/apis/*"),
+            format!("arn:{p}:apigateway:{r}::/tags/*"),
+        ],
+    }
+}
+
+fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
+    let mut resources = resources;
+    resources.sort();
+    resources.dedup();
+    json!({ "Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources })
+}
+
+/// The policy document for `stages` (all of one config file, or one stage).
+pub fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value {
+    let all: Vec<StageArns> = stages.iter().map(|s| arns(s, scope)).collect();
+    let each = |f: &dyn Fn(&StageArns) -> Vec<String>| all.iter().flat_map(f).collect::<Vec<_>>();
+    let roles = each(&|s| vec![s.role.clone()]);
+    let policies = each(&|s| vec![s.policy.clone()]);
+    let statements = vec![
+        statement(
+            "LambdaRole",
+            &[
+                "iam:GetRole",
+                "iam:CreateRole",
+                "iam:DeleteRole",
+                "iam:UpdateAssumeRolePolicy",
+                "iam:GetRolePolicy",
+                "iam:PutRolePolicy",
+                "iam:DeleteRolePolicy",
+                "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies",
+                "iam:DetachRolePolicy",
+                "iam:TagRole",
+                "iam:UntagRole",
+            ],
+            roles.clone(),
+        ),
+        // The role goes to Lambda and nowhere else.
+        {
+            let mut s = statement("PassLambdaRole", &["iam:PassRole"], roles);
+            s["Condition"] =
+                json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } });
+            s
+        },
+        statement(
+            "BackendUser",
+            &[
+                "iam:GetUser",
+                "iam:CreateUser",
+                "iam:DeleteUser",
+                "iam:GetUserPolicy",
+                "iam:PutUserPolicy",
+                "iam:DeleteUserPolicy",
+                "iam:ListUserPolicies",
+                "iam:ListAttachedUserPolicies",
+                "iam:DetachUserPolicy",
+                "iam:ListAccessKeys",
+                "iam:CreateAccessKey",
+                "iam:UpdateAccessKey",
+                "iam:DeleteAccessKey",
+                "iam:TagUser",
+                "iam:UntagUser",
+            ],
+            each(&|s| vec![s.user.clone()]),
+        ),
+        statement(
+            "ManagedPolicy",
+            &[
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:ListPolicyVersions",
+                "iam:CreatePolicy",
+                "iam:CreatePolicyVersion",
+                "iam:DeletePolicyVersion",
+                "iam:DeletePolicy",
+                "iam:ListEntitiesForPolicy",
+                "iam:TagPolicy",
+                "iam:UntagPolicy",
+            ],
+            policies.clone(),
+        ),
+        // `teardown` detaches the managed policy from whatever you attached it to, and from nothing else.
+        {
+            let mut s = statement(
+                "DetachManagedPolicy",
+                &[
+                    "iam:DetachRolePolicy",
+                    "iam:DetachUserPolicy",
+                    "iam:DetachGroupPolicy",
+                ],
+                vec!["*".into()],
+            );
+            s["Condition"] = json!({ "ArnEquals": { "iam:PolicyARN": policies } });
+            s
+        },
+        statement(
+            "Functions",
+            &[
+                "lambda:GetFunction",
+                "lambda:GetFunctionConfiguration",
+                "lambda:CreateFunction",
+                "lambda:DeleteFunction",
+                "lambda:UpdateFunctionCode",
+                "lambda:UpdateFunctionConfiguration",
+                "lambda:GetPolicy",
+                "lambda:AddPermission",
+                "lambda:RemovePermission",
+                "lambda:ListTags",
+                "lambda:TagResource",
+                "lambda:UntagResource",
+            ],
+            each(&|s| vec![s.functions.clone()]),
+        ),
+        statement(
+            "LogGroups",
+            &[
+                "logs:CreateLogGroup",
+                "logs:DeleteLogGroup",
+                "logs:PutRetentionPolicy",
+                "logs:ListTagsForResource",
+                "logs:TagResource",
+                "logs:UntagResource",
+            ],
+            each(&|s| s.log_groups.to_vec()),
+        ),
+        statement(
+            "ListLogGroups",
+            &["logs:DescribeLogGroups"],
+            each(&|s| vec![s.describe_log_groups.clone()]),
+        ),
+        statement(
+            "WebSocketApi",
+            &[
+                "apigateway:GET",
+                "apigateway:POST",
+                "apigateway:PUT",
+                "apigateway:PATCH",
+                "apigateway:DELETE",
+            ],
+            each(&|s| s.apis.to_vec()),
+        ),
+    ];
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Overrides};
+
+    fn policy(partition: &str) -> Value {
+        let src = "project: chat\nregion: eu-west-3\nbackend: { url: 'https://api.example.com' }\nstages: { dev: {}, prod: { region: us-east-1 } }\n";
+        let c = Config::from_source(
+            std::path::Path::new("w.yaml"),
+            src.into(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let stages: Vec<&StageConfig> = ["dev", "prod"]
+            .iter()
+            .map(|s| c.stage(Some(s)).unwrap())
+            .collect();
+        let partition = Partition::of_arn(&format!("arn:{partition}:iam::1:root"));
+        deploy_policy(
+            &stages,
+            &Scope {
+                account: "123456789012",
+                partition: &partition,
+            },
+        )
+    }
+
+    fn statement<'a>(doc: &'a Value, sid: &str) -> &'a Value {
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap()
+    }
+
+    /// The conditions moto's policy evaluator cannot check (it knows StringEquals only), checked here.
+    #[test]
+    fn passing_the_role_and_detaching_the_policy_are_conditional() {
+        let doc = policy("aws");
+        let pass = statement(&doc, "PassLambdaRole");
+        assert_eq!(
+            pass["Condition"]["StringEquals"]["iam:PassedToService"],
+            "lambda.amazonaws.com"
+        );
+        assert_eq!(
+            pass["Resource"],
+            json!([
+                "arn:aws:iam::123456789012:role/chat-dev-lambda",
+                "arn:aws:iam::123456789012:role/chat-prod-lambda"
+            ])
+        );
+        let detach = statement(&doc, "DetachManagedPolicy");
+        assert_eq!(
+            detach["Condition"]["ArnEquals"]["iam:PolicyARN"],
+            json!([
+                "arn:aws:iam::123456789012:policy/chat-dev-manage-connections",
+                "arn:aws:iam::123456789012:policy/chat-prod-manage-connections"
+            ])
+        );
+    }
+
+    #[test]
+    fn nothing_is_granted_on_everything_but_what_aws_cannot_scope() {
+        for partition in ["aws", "aws-cn", "aws-us-gov"] {
+            let doc = policy(partition);
+            for s in doc["Statement"].as_array().unwrap() {
+                for r in s["Resource"].as_array().unwrap() {
+                    let r = r.as_str().unwrap();
+                    if s["Sid"] == "DetachManagedPolicy" {
+                        assert_eq!(r, "*", "scoped by its condition instead");
+                        continue;
+                    }
+                    assert!(r.starts_with(&format!("arn:{partition}:")), "{r}");
+                    assert!(
+                        r.contains("chat-")
+                            || r.ends_with("log-group:*")
+                            || r.contains(":apigateway:"),
+                        "{r} is not scoped to the project"
+                    );
+                }
+            }
+            // One region per stage.
+            let apis = &statement(&doc, "WebSocketApi")["Resource"];
+            assert!(apis.as_array().unwrap().iter().any(|r| r
+                .as_str()
+                .unwrap()
+                .contains(":apigateway:us-east-1::/apis/*")));
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! IAM authorisation for the deploying identity, played by the AWS-behaviour layer: every request is mapped to the
+//! IAM action(s) and resource AWS authorises it as (the Service Authorization Reference), and moto's own policy
+//! evaluator (`iam_eval.py`) decides. A denied request gets AWS's AccessDenied answer, which names the action.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::aws_behaviour::Req;
+use crate::moto::ACCOUNT;
+
+/// One authorisation AWS makes for a request.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub action: String,
+    pub resource: String,
+    pub conditions: BTreeMap<String, String>,
+}
+
+fn check(action: impl Into<String>, resource: impl Into<String>) -> Check {
+    Check {
+        action: action.into(),
+        resource: resource.into(),
+        conditions: BTreeMap::new(),
+    }
+}
+
+fn region_of(r: &Req<'_>) -> String {
+    r.headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').nth(2))
+        .unwrap_or("eu-west-3")
+        .to_string()
+}
+
+/// What AWS checks for `r`; empty for what needs no permission (STS GetCallerIdentity).
+pub fn checks(r: &Req<'_>) -> Vec<Check> {
+    let region = region_of(r);
+    let params: BTreeMap<String, String> =
+        url::form_urlencoded::parse(r.body).into_owned().collect();
+    if let Some(action) = params.get("Action") {
+        return iam_checks(action, &params);
+    }
+    if let Some(target) = r.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        let op = target.rsplit('.').next().unwrap_or(target);
+        let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
+        let groups = format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:");
+        let resource = match (body["logGroupName"].as_str(), body["resourceArn"].as_str()) {
+            (Some(name), _) => format!("{groups}{name}"),
+            (_, Some(arn)) => arn.to_string(),
+            _ => format!("{groups}*"),
+        };
+        return vec![check(format!("logs:{op}"), resource)];
+    }
+    let path = r.path;
+    if let Some(rest) = path.strip_prefix("/v2") {
+        let rest = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
+        return vec![check(
+            format!("apigateway:{}", r.method),
+            format!("arn:aws:apigateway:{region}::{rest}"),
+        )];
+    }
+    lambda_checks(r, &region)
+}
+
+fn iam_checks(action: &str, p: &BTreeMap<String, String>) -> Vec<Check> {
+    let arn = |kind: &str, key: &str| {
+        format!(
+            "arn:aws:iam::{ACCOUNT}:{kind}/{}",
+            p.get(key).cloned().unwrap_or_default()
+        )
+    };
+    let resource = match action {
+        "GetCallerIdentity" => return vec![],
+        "DetachRolePolicy" | "DetachUserPolicy" | "DetachGroupPolicy" => {
+            let (kind, key) = match action {
+                "DetachRolePolicy" => ("role", "RoleName"),
+                "DetachUserPolicy" => ("user", "UserName"),
+                _ => ("group", "GroupName"),
+            };
+            let mut c = check(format!("iam:{action}"), arn(kind, key));
+            c.conditions.insert(
+                "iam:PolicyARN".into(),
+                p.get("PolicyArn").cloned().unwrap_or_default(),
+            );
+            return vec![c];
+        }
+        "CreatePolicy" => arn("policy", "PolicyName"),
+        _ if p.contains_key("RoleName") => arn("role", "RoleName"),
+        _ if p.contains_key("UserName") => arn("user", "UserName"),
+        _ if p.contains_key("PolicyArn") => p["PolicyArn"].clone(),
+        _ => "*".into(),
+    };
+    vec![check(format!("iam:{action}"), resource)]
+}
+
+fn lambda_checks(r: &Req<'_>, region: &str) -> Vec<Check> {
+    let seg: Vec<String> = r
+        .path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+    let function = |name: &str| {
+        let name = name
+            .rsplit_once("function:")
+            .map(|(_, n)| n)
+            .unwrap_or(name);
+        format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{name}")
+    };
+    let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
+    let m = r.method;
+    let (action, resource) = match seg.as_slice() {
+        ["2015-03-31", "functions"] if *m == Method::POST => (
+            "CreateFunction",
+            function(body["FunctionName"].as_str().unwrap_or_default()),
+        ),
+        ["2015-03-31", "functions", name] => (
+            match *m {
+                Method::GET => "GetFunction",
+                Method::DELETE => "DeleteFunction",
+                _ => "Unknown",
+            },
+            function(name),
+        ),
+        ["2015-03-31", "functions", name, "code"] => ("UpdateFunctionCode", function(name)),
+        ["2015-03-31", "functions", name, "configuration"] => (
+            if *m == Method::GET {
+                "GetFunctionConfiguration"
+            } else {
+                "UpdateFunctionConfiguration"
+            },
+            function(name),
+        ),
+        ["2015-03-31", "functions", name, "policy"] => (
+            if *m == Method::GET {
+                "GetPolicy"
+            } else {
+                "AddPermission"
+            },
+            function(name),
+        ),
+        ["2015-03-31", "functions", name, "policy", _] => ("RemovePermission", function(name)),
+        ["2017-03-31", "tags", arn] => (
+            match *m {
+                Method::GET => "ListTags",
+                Method::POST => "TagResource",
+                _ => "UntagResource",
+            },
+            function(arn),
+        ),
+        _ => ("Unknown", "*".to_string()),
+    };
+    let mut checks = vec![check(format!("lambda:{action}"), resource)];
+    // Handing a role to a function is iam:PassRole on that role, for the Lambda service.
+    if let Some(role) = body["Role"].as_str() {
+        let mut c = check("iam:PassRole", role);
+        c.conditions
+            .insert("iam:PassedToService".into(), "lambda.amazonaws.com".into());
+        checks.push(c);
+    }
+    checks
+}
+
+/// moto's evaluator in a long-lived Python process.
+pub struct Evaluator {
+    policy: String,
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Evaluator {
+    pub fn start(policy: &Value) -> Evaluator {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/iam_eval.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with moto runs the IAM policy evaluator");
+        Evaluator {
+            policy: policy.to_string(),
+            stdin: child.stdin.take().unwrap(),
+            stdout: BufReader::new(child.stdout.take().unwrap()),
+            _child: child,
+        }
+    }
+
+    pub fn allows(&mut self, c: &Check) -> bool {
+        let q = json!({ "policy": self.policy, "action": c.action, "resource": c.resource, "conditions": c.conditions });
+        writeln!(self.stdin, "{q}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line.trim() == "true"
+    }
+}
+
+impl Drop for Evaluator {
+    fn drop(&mut self) {
+        let _ = self._child.kill();
+        let _ = self._child.wait();
+    }
+}
+
+/// AWS's words for a denied request; `explain` turns them into wsdeploy's sentence.
+pub fn denial(c: &Check) -> String {
+    format!(
+        "User: arn:aws:iam::{ACCOUNT}:user/deployer is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
+        c.action, c.resource, c.action
+    )
+}
