@@ -1,10 +1,11 @@
 use crate::util::{fixtures, wsdeploy};
 
-const VERBS: [&str; 10] = [
+const VERBS: [&str; 11] = [
     "init",
     "validate",
     "plan",
     "up",
+    "policy",
     "teardown",
     "outputs",
     "send",
