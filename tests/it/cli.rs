@@ -177,3 +177,24 @@ fn the_checked_in_schema_is_the_generated_one() {
         "wsdeploy.schema.json (which the examples point editors at) is stale: `cargo run -- schema > wsdeploy.schema.json`",
     );
 }
+
+/// The real-account smoke test is never run here, but it parses, explains itself, and refuses to start without a
+/// region (it would otherwise reach for whatever account the machine has).
+#[test]
+fn the_aws_smoke_script_explains_itself_and_needs_a_region() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/aws-smoke");
+    let help = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(help.status.success() && text.contains("real AWS account"), "{text}");
+    let refused = std::process::Command::new("python3")
+        .arg(&script)
+        .env_remove("AWS_REGION")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("set AWS_REGION"));
+}
