@@ -64,6 +64,8 @@ pub struct Applier<'a> {
     unsettled: Mutex<BTreeMap<String, bool>>,
     /// What the waits for AWS to settle took, for the summary.
     waits: Mutex<Vec<(String, f64)>>,
+    /// Whether this run changed the API (and so started an automatic deployment).
+    api_written: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Applier<'a> {
@@ -77,6 +79,7 @@ impl<'a> Applier<'a> {
             api_lane: tokio::sync::Mutex::new(()),
             unsettled: Mutex::new(BTreeMap::new()),
             waits: Mutex::new(vec![]),
+            api_written: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -181,6 +184,8 @@ impl<'a> Applier<'a> {
         };
         let step = self.progress.step(&format!("{verb} {kind} {name}"));
         let _lane = if a.writes_api() {
+            self.api_written
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             Some(self.api_lane.lock().await)
         } else {
             None

@@ -43,6 +43,10 @@ pub struct Behaviour {
     /// message: CreateStage of an existing stage, CreateRouteResponse of an existing key (moto creates duplicates).
     /// https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages.html#CreateStage
     pub conflict_on_exists: bool,
+    /// The stage's automatic deployment failed: `GetStage` says so in `lastDeploymentStatusMessage`, which AWS fills
+    /// for AutoDeploy stages (moto has no deployments at all).
+    /// https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html
+    pub failed_deployment: Option<String>,
 }
 
 impl Behaviour {
@@ -57,6 +61,7 @@ impl Behaviour {
             key_propagation: Some(Duration::from_millis(300)),
             refuse_inactive_keys: true,
             conflict_on_exists: true,
+            failed_deployment: None,
         }
     }
 
@@ -71,6 +76,7 @@ impl Behaviour {
             key_propagation: None,
             refuse_inactive_keys: false,
             conflict_on_exists: false,
+            failed_deployment: None,
         }
     }
 }
@@ -543,6 +549,14 @@ impl Layer {
                         o.insert("TagsError".into(), json!({ "ErrorCode": "AccessDeniedException", "Message": "not authorized to perform: lambda:ListTags" }));
                     }
                 }
+                v.to_string().into_bytes()
+            }
+            (Method::GET, ["v2", "apis", _, "stages", _])
+                if ok && b.failed_deployment.is_some() =>
+            {
+                let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                v["lastDeploymentStatusMessage"] = json!(b.failed_deployment);
+                Self::hit(&mut s, "stage deployment failed");
                 v.to_string().into_bytes()
             }
             (Method::POST, ["v2", "apis", api, "routes", route, "routeresponses"]) if ok => {

@@ -430,3 +430,34 @@ async fn policy_mode_drops_keys_and_tags_follow_the_config() {
         "converged: {plan:#}"
     );
 }
+
+/// `up` ends when the stage works: a failed automatic deployment is an error, not a success with a dead URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_deployment_fails_up() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
+    app.run(&["up"]).expect(0);
+    proxy.layer().set(Behaviour {
+        failed_deployment: Some(
+            "Deployment attempt failed: Unable to deploy API because no routes exist in this API"
+                .into(),
+        ),
+        ..Behaviour::aws()
+    });
+    app.config(&format!(
+        "{BASE}routes: {{ auth: connect, $disconnect: disconnect, $default: connect }}\n"
+    ));
+    let run = app.run(&["up"]).expect(1);
+    run.check(
+        run.stderr
+            .contains("last deployment failed: Deployment attempt failed"),
+        "says the deployment failed and why",
+    );
+    // A change with --no-wait does not look at the deployment.
+    app.config(&format!(
+        "{BASE}routes: {{ auth: connect, $disconnect: disconnect, $default: connect, ping: connect }}\n"
+    ));
+    let quick = app.run(&["up", "--no-wait", "--output", "json"]).expect(0);
+    assert_eq!(quick.json()["waits"], serde_json::json!([]));
+}

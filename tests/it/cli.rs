@@ -189,7 +189,10 @@ fn the_aws_smoke_script_explains_itself_and_needs_a_region() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
-    assert!(help.status.success() && text.contains("real AWS account"), "{text}");
+    assert!(
+        help.status.success() && text.contains("real AWS account"),
+        "{text}"
+    );
     let refused = std::process::Command::new("python3")
         .arg(&script)
         .env_remove("AWS_REGION")
