@@ -34,6 +34,28 @@ fn zip() -> Vec<u8> {
     out.into_inner()
 }
 
+/// moto behind the layer, with BASE deployed on it once. Bind `moto` when destructuring: dropping it stops moto.
+struct Deployed {
+    moto: Moto,
+    proxy: Proxy,
+    app: App,
+    /// `up --output json` of the first deployment.
+    first: serde_json::Value,
+}
+
+async fn deployed() -> Deployed {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
+    let first = app.run(&["up", "--output", "json"]).expect(0).json();
+    Deployed {
+        moto,
+        proxy,
+        app,
+        first,
+    }
+}
+
 /// The same calls through plain moto and through the layer: each behaviour shows only through the layer.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_layer_plays_what_moto_does_not() {
@@ -227,10 +249,12 @@ async fn the_layer_plays_what_moto_does_not() {
 /// functions belong to someone else.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_list_tags_permission_is_named() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto.endpoint).await;
-    let app = App::new(&proxy.endpoint, BASE);
-    app.run(&["up"]).expect(0);
+    let Deployed {
+        moto: _moto,
+        proxy,
+        app,
+        ..
+    } = deployed().await;
     proxy.layer().set(Behaviour {
         deny_list_tags: true,
         ..Behaviour::aws()
@@ -245,13 +269,13 @@ async fn a_missing_list_tags_permission_is_named() {
 /// A route response lost between its two calls (or to a conflict taken for "exists") is found and repaired.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_route_response_is_repaired_by_the_next_up() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto.endpoint).await;
-    let app = App::new(&proxy.endpoint, BASE);
-    let api_id = app.run(&["up", "--output", "json"]).expect(0).json()["api_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let Deployed {
+        moto: _moto,
+        proxy,
+        app,
+        first,
+    } = deployed().await;
+    let api_id = first["api_id"].as_str().unwrap().to_string();
     let conf = sdk(&proxy.endpoint, ("testing", "testing")).await;
     let apigw = aws_sdk_apigatewayv2::Client::new(&conf);
     let routes = apigw.get_routes().api_id(&api_id).send().await.unwrap();
@@ -301,10 +325,9 @@ async fn a_lost_route_response_is_repaired_by_the_next_up() {
 /// later `up` deletes the spare once the grace period is over.
 #[tokio::test(flavor = "multi_thread")]
 async fn access_keys_rotate_through_deactivation() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto.endpoint).await;
-    let app = App::new(&proxy.endpoint, BASE);
-    app.run(&["up"]).expect(0);
+    let Deployed {
+        moto, proxy, app, ..
+    } = deployed().await;
     let key = |env: &std::collections::BTreeMap<String, String>| {
         (
             env["WS_API_ACCESS_KEY_ID"].clone(),
@@ -381,10 +404,12 @@ async fn access_keys_rotate_through_deactivation() {
 /// and changed tags reach every resource that exists.
 #[tokio::test(flavor = "multi_thread")]
 async fn policy_mode_drops_keys_and_tags_follow_the_config() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto.endpoint).await;
-    let app = App::new(&proxy.endpoint, BASE);
-    app.run(&["up"]).expect(0);
+    let Deployed {
+        moto,
+        proxy: _proxy,
+        app,
+        ..
+    } = deployed().await;
     assert!(env_file(&app.backend_env).contains_key("WS_API_ACCESS_KEY_ID"));
     let retagged = BASE
         .replace("credentials: iam-user", "credentials: policy")
@@ -434,10 +459,12 @@ async fn policy_mode_drops_keys_and_tags_follow_the_config() {
 /// `up` ends when the stage works: a failed automatic deployment is an error, not a success with a dead URL.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_deployment_fails_up() {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto.endpoint).await;
-    let app = App::new(&proxy.endpoint, BASE);
-    app.run(&["up"]).expect(0);
+    let Deployed {
+        moto: _moto,
+        proxy,
+        app,
+        ..
+    } = deployed().await;
     proxy.layer().set(Behaviour {
         failed_deployment: Some(
             "Deployment attempt failed: Unable to deploy API because no routes exist in this API"
