@@ -1,4 +1,4 @@
-//! Typed errors, and the exit codes they map to (DESIGN.md: 0 ok, 1 failure while running, 2 bad usage or config).
+//! Typed errors, and the exit codes they map to (0 ok, 1 failure while running, 2 bad usage or config; the README's "Exit codes").
 
 use crate::config::ConfigError;
 

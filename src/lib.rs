@@ -1,6 +1,6 @@
 //! wsdeploy: real-time WebSockets for a web app on AWS API Gateway, from one YAML file.
 //!
-//! Pure core (config, plan), effectful edge (cloud, files, terminal). See DESIGN.md in the team's shared folder.
+//! Pure core (config, plan), effectful edge (cloud, files, terminal). The README's "Layout" names each module.
 
 pub mod cli;
 pub mod cloud;

@@ -167,7 +167,7 @@ pub fn new_signing_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The document `up --output json` and `outputs --output json` print (DESIGN.md's public contract).
+/// The document `up --output json` and `outputs --output json` print (the public contract: scripts rely on these names; see the README's "Commands").
 pub fn outputs(
     s: &Session,
     d: &Desired,

@@ -1,6 +1,6 @@
 //! The local API Gateway: WebSocket connections with route selection on `$request.body.action`, the Lambda proxy
 //! events of AWS, and the @connections management API with SigV4 checked. Behaviour follows AWS fact by fact
-//! (DESIGN.md, "Facts the local gateway must get right").
+//! (the behaviours the README's `wsdeploy dev` section lists).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

@@ -24,6 +24,11 @@ async fn sdk(endpoint: &str, key: (&str, &str)) -> aws_config::SdkConfig {
         .await
 }
 
+/// The AWS error code of a call's result; `None` when it succeeded.
+fn code<T, E: ProvideErrorMetadata>(r: &Result<T, E>) -> Option<&str> {
+    r.as_ref().err().and_then(|e| e.code())
+}
+
 fn zip() -> Vec<u8> {
     let mut out = std::io::Cursor::new(vec![]);
     let mut z = zip::ZipWriter::new(&mut out);
@@ -104,10 +109,7 @@ async fn the_layer_plays_what_moto_does_not() {
         stage().await.unwrap();
         let again = stage().await;
         assert_eq!(
-            again
-                .err()
-                .and_then(|e| e.code().map(str::to_string))
-                .as_deref(),
+            code(&again),
             aws.then_some("ConflictException"),
             "{tag}: a second CreateStage"
         );
@@ -170,10 +172,7 @@ async fn the_layer_plays_what_moto_does_not() {
             .send()
             .await;
         assert_eq!(
-            permission
-                .err()
-                .and_then(|e| e.code().map(str::to_string))
-                .as_deref(),
+            code(&permission),
             aws.then_some("ResourceConflictException"),
             "{tag}: AddPermission while Pending"
         );
@@ -197,9 +196,7 @@ async fn the_layer_plays_what_moto_does_not() {
             .send()
             .await;
         assert_eq!(
-            who.err()
-                .and_then(|e| e.code().map(str::to_string))
-                .as_deref(),
+            code(&who),
             aws.then_some("InvalidClientTokenId"),
             "{tag}: a key just created"
         );
@@ -221,9 +218,7 @@ async fn the_layer_plays_what_moto_does_not() {
             .send()
             .await;
         assert_eq!(
-            who.err()
-                .and_then(|e| e.code().map(str::to_string))
-                .as_deref(),
+            code(&who),
             aws.then_some("InvalidClientTokenId"),
             "{tag}: an inactive key"
         );
