@@ -1,11 +1,8 @@
 //! The command line: global flags (accepted before or after the verb) and one module per verb.
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::cmd;
-use crate::ui::OutputFormat;
+use crate::cmd::{self, GlobalArgs};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -30,58 +27,6 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
-    /// The config file.
-    #[arg(
-        short,
-        long,
-        global = true,
-        env = "WSDEPLOY_CONFIG",
-        default_value = "wsdeploy.yaml",
-        value_name = "FILE"
-    )]
-    pub config: PathBuf,
-    /// The stage to act on; may be omitted when the file has exactly one.
-    #[arg(
-        short,
-        long,
-        global = true,
-        env = "WSDEPLOY_STAGE",
-        value_name = "NAME"
-    )]
-    pub stage: Option<String>,
-    #[command(flatten)]
-    pub aws: AwsArgs,
-    /// `json`: one JSON document on stdout and nothing else there.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
-    pub output: OutputFormat,
-    /// Answer yes to every question (required for `teardown` without a terminal).
-    #[arg(long, global = true)]
-    pub yes: bool,
-    /// More detail; -vv for the AWS SDK's own logs.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Only errors and the result.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
-}
-
-/// How to reach AWS. The standard AWS variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS,
-/// AWS_RETRY_MODE, ...) and profile settings apply; these flags override them.
-#[derive(Debug, Clone, Default, Args)]
-pub struct AwsArgs {
-    /// The AWS profile to use (overrides AWS_PROFILE).
-    #[arg(long, global = true, value_name = "NAME")]
-    pub profile: Option<String>,
-    /// The AWS region (overrides AWS_REGION and the config's region).
-    #[arg(long, global = true, value_name = "REGION")]
-    pub region: Option<String>,
-    /// Attempts per AWS request, retries included (overrides AWS_MAX_ATTEMPTS).
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
-    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

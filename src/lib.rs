@@ -10,39 +10,54 @@ pub mod deploy;
 pub mod dev;
 pub mod envfile;
 pub mod error;
+pub mod facts;
 pub mod fsutil;
 pub mod lambdas;
+pub mod secret;
 pub mod templates;
 pub mod ui;
 
 use cli::{Cli, Command};
 use error::Error;
 
-/// Runs a parsed command line; the caller turns the error into a report and an exit code.
-pub async fn run(cli: Cli) -> Result<(), Error> {
-    let ui = ui::Ui::new(cli.global.output, cli.global.quiet, cli.global.verbose);
+/// Runs a parsed command line to its end and returns the exit code; errors are reported here.
+pub async fn run(cli: Cli) -> i32 {
     let ctx = cmd::Context {
+        ui: ui::Ui::new(cli.global.output, cli.global.quiet, cli.global.verbose),
         global: cli.global,
-        ui,
     };
-    match cli.command {
-        Command::Init(a) => a.run(&ctx).await,
-        Command::Validate(a) => a.run(&ctx).await,
-        Command::Plan(a) => a.run(&ctx).await,
-        Command::Up(a) => a.run(&ctx).await,
-        Command::Policy(a) => a.run(&ctx).await,
-        Command::Teardown(a) => a.run(&ctx).await,
-        Command::Outputs(a) => a.run(&ctx).await,
-        Command::Send(a) => a.run(&ctx).await,
-        Command::Dev(a) => a.run(&ctx).await,
-        Command::Build(a) => a.run(&ctx).await,
-        Command::Schema(a) => a.run(&ctx).await,
-        Command::Completions(a) => a.run(&ctx).await,
+    let mut result = dispatch(cli.command, &ctx).await;
+    if let Err(e) = ctx.ui.finish() {
+        result = result.and(Err(e.into()));
+    }
+    match result {
+        Ok(()) => 0,
+        Err(err) => {
+            report_error(&err, &ctx.ui);
+            err.exit_code()
+        }
+    }
+}
+
+async fn dispatch(command: Command, ctx: &cmd::Context) -> Result<(), Error> {
+    match command {
+        Command::Init(a) => a.run(ctx).await,
+        Command::Validate(a) => a.run(ctx).await,
+        Command::Plan(a) => a.run(ctx).await,
+        Command::Up(a) => a.run(ctx).await,
+        Command::Policy(a) => a.run(ctx).await,
+        Command::Teardown(a) => a.run(ctx).await,
+        Command::Outputs(a) => a.run(ctx).await,
+        Command::Send(a) => a.run(ctx).await,
+        Command::Dev(a) => a.run(ctx).await,
+        Command::Build(a) => a.run(ctx).await,
+        Command::Schema(a) => a.run(ctx).await,
+        Command::Completions(a) => a.run(ctx, <Cli as clap::CommandFactory>::command()),
     }
 }
 
 /// Turns an error into what a person reads (stderr) and, with `--output json`, what a machine reads (stdout).
-pub fn report_error(err: &Error, json: bool) {
+fn report_error(err: &Error, ui: &ui::Ui) {
     use config::ConfigError;
     let text = match err {
         Error::Config(ConfigError::Invalid(report)) => report.render(&report.file),
@@ -52,26 +67,20 @@ pub fn report_error(err: &Error, json: bool) {
         ),
         other => format!("error: {other}\n"),
     };
-    eprint!(
-        "{}",
-        text.replace("error:", &console::style("error:").red().bold().to_string())
-    );
-    if json {
-        let diagnostics = match err {
-            Error::Config(ConfigError::Invalid(r)) => {
-                serde_json::to_value(&r.diagnostics).unwrap_or_default()
-            }
-            _ => serde_json::Value::Array(vec![]),
-        };
-        let doc = serde_json::json!({
-            "error": {
-                "message": match err { Error::Config(ConfigError::Invalid(r)) => format!("{} has errors", r.file.display()), e => e.to_string() },
-                "exit_code": err.exit_code(),
-                "diagnostics": diagnostics,
-            }
-        });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-    }
+    ui::say_raw(&text.replace("error:", &console::style("error:").red().bold().to_string()));
+    let diagnostics = match err {
+        Error::Config(ConfigError::Invalid(r)) => {
+            serde_json::to_value(&r.diagnostics).unwrap_or_default()
+        }
+        _ => serde_json::Value::Array(vec![]),
+    };
+    let message = match err {
+        Error::Config(ConfigError::Invalid(r)) => format!("{} has errors", r.file.display()),
+        e => e.to_string(),
+    };
+    ui.out_json(&serde_json::json!({
+        "error": { "message": message, "exit_code": err.exit_code(), "diagnostics": diagnostics }
+    }));
 }
 
 /// `-v` shows wsdeploy's own debug lines, `-vv` the AWS SDK's too; WSDEPLOY_LOG takes a full filter.

@@ -1,7 +1,9 @@
-//! Everything a person or a machine sees. Logic reports through `Progress` and returns values; only this module and
-//! the verbs' `run` functions print.
+//! Everything a person or a machine sees. Logic reports through `Progress` and returns values; only this module
+//! writes to stdout and stderr, and a write never panics: a closed stdout pipe (`wsdeploy plan | head -1`) ends the
+//! output quietly, as ripgrep does, and any other failure (`> /dev/full`) becomes the command's error.
 
 use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
 
 use clap::ValueEnum;
 
@@ -22,6 +24,16 @@ pub struct Ui {
     pub verbose: u8,
     /// stderr is a terminal and this is not CI: spinners and prompts are allowed.
     pub interactive: bool,
+    stdout: Arc<Stdout>,
+}
+
+/// What became of stdout, shared by every clone of the `Ui`.
+#[derive(Debug, Default)]
+struct Stdout {
+    /// Set once a write failed: nothing more is written.
+    closed: std::sync::atomic::AtomicBool,
+    /// A failure other than a closed pipe, reported when the command ends.
+    failed: Mutex<Option<std::io::Error>>,
 }
 
 impl Ui {
@@ -39,6 +51,45 @@ impl Ui {
             quiet,
             verbose,
             interactive,
+            stdout: Arc::default(),
+        }
+    }
+
+    /// Writes to stdout and flushes. A reader that went away (`| head`) is not an error: output just stops.
+    fn write_stdout(&self, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+        use std::sync::atomic::Ordering;
+        if self.stdout.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = write(&mut o).and_then(|()| o.flush()) {
+            self.stdout.closed.store(true, Ordering::Relaxed);
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                *self.stdout.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            }
+        }
+    }
+
+    /// Bytes for stdout whatever the format (a schema, a completion script).
+    pub fn out_raw(&self, bytes: &[u8]) {
+        self.write_stdout(|o| o.write_all(bytes));
+    }
+
+    /// Whether everything meant for stdout got there: the last word of every command.
+    pub fn finish(&self) -> std::io::Result<()> {
+        self.write_stdout(|_| Ok(()));
+        match self
+            .stdout
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot write the output to stdout: {e}"),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -49,35 +100,46 @@ impl Ui {
     /// The command's result for people (stdout, text mode only).
     pub fn out(&self, text: impl AsRef<str>) {
         if !self.json() {
-            let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "{}", text.as_ref());
+            self.write_stdout(|o| writeln!(o, "{}", text.as_ref()));
         }
     }
 
     /// The command's result for machines (stdout, JSON mode only).
     pub fn out_json(&self, value: &serde_json::Value) {
         if self.json() {
-            let mut o = std::io::stdout().lock();
-            let _ = serde_json::to_writer_pretty(&mut o, value);
-            let _ = writeln!(o);
+            self.write_stdout(|o| {
+                serde_json::to_writer_pretty(&mut *o, value)?;
+                writeln!(o)
+            });
         }
     }
 
     /// A side remark (stderr), hidden by -q.
     pub fn info(&self, text: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", text.as_ref());
+            say(text.as_ref());
         }
     }
 
     /// Always shown (stderr), whatever the format.
     pub fn warn(&self, text: impl AsRef<str>) {
-        eprintln!(
+        say(&format!(
             "{} {}",
             console::style("warning:").yellow().bold(),
             text.as_ref()
-        );
+        ));
     }
+}
+
+/// One line to stderr. A closed terminal (or a dead `| tee`) has nowhere to report to, so a failed write is
+/// dropped rather than panicking as `eprintln!` would (in the middle of `dev`'s shutdown, say).
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Text to stderr as it is (a rendered report that ends its own lines).
+pub fn say_raw(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// How logic reports progress without printing: one `Step` per resource.
@@ -185,17 +247,17 @@ struct LineStep {
 
 impl Step for LineStep {
     fn update(&self, msg: &str) {
-        eprintln!("… {}: {msg}", self.label);
+        say(&format!("… {}: {msg}", self.label));
     }
     fn finish(&self, outcome: &str) {
-        eprintln!(
+        say(&format!(
             "✓ {}: {outcome} ({:.1}s)",
             self.label,
             self.started.elapsed().as_secs_f64()
-        );
+        ));
     }
     fn fail(&self, why: &str) {
-        eprintln!("✗ {}: {why}", self.label);
+        say(&format!("✗ {}: {why}", self.label));
     }
 }
 

@@ -12,7 +12,8 @@ use aws_sdk_apigatewayv2::Client;
 use super::{
     already, explain, gone, is_concurrent_modification, retry_for, SdkResult, PROPAGATION_BUDGET,
 };
-use crate::deploy::state::{ApiRef, Desired, TagDiff, REPLY_KEY, ROUTE_SELECTION};
+use crate::deploy::state::{ApiRef, Desired, TagDiff};
+use crate::facts::{REPLY_KEY, ROUTE_SELECTION};
 use crate::ui::Step;
 
 /// One write, retried while another write on the same API is in progress.
@@ -32,13 +33,13 @@ where
 pub async fn create_api(apigw: &Client, d: &Desired) -> Result<ApiRef> {
     let out = apigw
         .create_api()
-        .name(&d.api)
+        .name(&d.names.api)
         .protocol_type(ProtocolType::Websocket)
         .route_selection_expression(ROUTE_SELECTION)
         .set_tags(Some(d.tags.clone().into_iter().collect()))
         .send()
         .await
-        .map_err(|e| explain(&format!("create the WebSocket API {}", d.api), e))?;
+        .map_err(|e| explain(&format!("create the WebSocket API {}", d.names.api), e))?;
     Ok(ApiRef {
         id: out.api_id().context("AWS returned no API id")?.to_string(),
         endpoint: out.api_endpoint().map(str::to_string),

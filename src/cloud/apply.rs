@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 use super::{apigw, iam, lambda, logs, Clients};
 use crate::deploy::action::TagTarget;
 use crate::deploy::state::*;
-use crate::deploy::{Action, Change, Names};
+use crate::config::Names;
+use crate::deploy::{Action, Change};
 use crate::ui::{Progress, Step};
 
 /// What apply learned that the env files and outputs need.
@@ -73,7 +74,7 @@ impl<'a> Applier<'a> {
         Applier {
             c,
             d,
-            names: Names::from(d),
+            names: d.names.clone(),
             progress,
             ids: Mutex::new(ids),
             api_lane: tokio::sync::Mutex::new(()),
@@ -213,7 +214,7 @@ impl<'a> Applier<'a> {
             PutRolePolicy => iam::put_role_policy(&c.iam, d)
                 .await
                 .and(said("own log groups only")),
-            DeleteRole => iam::delete_role(&c.iam, &d.role).await.and(said("deleted")),
+            DeleteRole => iam::delete_role(&c.iam, &d.names.role).await.and(said("deleted")),
             CreateLogGroup { name } => logs::create_group(&c.logs, name, &d.tags)
                 .await
                 .and(said("created")),
@@ -319,7 +320,7 @@ impl<'a> Applier<'a> {
                 .await
                 .and(said("ManageConnections on this stage only")),
             CreateAccessKey => {
-                let key = iam::create_access_key(&c.iam, &d.user).await?;
+                let key = iam::create_access_key(&c.iam, &d.names.user).await?;
                 // Remembered before the wait: if the wait fails, `up` still says which key it made.
                 self.remember(|ids| ids.new_key = Some(key.clone()));
                 let started = Instant::now();
@@ -327,13 +328,13 @@ impl<'a> Applier<'a> {
                 self.waited(format!("access key {} accepted", key.0), started);
                 Ok(format!("created {}, accepted by AWS", key.0))
             }
-            DeleteAccessKey { id } => iam::delete_access_key(&c.iam, &d.user, id)
+            DeleteAccessKey { id } => iam::delete_access_key(&c.iam, &d.names.user, id)
                 .await
                 .and(said("deleted")),
-            DeactivateAccessKey { id } => iam::deactivate_access_key(&c.iam, &d.user, id)
+            DeactivateAccessKey { id } => iam::deactivate_access_key(&c.iam, &d.names.user, id)
                 .await
                 .and(said("deactivated")),
-            DeleteUser => iam::delete_user(&c.iam, &d.user).await.and(said("deleted")),
+            DeleteUser => iam::delete_user(&c.iam, &d.names.user).await.and(said("deleted")),
             CreatePolicy => iam::create_policy(&c.iam, d, &self.api_id()?)
                 .await
                 .and(said("created")),
@@ -352,8 +353,8 @@ impl<'a> Applier<'a> {
     async fn retag(&self, target: &TagTarget, diff: &TagDiff, step: &dyn Step) -> Result<()> {
         let (c, d) = (self.c, self.d);
         match target {
-            TagTarget::Role => iam::retag(&c.iam, iam::Tagged::Role(&d.role), diff).await,
-            TagTarget::User => iam::retag(&c.iam, iam::Tagged::User(&d.user), diff).await,
+            TagTarget::Role => iam::retag(&c.iam, iam::Tagged::Role(&d.names.role), diff).await,
+            TagTarget::User => iam::retag(&c.iam, iam::Tagged::User(&d.names.user), diff).await,
             TagTarget::Policy => {
                 iam::retag(&c.iam, iam::Tagged::Policy(&d.policy_arn()), diff).await
             }

@@ -23,19 +23,19 @@ pub async fn create_role(iam: &Client, d: &Desired) -> Result<()> {
     let trust = Desired::role_trust_policy().to_string();
     let r = iam
         .create_role()
-        .role_name(&d.role)
+        .role_name(&d.names.role)
         .assume_role_policy_document(trust)
         .set_tags(Some(tags(&d.tags)))
         .send()
         .await;
     already(r, "EntityAlreadyExists")
-        .map_err(|e| explain(&format!("create the IAM role {}", d.role), e))
+        .map_err(|e| explain(&format!("create the IAM role {}", d.names.role), e))
 }
 
 pub async fn update_role_trust(iam: &Client, d: &Desired) -> Result<()> {
     let trust = Desired::role_trust_policy().to_string();
     iam.update_assume_role_policy()
-        .role_name(&d.role)
+        .role_name(&d.names.role)
         .policy_document(trust)
         .send()
         .await
@@ -46,8 +46,8 @@ pub async fn update_role_trust(iam: &Client, d: &Desired) -> Result<()> {
 pub async fn put_role_policy(iam: &Client, d: &Desired) -> Result<()> {
     let doc = d.role_policy().to_string();
     iam.put_role_policy()
-        .role_name(&d.role)
-        .policy_name(&d.role_policy_name)
+        .role_name(&d.names.role)
+        .policy_name(&d.names.role_policy)
         .policy_document(doc)
         .send()
         .await
@@ -93,19 +93,19 @@ pub async fn delete_role(iam: &Client, role: &str) -> Result<()> {
 pub async fn create_user(iam: &Client, d: &Desired) -> Result<()> {
     let r = iam
         .create_user()
-        .user_name(&d.user)
+        .user_name(&d.names.user)
         .set_tags(Some(tags(&d.tags)))
         .send()
         .await;
     already(r, "EntityAlreadyExists")
-        .map_err(|e| explain(&format!("create the IAM user {}", d.user), e))
+        .map_err(|e| explain(&format!("create the IAM user {}", d.names.user), e))
 }
 
 pub async fn put_user_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()> {
     let doc = d.manage_connections_policy(api_id).to_string();
     iam.put_user_policy()
-        .user_name(&d.user)
-        .policy_name(&d.policy_name)
+        .user_name(&d.names.user)
+        .policy_name(&d.names.policy)
         .policy_document(doc)
         .send()
         .await
@@ -270,9 +270,9 @@ pub async fn create_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()
     let doc = d.manage_connections_policy(api_id).to_string();
     let r = iam
         .create_policy()
-        .policy_name(&d.policy_name)
+        .policy_name(&d.names.policy)
         .policy_document(doc)
-        .description(format!("wsdeploy: post to connections of {}", d.api))
+        .description(format!("wsdeploy: post to connections of {}", d.names.api))
         .set_tags(Some(tags(&d.tags)))
         .send()
         .await;

@@ -11,7 +11,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 
 use super::{already, explain, gone, is_exists_conflict, retry_for, PROPAGATION_BUDGET};
-use crate::deploy::state::{Desired, FunctionSpec, TagDiff, HANDLER, PERMISSION_SID, RUNTIME};
+use crate::deploy::state::{Desired, FunctionSpec, TagDiff, PERMISSION_SID};
+use crate::facts::{HANDLER, RUNTIME};
 use crate::ui::Step;
 
 fn environment(env: &BTreeMap<String, String>) -> aws_sdk_lambda::types::Environment {

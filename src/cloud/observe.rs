@@ -8,44 +8,19 @@ use anyhow::Result;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{explain, is_not_found, policy_json, Clients};
-use crate::config::Architecture;
+use crate::config::{Architecture, Names};
 use crate::deploy::state::*;
 use crate::lambdas::FUNCTIONS;
-
-/// The names to look for: every bundled function (a removed route leaves one to delete), the role, the user...
-pub struct Lookup {
-    pub prefix: String,
-    pub role: String,
-    pub role_policy: String,
-    pub api: String,
-    pub user: String,
-    /// The user's inline policy, and the managed policy's name in `credentials: policy` mode.
-    pub user_policy: String,
-}
-
-impl Lookup {
-    pub fn of(cfg: &crate::config::StageConfig) -> Lookup {
-        let n = cfg.names();
-        Lookup {
-            role_policy: format!("{}-logs", n.prefix),
-            user_policy: n.policy,
-            prefix: n.prefix,
-            role: n.role,
-            api: n.api,
-            user: n.user,
-        }
-    }
-}
 
 /// Who the credentials belong to, and what the account holds for the stage. The caller (one STS call, also the
 /// first proof that the credentials work) is needed only for the managed policy's ARN, so every other read runs
 /// meanwhile.
-pub async fn observe(c: &Clients, l: &Lookup) -> Result<(Caller, Observed)> {
+pub async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)> {
     let policy = async {
         let caller = c.caller().await?;
         let arn = format!(
             "arn:{}:iam::{}:policy/{}",
-            caller.partition.id, caller.account, l.user_policy
+            caller.partition.id, caller.account, l.policy
         );
         Ok::<_, anyhow::Error>((caller, managed_policy(c, &arn).await?))
     };
@@ -96,7 +71,7 @@ fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {
         .collect()
 }
 
-async fn role(c: &Clients, l: &Lookup) -> Result<Option<RoleObs>> {
+async fn role(c: &Clients, l: &Names) -> Result<Option<RoleObs>> {
     let what = format!("read the IAM role {}", l.role);
     // Both at once: a missing role makes the policy read answer NotFound too.
     let policy = c
@@ -122,7 +97,7 @@ async fn role(c: &Clients, l: &Lookup) -> Result<Option<RoleObs>> {
     }))
 }
 
-async fn functions(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, FunctionObs>> {
+async fn functions(c: &Clients, l: &Names) -> Result<BTreeMap<String, FunctionObs>> {
     let reads = FUNCTIONS
         .iter()
         .map(|f| function(c, format!("{}-{f}", l.prefix)));
@@ -203,7 +178,7 @@ pub fn permission_source(policy: &str, sid: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn log_groups(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, LogGroupObs>> {
+async fn log_groups(c: &Clients, l: &Names) -> Result<BTreeMap<String, LogGroupObs>> {
     let wanted: Vec<String> = FUNCTIONS
         .iter()
         .map(|f| Desired::log_group(&format!("{}-{f}", l.prefix)))
@@ -249,7 +224,7 @@ async fn log_groups(c: &Clients, l: &Lookup) -> Result<BTreeMap<String, LogGroup
         .collect())
 }
 
-async fn apis(c: &Clients, l: &Lookup) -> Result<Vec<ApiObs>> {
+async fn apis(c: &Clients, l: &Names) -> Result<Vec<ApiObs>> {
     let mut found = vec![];
     let mut token: Option<String> = None;
     loop {
@@ -395,14 +370,14 @@ async fn route(
     })
 }
 
-async fn user(c: &Clients, l: &Lookup) -> Result<Option<UserObs>> {
+async fn user(c: &Clients, l: &Names) -> Result<Option<UserObs>> {
     let what = format!("read the IAM user {}", l.user);
     // All three at once: for a missing user the other two answer NotFound as well.
     let policy = c
         .iam
         .get_user_policy()
         .user_name(&l.user)
-        .policy_name(&l.user_policy)
+        .policy_name(&l.policy)
         .send();
     let keys = c.iam.list_access_keys().user_name(&l.user).send();
     let (out, policy, keys) =

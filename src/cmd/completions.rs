@@ -1,6 +1,5 @@
 //! `wsdeploy completions`: shell completion scripts.
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::error::Result;
@@ -18,9 +17,11 @@ pub struct Args {
 }
 
 impl Args {
-    pub async fn run(self, _ctx: &Context) -> Result<()> {
-        let mut cmd = crate::cli::Cli::command();
-        clap_complete::generate(self.shell, &mut cmd, "wsdeploy", &mut std::io::stdout());
+    /// `cli` is the whole command line, which this layer does not own.
+    pub fn run(self, ctx: &Context, mut cli: clap::Command) -> Result<()> {
+        let mut script = Vec::new();
+        clap_complete::generate(self.shell, &mut cli, "wsdeploy", &mut script);
+        ctx.ui.out_raw(&script);
         Ok(())
     }
 }

@@ -24,10 +24,10 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// Close a socket after this many seconds without a message (API Gateway: 600).
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    #[arg(long, default_value_t = crate::facts::IDLE_TIMEOUT_S, value_name = "SECONDS")]
     pub idle_timeout: u64,
     /// Close a socket after this many seconds whatever happens (API Gateway: 7200).
-    #[arg(long, default_value_t = 7200, value_name = "SECONDS")]
+    #[arg(long, default_value_t = crate::facts::MAX_CONNECTION_S, value_name = "SECONDS")]
     pub max_connection: u64,
 }
 

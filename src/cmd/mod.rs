@@ -9,15 +9,57 @@ pub mod plan;
 pub mod policy;
 pub mod schema;
 pub mod send;
-pub mod stage;
+pub mod session;
 pub mod teardown;
 pub mod up;
 pub mod validate;
 
-use crate::cli::GlobalArgs;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cloud::AwsArgs;
 use crate::config::{Config, Overrides};
 use crate::error::Result;
-use crate::ui::Ui;
+use crate::ui::{OutputFormat, Ui};
+
+/// The flags every verb accepts, before or after its name.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "WSDEPLOY_CONFIG",
+        default_value = "wsdeploy.yaml",
+        value_name = "FILE"
+    )]
+    pub config: PathBuf,
+    /// The stage to act on; may be omitted when the file has exactly one.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "WSDEPLOY_STAGE",
+        value_name = "NAME"
+    )]
+    pub stage: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// `json`: one JSON document on stdout and nothing else there.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, value_name = "FORMAT")]
+    pub output: OutputFormat,
+    /// Answer yes to every question (required for `teardown` without a terminal).
+    #[arg(long, global = true)]
+    pub yes: bool,
+    /// More detail; -vv for the AWS SDK's own logs.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors and the result.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
 
 /// What every verb gets: the global flags and the output handle.
 pub struct Context {
@@ -37,7 +79,7 @@ impl Context {
     pub fn load_config(&self) -> Result<Config> {
         let config = Config::load(&self.global.config, &self.overrides())?;
         if !config.warnings.diagnostics.is_empty() && !self.ui.quiet {
-            eprint!("{}", config.warnings.render(&config.file.path));
+            crate::ui::say_raw(&config.warnings.render(&config.file.path));
         }
         Ok(config)
     }

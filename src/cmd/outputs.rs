@@ -3,7 +3,7 @@
 use crate::envfile;
 use crate::error::Result;
 
-use super::stage::outputs;
+use super::session::outputs;
 use super::Context;
 
 /// Print the stage's WebSocket URL, management endpoint and resource ids.

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::deploy::{render, Change, Names};
+use crate::deploy::{render, Change};
 use crate::error::Result;
 
 use super::Context;
@@ -12,7 +12,7 @@ use super::Context;
 #[command(after_help = "Examples:\n  wsdeploy plan -s prod\n  wsdeploy plan -s prod --output json")]
 pub struct Args {
     #[command(flatten)]
-    pub keys: super::stage::KeyArgs,
+    pub keys: super::session::KeyArgs,
 }
 
 impl Args {
@@ -20,7 +20,7 @@ impl Args {
         let s = ctx.session().await?;
         let planned = s.plan(&ctx.ui.progress(), &self.keys).await?;
         let (d, actions) = (&planned.desired, &planned.actions);
-        let names = Names::from(d);
+        let names = d.names.clone();
         let count = |c: Change| actions.iter().filter(|a| a.change() == c).count();
         ctx.ui.out_json(&json!({
             "project": d.project,

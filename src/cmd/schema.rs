@@ -10,8 +10,8 @@ use super::Context;
 pub struct Args {}
 
 impl Args {
-    pub async fn run(self, _ctx: &Context) -> Result<()> {
-        println!("{}", schema_text());
+    pub async fn run(self, ctx: &Context) -> Result<()> {
+        ctx.ui.out_raw(format!("{}\n", schema_text()).as_bytes());
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! `wsdeploy teardown`: delete everything the stage created.
 
 use crate::cloud::apply::{Applier, Ids};
-use crate::deploy::{plan_teardown, render, Desired, Names};
+use crate::deploy::{plan_teardown, render, Desired};
 use crate::envfile;
 use crate::error::{Error, Result};
 
@@ -30,7 +30,7 @@ impl Args {
                 d.stage, d.region, d.account
             ));
         } else {
-            ctx.ui.out(render(&actions, &Names::from(&d)));
+            ctx.ui.out(render(&actions, &d.names));
             if !ctx.global.yes {
                 if !ctx.ui.interactive {
                     return Err(Error::usage("teardown deletes resources and there is no terminal to confirm on: pass --yes"));

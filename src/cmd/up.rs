@@ -6,11 +6,11 @@ use anyhow::Context as _;
 
 use crate::cloud::apply::{Applier, Ids};
 use crate::config::CredentialsMode;
-use crate::deploy::{render, Action, Names, Phase};
+use crate::deploy::{render, Action, Phase};
 use crate::envfile;
 use crate::error::{Error, Result};
 
-use super::stage::{outputs, KeyArgs, Planned, Session};
+use super::session::{outputs, KeyArgs, Planned, Session};
 use super::Context;
 
 /// Create or update every AWS resource of the stage, then write the wss:// URL and the backend's credentials into
@@ -51,7 +51,7 @@ impl Args {
             signing_secret: secret,
         } = s.plan(&progress, &self.keys).await?;
         if !actions.is_empty() {
-            ctx.ui.out(render(&actions, &Names::from(&d)));
+            ctx.ui.out(render(&actions, &d.names));
         }
 
         let applier = Applier::new(&s.clients, &d, Ids::from_observed(&d, &observed), &progress);

@@ -10,7 +10,10 @@ pub mod rules;
 pub use diag::{Diagnostic, Report, Severity};
 pub use load::ConfigError;
 pub use model::{json_schema, Architecture, CredentialsMode};
-pub use resolve::{Config, DevSettings, Names, Overrides, StageConfig, DEFAULT_STAGE, LOCAL_STAGE};
+pub use resolve::{
+    is_local, replies, Config, DevSettings, Names, Overrides, StageConfig, DEFAULT_STAGE,
+    LOCAL_STAGE,
+};
 
 #[cfg(test)]
 mod tests;

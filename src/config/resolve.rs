@@ -285,11 +285,7 @@ fn resolve_layer(
         );
     }
     if let Some(u) = &url {
-        let loopback = matches!(
-            u.host_str(),
-            Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0")
-        );
-        if loopback && !local {
+        if is_local(u) && !local {
             checker.warn(
                 origin(&["backend", "url"]),
                 format!("stage `{stage}` sends the Lambdas to {}, which they cannot reach from AWS", b.url.as_deref().unwrap_or_default()),
@@ -300,7 +296,9 @@ fn resolve_layer(
     let lambda = l.lambda.clone().unwrap_or_default();
     let timeout_s = lambda.timeout_s.unwrap_or(10);
     let timeout_ms = b.timeout_ms.unwrap_or(5000);
-    if timeout_ms >= u64::from(timeout_s) * 1000 && (1..=900).contains(&timeout_s) {
+    if timeout_ms >= u64::from(timeout_s) * 1000
+        && crate::facts::LAMBDA_TIMEOUT_S.contains(&timeout_s)
+    {
         checker.error(
             origin(&["backend", "timeout_ms"]),
             format!("the backend timeout ({timeout_ms} ms) is not shorter than the Lambda timeout ({timeout_s} s)"),
@@ -460,22 +458,54 @@ pub fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// Resource names of one stage. Every name starts with `{project}-{stage}`, which is how resources are found again.
+/// Whether a URL points at this machine, which the deployed functions cannot reach and `dev.command` serves.
+pub fn is_local(url: &url::Url) -> bool {
+    matches!(
+        url.host_str(),
+        Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0")
+    )
+}
+
+/// Whether a route's answer goes back to the client: the routes `connect` serves, except the two API Gateway
+/// calls on its own (`$connect`'s answer is the handshake, `$disconnect` has nobody to answer).
+pub fn replies(route_key: &str, function: &str) -> bool {
+    function == "connect" && route_key != "$connect" && route_key != "$disconnect"
+}
+
+/// Resource names of one stage: the one place they are made, for `up`, `plan`, `teardown` and the reads of what
+/// exists. Every name starts with `{project}-{stage}`, which is how resources are found again.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Names {
     pub prefix: String,
+    #[serde(skip)]
+    pub stage: String,
     pub api: String,
+    /// The functions' role.
     pub role: String,
+    /// The role's inline policy (writing the functions' logs).
+    #[serde(skip)]
+    pub role_policy: String,
+    /// The backend's IAM user (`credentials: iam-user`).
     pub user: String,
+    /// The user's inline policy, or the managed policy (`credentials: policy`).
     pub policy: String,
+}
+
+impl Names {
+    /// A bundled function's name in this stage.
+    pub fn function(&self, function: &str) -> String {
+        format!("{}-{function}", self.prefix)
+    }
 }
 
 impl StageConfig {
     pub fn names(&self) -> Names {
         let prefix = format!("{}-{}", self.project, self.stage);
         Names {
+            stage: self.stage.clone(),
             api: prefix.clone(),
             role: format!("{prefix}-lambda"),
+            role_policy: format!("{prefix}-logs"),
             user: format!("{prefix}-backend"),
             policy: format!("{prefix}-manage-connections"),
             prefix,
@@ -483,7 +513,23 @@ impl StageConfig {
     }
 
     pub fn function_name(&self, function: &str) -> String {
-        format!("{}-{}-{function}", self.project, self.stage)
+        self.names().function(function)
+    }
+
+    /// The environment of every bundled function, on AWS and under `dev` alike (the names are the functions'
+    /// contract, read in `lambdas/common`).
+    pub fn function_env(&self, signing_secret: &str) -> BTreeMap<String, String> {
+        let b = &self.backend;
+        [
+            ("WSDEPLOY_BACKEND_URL", b.url.clone()),
+            ("WSDEPLOY_CONNECT_PATH", b.connect_path.clone()),
+            ("WSDEPLOY_DISCONNECT_PATH", b.disconnect_path.clone()),
+            ("WSDEPLOY_BACKEND_TIMEOUT_MS", b.timeout_ms.to_string()),
+            ("WSDEPLOY_SIGNING_SECRET", signing_secret.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
     }
 
     /// The bundled functions this stage's routes use, each once.

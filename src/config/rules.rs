@@ -5,19 +5,14 @@ use super::diag::{Diagnostic, Severity};
 use super::load::{did_you_mean, ConfigFile};
 use super::model::Layer;
 
-pub const SPECIAL_ROUTES: [&str; 3] = ["$connect", "$disconnect", "$default"];
-/// The functions bundled in `lambdas/` that a route may name.
+pub use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
+use crate::facts::{LAMBDA_MEMORY_MB, LAMBDA_NAME_LEN, LAMBDA_TIMEOUT_S};
+
+/// The functions bundled in `lambdas/` that a route may name (one binary each there).
 pub const BUNDLED_FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
-/// CloudWatch Logs accepts only these retention periods.
-pub const LOG_RETENTION_DAYS: [u32; 22] = [
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-];
 pub const MAX_PROJECT_LEN: usize = 32;
-/// `{project}-{stage}-disconnect` must fit Lambda's 64-character function names.
-pub const MAX_STAGE_LEN: usize = 20;
-/// API Gateway stops waiting for an integration after 29 seconds.
-pub const INTEGRATION_TIMEOUT_S: u32 = 29;
+/// `{project}-{stage}-disconnect` must fit Lambda's function names.
+pub const MAX_STAGE_LEN: usize = LAMBDA_NAME_LEN - MAX_PROJECT_LEN - "--disconnect".len();
 
 pub struct Checker<'a> {
     pub file: &'a ConfigFile,
@@ -124,20 +119,28 @@ impl<'a> Checker<'a> {
         }
         if let Some(l) = &layer.lambda {
             if let Some(m) = l.memory_mb {
-                if !(128..=10240).contains(&m) {
+                if !LAMBDA_MEMORY_MB.contains(&m) {
                     self.error(
                         at(&["lambda", "memory_mb"]),
                         format!("{m} MB is outside Lambda's limits"),
-                        "use a value from 128 to 10240",
+                        format!(
+                            "use a value from {} to {}",
+                            LAMBDA_MEMORY_MB.start(),
+                            LAMBDA_MEMORY_MB.end()
+                        ),
                     );
                 }
             }
             if let Some(t) = l.timeout_s {
-                if !(1..=900).contains(&t) {
+                if !LAMBDA_TIMEOUT_S.contains(&t) {
                     self.error(
                         at(&["lambda", "timeout_s"]),
                         format!("{t} s is outside Lambda's limits"),
-                        "use a value from 1 to 900",
+                        format!(
+                            "use a value from {} to {}",
+                            LAMBDA_TIMEOUT_S.start(),
+                            LAMBDA_TIMEOUT_S.end()
+                        ),
                     );
                 } else if t > INTEGRATION_TIMEOUT_S {
                     self.warn(

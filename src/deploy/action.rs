@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::state::{Desired, TagDiff};
+use super::state::TagDiff;
+use crate::config::Names;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -231,7 +232,7 @@ impl Action {
     /// `(kind, name)` of the resource, for people.
     pub fn resource(&self, d: &Names) -> (String, String) {
         use Action::*;
-        let fname = |f: &str| format!("{}-{f}", d.prefix);
+        let fname = |f: &str| d.function(f);
         match self {
             CreateRole | UpdateRoleTrust | PutRolePolicy | DeleteRole => {
                 ("role".into(), d.role.clone())
@@ -294,30 +295,6 @@ impl Action {
             UpdateStage => "auto-deploy".into(),
             UpdateApi { .. } => "route selection".into(),
             _ => String::new(),
-        }
-    }
-}
-
-/// The names an action display needs.
-#[derive(Debug, Clone)]
-pub struct Names {
-    pub prefix: String,
-    pub role: String,
-    pub api: String,
-    pub stage: String,
-    pub user: String,
-    pub policy: String,
-}
-
-impl From<&Desired> for Names {
-    fn from(d: &Desired) -> Names {
-        Names {
-            prefix: format!("{}-{}", d.project, d.stage),
-            role: d.role.clone(),
-            api: d.api.clone(),
-            stage: d.stage.clone(),
-            user: d.user.clone(),
-            policy: d.policy_name.clone(),
         }
     }
 }

@@ -5,5 +5,5 @@ pub mod plan;
 pub mod policy;
 pub mod state;
 
-pub use plan::{plan, plan_teardown, render, Action, Change, Names, Options, Phase, PlanError};
+pub use plan::{plan, plan_teardown, render, Action, Change, Options, Phase, PlanError};
 pub use state::{Artifact, Desired, Observed};

@@ -3,12 +3,11 @@
 
 use std::collections::BTreeMap;
 
-pub use super::action::{Action, Change, Names, Phase, TagTarget};
-use super::state::{
-    ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, Observed, Tags, UserObs, HANDLER,
-    REPLY_KEY, ROUTE_SELECTION, RUNTIME,
-};
+pub use super::action::{Action, Change, Phase, TagTarget};
+use crate::config::Names;
+use super::state::{ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, Observed, Tags, UserObs};
 use crate::config::CredentialsMode;
+use crate::facts::{HANDLER, REPLY_KEY, ROUTE_SELECTION, RUNTIME};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -63,7 +62,7 @@ fn plan_role(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanE
     use Action::*;
     match &o.role {
         None => a.extend([CreateRole, PutRolePolicy]),
-        Some(r) if !d.owns(&r.tags) => return Err(foreign("IAM role", &d.role, &r.tags)),
+        Some(r) if !d.owns(&r.tags) => return Err(foreign("IAM role", &d.names.role, &r.tags)),
         Some(r) => {
             if r.trust != Desired::role_trust_policy() {
                 a.push(UpdateRoleTrust);
@@ -203,7 +202,7 @@ fn plan_api<'o>(
     a: &mut Vec<Action>,
 ) -> Result<Option<&'o ApiObs>, PlanError> {
     if let Some(other) = o.apis.iter().find(|api| !d.owns(&api.tags)) {
-        let name = format!("{} ({})", d.api, other.id);
+        let name = format!("{} ({})", d.names.api, other.id);
         return Err(foreign("WebSocket API", &name, &other.tags));
     }
     let kept = o.kept_api();
@@ -348,7 +347,7 @@ fn plan_credentials(
         CredentialsMode::IamUser => {
             match &o.user {
                 None => a.extend([CreateUser, PutUserPolicy, CreateAccessKey]),
-                Some(u) if !d.owns(&u.tags) => return Err(foreign("IAM user", &d.user, &u.tags)),
+                Some(u) if !d.owns(&u.tags) => return Err(foreign("IAM user", &d.names.user, &u.tags)),
                 Some(u) => {
                     if policy.is_none() || u.policy != policy {
                         a.push(PutUserPolicy);
@@ -437,7 +436,7 @@ pub fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, PlanError
         if !d.owns(&api.tags) {
             return Err(foreign(
                 "WebSocket API",
-                &format!("{} ({})", d.api, api.id),
+                &format!("{} ({})", d.names.api, api.id),
                 &api.tags,
             ));
         }
@@ -457,13 +456,13 @@ pub fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, PlanError
     }
     if let Some(r) = &o.role {
         if !d.owns(&r.tags) {
-            return Err(foreign("IAM role", &d.role, &r.tags));
+            return Err(foreign("IAM role", &d.names.role, &r.tags));
         }
         a.push(DeleteRole);
     }
     if let Some(u) = &o.user {
         if !d.owns(&u.tags) {
-            return Err(foreign("IAM user", &d.user, &u.tags));
+            return Err(foreign("IAM user", &d.names.user, &u.tags));
         }
         a.push(DeleteUser);
     }

@@ -208,7 +208,7 @@ fn cold_start_creates_everything_in_dependency_order() {
 fn a_converged_stage_plans_nothing() {
     let d = desired("");
     assert_eq!(plan_of(&d, &converged(&d)), vec![]);
-    let names = Names::from(&d);
+    let names = d.names.clone();
     assert_eq!(
         render(&[], &names),
         "No changes: the stage matches the config."
@@ -255,7 +255,7 @@ fn secrets_never_appear_in_a_plan() {
     let p = plan_of(&d, &o);
     let shown = format!(
         "{}{}",
-        render(&p, &Names::from(&d)),
+        render(&p, &d.names),
         serde_json::to_string(&p).unwrap()
     );
     assert!(
@@ -473,7 +473,7 @@ fn changed_tags_are_applied_to_what_exists() {
             },
         ]
     );
-    assert!(render(&p, &Names::from(&after)).contains("(tag team, untag cost)"));
+    assert!(render(&p, &after.names).contains("(tag team, untag cost)"));
 }
 
 #[test]
@@ -558,7 +558,7 @@ fn teardown_deletes_everything_found() {
     assert_eq!(p.len(), 1 + 2 + 2 + 1 + 1, "{p:?}");
     assert!(p.iter().all(|a| a.change() == Change::Delete));
     assert_eq!(plan_teardown(&d, &Observed::default()).unwrap(), vec![]);
-    let text = render(&p, &Names::from(&d));
+    let text = render(&p, &d.names);
     assert!(
         text.contains("  - websocket api     chat-dev (api1)")
             && text.ends_with("0 to create, 0 to update, 7 to delete."),

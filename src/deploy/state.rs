@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::config::{Architecture, CredentialsMode, StageConfig};
+use crate::config::{Architecture, CredentialsMode, Names, StageConfig};
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -13,11 +13,6 @@ pub const TAG_PROJECT: &str = "wsdeploy:project";
 pub const TAG_STAGE: &str = "wsdeploy:stage";
 /// The Lambda permission statement that lets this API invoke a function.
 pub const PERMISSION_SID: &str = "wsdeploy-apigateway-invoke";
-pub const RUNTIME: &str = "provided.al2023";
-pub const HANDLER: &str = "bootstrap";
-pub const ROUTE_SELECTION: &str = "$request.body.action";
-/// Route response key (and selection expression) that sends a two-way route's answer back to the client.
-pub const REPLY_KEY: &str = "$default";
 
 /// An AWS partition: its id in ARNs and the DNS suffix of its endpoints. Service principals stay
 /// `{service}.amazonaws.com` in every partition for Lambda and API Gateway (aws-cdk #2198, serverless #6127), while
@@ -91,14 +86,10 @@ pub struct Desired {
     pub account: String,
     pub partition: Partition,
     pub tags: Tags,
-    pub role: String,
-    pub role_policy_name: String,
+    pub names: Names,
     pub functions: Vec<FunctionSpec>,
-    pub api: String,
     pub routes: Vec<RouteSpec>,
     pub credentials: CredentialsMode,
-    pub user: String,
-    pub policy_name: String,
     pub log_retention_days: i32,
 }
 
@@ -138,17 +129,7 @@ impl Desired {
             .functions()
             .into_iter()
             .map(|f| {
-                let b = &cfg.backend;
-                let env = [
-                    ("WSDEPLOY_BACKEND_URL", b.url.clone()),
-                    ("WSDEPLOY_CONNECT_PATH", b.connect_path.clone()),
-                    ("WSDEPLOY_DISCONNECT_PATH", b.disconnect_path.clone()),
-                    ("WSDEPLOY_BACKEND_TIMEOUT_MS", b.timeout_ms.to_string()),
-                    ("WSDEPLOY_SIGNING_SECRET", signing_secret.to_string()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+                let env = cfg.function_env(signing_secret);
                 Ok(FunctionSpec {
                     name: cfg.function_name(&f),
                     memory_mb: cfg.lambda.memory_mb as i32,
@@ -169,7 +150,7 @@ impl Desired {
             .map(|(k, f)| RouteSpec {
                 key: k.clone(),
                 function: f.clone(),
-                reply: f == "connect" && k != "$connect" && k != "$disconnect",
+                reply: crate::config::replies(k, f),
             })
             .collect();
         Ok(Desired {
@@ -179,14 +160,10 @@ impl Desired {
             account: caller.account.clone(),
             partition: caller.partition.clone(),
             tags,
-            role: names.role,
-            role_policy_name: format!("{}-logs", names.prefix),
+            names,
             functions,
-            api: names.api,
             routes,
             credentials: cfg.credentials,
-            user: names.user,
-            policy_name: names.policy,
             log_retention_days: cfg.lambda.log_retention_days as i32,
         })
     }
@@ -292,14 +269,14 @@ impl Desired {
     pub fn role_arn(&self) -> String {
         format!(
             "arn:{}:iam::{}:role/{}",
-            self.partition.id, self.account, self.role
+            self.partition.id, self.account, self.names.role
         )
     }
 
     pub fn policy_arn(&self) -> String {
         format!(
             "arn:{}:iam::{}:policy/{}",
-            self.partition.id, self.account, self.policy_name
+            self.partition.id, self.account, self.names.policy
         )
     }
 

@@ -21,8 +21,7 @@ use super::runtime::Pool;
 use super::sigv4::Verifier;
 use super::Log;
 
-pub const MAX_MESSAGE: usize = 128 * 1024;
-pub const MAX_FRAME: usize = 32 * 1024;
+use crate::facts::{MAX_FRAME_BYTES as MAX_FRAME, MAX_MESSAGE_BYTES as MAX_MESSAGE};
 
 pub struct Limits {
     pub idle: Duration,

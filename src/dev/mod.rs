@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::rules::INTEGRATION_TIMEOUT_S;
-use crate::config::StageConfig;
+use crate::config::{self, StageConfig};
 use crate::envfile;
+use crate::facts::INTEGRATION_TIMEOUT_S;
 use crate::lambdas::{self, Target};
+use crate::secret;
 
 /// Lines about connections and invocations (hidden by -q); the functions' own output, prefixed with their name.
 #[derive(Clone)]
@@ -38,12 +39,7 @@ impl Log {
     }
 }
 
-/// One line to stderr. A closed terminal (or a dead `| tee`) must not panic dev in the middle of its shutdown,
-/// so a failed write is dropped, unlike with eprintln!.
-pub fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
+pub use crate::ui::say;
 
 pub struct Options {
     pub host: std::net::IpAddr,
@@ -63,28 +59,19 @@ pub struct Running {
 /// Processes per function at most: enough for a developer's concurrency, bounded so a flood cannot fork-bomb.
 const MAX_PROCESSES: usize = 4;
 
-/// Dev credentials start with this, so a restart can tell its own (and keep them) from real ones.
-const DEV_KEY_PREFIX: &str = "AKIALOCAL";
-
 /// The backend's dev credentials and signing secret: the ones its env file holds from an earlier `dev`, or new.
 fn credentials(stage: &StageConfig) -> (String, String, String) {
     let existing = stage.env.backend.as_ref().and_then(|b| {
         let text = std::fs::read_to_string(&b.file).ok()?;
-        let id = envfile::get(&text, &b.access_key_id).filter(|k| k.starts_with(DEV_KEY_PREFIX))?;
+        let id = envfile::get(&text, &b.access_key_id)
+            .filter(|k| k.starts_with(secret::DEV_KEY_PREFIX))?;
         let secret = envfile::get(&text, &b.secret_access_key).filter(|s| !s.is_empty())?;
         let signing = envfile::get(&text, &b.signing_secret).filter(|s| !s.is_empty())?;
         Some((id, secret, signing))
     });
     existing.unwrap_or_else(|| {
-        use rand::distributions::{Alphanumeric, DistString};
-        let id = format!(
-            "{DEV_KEY_PREFIX}{}",
-            Alphanumeric
-                .sample_string(&mut rand::thread_rng(), 11)
-                .to_uppercase()
-        );
-        let secret = Alphanumeric.sample_string(&mut rand::thread_rng(), 40);
-        (id, secret, crate::cmd::stage::new_signing_secret())
+        let (id, secret) = secret::new_dev_key();
+        (id, secret, secret::new_signing_secret())
     })
 }
 
@@ -110,18 +97,13 @@ pub async fn run(
         },
         addr.port()
     );
-    let b = &stage.backend;
-    let env: Vec<(String, String)> = [
-        ("WSDEPLOY_BACKEND_URL", b.url.clone()),
-        ("WSDEPLOY_CONNECT_PATH", b.connect_path.clone()),
-        ("WSDEPLOY_DISCONNECT_PATH", b.disconnect_path.clone()),
-        ("WSDEPLOY_BACKEND_TIMEOUT_MS", b.timeout_ms.to_string()),
-        ("WSDEPLOY_SIGNING_SECRET", signing.clone()),
-        ("AWS_REGION", stage.region.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let mut env: Vec<(String, String)> = stage.function_env(&signing).into_iter().collect();
+    // Set by Lambda itself on AWS.
+    env.push(("AWS_REGION".into(), stage.region.clone()));
+    env.push((
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+        stage.lambda.memory_mb.to_string(),
+    ));
     let timeout = Duration::from_secs(u64::from(stage.lambda.timeout_s.min(INTEGRATION_TIMEOUT_S)));
     let mut pools = BTreeMap::new();
     for f in stage.functions() {
@@ -152,7 +134,7 @@ pub async fn run(
                 key.clone(),
                 gateway::Route {
                     pool: pools[f].clone(),
-                    reply: f == "connect" && key != "$connect" && key != "$disconnect",
+                    reply: config::replies(key, f),
                 },
             )
         })
@@ -263,10 +245,7 @@ const APP_START_LIMIT: Duration = Duration::from_secs(180);
 /// The backend URL's port, given to `dev.command` as PORT when the backend runs here.
 fn app_port(url: &str) -> Option<u16> {
     let u = url::Url::parse(url).ok()?;
-    matches!(
-        u.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0")
-    )
-    .then(|| u.port_or_known_default())
-    .flatten()
+    config::is_local(&u)
+        .then(|| u.port_or_known_default())
+        .flatten()
 }

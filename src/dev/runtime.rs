@@ -190,7 +190,6 @@ impl Pool {
                     .envs(env.iter().map(|(k, v)| (k, v)))
                     .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
                     .env("AWS_LAMBDA_FUNCTION_NAME", &pool.name)
-                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
                     .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
                     .env(
                         "AWS_LAMBDA_LOG_GROUP_NAME",

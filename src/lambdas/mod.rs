@@ -15,8 +15,7 @@ pub use zip::{code_sha256, deterministic_zip};
 
 static SOURCES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/lambdas");
 
-/// The bundled functions (one binary each in `lambdas/`).
-pub const FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
+pub use crate::config::rules::BUNDLED_FUNCTIONS as FUNCTIONS;
 
 /// Embedded files that are sources (tool settings of this repository's checkout are not).
 fn source_files() -> Vec<&'static include_dir::File<'static>> {

@@ -1,4 +1,4 @@
-//! What the verbs that talk to AWS share: opening a stage, reading what exists, building the code, and the
+//! The session of a verb that talks to AWS: opening a stage, reading what exists, building the code, and the
 //! outputs document.
 
 use std::collections::BTreeMap;
@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use serde_json::{json, Value};
 
-use crate::cloud::observe::{observe, Lookup};
+use crate::cloud::observe::observe;
 use crate::cloud::Clients;
 use crate::config::{Config, CredentialsMode, StageConfig};
 use crate::deploy::state::{ApiObs, ApiRef, Caller};
@@ -33,7 +33,7 @@ impl Context {
         let config = self.load_config()?;
         let stage = config.stage(self.global.stage.as_deref())?.clone();
         let clients = Clients::new(&self.global.aws, &stage.region).await;
-        let (caller, mut observed) = observe(&clients, &Lookup::of(&stage)).await?;
+        let (caller, mut observed) = observe(&clients, &stage.names()).await?;
         if let Some(b) = &stage.env.backend {
             if let Ok(text) = std::fs::read_to_string(&b.file) {
                 observed.env_access_key_id =
@@ -131,7 +131,9 @@ impl Session {
     pub async fn plan(&self, progress: &dyn Progress, keys: &KeyArgs) -> Result<Planned> {
         let artifacts = self.artifacts(progress).await?;
         let observed = self.observed.clone();
-        let signing_secret = observed.signing_secret().unwrap_or_else(new_signing_secret);
+        let signing_secret = observed
+            .signing_secret()
+            .unwrap_or_else(crate::secret::new_signing_secret);
         let desired = Desired::new(&self.stage, &self.caller, &artifacts, &signing_secret)
             .map_err(anyhow::Error::from)?;
         let actions = plan(&desired, &observed, &keys.options()).map_err(anyhow::Error::from)?;
@@ -160,13 +162,6 @@ impl Session {
     }
 }
 
-/// A fresh signing secret: 32 random bytes, URL-safe base64.
-pub fn new_signing_secret() -> String {
-    use base64::Engine;
-    let bytes: [u8; 32] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// The document `up --output json` and `outputs --output json` print (the public contract: scripts rely on these names; see the README's "Commands").
 pub fn outputs(
     s: &Session,
@@ -189,10 +184,10 @@ pub fn outputs(
         "websocket_url": api.map(|a| d.websocket_url(a)),
         "management_endpoint": api.map(|a| d.management_endpoint(a)),
         "functions": functions,
-        "role": d.role,
+        "role": d.names.role,
         "routes": d.routes.iter().map(|r| (r.key.clone(), json!(d.functions.iter().find(|f| f.function == r.function).map(|f| &f.name)))).collect::<serde_json::Map<_, _>>(),
         "credentials": match s.stage.credentials {
-            CredentialsMode::IamUser => json!({ "mode": "iam-user", "user": d.user, "access_key_id": key_id }),
+            CredentialsMode::IamUser => json!({ "mode": "iam-user", "user": d.names.user, "access_key_id": key_id }),
             CredentialsMode::Policy => json!({ "mode": "policy", "policy_arn": d.policy_arn() }),
         },
         "env_files": {
