@@ -35,44 +35,86 @@ pub fn get(text: &str, key: &str) -> Option<String> {
                 .filter(|(k, _)| *k == key)
                 .map(|(_, r)| l[r].to_string())
         })
-        .map(|v| unquote(v.trim()).to_string())
+        .map(|v| unquote(v.trim()))
 }
 
-fn unquote(v: &str) -> &str {
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q) {
-            if let Some(end) = inner.find(q) {
-                return &inner[..end];
+/// A written value as dotenv readers read it: single quotes literal, double quotes with dotenvy's escapes.
+fn unquote(v: &str) -> String {
+    if let Some(inner) = v.strip_prefix('\'') {
+        if let Some(end) = inner.find('\'') {
+            return inner[..end].to_string();
+        }
+    }
+    if let Some(inner) = v.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return out,
+                '\\' => match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some('r') => out.push('\r'),
+                    Some('t') => out.push('\t'),
+                    Some(e @ ('"' | '\\' | '$' | '\'')) => out.push(e),
+                    Some(other) => {
+                        out.push('\\');
+                        out.push(other);
+                    }
+                    None => out.push('\\'),
+                },
+                c => out.push(c),
             }
         }
     }
     // An unquoted value may carry a trailing comment.
-    v.split(" #").next().unwrap_or(v).trim_end()
+    v.split(" #").next().unwrap_or(v).trim_end().to_string()
 }
 
-/// A value as it must be written: plain when it is safe unquoted, else double-quoted.
-fn render(value: &str, like: &str) -> String {
+/// A value no quoting makes every dotenv reader read back as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the value cannot be written so that every dotenv reader reads it back: it holds `${{`, or a newline or a `'` together with `\"`, `\\`, `$` or a backquote")]
+pub struct Unwritable;
+
+/// A value as it must be written for dotenv readers (dotenvy, Node's `process.loadEnvFile`, python-dotenv) to read
+/// back exactly `value`: bare when nothing in it means anything to them; else in double quotes, where a newline is
+/// `\n`, the one escape they all share (they disagree on `\\` and `\"`, and expand `$` differently); else in single
+/// quotes, which all of them take literally but for python-dotenv's backslashes. The style of the value it replaces
+/// (`like`) is kept where it can be.
+fn render(value: &str, like: &str) -> Result<String, Unwritable> {
     let like = like.trim();
-    let quote = if like.starts_with('\'') && like.ends_with('\'') && like.len() >= 2 {
-        Some('\'')
-    } else if (like.starts_with('"') && like.ends_with('"') && like.len() >= 2)
-        || value
-            .chars()
-            .any(|c| c.is_whitespace() || "#\"'`$\\".contains(c))
-    {
-        Some('"')
-    } else {
-        None
-    };
-    match quote {
-        Some(q) => format!("{q}{value}{q}"),
-        None => value.to_string(),
+    let quoted = |q: char| like.len() >= 2 && like.starts_with(q) && like.ends_with(q);
+    let bare = !value
+        .chars()
+        .any(|c| c.is_whitespace() || "#\"'`$\\".contains(c));
+    let double = !value.chars().any(|c| "\"\\$`\r".contains(c));
+    // python-dotenv reads `\\` in single quotes as one backslash, and `\'` as a quote.
+    let single = !value.chars().any(|c| "'\n\r".contains(c))
+        && !value.contains("\\\\")
+        && !value.ends_with('\\');
+    let in_double = || format!("\"{}\"", value.replace('\n', "\\n"));
+    let in_single = || format!("'{value}'");
+    // python-dotenv expands `${NAME}` in every quoting, single quotes included, and has no escape for it.
+    if value.contains("${") {
+        return Err(Unwritable);
     }
+    Ok(if quoted('\'') && single {
+        in_single()
+    } else if quoted('"') && double {
+        in_double()
+    } else if bare {
+        value.to_string()
+    } else if double {
+        in_double()
+    } else if single {
+        in_single()
+    } else {
+        return Err(Unwritable);
+    })
 }
 
 /// Sets each `(key, value)` (every assignment of the key, so duplicates agree) and removes each of `remove`;
 /// keys not present are appended, in the file's line-ending style.
-pub fn edit(text: &str, set: &[(&str, &str)], remove: &[&str]) -> String {
+pub fn edit(text: &str, set: &[(&str, &str)], remove: &[&str]) -> Result<String, Unwritable> {
     let crlf = text.contains("\r\n");
     let eol = if crlf { "\r\n" } else { "\n" };
     let mut out = String::with_capacity(text.len() + 256);
@@ -84,7 +126,7 @@ pub fn edit(text: &str, set: &[(&str, &str)], remove: &[&str]) -> String {
                 Some(i) => {
                     seen[i] = true;
                     out.push_str(&line[..range.start]);
-                    out.push_str(&render(set[i].1, &line[range.clone()]));
+                    out.push_str(&render(set[i].1, &line[range.clone()])?);
                     out.push_str(&line[range.end..]);
                 }
                 None => out.push_str(line),
@@ -103,10 +145,10 @@ pub fn edit(text: &str, set: &[(&str, &str)], remove: &[&str]) -> String {
             out.push_str(eol);
         }
         for (k, v) in missing {
-            out.push_str(&format!("{k}={}{eol}", render(v, "")));
+            out.push_str(&format!("{k}={}{eol}", render(v, "")?));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Applies `edit` to the file (created if missing) atomically. `secret` files are written 0600.
@@ -127,7 +169,8 @@ pub fn update_file(
     if old.is_none() && set.is_empty() {
         return Ok(false);
     }
-    let new = edit(old.as_deref().unwrap_or(""), set, remove);
+    let new = edit(old.as_deref().unwrap_or(""), set, remove)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     let mode_ok = !secret || mode_is_private(path);
     if old.as_deref() == Some(new.as_str()) && mode_ok {
         return Ok(false);
@@ -204,20 +247,35 @@ mod tests {
     fn keeps_everything_it_does_not_manage() {
         let text =
             "# app\r\nexport WS_URL='old'\r\nOTHER=\"x y\" # note\r\n\r\nWS_URL=dup\r\nLAST=1";
-        let out = edit(text, &[("WS_URL", "wss://a/b"), ("NEW", "v")], &[]);
+        let out = edit(text, &[("WS_URL", "wss://a/b"), ("NEW", "v")], &[]).unwrap();
         assert_eq!(out, "# app\r\nexport WS_URL='wss://a/b'\r\nOTHER=\"x y\" # note\r\n\r\nWS_URL=wss://a/b\r\nLAST=1\r\nNEW=v\r\n");
         assert_eq!(get(&out, "WS_URL").as_deref(), Some("wss://a/b"));
         assert_eq!(get(&out, "OTHER").as_deref(), Some("x y"));
-        let removed = edit(&out, &[], &["WS_URL", "NEW"]);
+        let removed = edit(&out, &[], &["WS_URL", "NEW"]).unwrap();
         assert_eq!(removed, "# app\r\nOTHER=\"x y\" # note\r\n\r\nLAST=1\r\n");
     }
 
     #[test]
     fn values_that_need_quotes_get_them() {
         assert_eq!(
-            edit("", &[("A", "has space"), ("B", "a+b/c=")], &[]),
+            edit("", &[("A", "has space"), ("B", "a+b/c=")], &[]).unwrap(),
             "A=\"has space\"\nB=a+b/c=\n"
         );
+        assert_eq!(
+            edit(
+                "",
+                &[
+                    ("Q", "say \"hi\" to $USER\\n"),
+                    ("N", "two\nlines # not a comment")
+                ],
+                &[]
+            )
+            .unwrap(),
+            "Q='say \"hi\" to $USER\\n'\nN=\"two\\nlines # not a comment\"\n"
+        );
+        for unwritable in ["it's \"both\"", "ends in \\", "${HOME}"] {
+            assert_eq!(edit("", &[("X", unwritable)], &[]), Err(Unwritable));
+        }
     }
 
     #[test]
@@ -266,7 +324,7 @@ mod tests {
                     text.push_str(if *crlf { "\r\n" } else { "\n" });
                 }
             }
-            let out = edit(&text, &[("MANAGED", "wss://x/y"), ("SECRET", "a+b/c=")], &[]);
+            let out = edit(&text, &[("MANAGED", "wss://x/y"), ("SECRET", "a+b/c=")], &[]).unwrap();
             let strip = |s: &str| -> String {
                 s.split_inclusive('\n')
                     .filter(|l| !matches!(parse_line(l), Some((k, _)) if k == "MANAGED" || k == "SECRET"))

@@ -9,9 +9,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::{apigw, iam, lambda, logs, Clients};
+use crate::config::Names;
 use crate::deploy::action::TagTarget;
 use crate::deploy::state::*;
-use crate::config::Names;
 use crate::deploy::{Action, Change};
 use crate::ui::{Progress, Step};
 
@@ -214,7 +214,9 @@ impl<'a> Applier<'a> {
             PutRolePolicy => iam::put_role_policy(&c.iam, d)
                 .await
                 .and(said("own log groups only")),
-            DeleteRole => iam::delete_role(&c.iam, &d.names.role).await.and(said("deleted")),
+            DeleteRole => iam::delete_role(&c.iam, &d.names.role)
+                .await
+                .and(said("deleted")),
             CreateLogGroup { name } => logs::create_group(&c.logs, name, &d.tags)
                 .await
                 .and(said("created")),
@@ -334,7 +336,9 @@ impl<'a> Applier<'a> {
             DeactivateAccessKey { id } => iam::deactivate_access_key(&c.iam, &d.names.user, id)
                 .await
                 .and(said("deactivated")),
-            DeleteUser => iam::delete_user(&c.iam, &d.names.user).await.and(said("deleted")),
+            DeleteUser => iam::delete_user(&c.iam, &d.names.user)
+                .await
+                .and(said("deleted")),
             CreatePolicy => iam::create_policy(&c.iam, d, &self.api_id()?)
                 .await
                 .and(said("created")),

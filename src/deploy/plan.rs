@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 pub use super::action::{Action, Change, Phase, TagTarget};
-use crate::config::Names;
 use super::state::{ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, Observed, Tags, UserObs};
 use crate::config::CredentialsMode;
+use crate::config::Names;
 use crate::facts::{HANDLER, REPLY_KEY, ROUTE_SELECTION, RUNTIME};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -347,7 +347,9 @@ fn plan_credentials(
         CredentialsMode::IamUser => {
             match &o.user {
                 None => a.extend([CreateUser, PutUserPolicy, CreateAccessKey]),
-                Some(u) if !d.owns(&u.tags) => return Err(foreign("IAM user", &d.names.user, &u.tags)),
+                Some(u) if !d.owns(&u.tags) => {
+                    return Err(foreign("IAM user", &d.names.user, &u.tags))
+                }
                 Some(u) => {
                     if policy.is_none() || u.policy != policy {
                         a.push(PutUserPolicy);

@@ -201,3 +201,38 @@ fn the_aws_smoke_script_explains_itself_and_needs_a_region() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("set AWS_REGION"));
 }
+
+/// ripgrep's rule: a reader that goes away early (`wsdeploy plan | head -1`) is not an error, and a stdout that
+/// cannot be written (`> /dev/full`) is one, said in a sentence, never a panic.
+#[tokio::test]
+async fn output_to_a_closed_pipe_ends_quietly_and_to_a_full_disk_fails_plainly() {
+    let app = two_stage_app();
+    let verbs: [&[&str]; 4] = [
+        &["schema"],
+        &["completions", "bash"],
+        &["validate"],
+        &["--output", "json", "validate"],
+    ];
+    for args in verbs {
+        let (to, from) = tokio::net::unix::pipe::pipe().unwrap();
+        drop(from);
+        let closed = wsdeploy(app.path(), args)
+            .stdout(to.into_blocking_fd().unwrap())
+            .run();
+        closed.check(
+            closed.code == 0 && closed.stderr.is_empty(),
+            "a closed stdout pipe ends the output quietly, exit 0",
+        );
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let full = wsdeploy(app.path(), args).stdout(full).run();
+        full.check(
+            full.code == 1
+                && full.stderr.trim()
+                    == "error: cannot write the output to stdout: No space left on device (os error 28)",
+            "a full disk fails with exit 1 and one sentence",
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod config_corpus;
 mod deploy;
 mod dev;
 mod devkit;
+mod envfile;
 mod example;
 mod iam_enforce;
 mod init;

@@ -98,6 +98,12 @@ impl Cmd {
         self
     }
 
+    /// Where its stdout goes instead of being captured.
+    pub fn stdout(mut self, to: impl Into<std::process::Stdio>) -> Self {
+        self.cmd.stdout(to);
+        self
+    }
+
     /// Starts it in the background (for tests that kill or race it).
     pub fn spawn(mut self) -> std::process::Child {
         self.cmd
