@@ -27,6 +27,7 @@ fn parse_line(line: &str) -> Option<(&str, std::ops::Range<usize>)> {
 }
 
 /// The value of `key` (last assignment wins, as in dotenv loaders), unquoted.
+#[must_use]
 pub fn get(text: &str, key: &str) -> Option<String> {
     text.split_inclusive('\n')
         .rev()
@@ -199,7 +200,7 @@ pub struct StageValues<'a> {
 /// Writes the managed keys of both env files; returns each file with whether it changed.
 pub fn write_stage(
     env: &crate::config::resolve::EnvSettings,
-    v: &StageValues,
+    v: &StageValues<'_>,
 ) -> anyhow::Result<Vec<(String, bool)>> {
     let mut written = vec![];
     if let Some(f) = &env.frontend {

@@ -15,7 +15,7 @@ pub enum Error {
     Failed(#[from] anyhow::Error),
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn exit_code(&self) -> i32 {

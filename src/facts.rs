@@ -5,38 +5,38 @@
 // https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-execution-service-websocket-limits-table.html
 
 /// API Gateway stops waiting for an integration after 29 seconds.
-pub const INTEGRATION_TIMEOUT_S: u32 = 29;
+pub(crate) const INTEGRATION_TIMEOUT_S: u32 = 29;
 /// The largest message a client may send, in bytes (128 KB).
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// The largest single WebSocket frame, in bytes (32 KB); larger messages arrive in several frames.
-pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_FRAME_BYTES: usize = 32 * 1024;
 /// A connection without a message for this long is closed (10 minutes).
-pub const IDLE_TIMEOUT_S: u64 = 10 * 60;
+pub(crate) const IDLE_TIMEOUT_S: u64 = 10 * 60;
 /// A connection is closed after this long whatever happens (2 hours).
-pub const MAX_CONNECTION_S: u64 = 2 * 60 * 60;
+pub(crate) const MAX_CONNECTION_S: u64 = 2 * 60 * 60;
 /// How a message picks its route: its JSON `action` field.
-pub const ROUTE_SELECTION: &str = "$request.body.action";
+pub(crate) const ROUTE_SELECTION: &str = "$request.body.action";
 /// The routes API Gateway predefines; every other key is an `action` value.
-pub const SPECIAL_ROUTES: [&str; 3] = ["$connect", "$disconnect", "$default"];
+pub(crate) const SPECIAL_ROUTES: [&str; 3] = ["$connect", "$disconnect", "$default"];
 /// Route response key (and selection expression) that sends a two-way route's answer back to the client.
-/// https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html
-pub const REPLY_KEY: &str = "$default";
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html>
+pub(crate) const REPLY_KEY: &str = "$default";
 
 // Lambda. Quotas: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 
 /// The OS-only runtime the bundled `bootstrap` binaries run on.
-pub const RUNTIME: &str = "provided.al2023";
-pub const HANDLER: &str = "bootstrap";
+pub(crate) const RUNTIME: &str = "provided.al2023";
+pub(crate) const HANDLER: &str = "bootstrap";
 /// Memory a function may have, in MB.
-pub const LAMBDA_MEMORY_MB: std::ops::RangeInclusive<u32> = 128..=10240;
+pub(crate) const LAMBDA_MEMORY_MB: std::ops::RangeInclusive<u32> = 128..=10240;
 /// A function's timeout, in seconds.
-pub const LAMBDA_TIMEOUT_S: std::ops::RangeInclusive<u32> = 1..=900;
+pub(crate) const LAMBDA_TIMEOUT_S: std::ops::RangeInclusive<u32> = 1..=900;
 /// The longest function name.
-pub const LAMBDA_NAME_LEN: usize = 64;
+pub(crate) const LAMBDA_NAME_LEN: usize = 64;
 
-/// CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
-/// https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
-pub const LOG_RETENTION_DAYS: [u32; 22] = [
+/// `CloudWatch` Logs accepts only these retention periods (`PutRetentionPolicy`).
+/// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html>
+pub(crate) const LOG_RETENTION_DAYS: [u32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 ];

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 /// Writes `contents` to a temporary file in `path`'s folder, fsyncs it and renames it over `path`.
 /// `mode` sets the permissions (0600 for files holding secrets); `None` keeps an existing file's mode, else 0644.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -28,9 +28,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = mode.unwrap_or_else(|| {
-            std::fs::metadata(path)
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0o644)
+            std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777)
         });
         // Set before writing, so a secret is never readable by others, even for a moment.
         tmp.as_file()
@@ -50,7 +48,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> anyhow::
 }
 
 /// Whether git would ignore `path` (`None` when it is not in a git work tree or git is not installed).
-pub fn git_ignores(path: &Path) -> Option<bool> {
+pub(crate) fn git_ignores(path: &Path) -> Option<bool> {
     let dir = path.parent().filter(|d| d.is_dir())?;
     let name = path.file_name()?;
     let out = std::process::Command::new("git")
@@ -92,7 +90,7 @@ mod tests {
         }
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|e| e.file_name() != ".env")
             .collect();
         assert!(leftovers.is_empty(), "no temporary file is left behind");

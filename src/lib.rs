@@ -1,21 +1,21 @@
-//! wsdeploy: real-time WebSockets for a web app on AWS API Gateway, from one YAML file.
+//! wsdeploy: real-time `WebSockets` for a web app on AWS API Gateway, from one YAML file.
 //!
 //! Pure core (config, plan), effectful edge (cloud, files, terminal). The README's "Layout" names each module.
 
 pub mod cli;
-pub mod cloud;
-pub mod cmd;
-pub mod config;
-pub mod deploy;
-pub mod dev;
+mod cloud;
+mod cmd;
+mod config;
+mod deploy;
+mod dev;
 pub mod envfile;
-pub mod error;
-pub mod facts;
-pub mod fsutil;
-pub mod lambdas;
-pub mod secret;
-pub mod templates;
-pub mod ui;
+mod error;
+mod facts;
+mod fsutil;
+mod lambdas;
+mod secret;
+mod templates;
+mod ui;
 
 use cli::{Cli, Command};
 use error::Error;
@@ -83,7 +83,7 @@ fn report_error(err: &Error, ui: &ui::Ui) {
     }));
 }
 
-/// `-v` shows wsdeploy's own debug lines, `-vv` the AWS SDK's too; WSDEPLOY_LOG takes a full filter.
+/// `-v` shows wsdeploy's own debug lines, `-vv` the AWS SDK's too; `WSDEPLOY_LOG` takes a full filter.
 pub fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",

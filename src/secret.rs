@@ -4,16 +4,16 @@ use base64::Engine;
 use rand::distributions::{Alphanumeric, DistString};
 
 /// Dev credentials start with this, so a restart can tell its own (and keep them) from real ones.
-pub const DEV_KEY_PREFIX: &str = "AKIALOCAL";
+pub(crate) const DEV_KEY_PREFIX: &str = "AKIALOCAL";
 
 /// A fresh signing secret: 32 random bytes, URL-safe base64.
-pub fn new_signing_secret() -> String {
+pub(crate) fn new_signing_secret() -> String {
     let bytes: [u8; 32] = rand::random();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A local access key pair for `dev`, shaped like AWS's (20-character id, 40-character secret).
-pub fn new_dev_key() -> (String, String) {
+pub(crate) fn new_dev_key() -> (String, String) {
     let mut rng = rand::thread_rng();
     let id = format!(
         "{DEV_KEY_PREFIX}{}",

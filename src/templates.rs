@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Plain JavaScript: a router, a signature check, a SocketService, an in-memory store.
+    /// Plain JavaScript: a router, a signature check, a `SocketService`, an in-memory store.
     Express,
-    /// TypeScript: a SocketModule with a TypeORM entity, a controller, a guard and a SocketService.
+    /// TypeScript: a `SocketModule` with a `TypeORM` entity, a controller, a guard and a `SocketService`.
     Nestjs,
 }
 
@@ -32,7 +32,7 @@ const WORKFLOW: Files = embed!("github": "wsdeploy.yml");
 
 /// One file to write.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Planned {
+pub(crate) struct Planned {
     pub path: PathBuf,
     pub contents: &'static [u8],
 }
@@ -46,7 +46,7 @@ fn place(files: Files, dir: &Path) -> impl Iterator<Item = Planned> + '_ {
 
 /// The backend module (into `{backend}/wsdeploy/` or `{backend}/src/socket/`) and the frontend snippet (into
 /// `{frontend}/src/` when the frontend has one, else `{frontend}/`).
-pub fn app_files(kind: Backend, backend_dir: &Path, frontend_dir: &Path) -> Vec<Planned> {
+pub(crate) fn app_files(kind: Backend, backend_dir: &Path, frontend_dir: &Path) -> Vec<Planned> {
     let backend: Vec<Planned> = match kind {
         Backend::Express => place(EXPRESS, &backend_dir.join("wsdeploy")).collect(),
         Backend::Nestjs => place(NESTJS, &backend_dir.join("src/socket")).collect(),
@@ -61,12 +61,12 @@ pub fn app_files(kind: Backend, backend_dir: &Path, frontend_dir: &Path) -> Vec<
 }
 
 /// The GitHub Actions workflow, at the root of the repository (`root`).
-pub fn workflow(root: &Path) -> Vec<Planned> {
+pub(crate) fn workflow(root: &Path) -> Vec<Planned> {
     place(WORKFLOW, &root.join(".github/workflows")).collect()
 }
 
 /// What the user still has to do after the files are written.
-pub fn next_steps(kind: Backend, backend_dir: &Path, frontend_dir: &Path) -> Vec<String> {
+pub(crate) fn next_steps(kind: Backend, backend_dir: &Path, frontend_dir: &Path) -> Vec<String> {
     let b = backend_dir.display();
     let f = frontend_dir.display();
     let mut steps = vec![format!(

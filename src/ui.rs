@@ -65,7 +65,11 @@ impl Ui {
         if let Err(e) = write(&mut o).and_then(|()| o.flush()) {
             self.stdout.closed.store(true, Ordering::Relaxed);
             if e.kind() != std::io::ErrorKind::BrokenPipe {
-                *self.stdout.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                *self
+                    .stdout
+                    .failed
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
             }
         }
     }
@@ -82,7 +86,7 @@ impl Ui {
             .stdout
             .failed
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
         {
             Some(e) => Err(std::io::Error::new(
@@ -122,6 +126,7 @@ impl Ui {
     }
 
     /// Always shown (stderr), whatever the format.
+    #[allow(clippy::unused_self)] // a `Ui` method like the others, so that every line goes through `ui`
     pub fn warn(&self, text: impl AsRef<str>) {
         say(&format!(
             "{} {}",
@@ -133,12 +138,12 @@ impl Ui {
 
 /// One line to stderr. A closed terminal (or a dead `| tee`) has nowhere to report to, so a failed write is
 /// dropped rather than panicking as `eprintln!` would (in the middle of `dev`'s shutdown, say).
-pub fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Text to stderr as it is (a rendered report that ends its own lines).
-pub fn say_raw(text: &str) {
+pub(crate) fn say_raw(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 

@@ -1,6 +1,6 @@
 //! API Gateway v2: the WebSocket API, its integrations, routes, route responses and stage.
 //!
-//! AWS serialises writes per API and answers a write that overlaps another with 409 ConflictException "Unable to
+//! AWS serialises writes per API and answers a write that overlaps another with 409 `ConflictException` "Unable to
 //! complete operation due to concurrent modification. Please try again later." (terraform-provider-aws #18018,
 //! PR #29735), which the SDK does not retry. The applier sends this API's writes one at a time; every write here
 //! also retries that conflict, for writers outside this run (a concurrent `up`, the console).
@@ -30,7 +30,7 @@ where
 }
 
 /// The new API's id and endpoint.
-pub async fn create_api(apigw: &Client, d: &Desired) -> Result<ApiRef> {
+pub(crate) async fn create_api(apigw: &Client, d: &Desired) -> Result<ApiRef> {
     let out = apigw
         .create_api()
         .name(&d.names.api)
@@ -46,7 +46,11 @@ pub async fn create_api(apigw: &Client, d: &Desired) -> Result<ApiRef> {
     })
 }
 
-pub async fn set_route_selection(apigw: &Client, api_id: &str, step: &dyn Step) -> Result<()> {
+pub(crate) async fn set_route_selection(
+    apigw: &Client,
+    api_id: &str,
+    step: &dyn Step,
+) -> Result<()> {
     write(step, || {
         apigw
             .update_api()
@@ -59,13 +63,13 @@ pub async fn set_route_selection(apigw: &Client, api_id: &str, step: &dyn Step) 
     Ok(())
 }
 
-pub async fn delete_api(apigw: &Client, api_id: &str, step: &dyn Step) -> Result<()> {
+pub(crate) async fn delete_api(apigw: &Client, api_id: &str, step: &dyn Step) -> Result<()> {
     gone(write(step, || apigw.delete_api().api_id(api_id).send()).await)
         .map_err(|e| explain(&format!("delete the API {api_id}"), e))
 }
 
 /// An `AWS_PROXY` integration with the function; returns its id.
-pub async fn create_integration(
+pub(crate) async fn create_integration(
     apigw: &Client,
     api_id: &str,
     uri: &str,
@@ -88,7 +92,7 @@ pub async fn create_integration(
         .to_string())
 }
 
-pub async fn delete_integration(
+pub(crate) async fn delete_integration(
     apigw: &Client,
     api_id: &str,
     id: &str,
@@ -105,7 +109,7 @@ pub async fn delete_integration(
 }
 
 /// Returns the route's id.
-pub async fn create_route(
+pub(crate) async fn create_route(
     apigw: &Client,
     api_id: &str,
     key: &str,
@@ -129,7 +133,7 @@ pub async fn create_route(
         .to_string())
 }
 
-pub async fn retarget_route(
+pub(crate) async fn retarget_route(
     apigw: &Client,
     api_id: &str,
     route_id: &str,
@@ -150,7 +154,7 @@ pub async fn retarget_route(
     Ok(())
 }
 
-pub async fn delete_route(
+pub(crate) async fn delete_route(
     apigw: &Client,
     api_id: &str,
     route_id: &str,
@@ -170,7 +174,7 @@ pub async fn delete_route(
 /// The route's `$default` response, then the selection expression that turns it on. A conflict counts as done only
 /// when AWS says the response exists: taking a concurrent-modification 409 for "exists" would leave the route
 /// without its reply, silently.
-pub async fn make_route_reply(
+pub(crate) async fn make_route_reply(
     apigw: &Client,
     api_id: &str,
     route_id: &str,
@@ -199,9 +203,9 @@ pub async fn make_route_reply(
     Ok(())
 }
 
-/// AutoDeploy makes every route or integration change live without a CreateDeployment call, which is also what
-/// lets this work on the local AWS emulator (moto has no CreateDeployment).
-pub async fn create_stage(
+/// `AutoDeploy` makes every route or integration change live without a `CreateDeployment` call, which is also what
+/// lets this work on the local AWS emulator (moto has no `CreateDeployment`).
+pub(crate) async fn create_stage(
     apigw: &Client,
     api_id: &str,
     d: &Desired,
@@ -220,7 +224,12 @@ pub async fn create_stage(
         .map_err(|e| explain(&format!("create the stage {}", d.stage), e))
 }
 
-pub async fn auto_deploy(apigw: &Client, api_id: &str, stage: &str, step: &dyn Step) -> Result<()> {
+pub(crate) async fn auto_deploy(
+    apigw: &Client,
+    api_id: &str,
+    stage: &str,
+    step: &dyn Step,
+) -> Result<()> {
     let call = || {
         apigw
             .update_stage()
@@ -235,7 +244,12 @@ pub async fn auto_deploy(apigw: &Client, api_id: &str, stage: &str, step: &dyn S
     Ok(())
 }
 
-pub async fn retag(apigw: &Client, arn: &str, diff: &TagDiff, step: &dyn Step) -> Result<()> {
+pub(crate) async fn retag(
+    apigw: &Client,
+    arn: &str,
+    diff: &TagDiff,
+    step: &dyn Step,
+) -> Result<()> {
     if !diff.set.is_empty() {
         let tags: std::collections::HashMap<String, String> =
             diff.set.clone().into_iter().collect();
@@ -266,9 +280,9 @@ pub async fn retag(apigw: &Client, arn: &str, diff: &TagDiff, step: &dyn Step) -
 }
 
 /// Whether the stage's last automatic deployment went live: `LastDeploymentStatusMessage` says so for stages with
-/// AutoDeploy (https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html).
+/// `AutoDeploy` (<https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html>).
 /// `None` when it did, the message when it failed.
-pub async fn deployment_failure(
+pub(crate) async fn deployment_failure(
     apigw: &Client,
     api_id: &str,
     stage: &str,

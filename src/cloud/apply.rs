@@ -11,13 +11,13 @@ use anyhow::{Context, Result};
 use super::{apigw, iam, lambda, logs, Clients};
 use crate::config::Names;
 use crate::deploy::action::TagTarget;
-use crate::deploy::state::*;
+use crate::deploy::state::{ApiRef, Desired, FunctionSpec, Observed, RouteSpec, TagDiff};
 use crate::deploy::{Action, Change};
 use crate::ui::{Progress, Step};
 
 /// What apply learned that the env files and outputs need.
 #[derive(Debug, Default, Clone)]
-pub struct Ids {
+pub(crate) struct Ids {
     pub api_id: Option<String>,
     pub api_endpoint: Option<String>,
     integrations: BTreeMap<String, String>,
@@ -28,11 +28,11 @@ pub struct Ids {
 
 impl Ids {
     /// Ids of what already exists: the API that the plan keeps (the oldest), its integrations and routes.
-    pub fn from_observed(d: &Desired, o: &Observed) -> Ids {
+    pub(crate) fn from_observed(d: &Desired, o: &Observed) -> Ids {
         let mut ids = Ids::default();
         let Some(api) = o.kept_api() else { return ids };
         ids.api_id = Some(api.id.clone());
-        ids.api_endpoint = api.endpoint.clone();
+        ids.api_endpoint.clone_from(&api.endpoint);
         for f in &d.functions {
             let uri = d.integration_uri(&d.function_arn(&f.name));
             if let Some(i) = api.integrations.iter().find(|i| i.uri == uri) {
@@ -45,7 +45,7 @@ impl Ids {
         ids
     }
 
-    pub fn api(&self) -> Option<ApiRef> {
+    pub(crate) fn api(&self) -> Option<ApiRef> {
         Some(ApiRef {
             id: self.api_id.clone()?,
             endpoint: self.api_endpoint.clone(),
@@ -53,7 +53,7 @@ impl Ids {
     }
 }
 
-pub struct Applier<'a> {
+pub(crate) struct Applier<'a> {
     c: &'a Clients,
     d: &'a Desired,
     names: Names,
@@ -70,7 +70,12 @@ pub struct Applier<'a> {
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(c: &'a Clients, d: &'a Desired, ids: Ids, progress: &'a dyn Progress) -> Self {
+    pub(crate) fn new(
+        c: &'a Clients,
+        d: &'a Desired,
+        ids: Ids,
+        progress: &'a dyn Progress,
+    ) -> Self {
         Applier {
             c,
             d,
@@ -85,7 +90,7 @@ impl<'a> Applier<'a> {
     }
 
     /// How long each wait for AWS took: (what, seconds).
-    pub fn waits(&self) -> Vec<(String, f64)> {
+    pub(crate) fn waits(&self) -> Vec<(String, f64)> {
         self.waits.lock().expect("waits lock").clone()
     }
 
@@ -107,7 +112,7 @@ impl<'a> Applier<'a> {
 
     /// The end of `up`: every function this run changed is Active with its last update applied, and the stage's
     /// last automatic deployment did not fail.
-    pub async fn settle(&self) -> Result<()> {
+    pub(crate) async fn settle(&self) -> Result<()> {
         let names: Vec<String> = self
             .unsettled
             .lock()
@@ -134,7 +139,7 @@ impl<'a> Applier<'a> {
         Ok(())
     }
 
-    pub fn ids(&self) -> Ids {
+    pub(crate) fn ids(&self) -> Ids {
         self.ids.lock().expect("ids lock").clone()
     }
 
@@ -150,7 +155,7 @@ impl<'a> Applier<'a> {
 
     /// Runs `actions` (already ordered by phase). Stops at the first phase with a failure, after its other
     /// actions finished: whatever was done is found again by the next run.
-    pub async fn run(&self, actions: &[Action]) -> Result<()> {
+    pub(crate) async fn run(&self, actions: &[Action]) -> Result<()> {
         let mut phases: BTreeMap<_, BTreeMap<(String, String), Vec<&Action>>> = BTreeMap::new();
         for a in actions {
             // Actions on one resource stay in order; different resources go side by side.
@@ -205,7 +210,14 @@ impl<'a> Applier<'a> {
 
     /// One action; returns what to say when it is done.
     async fn act(&self, a: &Action, step: &dyn Step) -> Result<String> {
-        use Action::*;
+        use Action::{
+            AddPermission, CreateAccessKey, CreateApi, CreateFunction, CreateIntegration,
+            CreateLogGroup, CreatePolicy, CreatePolicyVersion, CreateRole, CreateRoute,
+            CreateRouteResponse, CreateStage, CreateUser, DeactivateAccessKey, DeleteAccessKey,
+            DeleteApi, DeleteFunction, DeleteIntegration, DeleteLogGroup, DeletePolicy, DeleteRole,
+            DeleteRoute, DeleteUser, PutRetention, PutRolePolicy, PutUserPolicy, Retag, UpdateApi,
+            UpdateFunctionCode, UpdateFunctionConfig, UpdateRoleTrust, UpdateRoute, UpdateStage,
+        };
         let (c, d) = (self.c, self.d);
         let said = |s: &str| Ok(s.to_string());
         match a {

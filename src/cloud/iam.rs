@@ -19,7 +19,7 @@ fn tags(tags: &Tags) -> Vec<aws_sdk_iam::types::Tag> {
         .collect()
 }
 
-pub async fn create_role(iam: &Client, d: &Desired) -> Result<()> {
+pub(crate) async fn create_role(iam: &Client, d: &Desired) -> Result<()> {
     let trust = Desired::role_trust_policy().to_string();
     let r = iam
         .create_role()
@@ -32,7 +32,7 @@ pub async fn create_role(iam: &Client, d: &Desired) -> Result<()> {
         .map_err(|e| explain(&format!("create the IAM role {}", d.names.role), e))
 }
 
-pub async fn update_role_trust(iam: &Client, d: &Desired) -> Result<()> {
+pub(crate) async fn update_role_trust(iam: &Client, d: &Desired) -> Result<()> {
     let trust = Desired::role_trust_policy().to_string();
     iam.update_assume_role_policy()
         .role_name(&d.names.role)
@@ -43,7 +43,7 @@ pub async fn update_role_trust(iam: &Client, d: &Desired) -> Result<()> {
     Ok(())
 }
 
-pub async fn put_role_policy(iam: &Client, d: &Desired) -> Result<()> {
+pub(crate) async fn put_role_policy(iam: &Client, d: &Desired) -> Result<()> {
     let doc = d.role_policy().to_string();
     iam.put_role_policy()
         .role_name(&d.names.role)
@@ -56,7 +56,7 @@ pub async fn put_role_policy(iam: &Client, d: &Desired) -> Result<()> {
 }
 
 /// Inline policies deleted, managed ones detached, then the role.
-pub async fn delete_role(iam: &Client, role: &str) -> Result<()> {
+pub(crate) async fn delete_role(iam: &Client, role: &str) -> Result<()> {
     let what = |x: &str| format!("{x} of the IAM role {role}");
     let inline = match iam.list_role_policies().role_name(role).send().await {
         Ok(o) => o.policy_names().to_vec(),
@@ -90,7 +90,7 @@ pub async fn delete_role(iam: &Client, role: &str) -> Result<()> {
         .map_err(|e| explain(&format!("delete the IAM role {role}"), e))
 }
 
-pub async fn create_user(iam: &Client, d: &Desired) -> Result<()> {
+pub(crate) async fn create_user(iam: &Client, d: &Desired) -> Result<()> {
     let r = iam
         .create_user()
         .user_name(&d.names.user)
@@ -101,7 +101,7 @@ pub async fn create_user(iam: &Client, d: &Desired) -> Result<()> {
         .map_err(|e| explain(&format!("create the IAM user {}", d.names.user), e))
 }
 
-pub async fn put_user_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()> {
+pub(crate) async fn put_user_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()> {
     let doc = d.manage_connections_policy(api_id).to_string();
     iam.put_user_policy()
         .user_name(&d.names.user)
@@ -114,7 +114,7 @@ pub async fn put_user_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<
 }
 
 /// A new key: (id, secret). The secret is readable only now.
-pub async fn create_access_key(iam: &Client, user: &str) -> Result<(String, String)> {
+pub(crate) async fn create_access_key(iam: &Client, user: &str) -> Result<(String, String)> {
     let out = iam
         .create_access_key()
         .user_name(user)
@@ -131,7 +131,7 @@ pub async fn create_access_key(iam: &Client, user: &str) -> Result<(String, Stri
 }
 
 /// The key stays, refused from now on; `aws iam update-access-key --status Active` brings it back.
-pub async fn deactivate_access_key(iam: &Client, user: &str, id: &str) -> Result<()> {
+pub(crate) async fn deactivate_access_key(iam: &Client, user: &str, id: &str) -> Result<()> {
     gone(
         iam.update_access_key()
             .user_name(user)
@@ -143,11 +143,11 @@ pub async fn deactivate_access_key(iam: &Client, user: &str, id: &str) -> Result
     .map_err(|e| explain(&format!("deactivate the access key {id}"), e))
 }
 
-/// Waits until AWS accepts a new key: IAM is eventually consistent, and a key is refused (InvalidClientTokenId)
+/// Waits until AWS accepts a new key: IAM is eventually consistent, and a key is refused (`InvalidClientTokenId`)
 /// for a few seconds after its creation
-/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
-/// The probe is STS GetCallerIdentity, which needs no permission.
-pub async fn wait_key_works(
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency>).
+/// The probe is STS `GetCallerIdentity`, which needs no permission.
+pub(crate) async fn wait_key_works(
     c: &super::Clients,
     id: &str,
     secret: &str,
@@ -169,13 +169,13 @@ pub async fn wait_key_works(
     Ok(())
 }
 
-pub enum Tagged<'a> {
+pub(crate) enum Tagged<'a> {
     Role(&'a str),
     User(&'a str),
     Policy(&'a str),
 }
 
-pub async fn retag(iam: &Client, what: Tagged<'_>, diff: &TagDiff) -> Result<()> {
+pub(crate) async fn retag(iam: &Client, what: Tagged<'_>, diff: &TagDiff) -> Result<()> {
     let set = Some(tags(&diff.set)).filter(|t| !t.is_empty());
     let keys = Some(diff.remove.clone()).filter(|k| !k.is_empty());
     // Each IAM entity has its own pair of tag calls, with their own types.
@@ -207,7 +207,7 @@ pub async fn retag(iam: &Client, what: Tagged<'_>, diff: &TagDiff) -> Result<()>
     Ok(())
 }
 
-pub async fn delete_access_key(iam: &Client, user: &str, id: &str) -> Result<()> {
+pub(crate) async fn delete_access_key(iam: &Client, user: &str, id: &str) -> Result<()> {
     gone(
         iam.delete_access_key()
             .user_name(user)
@@ -219,7 +219,7 @@ pub async fn delete_access_key(iam: &Client, user: &str, id: &str) -> Result<()>
 }
 
 /// Keys and inline policies deleted, managed ones detached, then the user.
-pub async fn delete_user(iam: &Client, user: &str) -> Result<()> {
+pub(crate) async fn delete_user(iam: &Client, user: &str) -> Result<()> {
     let what = |x: &str| format!("{x} of the IAM user {user}");
     let keys = match iam.list_access_keys().user_name(user).send().await {
         Ok(o) => o,
@@ -266,7 +266,7 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<()> {
         .map_err(|e| explain(&format!("delete the IAM user {user}"), e))
 }
 
-pub async fn create_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()> {
+pub(crate) async fn create_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()> {
     let doc = d.manage_connections_policy(api_id).to_string();
     let r = iam
         .create_policy()
@@ -280,7 +280,7 @@ pub async fn create_policy(iam: &Client, d: &Desired, api_id: &str) -> Result<()
 }
 
 /// A new default version; IAM keeps five, so the oldest goes first when asked.
-pub async fn create_policy_version(
+pub(crate) async fn create_policy_version(
     iam: &Client,
     d: &Desired,
     api_id: &str,
@@ -307,7 +307,7 @@ pub async fn create_policy_version(
 }
 
 /// Detached from whatever the user attached it to (or it cannot be deleted), old versions deleted, then the policy.
-pub async fn delete_policy(iam: &Client, arn: &str) -> Result<()> {
+pub(crate) async fn delete_policy(iam: &Client, arn: &str) -> Result<()> {
     let entities = match iam.list_entities_for_policy().policy_arn(arn).send().await {
         Ok(o) => o,
         Err(e) if is_not_found(&e) => return Ok(()),

@@ -26,9 +26,9 @@ fn zip_of(f: &FunctionSpec) -> Result<Vec<u8>> {
         .with_context(|| format!("cannot read {}", f.artifact.zip.display()))
 }
 
-/// A function mid-change: Lambda answers ResourceConflictException "…An update is in progress…" or "…currently in
+/// A function mid-change: Lambda answers `ResourceConflictException` "…An update is in progress…" or "…currently in
 /// the following state: Pending" to other changes meanwhile
-/// (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html>).
 fn in_progress<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&'static str> {
     (e.code() == Some("ResourceConflictException")
         && !is_exists_conflict(e, "ResourceConflictException"))
@@ -38,7 +38,7 @@ fn in_progress<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&'stati
 /// Creates the function. A role created seconds ago cannot be assumed by Lambda yet ("The role defined for the
 /// function cannot be assumed by Lambda"): exactly that error is retried, for as long as terraform-provider-aws
 /// allows IAM to propagate, with the wait shown.
-pub async fn create(
+pub(crate) async fn create(
     lambda: &Client,
     d: &Desired,
     f: &FunctionSpec,
@@ -83,7 +83,11 @@ pub async fn create(
 }
 
 /// New code (and architecture, which Lambda takes with the code).
-pub async fn update_code(lambda: &Client, f: &FunctionSpec, step: &dyn Step) -> Result<String> {
+pub(crate) async fn update_code(
+    lambda: &Client,
+    f: &FunctionSpec,
+    step: &dyn Step,
+) -> Result<String> {
     let zip = zip_of(f)?;
     let call = || {
         lambda
@@ -102,7 +106,7 @@ pub async fn update_code(lambda: &Client, f: &FunctionSpec, step: &dyn Step) -> 
     ))
 }
 
-pub async fn update_config(
+pub(crate) async fn update_config(
     lambda: &Client,
     d: &Desired,
     f: &FunctionSpec,
@@ -128,7 +132,12 @@ pub async fn update_config(
 
 /// Waits, with the SDK's waiters, until a created function is `Active` or an updated one's last update is
 /// `Successful`; a `Failed` state is an error with AWS's reason.
-pub async fn wait_ready(lambda: &Client, name: &str, created: bool, step: &dyn Step) -> Result<()> {
+pub(crate) async fn wait_ready(
+    lambda: &Client,
+    name: &str,
+    created: bool,
+    step: &dyn Step,
+) -> Result<()> {
     use aws_sdk_lambda::client::Waiters;
     let max = Duration::from_secs(300);
     step.update(if created {
@@ -175,14 +184,14 @@ pub async fn wait_ready(lambda: &Client, name: &str, created: bool, step: &dyn S
     })
 }
 
-pub async fn delete(lambda: &Client, name: &str) -> Result<()> {
+pub(crate) async fn delete(lambda: &Client, name: &str) -> Result<()> {
     gone(lambda.delete_function().function_name(name).send().await)
         .map_err(|e| explain(&format!("delete the function {name}"), e))
 }
 
 /// Lets API Gateway invoke the function from `source_arn` (this API) only; `replace` drops an older grant first.
 /// A conflict means "exists" only when Lambda says the statement id exists; "update in progress" is waited out.
-pub async fn allow_invoke(
+pub(crate) async fn allow_invoke(
     lambda: &Client,
     name: &str,
     source_arn: &str,
@@ -217,7 +226,12 @@ pub async fn allow_invoke(
     .map_err(|e| explain(&format!("let API Gateway invoke {name}"), e))
 }
 
-pub async fn retag(lambda: &Client, arn: &str, diff: &TagDiff, step: &dyn Step) -> Result<()> {
+pub(crate) async fn retag(
+    lambda: &Client,
+    arn: &str,
+    diff: &TagDiff,
+    step: &dyn Step,
+) -> Result<()> {
     if !diff.set.is_empty() {
         let tags: std::collections::HashMap<String, String> =
             diff.set.clone().into_iter().collect();

@@ -1,4 +1,4 @@
-//! CloudWatch Logs: the functions' log groups, created ahead so their retention is ours, not "never expire".
+//! `CloudWatch` Logs: the functions' log groups, created ahead so their retention is ours, not "never expire".
 
 use anyhow::Result;
 use aws_sdk_cloudwatchlogs::Client;
@@ -6,7 +6,7 @@ use aws_sdk_cloudwatchlogs::Client;
 use super::{already, explain, gone};
 use crate::deploy::state::{TagDiff, Tags};
 
-pub async fn create_group(logs: &Client, name: &str, tags: &Tags) -> Result<()> {
+pub(crate) async fn create_group(logs: &Client, name: &str, tags: &Tags) -> Result<()> {
     let r = logs
         .create_log_group()
         .log_group_name(name)
@@ -17,7 +17,7 @@ pub async fn create_group(logs: &Client, name: &str, tags: &Tags) -> Result<()> 
         .map_err(|e| explain(&format!("create the log group {name}"), e))
 }
 
-pub async fn set_retention(logs: &Client, name: &str, days: i32) -> Result<()> {
+pub(crate) async fn set_retention(logs: &Client, name: &str, days: i32) -> Result<()> {
     logs.put_retention_policy()
         .log_group_name(name)
         .retention_in_days(days)
@@ -27,12 +27,12 @@ pub async fn set_retention(logs: &Client, name: &str, days: i32) -> Result<()> {
     Ok(())
 }
 
-pub async fn delete_group(logs: &Client, name: &str) -> Result<()> {
+pub(crate) async fn delete_group(logs: &Client, name: &str) -> Result<()> {
     gone(logs.delete_log_group().log_group_name(name).send().await)
         .map_err(|e| explain(&format!("delete the log group {name}"), e))
 }
 
-pub async fn retag(logs: &Client, arn: &str, diff: &TagDiff) -> Result<()> {
+pub(crate) async fn retag(logs: &Client, arn: &str, diff: &TagDiff) -> Result<()> {
     if !diff.set.is_empty() {
         logs.tag_resource()
             .resource_arn(arn)

@@ -1,13 +1,13 @@
 //! The AWS edge: one client per service, built from the standard AWS configuration chain (profiles, AWS_* variables,
-//! AWS_ENDPOINT_URL for emulators), each call retried by the SDK's own retry config. Thin on purpose: the decisions
+//! `AWS_ENDPOINT_URL` for emulators), each call retried by the SDK's own retry config. Thin on purpose: the decisions
 //! are in `deploy::plan`.
 
-pub mod apigw;
-pub mod apply;
-pub mod iam;
-pub mod lambda;
-pub mod logs;
-pub mod observe;
+pub(crate) mod apigw;
+pub(crate) mod apply;
+pub(crate) mod iam;
+pub(crate) mod lambda;
+pub(crate) mod logs;
+pub(crate) mod observe;
 
 use std::time::{Duration, Instant};
 
@@ -20,17 +20,17 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::deploy::state::Caller;
 use crate::ui::Step;
 
-/// How to reach AWS. The standard AWS variables (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, AWS_MAX_ATTEMPTS,
-/// AWS_RETRY_MODE, ...) and profile settings apply; these flags override them.
+/// How to reach AWS. The standard AWS variables (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_MAX_ATTEMPTS`,
+/// `AWS_RETRY_MODE`, ...) and profile settings apply; these flags override them.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AwsArgs {
-    /// The AWS profile to use (overrides AWS_PROFILE).
+    /// The AWS profile to use (overrides `AWS_PROFILE`).
     #[arg(long, global = true, value_name = "NAME")]
     pub profile: Option<String>,
-    /// The AWS region (overrides AWS_REGION and the config's region).
+    /// The AWS region (overrides `AWS_REGION` and the config's region).
     #[arg(long, global = true, value_name = "REGION")]
     pub region: Option<String>,
-    /// Attempts per AWS request, retries included (overrides AWS_MAX_ATTEMPTS).
+    /// Attempts per AWS request, retries included (overrides `AWS_MAX_ATTEMPTS`).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
     pub max_attempts: Option<u32>,
 }
@@ -86,12 +86,12 @@ impl Clients {
 
 /// How long the waits for AWS's eventual consistency may take, as terraform-provider-aws allows
 /// (`iamPropagationTimeout = 2 * time.Minute` in internal/service/iam): new roles, new keys, functions settling.
-pub const PROPAGATION_BUDGET: Duration = Duration::from_secs(120);
+pub(crate) const PROPAGATION_BUDGET: Duration = Duration::from_secs(120);
 
 /// Retries `call` while `transient` names the error's cause, with backoff, for at most `budget`, saying so on `step`.
 /// For the conditions AWS documents as passing but the SDK's retry policy does not know: IAM propagation, a
 /// function still being updated, an API being modified by someone else.
-pub async fn retry_for<T, E, R, F, Fut>(
+pub(crate) async fn retry_for<T, E, R, F, Fut>(
     budget: Duration,
     step: &dyn Step,
     transient: impl Fn(&SdkError<E, R>) -> Option<&'static str>,
@@ -123,16 +123,19 @@ where
     }
 }
 
-/// API Gateway's 409 for a write racing another write on the same API. "Already exists" is a ConflictException
+/// API Gateway's 409 for a write racing another write on the same API. "Already exists" is a `ConflictException`
 /// too; only the message tells them apart (terraform-provider-aws PR #29735 matches it the same way).
-pub fn is_concurrent_modification<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+pub(crate) fn is_concurrent_modification<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.code() == Some("ConflictException")
         && e.message()
             .is_some_and(|m| m.to_ascii_lowercase().contains("concurrent modification"))
 }
 
 /// A conflict because the thing exists already (and only that).
-pub fn is_exists_conflict<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, code: &str) -> bool {
+pub(crate) fn is_exists_conflict<E: ProvideErrorMetadata, R>(
+    e: &SdkError<E, R>,
+    code: &str,
+) -> bool {
     if e.code() != Some(code) {
         return false;
     }
@@ -145,8 +148,8 @@ pub fn is_exists_conflict<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>, code: 
 }
 
 /// The standard chain, with the region decided by the config and flags; `--max-attempts` and `--profile` override
-/// AWS_MAX_ATTEMPTS and AWS_PROFILE, which the chain reads otherwise (as it does AWS_RETRY_MODE).
-pub async fn sdk_config(aws: &AwsArgs, region: &str) -> SdkConfig {
+/// `AWS_MAX_ATTEMPTS` and `AWS_PROFILE`, which the chain reads otherwise (as it does `AWS_RETRY_MODE`).
+pub(crate) async fn sdk_config(aws: &AwsArgs, region: &str) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(region.to_string()))
         // An unreachable endpoint fails in seconds, not after minutes of silent waiting.
@@ -166,7 +169,7 @@ pub async fn sdk_config(aws: &AwsArgs, region: &str) -> SdkConfig {
 }
 
 /// Whether AWS said the resource does not exist.
-pub fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
+pub(crate) fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
     matches!(
         e.code(),
         Some("NoSuchEntity" | "ResourceNotFoundException" | "NotFoundException")
@@ -174,7 +177,7 @@ pub fn is_not_found<E: ProvideErrorMetadata>(e: &E) -> bool {
 }
 
 /// An AWS error as a sentence a person can act on.
-pub fn explain<E, R>(
+pub(crate) fn explain<E, R>(
     what: &str,
     err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
 ) -> anyhow::Error
@@ -213,11 +216,11 @@ fn short(s: &str) -> String {
     s.replace('\n', " ")
 }
 
-pub type SdkResult<T, E, R> = Result<T, SdkError<E, R>>;
+pub(crate) type SdkResult<T, E, R> = Result<T, SdkError<E, R>>;
 
 /// A create that lost a race to a concurrent run is as good as done: the next run checks the result. Only an error
 /// that says the thing exists counts (API Gateway and Lambda use the same code for other conflicts).
-pub fn already<T, E: ProvideErrorMetadata, R>(
+pub(crate) fn already<T, E: ProvideErrorMetadata, R>(
     r: SdkResult<T, E, R>,
     code: &str,
 ) -> SdkResult<(), E, R> {
@@ -229,7 +232,7 @@ pub fn already<T, E: ProvideErrorMetadata, R>(
 }
 
 /// A delete of something already gone is done.
-pub fn gone<T, E: ProvideErrorMetadata, R>(r: SdkResult<T, E, R>) -> SdkResult<(), E, R> {
+pub(crate) fn gone<T, E: ProvideErrorMetadata, R>(r: SdkResult<T, E, R>) -> SdkResult<(), E, R> {
     match r {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
@@ -238,7 +241,7 @@ pub fn gone<T, E: ProvideErrorMetadata, R>(r: SdkResult<T, E, R>) -> SdkResult<(
 }
 
 /// IAM returns policy documents URL-encoded; compare them as JSON.
-pub fn policy_json(doc: &str) -> Option<serde_json::Value> {
+pub(crate) fn policy_json(doc: &str) -> Option<serde_json::Value> {
     let decoded = percent_encoding::percent_decode_str(doc)
         .decode_utf8()
         .ok()?;

@@ -9,13 +9,16 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{explain, is_not_found, policy_json, Clients};
 use crate::config::{Architecture, Names};
-use crate::deploy::state::*;
+use crate::deploy::state::{
+    ApiObs, Caller, Desired, FunctionObs, IntegrationObs, KeyObs, LogGroupObs, Observed, PolicyObs,
+    RoleObs, RouteObs, StageObs, Tags, UserObs, PERMISSION_SID,
+};
 use crate::lambdas::FUNCTIONS;
 
 /// Who the credentials belong to, and what the account holds for the stage. The caller (one STS call, also the
 /// first proof that the credentials work) is needed only for the managed policy's ARN, so every other read runs
 /// meanwhile.
-pub async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)> {
+pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)> {
     let policy = async {
         let caller = c.caller().await?;
         let arn = format!(
@@ -169,7 +172,7 @@ async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionO
 }
 
 /// The `AWS:SourceArn` condition of statement `sid` in a Lambda resource policy.
-pub fn permission_source(policy: &str, sid: &str) -> Option<String> {
+pub(crate) fn permission_source(policy: &str, sid: &str) -> Option<String> {
     let doc: serde_json::Value = serde_json::from_str(policy).ok()?;
     let statements = doc["Statement"].as_array()?;
     let s = statements.iter().find(|s| s["Sid"] == sid)?;
@@ -293,7 +296,10 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
             .tags()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
-        created: api.created_date().map(|d| d.secs()).unwrap_or_default(),
+        created: api
+            .created_date()
+            .map(aws_smithy_types::DateTime::secs)
+            .unwrap_or_default(),
         integrations: integrations
             .items()
             .iter()
@@ -396,7 +402,10 @@ async fn user(c: &Clients, l: &Names) -> Result<Option<UserObs>> {
         .iter()
         .map(|k| KeyObs {
             id: k.access_key_id().unwrap_or_default().to_string(),
-            created: k.create_date().map(|d| d.secs()).unwrap_or_default(),
+            created: k
+                .create_date()
+                .map(aws_smithy_types::DateTime::secs)
+                .unwrap_or_default(),
             active: k.status() != Some(&aws_sdk_iam::types::StatusType::Inactive),
         })
         .collect();
@@ -409,7 +418,7 @@ async fn user(c: &Clients, l: &Names) -> Result<Option<UserObs>> {
 }
 
 async fn managed_policy(c: &Clients, arn: &str) -> Result<Option<PolicyObs>> {
-    let what = format!("read the managed policy {}", arn);
+    let what = format!("read the managed policy {arn}");
     let Some(out) = optional(c.iam.get_policy().policy_arn(arn).send().await, &what)? else {
         return Ok(None);
     };
@@ -445,7 +454,9 @@ async fn managed_policy(c: &Clients, arn: &str) -> Result<Option<PolicyObs>> {
         .filter(|v| !v.is_default_version())
         .map(|v| {
             (
-                v.create_date().map(|d| d.secs()).unwrap_or_default(),
+                v.create_date()
+                    .map(aws_smithy_types::DateTime::secs)
+                    .unwrap_or_default(),
                 v.version_id().unwrap_or_default().to_string(),
             )
         })

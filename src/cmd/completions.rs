@@ -18,6 +18,7 @@ pub struct Args {
 
 impl Args {
     /// `cli` is the whole command line, which this layer does not own.
+    #[allow(clippy::unnecessary_wraps)] // every verb's `run` returns a `Result`
     pub fn run(self, ctx: &Context, mut cli: clap::Command) -> Result<()> {
         let mut script = Vec::new();
         clap_complete::generate(self.shell, &mut cli, "wsdeploy", &mut script);

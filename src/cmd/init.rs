@@ -13,7 +13,7 @@ use crate::templates;
 use super::Context;
 
 const TEMPLATE: &str = include_str!("../../templates/wsdeploy.yaml");
-pub const SCHEMA_FILE: &str = "wsdeploy.schema.json";
+pub(crate) const SCHEMA_FILE: &str = "wsdeploy.schema.json";
 
 /// Write a commented wsdeploy.yaml (and wsdeploy.schema.json beside it, for editor completion). Asks on a terminal;
 /// with --yes (or without a terminal) takes the flags and defaults.
@@ -51,7 +51,7 @@ pub struct Args {
 
 /// The answers `init` needs, whether asked or given.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answers {
+pub(crate) struct Answers {
     pub project: String,
     pub region: String,
     pub backend_url: String,
@@ -66,8 +66,7 @@ impl Args {
         let dir = config_path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| ".".into());
+            .map_or_else(|| ".".into(), Path::to_path_buf);
         let schema_path = if dir == Path::new(".") {
             PathBuf::from(SCHEMA_FILE)
         } else {
@@ -191,14 +190,12 @@ impl Args {
             .canonicalize()
             .ok()
             .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .map(|n| sanitize_project(&n))
-            .unwrap_or_else(|| "chat".into());
+            .map_or_else(|| "chat".into(), |n| sanitize_project(&n));
         let region_default = ctx.overrides().region.unwrap_or_else(|| "us-east-1".into());
         let frontend_env = self
             .frontend_env
             .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "../frontend/.env".into());
+            .map_or_else(|| "../frontend/.env".into(), |p| p.display().to_string());
         let frontend_dir = self.frontend.clone().unwrap_or_else(|| {
             dir.join(Path::new(&frontend_env).parent().unwrap_or(Path::new(".")))
         });
@@ -215,8 +212,7 @@ impl Args {
             backend_env: self
                 .backend_env
                 .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "../backend/.env".into()),
+                .map_or_else(|| "../backend/.env".into(), |p| p.display().to_string()),
         };
         if interactive {
             a = ask(a).context("cannot read the answers from the terminal")?;
@@ -334,7 +330,7 @@ fn check_answers(a: &Answers) -> Result<()> {
 }
 
 /// Fills the template; values are written as YAML scalars so that any URL or path stays one string.
-pub fn render(a: &Answers) -> String {
+pub(crate) fn render(a: &Answers) -> String {
     let scalar = |s: &str| {
         serde_yaml::to_string(s)
             .expect("a string serializes")
@@ -374,7 +370,7 @@ fn sanitize_project(name: &str) -> String {
 }
 
 /// The env var prefix the frontend's bundler exposes to browser code, from its package.json.
-pub fn detect_env_prefix(frontend_dir: &Path) -> Option<&'static str> {
+pub(crate) fn detect_env_prefix(frontend_dir: &Path) -> Option<&'static str> {
     let text = std::fs::read_to_string(frontend_dir.join("package.json")).ok()?;
     let pkg: serde_json::Value = serde_json::from_str(&text).ok()?;
     let has = |name: &str| {

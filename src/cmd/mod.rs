@@ -1,18 +1,18 @@
 //! One module per verb: a clap `Args` struct with an `async fn run`.
 
-pub mod build;
-pub mod completions;
-pub mod dev;
-pub mod init;
-pub mod outputs;
-pub mod plan;
-pub mod policy;
-pub mod schema;
-pub mod send;
-pub mod session;
-pub mod teardown;
-pub mod up;
-pub mod validate;
+pub(crate) mod build;
+pub(crate) mod completions;
+pub(crate) mod dev;
+pub(crate) mod init;
+pub(crate) mod outputs;
+pub(crate) mod plan;
+pub(crate) mod policy;
+pub(crate) mod schema;
+pub(crate) mod send;
+pub(crate) mod session;
+pub(crate) mod teardown;
+pub(crate) mod up;
+pub(crate) mod validate;
 
 use std::path::PathBuf;
 

@@ -33,23 +33,22 @@ impl Args {
                 .filter(|s| s.stage != LOCAL_STAGE)
                 .collect(),
         };
-        let caller = match &self.account {
-            Some(account) => Caller {
+        let caller = if let Some(account) = &self.account {
+            Caller {
                 account: account.clone(),
                 partition: Partition::of_arn("arn:aws:"),
-            },
-            None => {
-                let clients = Clients::new(&ctx.global.aws, &stages[0].region).await;
-                match clients.caller().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        ctx.ui.warn(format!(
-                            "{e:#}; the policy uses `*` for the account (pass --account to name it)"
-                        ));
-                        Caller {
-                            account: "*".into(),
-                            partition: Partition::of_arn("arn:aws:"),
-                        }
+            }
+        } else {
+            let clients = Clients::new(&ctx.global.aws, &stages[0].region).await;
+            match clients.caller().await {
+                Ok(c) => c,
+                Err(e) => {
+                    ctx.ui.warn(format!(
+                        "{e:#}; the policy uses `*` for the account (pass --account to name it)"
+                    ));
+                    Caller {
+                        account: "*".into(),
+                        partition: Partition::of_arn("arn:aws:"),
                     }
                 }
             }

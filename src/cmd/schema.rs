@@ -16,6 +16,6 @@ impl Args {
     }
 }
 
-pub fn schema_text() -> String {
+pub(crate) fn schema_text() -> String {
     serde_json::to_string_pretty(&crate::config::json_schema()).expect("schema serializes")
 }

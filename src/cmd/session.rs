@@ -163,7 +163,7 @@ impl Session {
 }
 
 /// The document `up --output json` and `outputs --output json` print (the public contract: scripts rely on these names; see the README's "Commands").
-pub fn outputs(
+pub(crate) fn outputs(
     s: &Session,
     d: &Desired,
     api: Option<&ApiRef>,

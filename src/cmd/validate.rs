@@ -47,7 +47,7 @@ fn stage_json(s: &StageConfig) -> serde_json::Value {
 }
 
 /// A few aligned lines per stage: what `up` would build, in words.
-pub fn summary(s: &StageConfig) -> String {
+pub(crate) fn summary(s: &StageConfig) -> String {
     let n = s.names();
     let routes: Vec<String> = s
         .routes

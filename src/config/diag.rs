@@ -48,7 +48,7 @@ impl Diagnostic {
 }
 
 /// `stages.prod.backend.url`; a key that is not a plain word is quoted so the path stays unambiguous.
-pub fn display_path(path: &[String]) -> String {
+pub(crate) fn display_path(path: &[String]) -> String {
     path.iter()
         .map(|k| {
             if !k.is_empty()

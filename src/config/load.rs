@@ -39,7 +39,7 @@ pub enum ConfigError {
 /// Most errors a single file can produce before we stop looking; each drop-and-retry round finds one.
 const MAX_STRUCTURAL_ERRORS: usize = 64;
 
-pub fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
+pub(crate) fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ConfigError::NotFound {
             path: path.to_path_buf(),
@@ -53,7 +53,7 @@ pub fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
 }
 
 /// Parses `source` as the file at `path`. Never fails: problems are in the returned report.
-pub fn parse(path: &Path, source: String) -> (ConfigFile, Report) {
+pub(crate) fn parse(path: &Path, source: String) -> (ConfigFile, Report) {
     let dir = path
         .parent()
         .map(Path::to_path_buf)
@@ -112,7 +112,7 @@ fn syntax_diagnostic(e: &serde_yaml::Error, source: &str, positions: &Positions)
             pos = Some(*at);
             help = format!(
                 "`{}` is set twice in the same mapping: keep one",
-                path.last().map(String::as_str).unwrap_or("")
+                path.last().map_or("", String::as_str)
             );
         }
     }
@@ -198,11 +198,7 @@ fn remove(value: &mut Value, path: &[String]) -> bool {
 fn remove_non_string_key(m: &mut serde_yaml::Mapping, text: &str) -> bool {
     let key = m
         .keys()
-        .find(|k| {
-            serde_yaml::to_string(k)
-                .map(|s| s.trim() == text)
-                .unwrap_or(false)
-        })
+        .find(|k| serde_yaml::to_string(k).is_ok_and(|s| s.trim() == text))
         .cloned();
     key.and_then(|k| m.remove(k)).is_some()
 }

@@ -1,18 +1,16 @@
 //! `wsdeploy.yaml`: the typed model, loading with located errors, and resolution into one config per stage.
 
-pub mod diag;
-pub mod load;
-pub mod model;
-pub mod positions;
-pub mod resolve;
-pub mod rules;
+pub(crate) mod diag;
+pub(crate) mod load;
+pub(crate) mod model;
+pub(crate) mod positions;
+pub(crate) mod resolve;
+pub(crate) mod rules;
 
-pub use diag::{Diagnostic, Report, Severity};
-pub use load::ConfigError;
-pub use model::{json_schema, Architecture, CredentialsMode};
-pub use resolve::{
-    is_local, replies, Config, DevSettings, Names, Overrides, StageConfig, DEFAULT_STAGE,
-    LOCAL_STAGE,
+pub(crate) use load::ConfigError;
+pub(crate) use model::{json_schema, Architecture, CredentialsMode};
+pub(crate) use resolve::{
+    is_local, replies, Config, DevSettings, Names, Overrides, StageConfig, LOCAL_STAGE,
 };
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub struct Layer {
     /// Prefixes every resource name: lowercase letters, digits and '-', starting with a letter, at most 32 characters.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*$"), length(max = 32))]
     pub project: Option<String>,
-    /// AWS region, e.g. eu-west-3. AWS_REGION and --region override it.
+    /// AWS region, e.g. eu-west-3. `AWS_REGION` and --region override it.
     #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"))]
     pub region: Option<String>,
     /// Where the Lambdas reach your app's backend.
@@ -48,21 +48,21 @@ pub struct Dev {
     pub command: Option<String>,
     /// Folder the command runs in, relative to this file (default: this file's folder).
     pub dir: Option<String>,
-    /// URL `wsdeploy dev` prints to open once it accepts connections, e.g. http://127.0.0.1:3000/
+    /// URL `wsdeploy dev` prints to open once it accepts connections, e.g. <http://127.0.0.1:3000>/
     pub open: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backend {
-    /// Base URL of your backend as the Lambdas reach it, e.g. https://api.example.com
+    /// Base URL of your backend as the Lambdas reach it, e.g. <https://api.example.com>
     pub url: Option<String>,
     /// POST here with {"connectionId": "..."} and the user's token as Bearer.
     pub connect_path: Option<String>,
     /// DELETE here; must contain {connectionId}.
     pub disconnect_path: Option<String>,
     /// Timeout of each backend call, in milliseconds.
-    #[schemars(range(min = 1, max = 900000))]
+    #[schemars(range(min = 1, max = 900_000))]
     pub timeout_ms: Option<u64>,
 }
 
@@ -74,7 +74,7 @@ pub struct Lambda {
     pub memory_mb: Option<u32>,
     #[schemars(range(min = 1, max = 900))]
     pub timeout_s: Option<u32>,
-    /// One of CloudWatch Logs' retention values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...
+    /// One of `CloudWatch` Logs' retention values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...
     pub log_retention_days: Option<u32>,
 }
 
@@ -142,7 +142,7 @@ pub struct BackendEnv {
 }
 
 /// Later layers win, field by field; maps merge key by key.
-pub trait Merge {
+pub(crate) trait Merge {
     fn merge(self, over: Self) -> Self;
 }
 
@@ -185,7 +185,7 @@ merge_struct!(BackendEnv { file, endpoint, region, access_key_id, secret_access_
 
 /// The JSON Schema of `wsdeploy.yaml`, generated from the same structs the loader uses, so it cannot drift.
 /// A stage takes every key of the top level but `project` and `stages`.
-pub fn json_schema() -> serde_json::Value {
+pub(crate) fn json_schema() -> serde_json::Value {
     let mut root = serde_json::to_value(schemars::schema_for!(Layer)).expect("schema serializes");
     let mut stage = serde_json::Map::new();
     stage.insert("type".into(), "object".into());

@@ -1,4 +1,4 @@
-//! Where each key and value of the YAML file is, by key path. serde_yaml's `Value` keeps no positions, so the file
+//! Where each key and value of the YAML file is, by key path. `serde_yaml`'s `Value` keeps no positions, so the file
 //! is read a second time with yaml-rust2's marked event parser; errors found on typed values are located here.
 
 use std::collections::HashMap;
@@ -143,7 +143,7 @@ impl MarkedEventReceiver for Builder {
             Event::Scalar(ref s, ..) => self.node(mark, Some(s), None),
             Event::Alias(_) => self.node(mark, None, None),
             Event::MappingStart(..) => {
-                self.node(mark, None, Some(Frame::Map { awaiting_key: true }))
+                self.node(mark, None, Some(Frame::Map { awaiting_key: true }));
             }
             Event::SequenceStart(..) => self.node(mark, None, Some(Frame::Seq { next: 0 })),
             Event::MappingEnd | Event::SequenceEnd => self.end_container(),

@@ -11,9 +11,9 @@ use super::model::{Architecture, CredentialsMode, Layer, Merge};
 use super::rules::{self, Checker};
 
 /// `wsdeploy dev` runs this stage: implicit, never deployed.
-pub const LOCAL_STAGE: &str = "local";
+pub(crate) const LOCAL_STAGE: &str = "local";
 /// The stage of a file that declares no `stages`.
-pub const DEFAULT_STAGE: &str = "dev";
+pub(crate) const DEFAULT_STAGE: &str = "dev";
 
 /// What the command line and the environment override.
 #[derive(Debug, Clone, Default)]
@@ -212,7 +212,7 @@ fn declared_stages(top: &Layer) -> Vec<(String, Option<&Layer>)> {
     }
 }
 
-fn resolve(checker: &mut Checker, stage: &str, overrides: &Overrides) -> Option<StageConfig> {
+fn resolve(checker: &mut Checker<'_>, stage: &str, overrides: &Overrides) -> Option<StageConfig> {
     let top = checker.file.layer.clone();
     let over = top
         .stages
@@ -235,7 +235,7 @@ fn resolve(checker: &mut Checker, stage: &str, overrides: &Overrides) -> Option<
 
 /// Applies defaults and the checks that need the whole stage; `None` if something required is missing.
 fn resolve_layer(
-    checker: &mut Checker,
+    checker: &mut Checker<'_>,
     stage: &str,
     l: Layer,
     overrides: &Overrides,
@@ -247,12 +247,12 @@ fn resolve_layer(
         let in_stage: Vec<String> = ["stages", stage]
             .iter()
             .chain(rel)
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         if file.positions.contains(&in_stage) {
             in_stage
         } else {
-            rel.iter().map(|s| s.to_string()).collect()
+            rel.iter().map(std::string::ToString::to_string).collect()
         }
     };
     let project = l.project.clone();
@@ -356,7 +356,7 @@ fn resolve_layer(
     })
 }
 
-pub fn default_routes() -> BTreeMap<String, String> {
+pub(crate) fn default_routes() -> BTreeMap<String, String> {
     [("auth", "connect"), ("$disconnect", "disconnect")]
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
@@ -364,18 +364,19 @@ pub fn default_routes() -> BTreeMap<String, String> {
 }
 
 fn resolve_env(
-    checker: &mut Checker,
+    checker: &mut Checker<'_>,
     l: &Layer,
     origin: &dyn Fn(&[&str]) -> Vec<String>,
 ) -> EnvSettings {
     let dir = checker.file.dir.clone();
     let env = l.env.clone().unwrap_or_default();
-    let frontend = env.frontend.and_then(|f| match f.file {
-        Some(file) => Some(FrontendEnvSettings {
-            file: normalize(&dir.join(file)),
-            url: f.url.unwrap_or_else(|| "VITE_WS_URL".into()),
-        }),
-        None => {
+    let frontend = env.frontend.and_then(|f| {
+        if let Some(file) = f.file {
+            Some(FrontendEnvSettings {
+                file: normalize(&dir.join(file)),
+                url: f.url.unwrap_or_else(|| "VITE_WS_URL".into()),
+            })
+        } else {
             checker.error(
                 origin(&["env", "frontend"]),
                 "env.frontend has no `file`",
@@ -384,22 +385,23 @@ fn resolve_env(
             None
         }
     });
-    let backend = env.backend.and_then(|b| match b.file {
-        Some(file) => Some(BackendEnvSettings {
-            file: normalize(&dir.join(file)),
-            endpoint: b.endpoint.unwrap_or_else(|| "WS_API_ENDPOINT".into()),
-            region: b.region.unwrap_or_else(|| "WS_API_REGION".into()),
-            access_key_id: b
-                .access_key_id
-                .unwrap_or_else(|| "WS_API_ACCESS_KEY_ID".into()),
-            secret_access_key: b
-                .secret_access_key
-                .unwrap_or_else(|| "WS_API_SECRET_ACCESS_KEY".into()),
-            signing_secret: b
-                .signing_secret
-                .unwrap_or_else(|| "WS_SIGNING_SECRET".into()),
-        }),
-        None => {
+    let backend = env.backend.and_then(|b| {
+        if let Some(file) = b.file {
+            Some(BackendEnvSettings {
+                file: normalize(&dir.join(file)),
+                endpoint: b.endpoint.unwrap_or_else(|| "WS_API_ENDPOINT".into()),
+                region: b.region.unwrap_or_else(|| "WS_API_REGION".into()),
+                access_key_id: b
+                    .access_key_id
+                    .unwrap_or_else(|| "WS_API_ACCESS_KEY_ID".into()),
+                secret_access_key: b
+                    .secret_access_key
+                    .unwrap_or_else(|| "WS_API_SECRET_ACCESS_KEY".into()),
+                signing_secret: b
+                    .signing_secret
+                    .unwrap_or_else(|| "WS_SIGNING_SECRET".into()),
+            })
+        } else {
             checker.error(
                 origin(&["env", "backend"]),
                 "env.backend has no `file`",
@@ -439,7 +441,7 @@ fn resolve_env(
 }
 
 /// `a/b/../c` -> `a/c` without touching the filesystem (the file may not exist yet).
-pub fn normalize(p: &Path) -> PathBuf {
+pub(crate) fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -459,7 +461,7 @@ pub fn normalize(p: &Path) -> PathBuf {
 }
 
 /// Whether a URL points at this machine, which the deployed functions cannot reach and `dev.command` serves.
-pub fn is_local(url: &url::Url) -> bool {
+pub(crate) fn is_local(url: &url::Url) -> bool {
     matches!(
         url.host_str(),
         Some("localhost" | "127.0.0.1" | "[::1]" | "0.0.0.0")
@@ -468,7 +470,7 @@ pub fn is_local(url: &url::Url) -> bool {
 
 /// Whether a route's answer goes back to the client: the routes `connect` serves, except the two API Gateway
 /// calls on its own (`$connect`'s answer is the handshake, `$disconnect` has nobody to answer).
-pub fn replies(route_key: &str, function: &str) -> bool {
+pub(crate) fn replies(route_key: &str, function: &str) -> bool {
     function == "connect" && route_key != "$connect" && route_key != "$disconnect"
 }
 

@@ -5,26 +5,32 @@ use super::diag::{Diagnostic, Severity};
 use super::load::{did_you_mean, ConfigFile};
 use super::model::Layer;
 
-pub use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
+pub(crate) use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
 use crate::facts::{LAMBDA_MEMORY_MB, LAMBDA_NAME_LEN, LAMBDA_TIMEOUT_S};
 
 /// The functions bundled in `lambdas/` that a route may name (one binary each there).
-pub const BUNDLED_FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
-pub const MAX_PROJECT_LEN: usize = 32;
+pub(crate) const BUNDLED_FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
+pub(crate) const MAX_PROJECT_LEN: usize = 32;
 /// `{project}-{stage}-disconnect` must fit Lambda's function names.
-pub const MAX_STAGE_LEN: usize = LAMBDA_NAME_LEN - MAX_PROJECT_LEN - "--disconnect".len();
+pub(crate) const MAX_STAGE_LEN: usize = LAMBDA_NAME_LEN - MAX_PROJECT_LEN - "--disconnect".len();
 
-pub struct Checker<'a> {
+pub(crate) struct Checker<'a> {
     pub file: &'a ConfigFile,
     pub out: Vec<Diagnostic>,
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(file: &'a ConfigFile) -> Self {
+    pub(crate) fn new(file: &'a ConfigFile) -> Self {
         Checker { file, out: vec![] }
     }
 
-    pub fn push(&mut self, severity: Severity, path: Vec<String>, message: String, help: String) {
+    pub(crate) fn push(
+        &mut self,
+        severity: Severity,
+        path: Vec<String>,
+        message: String,
+        help: String,
+    ) {
         let dropped = self
             .file
             .dropped
@@ -39,7 +45,7 @@ impl<'a> Checker<'a> {
             .push(Diagnostic::new(severity, &path, pos, message).help(help));
     }
 
-    pub fn error(
+    pub(crate) fn error(
         &mut self,
         path: Vec<String>,
         message: impl Into<String>,
@@ -48,17 +54,22 @@ impl<'a> Checker<'a> {
         self.push(Severity::Error, path, message.into(), help.into());
     }
 
-    pub fn warn(&mut self, path: Vec<String>, message: impl Into<String>, help: impl Into<String>) {
+    pub(crate) fn warn(
+        &mut self,
+        path: Vec<String>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.push(Severity::Warning, path, message.into(), help.into());
     }
 
     /// Checks one layer whose keys live under `prefix` (empty for the top level, `stages.NAME` for a stage).
-    pub fn layer(&mut self, prefix: &[String], layer: &Layer) {
+    pub(crate) fn layer(&mut self, prefix: &[String], layer: &Layer) {
         let at = |rest: &[&str]| -> Vec<String> {
             prefix
                 .iter()
                 .cloned()
-                .chain(rest.iter().map(|s| s.to_string()))
+                .chain(rest.iter().map(std::string::ToString::to_string))
                 .collect()
         };
         let in_stage = !prefix.is_empty();
@@ -335,7 +346,7 @@ impl<'a> Checker<'a> {
     }
 }
 
-pub fn is_name(s: &str) -> bool {
+pub(crate) fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -357,7 +368,7 @@ fn suggest_name(s: &str) -> String {
 }
 
 /// `eu-west-3`, `us-gov-west-1`, `ap-southeast-2`.
-pub fn is_region(s: &str) -> bool {
+pub(crate) fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
@@ -370,7 +381,7 @@ pub fn is_region(s: &str) -> bool {
             .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
-pub fn is_env_var(s: &str) -> bool {
+pub(crate) fn is_env_var(s: &str) -> bool {
     let mut chars = s.chars();
     chars
         .next()
@@ -378,7 +389,7 @@ pub fn is_env_var(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-pub fn check_backend_url(s: &str) -> Result<url::Url, &'static str> {
+pub(crate) fn check_backend_url(s: &str) -> Result<url::Url, &'static str> {
     let url = url::Url::parse(s).map_err(|_| "is not a URL")?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("is not an http(s) URL");

@@ -1,5 +1,7 @@
 use std::path::Path;
 
+use super::diag::Diagnostic;
+use super::resolve::DEFAULT_STAGE;
 use super::*;
 
 fn load(src: &str) -> Result<Config, ConfigError> {

@@ -147,7 +147,12 @@ pub enum Change {
 
 impl Action {
     pub fn change(&self) -> Change {
-        use Action::*;
+        use Action::{
+            AddPermission, CreateAccessKey, CreateApi, CreateFunction, CreateIntegration,
+            CreateLogGroup, CreatePolicy, CreateRole, CreateRoute, CreateRouteResponse,
+            CreateStage, CreateUser, DeleteAccessKey, DeleteApi, DeleteFunction, DeleteIntegration,
+            DeleteLogGroup, DeletePolicy, DeleteRole, DeleteRoute, DeleteUser,
+        };
         match self {
             CreateRole
             | CreateLogGroup { .. }
@@ -175,7 +180,14 @@ impl Action {
     }
 
     pub fn phase(&self) -> Phase {
-        use Action::*;
+        use Action::{
+            AddPermission, CreateAccessKey, CreateApi, CreateFunction, CreateIntegration,
+            CreateLogGroup, CreatePolicy, CreatePolicyVersion, CreateRole, CreateRoute,
+            CreateRouteResponse, CreateStage, CreateUser, DeactivateAccessKey, DeleteAccessKey,
+            DeleteApi, DeleteFunction, DeleteIntegration, DeleteLogGroup, DeletePolicy, DeleteRole,
+            DeleteRoute, DeleteUser, PutRetention, PutRolePolicy, PutUserPolicy, Retag, UpdateApi,
+            UpdateFunctionCode, UpdateFunctionConfig, UpdateRoleTrust, UpdateRoute, UpdateStage,
+        };
         match self {
             DeleteApi { .. } | DeleteAccessKey { .. } => Phase::Clear,
             CreateRole
@@ -210,7 +222,10 @@ impl Action {
 
     /// Whether the action writes to the WebSocket API, whose writes AWS serialises (see `cloud::apigw`).
     pub fn writes_api(&self) -> bool {
-        use Action::*;
+        use Action::{
+            CreateIntegration, CreateRoute, CreateRouteResponse, CreateStage, DeleteIntegration,
+            DeleteRoute, Retag, UpdateApi, UpdateRoute, UpdateStage,
+        };
         matches!(
             self,
             UpdateApi { .. }
@@ -231,7 +246,14 @@ impl Action {
 
     /// `(kind, name)` of the resource, for people.
     pub fn resource(&self, d: &Names) -> (String, String) {
-        use Action::*;
+        use Action::{
+            AddPermission, CreateAccessKey, CreateApi, CreateFunction, CreateIntegration,
+            CreateLogGroup, CreatePolicy, CreatePolicyVersion, CreateRole, CreateRoute,
+            CreateRouteResponse, CreateStage, CreateUser, DeactivateAccessKey, DeleteAccessKey,
+            DeleteApi, DeleteFunction, DeleteIntegration, DeleteLogGroup, DeletePolicy, DeleteRole,
+            DeleteRoute, DeleteUser, PutRetention, PutRolePolicy, PutUserPolicy, Retag, UpdateApi,
+            UpdateFunctionCode, UpdateFunctionConfig, UpdateRoleTrust, UpdateRoute, UpdateStage,
+        };
         let fname = |f: &str| d.function(f);
         match self {
             CreateRole | UpdateRoleTrust | PutRolePolicy | DeleteRole => {
@@ -276,7 +298,11 @@ impl Action {
     }
 
     pub fn detail(&self) -> String {
-        use Action::*;
+        use Action::{
+            AddPermission, DeactivateAccessKey, DeleteApi, PutRetention, PutRolePolicy,
+            PutUserPolicy, Retag, UpdateApi, UpdateFunctionCode, UpdateFunctionConfig,
+            UpdateRoleTrust, UpdateRoute, UpdateStage,
+        };
         match self {
             UpdateFunctionCode { fields, .. }
             | UpdateFunctionConfig { fields, .. }

@@ -1,9 +1,9 @@
 //! Deploying a stage: desired state, observed state, the plan between them (pure), and applying it (cloud).
 
-pub mod action;
-pub mod plan;
-pub mod policy;
-pub mod state;
+pub(crate) mod action;
+pub(crate) mod plan;
+pub(crate) mod policy;
+pub(crate) mod state;
 
-pub use plan::{plan, plan_teardown, render, Action, Change, Options, Phase, PlanError};
-pub use state::{Artifact, Desired, Observed};
+pub(crate) use plan::{plan, plan_teardown, render, Action, Change, Options, Phase};
+pub(crate) use state::{Artifact, Desired, Observed};

@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-pub use super::action::{Action, Change, Phase, TagTarget};
+pub(crate) use super::action::{Action, Change, Phase, TagTarget};
 use super::state::{ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, Observed, Tags, UserObs};
 use crate::config::CredentialsMode;
 use crate::config::Names;
 use crate::facts::{HANDLER, REPLY_KEY, ROUTE_SELECTION, RUNTIME};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     #[error("{kind} {name} exists but is not this stage's (its tags say project {project:?}, stage {stage:?}); wsdeploy will not touch it: rename the project or stage, or delete it")]
     Foreign {
         kind: &'static str,
@@ -30,7 +30,7 @@ fn foreign(kind: &'static str, name: &str, tags: &Tags) -> PlanError {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     pub rotate_credentials: bool,
     /// Now, in epoch seconds: the plan is pure, so the clock comes in.
     pub now: i64,
@@ -40,7 +40,7 @@ pub struct Options {
 
 /// Actions that make AWS match `d`, ordered by phase. Empty when nothing changed. Each step below looks at one
 /// family of resources, as (desired, observed) -> actions.
-pub fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, PlanError> {
+pub(crate) fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, PlanError> {
     let mut actions = vec![];
     plan_role(d, o, &mut actions)?;
     plan_log_groups(d, o, &mut actions);
@@ -59,7 +59,7 @@ pub fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, Pl
 }
 
 fn plan_role(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
-    use Action::*;
+    use Action::{CreateRole, PutRolePolicy, UpdateRoleTrust};
     match &o.role {
         None => a.extend([CreateRole, PutRolePolicy]),
         Some(r) if !d.owns(&r.tags) => return Err(foreign("IAM role", &d.names.role, &r.tags)),
@@ -84,7 +84,7 @@ fn retag(d: &Desired, observed: &Tags, target: TagTarget, a: &mut Vec<Action>) {
 
 /// Each function's log group, created ahead of the function so its retention applies from the first line.
 fn plan_log_groups(d: &Desired, o: &Observed, a: &mut Vec<Action>) {
-    use Action::*;
+    use Action::{CreateLogGroup, PutRetention};
     for f in &d.functions {
         let name = Desired::log_group(&f.name);
         let days = d.log_retention_days;
@@ -107,7 +107,9 @@ fn plan_log_groups(d: &Desired, o: &Observed, a: &mut Vec<Action>) {
 }
 
 fn plan_functions(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
-    use Action::*;
+    use Action::{
+        CreateFunction, DeleteFunction, DeleteLogGroup, UpdateFunctionCode, UpdateFunctionConfig,
+    };
     for f in &d.functions {
         match o.functions.get(&f.name) {
             None => a.push(CreateFunction {
@@ -228,7 +230,9 @@ fn plan_api<'o>(
 
 /// A stage with no API yet: all of it.
 fn plan_new_api(d: &Desired, a: &mut Vec<Action>) {
-    use Action::*;
+    use Action::{
+        AddPermission, CreateApi, CreateIntegration, CreateRoute, CreateRouteResponse, CreateStage,
+    };
     a.extend([CreateApi, CreateStage]);
     for f in &d.functions {
         let function = f.function.clone();
@@ -264,7 +268,7 @@ fn plan_integrations<'a>(
     api: &'a ApiObs,
     a: &mut Vec<Action>,
 ) -> BTreeMap<&'a str, &'a str> {
-    use Action::*;
+    use Action::{AddPermission, CreateIntegration, DeleteIntegration};
     let mut kept = BTreeMap::new();
     let source = d.invoke_source_arn(&api.id);
     for f in &d.functions {
@@ -299,7 +303,7 @@ fn plan_integrations<'a>(
 /// Routes by key: created, pointed at their function's integration, or removed. A two-way route needs both its
 /// `$default` response and the selection that turns it on; either one missing is repaired.
 fn plan_routes(d: &Desired, api: &ApiObs, kept: &BTreeMap<&str, &str>, a: &mut Vec<Action>) {
-    use Action::*;
+    use Action::{CreateRoute, CreateRouteResponse, DeleteRoute, UpdateRoute};
     for r in &d.routes {
         let Some(x) = api.routes.iter().find(|x| x.key == r.key) else {
             a.push(CreateRoute { key: r.key.clone() });
@@ -341,7 +345,10 @@ fn plan_credentials(
     opts: &Options,
     a: &mut Vec<Action>,
 ) -> Result<(), PlanError> {
-    use Action::*;
+    use Action::{
+        CreateAccessKey, CreatePolicy, CreatePolicyVersion, CreateUser, DeletePolicy, DeleteUser,
+        PutUserPolicy,
+    };
     let policy = api.map(|api| d.manage_connections_policy(&api.id));
     match d.credentials {
         CredentialsMode::IamUser => {
@@ -387,7 +394,7 @@ fn plan_credentials(
 /// and a later run deletes it once the grace period has passed. IAM allows two keys per user, so there is at most
 /// one spare: the oldest spare makes room for a new key.
 fn plan_keys(u: &UserObs, env_key: Option<&str>, opts: &Options) -> Vec<Action> {
-    use Action::*;
+    use Action::{CreateAccessKey, DeactivateAccessKey, DeleteAccessKey};
     let current = env_key.and_then(|id| u.keys.iter().find(|k| k.id == id && k.active));
     let spares: Vec<&KeyObs> = u
         .keys
@@ -431,8 +438,8 @@ fn plan_keys(u: &UserObs, env_key: Option<&str>, opts: &Options) -> Vec<Action> 
 }
 
 /// Everything of the stage, in reverse dependency order. Only resources that carry this stage's tags.
-pub fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, PlanError> {
-    use Action::*;
+pub(crate) fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, PlanError> {
+    use Action::{DeleteApi, DeleteFunction, DeleteLogGroup, DeletePolicy, DeleteRole, DeleteUser};
     let mut a = vec![];
     for api in &o.apis {
         if !d.owns(&api.tags) {
@@ -476,7 +483,7 @@ pub fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, PlanError
 }
 
 /// Terraform-style lines: `+ create`, `~ update (fields)`, `- delete`.
-pub fn render(actions: &[Action], names: &Names) -> String {
+pub(crate) fn render(actions: &[Action], names: &Names) -> String {
     if actions.is_empty() {
         return "No changes: the stage matches the config.".into();
     }

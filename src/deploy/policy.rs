@@ -3,7 +3,7 @@
 //! caller decides the account and partition.
 //!
 //! Actions and resource types follow the Service Authorization Reference
-//! (https://docs.aws.amazon.com/service-authorization/latest/reference/): API Gateway has no name-scoped
+//! (<https://docs.aws.amazon.com/service-authorization/latest/reference/)>: API Gateway has no name-scoped
 //! resources (`apigateway:{METHOD}` on `/apis`, `/apis/*`, `/tags/*`), and `logs:DescribeLogGroups` is authorised
 //! on the account's log groups, not one of them.
 
@@ -13,7 +13,7 @@ use super::state::{Desired, Partition};
 use crate::config::StageConfig;
 
 /// The account and partition the policy is for; `*` when they are not known.
-pub struct Scope<'a> {
+pub(crate) struct Scope<'a> {
     pub account: &'a str,
     pub partition: &'a Partition,
 }
@@ -58,7 +58,7 @@ fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
 }
 
 /// The policy document for `stages` (all of one config file, or one stage).
-pub fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value {
+pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value {
     let all: Vec<StageArns> = stages.iter().map(|s| arns(s, scope)).collect();
     let each = |f: &dyn Fn(&StageArns) -> Vec<String>| all.iter().flat_map(f).collect::<Vec<_>>();
     let roles = each(&|s| vec![s.role.clone()]);
@@ -226,7 +226,7 @@ mod tests {
             .unwrap()
     }
 
-    /// The conditions moto's policy evaluator cannot check (it knows StringEquals only), checked here.
+    /// The conditions the emulator's policy evaluator cannot check (it knows `StringEquals` only), checked here.
     #[test]
     fn passing_the_role_and_detaching_the_policy_are_conditional() {
         let doc = policy("aws");

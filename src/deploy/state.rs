@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 
 use crate::config::{Architecture, CredentialsMode, Names, StageConfig};
 
-pub type Tags = BTreeMap<String, String>;
+pub(crate) type Tags = BTreeMap<String, String>;
 
-pub const TAG_PROJECT: &str = "wsdeploy:project";
-pub const TAG_STAGE: &str = "wsdeploy:stage";
+pub(crate) const TAG_PROJECT: &str = "wsdeploy:project";
+pub(crate) const TAG_STAGE: &str = "wsdeploy:stage";
 /// The Lambda permission statement that lets this API invoke a function.
-pub const PERMISSION_SID: &str = "wsdeploy-apigateway-invoke";
+pub(crate) const PERMISSION_SID: &str = "wsdeploy-apigateway-invoke";
 
 /// An AWS partition: its id in ARNs and the DNS suffix of its endpoints. Service principals stay
 /// `{service}.amazonaws.com` in every partition for Lambda and API Gateway (aws-cdk #2198, serverless #6127), while
@@ -24,8 +24,8 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// The partition of any ARN, `arn:{partition}:…` (the caller's, from STS GetCallerIdentity).
-    /// Suffixes: https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/partitions.html
+    /// The partition of any ARN, `arn:{partition}:…` (the caller's, from STS `GetCallerIdentity`).
+    /// Suffixes: <https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/partitions.html>
     pub fn of_arn(arn: &str) -> Partition {
         let id = arn
             .split(':')
@@ -188,13 +188,15 @@ impl Desired {
         api.endpoint
             .as_deref()
             .and_then(|e| e.split_once("://").map(|(_, host)| host))
-            .map(|host| host.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| {
-                format!(
-                    "{}.execute-api.{}.{}",
-                    api.id, self.region, self.partition.dns_suffix
-                )
-            })
+            .map_or_else(
+                || {
+                    format!(
+                        "{}.execute-api.{}.{}",
+                        api.id, self.region, self.partition.dns_suffix
+                    )
+                },
+                |host| host.trim_end_matches('/').to_string(),
+            )
     }
 
     pub fn websocket_url(&self, api: &ApiRef) -> String {

@@ -14,14 +14,14 @@ use crate::config::DevSettings;
 /// How long the command may take to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-pub struct App {
+pub(crate) struct App {
     child: Child,
     command: String,
 }
 
 impl App {
     /// Starts `settings.command` through the shell, with PORT set to `port` (the backend URL's) when there is one.
-    pub fn start(settings: &DevSettings, port: Option<u16>) -> anyhow::Result<Option<App>> {
+    pub(crate) fn start(settings: &DevSettings, port: Option<u16>) -> anyhow::Result<Option<App>> {
         let Some(command) = settings.command.clone() else {
             return Ok(None);
         };
@@ -58,17 +58,17 @@ impl App {
     }
 
     /// Resolves when the command exits by itself: dev then stops, since the app it serves is gone.
-    pub async fn exited(&mut self) -> std::io::Result<ExitStatus> {
+    pub(crate) async fn exited(&mut self) -> std::io::Result<ExitStatus> {
         self.child.wait().await
     }
 
-    pub fn command(&self) -> &str {
+    pub(crate) fn command(&self) -> &str {
         &self.command
     }
 
     /// SIGTERM to the whole group; SIGKILL to whatever of it still lives after a grace period. Returns once the
     /// group is gone, so that when dev exits, so has the app (and its port is free).
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
@@ -115,7 +115,7 @@ fn group_alive(group: nix::unistd::Pid) -> bool {
 }
 
 /// Runs the command under a small shell that, when it gets SIGTERM (from dev's stop, or from the kernel when dev
-/// itself is SIGKILLed), passes it to its whole process group: `npm start` forks a shell that forks node, and none
+/// itself is `SIGKILLed`), passes it to its whole process group: `npm start` forks a shell that forks node, and none
 /// of them would pass the signal on by themselves.
 #[cfg(unix)]
 const SUPERVISOR: &str = r#"trap 'trap - TERM; kill 0' TERM; sh -c "$1" & wait $!"#;
@@ -147,7 +147,7 @@ fn forward(stream: Option<impl AsyncRead + Unpin + Send + 'static>) {
 }
 
 /// Waits until `url`'s host and port accept a TCP connection, for at most `limit`. True when they do.
-pub async fn wait_until_listening(url: &str, limit: Duration) -> bool {
+pub(crate) async fn wait_until_listening(url: &str, limit: Duration) -> bool {
     let Ok(u) = url::Url::parse(url) else {
         return false;
     };

@@ -1,5 +1,5 @@
 //! The local API Gateway: WebSocket connections with route selection on `$request.body.action`, the Lambda proxy
-//! events of AWS, and the @connections management API with SigV4 checked. Behaviour follows AWS fact by fact
+//! events of AWS, and the @connections management API with `SigV4` checked. Behaviour follows AWS fact by fact
 //! (the behaviours the README's `wsdeploy dev` section lists).
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,18 +23,18 @@ use super::Log;
 
 use crate::facts::{MAX_FRAME_BYTES as MAX_FRAME, MAX_MESSAGE_BYTES as MAX_MESSAGE};
 
-pub struct Limits {
+pub(crate) struct Limits {
     pub idle: Duration,
     pub max_life: Duration,
 }
 
-pub struct Route {
+pub(crate) struct Route {
     pub pool: Arc<Pool>,
     /// The function's answer goes back to the client (a `$default` route response).
     pub reply: bool,
 }
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub stage: String,
     pub domain: String,
     pub routes: BTreeMap<String, Route>,
@@ -58,7 +58,7 @@ enum Out {
 }
 
 impl Gateway {
-    pub fn new(
+    pub(crate) fn new(
         stage: String,
         domain: String,
         routes: BTreeMap<String, Route>,
@@ -77,19 +77,19 @@ impl Gateway {
         })
     }
 
-    pub fn router(self: &Arc<Self>) -> axum::Router {
+    pub(crate) fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route("/{stage}", get(connect))
             .route("/{stage}/@connections/{id}", any(management))
             .with_state(self.clone())
     }
 
-    pub fn open_connections(&self) -> usize {
+    pub(crate) fn open_connections(&self) -> usize {
         self.conns.lock().expect("conns").len()
     }
 
     /// Closes every socket with 1001 (each fires `$disconnect`) and waits for them to finish, at most `wait`.
-    pub async fn close_all(&self, wait: Duration) {
+    pub(crate) async fn close_all(&self, wait: Duration) {
         for c in self.conns.lock().expect("conns").values() {
             let _ = c.tx.send(Out::Close(1001, "Going away"));
         }
@@ -235,7 +235,7 @@ impl Gateway {
                         tokio::spawn(self.clone().on_message(id.clone(), body, true, (connected_at, ip.clone(), ua.clone())));
                     }
                     Some(Ok(Message::Close(frame))) => {
-                        (code, reason) = frame.map(|f| (f.code, f.reason.to_string())).unwrap_or((1005, String::new()));
+                        (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
                         break;
                     }
                     Some(Ok(_)) => self.touch(&id),
@@ -263,12 +263,12 @@ impl Gateway {
                     }
                     None => break,
                 },
-                _ = idle => {
+                () = idle => {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
                     (code, reason) = (1001, "idle timeout".into());
                     break;
                 }
-                _ = &mut life => {
+                () = &mut life => {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
                     (code, reason) = (1001, "maximum connection duration".into());
                     break;
@@ -408,7 +408,7 @@ fn authorize(
         })
 }
 
-/// POST (send), GET (describe) and DELETE (close) a connection, each signed with SigV4 like on AWS.
+/// POST (send), GET (describe) and DELETE (close) a connection, each signed with `SigV4` like on AWS.
 async fn management(
     State(gw): State<Arc<Gateway>>,
     Path((stage, id)): Path<(String, String)>,
@@ -454,28 +454,25 @@ async fn management(
         _ => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    match found {
-        Some(r) => {
-            gw.log.line(&format!(
-                "@connections {method} {id} {} bytes ({ms:.2} ms)",
-                body.len()
-            ));
-            r
-        }
-        None => {
-            gw.log
-                .line(&format!("@connections {method} {id} → 410 Gone"));
-            management_error(
-                StatusCode::GONE,
-                "GoneException",
-                &format!("connection {id} is gone"),
-            )
-        }
+    if let Some(r) = found {
+        gw.log.line(&format!(
+            "@connections {method} {id} {} bytes ({ms:.2} ms)",
+            body.len()
+        ));
+        r
+    } else {
+        gw.log
+            .line(&format!("@connections {method} {id} → 410 Gone"));
+        management_error(
+            StatusCode::GONE,
+            "GoneException",
+            &format!("connection {id} is gone"),
+        )
     }
 }
 
 /// 16 characters, base64, ending in `=`, like `TWegAcC4EowCHnA=`.
-pub fn new_connection_id() -> String {
+pub(crate) fn new_connection_id() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 11]>())
 }

@@ -2,10 +2,10 @@
 //! like API Gateway, and the very same Lambda bootstraps that `up` deploys, built for this machine and run as real
 //! processes under a local Lambda Runtime API.
 
-pub mod app;
-pub mod gateway;
-pub mod runtime;
-pub mod sigv4;
+pub(crate) mod app;
+pub(crate) mod gateway;
+pub(crate) mod runtime;
+pub(crate) mod sigv4;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,27 +21,27 @@ use crate::secret;
 
 /// Lines about connections and invocations (hidden by -q); the functions' own output, prefixed with their name.
 #[derive(Clone)]
-pub struct Log {
+pub(crate) struct Log {
     pub quiet: bool,
 }
 
 impl Log {
-    pub fn line(&self, s: &str) {
+    pub(crate) fn line(&self, s: &str) {
         if !self.quiet {
             say(s);
         }
     }
 
-    pub fn function(&self, name: &str, line: &str) {
+    pub(crate) fn function(&self, name: &str, line: &str) {
         if !self.quiet {
             say(&format!("[{name}] {line}"));
         }
     }
 }
 
-pub use crate::ui::say;
+pub(crate) use crate::ui::say;
 
-pub struct Options {
+pub(crate) struct Options {
     pub host: std::net::IpAddr,
     pub port: u16,
     pub idle: Duration,
@@ -50,7 +50,7 @@ pub struct Options {
 }
 
 /// What `dev` tells people and machines once it listens.
-pub struct Running {
+pub(crate) struct Running {
     pub websocket_url: String,
     pub management_endpoint: String,
     pub access_key_id: String,
@@ -76,7 +76,7 @@ fn credentials(stage: &StageConfig) -> (String, String, String) {
 }
 
 /// Runs until `shutdown` resolves, then closes every socket with 1001 (firing `$disconnect`) and stops the functions.
-pub async fn run(
+pub(crate) async fn run(
     stage: StageConfig,
     opts: Options,
     started: impl FnOnce(&Running),
@@ -198,7 +198,7 @@ pub async fn run(
         }
     };
     let ended = tokio::select! {
-        _ = shutdown => None,
+        () = shutdown => None,
         status = app_ended => Some(status),
     };
     let _ = stop_tx.send(());

@@ -1,5 +1,5 @@
 //! The Lambda Runtime API, served to the very bootstrap binaries `up` deploys, run here as real processes.
-//! Each process gets its own loopback endpoint (AWS_LAMBDA_RUNTIME_API), so a crash fails exactly the invocation
+//! Each process gets its own loopback endpoint (`AWS_LAMBDA_RUNTIME_API`), so a crash fails exactly the invocation
 //! that process held; a crashed process is replaced.
 
 use std::collections::HashMap;
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 /// Why an invocation produced no response (the client then gets "Internal server error").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InvokeError {
+pub(crate) enum InvokeError {
     /// The function reported an error (`/invocation/{id}/error`).
     Function(String),
     /// The process died while holding the invocation.
@@ -46,7 +46,7 @@ struct Invocation {
 }
 
 /// One bundled function: a queue of invocations and the processes that take them.
-pub struct Pool {
+pub(crate) struct Pool {
     pub name: String,
     queue: mpsc::Sender<Invocation>,
     rx: Arc<Mutex<mpsc::Receiver<Invocation>>>,
@@ -77,7 +77,7 @@ struct Endpoint {
 impl Pool {
     /// Starts one warm process of `bootstrap` with `env`; more start on demand, up to `max_processes`.
     /// Lambda output is prefixed with the function's name.
-    pub async fn start(
+    pub(crate) async fn start(
         name: &str,
         bootstrap: PathBuf,
         env: Vec<(String, String)>,
@@ -106,7 +106,7 @@ impl Pool {
     }
 
     /// Stops every process of the pool and waits until they are gone.
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         let _ = self.stopping.send(true);
         let supervisors = std::mem::take(&mut *self.supervisors.lock().expect("supervisors"));
         for s in supervisors {
@@ -115,7 +115,7 @@ impl Pool {
     }
 
     /// Runs the function on `event`; the integration timeout bounds the wait.
-    pub async fn invoke(self: &Arc<Self>, event: Value) -> Result<Value, InvokeError> {
+    pub(crate) async fn invoke(self: &Arc<Self>, event: Value) -> Result<Value, InvokeError> {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let id = format!(
             "{:08x}-{:04x}-4000-8000-{:012x}",
@@ -233,8 +233,8 @@ impl Pool {
                     });
                 }
                 let status = tokio::select! {
-                    s = child.wait() => s.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
-                    _ = async { let _ = stop.wait_for(|s| *s).await; } => { let _ = child.kill().await; break; }
+                    s = child.wait() => s.map_or_else(|e| e.to_string(), |s| s.to_string()),
+                    () = async { let _ = stop.wait_for(|s| *s).await; } => { let _ = child.kill().await; break; }
                 };
                 // Whatever this process held will never be answered.
                 for (_, reply) in endpoint.held.lock().await.drain() {

@@ -1,4 +1,4 @@
-//! Checking SigV4 on @connections calls, as API Gateway does: the signature is recomputed with aws-sigv4 (the
+//! Checking `SigV4` on @connections calls, as API Gateway does: the signature is recomputed with aws-sigv4 (the
 //! crate the AWS SDKs sign with) over exactly the headers the request says it signed, and compared.
 
 use std::time::SystemTime;
@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, Method, Uri};
 const MAX_SKEW_SECS: u64 = 15 * 60;
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum Denied {
+pub(crate) enum Denied {
     Missing,
     Malformed(&'static str),
     UnknownKey,
@@ -21,7 +21,7 @@ pub enum Denied {
 }
 
 impl Denied {
-    pub fn message(&self) -> &'static str {
+    pub(crate) fn message(&self) -> &'static str {
         match self {
             Denied::Missing => "Missing Authentication Token",
             Denied::Malformed(why) => why,
@@ -36,14 +36,14 @@ impl Denied {
     }
 }
 
-pub struct Verifier {
+pub(crate) struct Verifier {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub region: String,
 }
 
 impl Verifier {
-    pub fn check(
+    pub(crate) fn check(
         &self,
         method: &Method,
         uri: &Uri,
@@ -109,7 +109,8 @@ impl Verifier {
             .unwrap_or("localhost");
         let url = format!(
             "http://{host}{}",
-            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            uri.path_and_query()
+                .map_or("/", axum::http::uri::PathAndQuery::as_str)
         );
         let identity = Credentials::new(
             &self.access_key_id,

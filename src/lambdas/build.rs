@@ -8,7 +8,7 @@ use crate::config::Architecture;
 use super::{cache_dir, code_sha256, deterministic_zip, extract, source_hash, FUNCTIONS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// provided.al2023 on this architecture, built with cargo-lambda.
     Lambda(Architecture),
     /// This machine, for `wsdeploy dev`.
@@ -35,7 +35,7 @@ impl Target {
 
 /// One built function.
 #[derive(Debug, Clone)]
-pub struct Built {
+pub(crate) struct Built {
     pub function: &'static str,
     /// The executable (named `bootstrap` inside the zip).
     pub bootstrap: PathBuf,
@@ -71,7 +71,7 @@ impl Built {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     #[error("building the Lambdas for {target} needs tools this machine lacks:\n{}", .missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
     MissingTools {
         target: String,
@@ -94,7 +94,7 @@ fn io(dir: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 }
 
 /// Builds every bundled function for `target`, or returns the cached result for these sources.
-pub fn build(target: Target) -> Result<Vec<Built>, BuildError> {
+pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     let hash = source_hash();
     let cache = cache_dir();
     let artifacts = cache

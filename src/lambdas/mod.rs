@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
 
-pub use build::{build, BuildError, Built, Target};
-pub use zip::{code_sha256, deterministic_zip};
+pub(crate) use build::{build, Target};
+pub(crate) use zip::{code_sha256, deterministic_zip};
 
 static SOURCES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/lambdas");
 
-pub use crate::config::rules::BUNDLED_FUNCTIONS as FUNCTIONS;
+pub(crate) use crate::config::rules::BUNDLED_FUNCTIONS as FUNCTIONS;
 
 /// Embedded files that are sources (tool settings of this repository's checkout are not).
 fn source_files() -> Vec<&'static include_dir::File<'static>> {
@@ -41,7 +41,7 @@ fn source_files() -> Vec<&'static include_dir::File<'static>> {
 }
 
 /// Identifies the embedded sources: equal hashes, equal code.
-pub fn source_hash() -> String {
+pub(crate) fn source_hash() -> String {
     let mut h = Sha256::new();
     for f in source_files() {
         h.update(f.path().to_string_lossy().as_bytes());
@@ -53,7 +53,11 @@ pub fn source_hash() -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// Writes the embedded sources to `dir`, once per source hash. They are written to a temporary folder beside it
@@ -85,7 +89,7 @@ fn extract(dir: &Path) -> std::io::Result<()> {
 }
 
 /// `WSDEPLOY_CACHE_DIR`, else the user's cache folder.
-pub fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("WSDEPLOY_CACHE_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
@@ -153,7 +157,7 @@ mod tests {
         }
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|e| e.file_name() != "src")
             .collect();
         assert!(leftovers.is_empty(), "temporary folders are removed");

@@ -8,7 +8,7 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
 /// A zip holding only `bootstrap`, mode 0755, with a fixed timestamp and no extra fields.
-pub fn deterministic_zip(bootstrap: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) fn deterministic_zip(bootstrap: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut w = ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
@@ -21,7 +21,7 @@ pub fn deterministic_zip(bootstrap: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// What Lambda reports as `CodeSha256`: the base64 SHA-256 of the zip.
-pub fn code_sha256(zip: &[u8]) -> String {
+pub(crate) fn code_sha256(zip: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(zip))
 }
 

@@ -14,44 +14,44 @@ use serde_json::{json, Value};
 
 /// Which behaviours are on, and how long each lasts.
 #[derive(Debug, Clone)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// API Gateway v2 serialises writes per API: a mutating call on an API while another one on the same API is in
-    /// flight answers 409 ConflictException "Unable to complete operation due to concurrent modification. Please
+    /// flight answers 409 `ConflictException` "Unable to complete operation due to concurrent modification. Please
     /// try again later." (terraform-provider-aws #18018 and PR #29735; go-to-k/cdkd #1607). Each write is held this
     /// long, so parallel writes overlap as they do against AWS's slower control plane.
     pub apigw_write: Option<Duration>,
-    /// A function is `Pending` after CreateFunction and `LastUpdateStatus: InProgress` after an update; meanwhile
-    /// AddPermission, RemovePermission and UpdateFunction* answer 409 ResourceConflictException
-    /// (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html;
+    /// A function is `Pending` after `CreateFunction` and `LastUpdateStatus: InProgress` after an update; meanwhile
+    /// `AddPermission`, `RemovePermission` and `UpdateFunction`* answer 409 `ResourceConflictException`
+    /// (<https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html>;
     /// terraform-provider-aws waits with `waitFunctionUpdated` after every update for this reason).
     pub lambda_pending: Option<Duration>,
     pub lambda_updating: Option<Duration>,
     /// `GetFunction` returns tags only to a caller allowed `lambda:ListTags`, `TagsError` otherwise
-    /// (https://docs.aws.amazon.com/lambda/latest/api/API_GetFunction.html#API_GetFunction_ResponseSyntax).
-    /// `true` plays a deploy role without that permission: ListTags itself is then denied too.
+    /// (<https://docs.aws.amazon.com/lambda/latest/api/API_GetFunction.html#API_GetFunction_ResponseSyntax>).
+    /// `true` plays a deploy role without that permission: `ListTags` itself is then denied too.
     pub deny_list_tags: bool,
     /// IAM is eventually consistent: a role created moments ago cannot be assumed by Lambda yet ("The role defined
     /// for the function cannot be assumed by Lambda.", retried for 2 minutes by terraform-provider-aws's
-    /// `iamPropagationTimeout`), and a new access key is refused (InvalidClientTokenId) for a few seconds
-    /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+    /// `iamPropagationTimeout`), and a new access key is refused (`InvalidClientTokenId`) for a few seconds
+    /// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency>).
     pub role_propagation: Option<Duration>,
     pub key_propagation: Option<Duration>,
     /// AWS refuses requests signed with an inactive or deleted access key (moto accepts them):
-    /// https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_access-keys.html#rotating_access_keys_console
+    /// <https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_access-keys.html#rotating_access_keys_console>
     pub refuse_inactive_keys: bool,
-    /// "Already exists" is also a 409 ConflictException, told apart from a concurrent modification only by its
-    /// message: CreateStage of an existing stage, CreateRouteResponse of an existing key (moto creates duplicates).
-    /// https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages.html#CreateStage
+    /// "Already exists" is also a 409 `ConflictException`, told apart from a concurrent modification only by its
+    /// message: `CreateStage` of an existing stage, `CreateRouteResponse` of an existing key (moto creates duplicates).
+    /// <https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages.html#CreateStage>
     pub conflict_on_exists: bool,
     /// The stage's automatic deployment failed: `GetStage` says so in `lastDeploymentStatusMessage`, which AWS fills
-    /// for AutoDeploy stages (moto has no deployments at all).
-    /// https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html
+    /// for `AutoDeploy` stages (moto has no deployments at all).
+    /// <https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html>
     pub failed_deployment: Option<String>,
 }
 
 impl Behaviour {
     /// Everything on, with timings short enough for a test suite.
-    pub fn aws() -> Behaviour {
+    pub(crate) fn aws() -> Behaviour {
         Behaviour {
             apigw_write: Some(Duration::from_millis(25)),
             lambda_pending: Some(Duration::from_millis(150)),
@@ -66,7 +66,7 @@ impl Behaviour {
     }
 
     /// Plain moto.
-    pub fn off() -> Behaviour {
+    pub(crate) fn off() -> Behaviour {
         Behaviour {
             apigw_write: None,
             lambda_pending: None,
@@ -82,7 +82,7 @@ impl Behaviour {
 }
 
 /// One request as the layer sees it.
-pub struct Req<'a> {
+pub(crate) struct Req<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub headers: &'a HeaderMap,
@@ -90,7 +90,7 @@ pub struct Req<'a> {
 }
 
 /// An AWS answer in the wire shape of the request's protocol.
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -125,7 +125,7 @@ impl Answer {
         }
     }
 
-    pub fn ok_json(body: Value) -> Answer {
+    pub(crate) fn ok_json(body: Value) -> Answer {
         Answer {
             status: 200,
             headers: vec![("content-type".into(), "application/json".into())],
@@ -149,7 +149,7 @@ struct State {
 }
 
 #[derive(Clone)]
-pub struct Layer {
+pub(crate) struct Layer {
     pub behaviour: Arc<Mutex<Behaviour>>,
     state: Arc<Mutex<State>>,
     /// IAM authorisation of the deploying identity (access key `testing`), when a test gives it a policy.
@@ -157,7 +157,7 @@ pub struct Layer {
 }
 
 /// Holds an API's write slot until the forwarded request has its answer.
-pub struct WriteSlot {
+pub(crate) struct WriteSlot {
     state: Arc<Mutex<State>>,
     api: String,
 }
@@ -171,7 +171,7 @@ impl Drop for WriteSlot {
     }
 }
 
-pub enum Before {
+pub(crate) enum Before {
     Answer(Answer),
     Forward(Option<WriteSlot>),
 }
@@ -193,9 +193,10 @@ fn segments(path: &str) -> Vec<String> {
 
 /// `name` from a function name or ARN in a Lambda path.
 fn function_name(s: &str) -> String {
-    s.rsplit_once("function:")
-        .map(|(_, n)| n.split(':').next().unwrap_or(n).to_string())
-        .unwrap_or_else(|| s.to_string())
+    s.rsplit_once("function:").map_or_else(
+        || s.to_string(),
+        |(_, n)| n.split(':').next().unwrap_or(n).to_string(),
+    )
 }
 
 fn form(body: &[u8]) -> BTreeMap<String, String> {
@@ -223,7 +224,7 @@ fn xml_value(xml: &str, tag: &str) -> Option<String> {
 }
 
 impl Layer {
-    pub fn new(b: Behaviour) -> Layer {
+    pub(crate) fn new(b: Behaviour) -> Layer {
         Layer {
             behaviour: Arc::new(Mutex::new(b)),
             state: Arc::new(Mutex::new(State::default())),
@@ -232,11 +233,11 @@ impl Layer {
     }
 
     /// From now on the deploying identity holds exactly `policy` (none: it may do anything, as moto lets it).
-    pub fn enforce(&self, policy: Option<&Value>) {
+    pub(crate) fn enforce(&self, policy: Option<&Value>) {
         *self.iam.lock().unwrap() = policy.map(crate::iam_enforce::Evaluator::start);
     }
 
-    /// AccessDenied, as AWS answers it, for the first check the identity's policy does not allow.
+    /// `AccessDenied`, as AWS answers it, for the first check the identity's policy does not allow.
     fn authorize(&self, r: &Req<'_>) -> Option<Answer> {
         if access_key_of(r.headers).as_deref() != Some("testing") {
             return None;
@@ -260,11 +261,11 @@ impl Layer {
         })
     }
 
-    pub fn set(&self, b: Behaviour) {
+    pub(crate) fn set(&self, b: Behaviour) {
         *self.behaviour.lock().unwrap() = b;
     }
 
-    pub fn hits(&self) -> BTreeMap<&'static str, usize> {
+    pub(crate) fn hits(&self) -> BTreeMap<&'static str, usize> {
         self.state.lock().unwrap().hits.clone()
     }
 
@@ -274,7 +275,7 @@ impl Layer {
 
     /// Decides before the request reaches moto: refuse it as AWS would, or forward it (holding the API's write
     /// slot for the time a write takes).
-    pub async fn before(&self, r: &Req<'_>, upstream: &Upstream) -> Before {
+    pub(crate) async fn before(&self, r: &Req<'_>, upstream: &Upstream) -> Before {
         let b = self.behaviour.lock().unwrap().clone();
         if let Some(a) = self.refuse_key(r, &b).or_else(|| self.authorize(r)) {
             return Before::Answer(a);
@@ -395,7 +396,7 @@ impl Layer {
         }
     }
 
-    /// CreateStage and CreateRouteResponse of something that exists: 409 ConflictException, "already exists".
+    /// `CreateStage` and `CreateRouteResponse` of something that exists: 409 `ConflictException`, "already exists".
     async fn exists_conflict(
         &self,
         r: &Req<'_>,
@@ -475,7 +476,7 @@ impl Layer {
     }
 
     /// Learns from moto's answer (what was created when) and reshapes it as AWS would answer.
-    pub fn after(&self, r: &Req<'_>, status: u16, body: Vec<u8>) -> Vec<u8> {
+    pub(crate) fn after(&self, r: &Req<'_>, status: u16, body: Vec<u8>) -> Vec<u8> {
         let b = self.behaviour.lock().unwrap().clone();
         let ok = (200..300).contains(&status);
         let seg = segments(r.path);
@@ -577,7 +578,7 @@ impl Layer {
     }
 }
 
-/// What GetFunction shows while a function is being created or updated.
+/// What `GetFunction` shows while a function is being created or updated.
 fn pending(config: &mut Value, created: bool) {
     if let Some(o) = config.as_object_mut() {
         if created {
@@ -593,14 +594,14 @@ fn pending(config: &mut Value, created: bool) {
 }
 
 /// Reads moto directly, for the layer's own checks.
-pub struct Upstream {
+pub(crate) struct Upstream {
     pub base: String,
     pub client: reqwest::Client,
 }
 
 impl Upstream {
     /// The body of a successful GET, signed as moto needs (it reads the region from the credential scope).
-    pub async fn get(&self, path: &str) -> Option<Vec<u8>> {
+    pub(crate) async fn get(&self, path: &str) -> Option<Vec<u8>> {
         let r = self
             .client
             .get(format!("{}{path}", self.base))

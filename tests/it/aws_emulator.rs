@@ -1,6 +1,6 @@
 use crate::moto::{Moto, ACCOUNT};
 
-/// The emulator the deploy tests stand on answers the real SDK, with SigV4 and all.
+/// The emulator the deploy tests stand on answers the real SDK, with `SigV4` and all.
 #[tokio::test]
 async fn moto_answers_the_rust_sdk() {
     let moto = Moto::start();

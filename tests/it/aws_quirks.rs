@@ -32,7 +32,7 @@ fn code<T, E: ProvideErrorMetadata>(r: &Result<T, E>) -> Option<&str> {
 fn zip() -> Vec<u8> {
     let mut out = std::io::Cursor::new(vec![]);
     let mut z = zip::ZipWriter::new(&mut out);
-    z.start_file::<_, ()>("bootstrap", Default::default())
+    z.start_file::<_, ()>("bootstrap", zip::write::FileOptions::default())
         .unwrap();
     std::io::Write::write_all(&mut z, b"#!/bin/sh\n").unwrap();
     z.finish().unwrap();

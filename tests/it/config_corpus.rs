@@ -83,7 +83,11 @@ async fn no_verb_sends_a_request_with_a_bad_config() {
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.ends_with(".yaml"))
+        .filter(|n| {
+            std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e == "yaml")
+        })
         .collect();
     files.sort();
     let mut runs = 0;

@@ -11,7 +11,7 @@ use crate::proxy::Proxy;
 use crate::util::{cache, env_file, wsdeploy, Run};
 
 /// An app folder with a frontend and a backend beside it, as `init` expects.
-pub struct App {
+pub(crate) struct App {
     _tmp: tempfile::TempDir,
     pub dir: PathBuf,
     pub frontend_env: PathBuf,
@@ -19,10 +19,10 @@ pub struct App {
     endpoint: String,
 }
 
-pub const BASE: &str = "project: chat\nregion: eu-west-3\nbackend:\n  url: https://api.example.com\n  timeout_ms: 3000\nlambda:\n  architecture: x86_64\ncredentials: iam-user\nenv:\n  frontend: { file: ../frontend/.env }\n  backend: { file: ../backend/.env }\ntags: { team: web }\n";
+pub(crate) const BASE: &str = "project: chat\nregion: eu-west-3\nbackend:\n  url: https://api.example.com\n  timeout_ms: 3000\nlambda:\n  architecture: x86_64\ncredentials: iam-user\nenv:\n  frontend: { file: ../frontend/.env }\n  backend: { file: ../backend/.env }\ntags: { team: web }\n";
 
 impl App {
-    pub fn new(endpoint: &str, config: &str) -> App {
+    pub(crate) fn new(endpoint: &str, config: &str) -> App {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("app");
         for d in ["app", "frontend", "backend"] {
@@ -39,11 +39,11 @@ impl App {
         app
     }
 
-    pub fn config(&self, text: &str) {
+    pub(crate) fn config(&self, text: &str) {
         std::fs::write(self.dir.join("wsdeploy.yaml"), text).unwrap();
     }
 
-    pub fn run(&self, args: &[&str]) -> crate::util::Cmd {
+    pub(crate) fn run(&self, args: &[&str]) -> crate::util::Cmd {
         wsdeploy(&self.dir, args)
             .envs([
                 ("AWS_ENDPOINT_URL", self.endpoint.clone()),
@@ -70,7 +70,7 @@ fn assert_no_secret_in(run: &Run, secrets: &[&str]) {
 }
 
 /// What a stage left in AWS, read with the SDK: (apis, functions, log groups, roles, users) carrying `prefix`.
-pub async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String> {
+pub(crate) async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String> {
     let mut left = vec![];
     let apis = aws_sdk_apigatewayv2::Client::new(conf)
         .get_apis()
@@ -116,7 +116,7 @@ pub async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String
             .unwrap()
             .roles()
             .iter()
-            .map(|r| r.role_name())
+            .map(aws_sdk_iam::types::Role::role_name)
             .filter(|n| n.starts_with(&format!("{prefix}-")))
             .map(|n| format!("role {n}")),
     );
@@ -127,7 +127,7 @@ pub async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String
             .unwrap()
             .users()
             .iter()
-            .map(|u| u.user_name())
+            .map(aws_sdk_iam::types::User::user_name)
             .filter(|n| n.starts_with(&format!("{prefix}-")))
             .map(|n| format!("user {n}")),
     );
@@ -147,7 +147,7 @@ pub async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String
 }
 
 /// A Lambda function's resource policy, as JSON.
-pub async fn lambda_policy(lambda: &aws_sdk_lambda::Client, name: &str) -> Value {
+pub(crate) async fn lambda_policy(lambda: &aws_sdk_lambda::Client, name: &str) -> Value {
     let out = lambda
         .get_policy()
         .function_name(name)
@@ -158,7 +158,7 @@ pub async fn lambda_policy(lambda: &aws_sdk_lambda::Client, name: &str) -> Value
 }
 
 /// IAM's URL-encoded policy documents, as JSON.
-pub fn decode(doc: &str) -> Value {
+pub(crate) fn decode(doc: &str) -> Value {
     serde_json::from_str(
         &percent_encoding::percent_decode_str(doc)
             .decode_utf8()
@@ -267,7 +267,7 @@ async fn lifecycle_up_noop_change_teardown() {
         assert_eq!(
             c.architectures()
                 .iter()
-                .map(|a| a.as_str())
+                .map(aws_sdk_lambda::types::Architecture::as_str)
                 .collect::<Vec<_>>(),
             vec!["x86_64"]
         );
@@ -408,7 +408,7 @@ async fn lifecycle_up_noop_change_teardown() {
         .iter()
         .map(|r| r.route_key().unwrap())
         .collect();
-    keys_seen.sort();
+    keys_seen.sort_unstable();
     assert_eq!(keys_seen, vec!["$disconnect", "auth"]);
     let auth = routes
         .items()

@@ -1,6 +1,6 @@
 //! `wsdeploy dev` end to end, all real: a backend on 127.0.0.1:0 that checks the Lambdas' signatures, the dev
 //! gateway as a child process running the bundled bootstraps, a WebSocket client, and the real
-//! aws-sdk-apigatewaymanagement client (so SigV4 is real).
+//! aws-sdk-apigatewaymanagement client (so `SigV4` is real).
 
 use std::time::{Duration, Instant};
 

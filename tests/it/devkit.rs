@@ -17,7 +17,7 @@ use crate::util::BIN;
 
 /// The seed's backend: stores connection ids per user, checks every call's signature.
 #[derive(Default)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub secret: Option<String>,
     /// How long the backend takes to answer.
     pub delay: Duration,
@@ -25,9 +25,9 @@ pub struct Seen {
 }
 
 /// (method, request target, Authorization, body, signature valid)
-pub type Call = (Method, String, Option<String>, Vec<u8>, bool);
+pub(crate) type Call = (Method, String, Option<String>, Vec<u8>, bool);
 
-pub type Shared = Arc<Mutex<Seen>>;
+pub(crate) type Shared = Arc<Mutex<Seen>>;
 
 async fn backend_handler(
     State(s): State<Shared>,
@@ -62,22 +62,21 @@ async fn backend_handler(
     g.calls
         .push((method.clone(), target, bearer.clone(), body.to_vec(), valid));
     match (valid, method.as_str(), bearer.as_deref()) {
-        (false, _, _) => StatusCode::UNAUTHORIZED,
         (true, "POST", Some("Bearer good-token")) => StatusCode::CREATED,
-        (true, "POST", _) => StatusCode::UNAUTHORIZED,
+        (false, _, _) | (true, "POST", _) => StatusCode::UNAUTHORIZED,
         (true, _, _) => StatusCode::NO_CONTENT,
     }
 }
 
 /// The seed's backend and `wsdeploy dev` pointed at it, the backend trusting this dev's signing secret.
-pub async fn dev_with_backend(extra: &str, args: &[&str], cache: &Path) -> (Dev, Shared) {
+pub(crate) async fn dev_with_backend(extra: &str, args: &[&str], cache: &Path) -> (Dev, Shared) {
     let (backend, seen) = start_backend().await;
     let dev = Dev::start_in(&backend, extra, args, cache);
     seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
     (dev, seen)
 }
 
-pub async fn start_backend() -> (String, Shared) {
+pub(crate) async fn start_backend() -> (String, Shared) {
     let seen: Shared = Arc::default();
     let app = axum::Router::new()
         .fallback(backend_handler)
@@ -88,7 +87,7 @@ pub async fn start_backend() -> (String, Shared) {
     (url, seen)
 }
 
-pub struct Dev {
+pub(crate) struct Dev {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub ws_url: String,
@@ -98,12 +97,12 @@ pub struct Dev {
 
 impl Dev {
     /// `wsdeploy dev --port 0` in a fresh app folder; returns once the env files hold its URLs.
-    pub fn start(backend: &str, extra: &str, args: &[&str]) -> Dev {
+    pub(crate) fn start(backend: &str, extra: &str, args: &[&str]) -> Dev {
         Dev::start_in(backend, extra, args, &crate::util::cache())
     }
 
     /// With the functions' build cache at `cache`.
-    pub fn start_in(backend: &str, extra: &str, args: &[&str], cache: &Path) -> Dev {
+    pub(crate) fn start_in(backend: &str, extra: &str, args: &[&str], cache: &Path) -> Dev {
         let dir = tempfile::tempdir().unwrap();
         for d in ["app", "frontend", "backend"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -142,7 +141,7 @@ impl Dev {
                 front.get("VITE_WS_URL"),
                 back.contains_key("WS_SIGNING_SECRET"),
             ) {
-                dev.ws_url = url.clone();
+                dev.ws_url.clone_from(url);
                 dev.env = back;
                 return dev;
             }
@@ -158,7 +157,7 @@ impl Dev {
         }
     }
 
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         let err = std::fs::read_to_string(self.dir.path().join("dev.err")).unwrap_or_default();
         format!(
             "--- stdout ---\n{}\n--- stderr ---\n{err}",
@@ -166,7 +165,7 @@ impl Dev {
         )
     }
 
-    pub async fn management(&self) -> aws_sdk_apigatewaymanagement::Client {
+    pub(crate) async fn management(&self) -> aws_sdk_apigatewaymanagement::Client {
         self.management_as(
             &self.env["WS_API_ACCESS_KEY_ID"],
             &self.env["WS_API_SECRET_ACCESS_KEY"],
@@ -174,7 +173,7 @@ impl Dev {
         .await
     }
 
-    pub async fn management_as(
+    pub(crate) async fn management_as(
         &self,
         key: &str,
         secret: &str,
@@ -191,7 +190,7 @@ impl Dev {
     }
 
     /// SIGTERM, as Ctrl-C or a process manager would; returns the exit code.
-    pub fn stop(&mut self) -> i32 {
+    pub(crate) fn stop(&mut self) -> i32 {
         let (out, err) = (self.log.clone(), self.dir.path().join("dev.err"));
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         terminate(&mut self.child, || {
@@ -205,7 +204,7 @@ impl Dev {
 }
 
 /// SIGTERM to `child`, then its exit code; panics with `output()` if it is still running after 40 s.
-pub fn terminate(child: &mut Child, output: impl Fn() -> String) -> i32 {
+pub(crate) fn terminate(child: &mut Child, output: impl Fn() -> String) -> i32 {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -230,10 +229,10 @@ impl Drop for Dev {
     }
 }
 
-pub type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn next_text(ws: &mut Ws) -> String {
+pub(crate) async fn next_text(ws: &mut Ws) -> String {
     loop {
         match tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -241,27 +240,27 @@ pub async fn next_text(ws: &mut Ws) -> String {
         {
             Some(Ok(Message::Text(t))) => return t.to_string(),
             Some(Ok(Message::Close(f))) => panic!("closed: {f:?}"),
-            Some(Ok(_)) => continue,
+            Some(Ok(_)) => {}
             other => panic!("no message: {other:?}"),
         }
     }
 }
 
 /// The close code the server sends within `secs` seconds (None if the socket just ends).
-pub async fn close_code(ws: &mut Ws, secs: u64) -> Option<u16> {
+pub(crate) async fn close_code(ws: &mut Ws, secs: u64) -> Option<u16> {
     loop {
         match tokio::time::timeout(Duration::from_secs(secs), ws.next())
             .await
             .expect("a close frame in time")
         {
             Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
+            Some(Ok(_)) => {}
             _ => return None,
         }
     }
 }
 
-pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(v) = f() {
@@ -273,7 +272,7 @@ pub async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 /// A private copy of the host-built bootstraps: this test can kill or freeze exactly its own function process.
-pub fn private_cache() -> tempfile::TempDir {
+pub(crate) fn private_cache() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let built = crate::util::wsdeploy(dir.path(), &["build", "--host", "--output", "json"])
         .env("WSDEPLOY_CACHE_DIR", crate::util::cache())
@@ -289,7 +288,7 @@ pub fn private_cache() -> tempfile::TempDir {
     dir
 }
 
-pub fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -303,23 +302,23 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Pids of the processes running `exe` without arguments (as dev runs the bootstraps).
-pub fn pids_of(exe: &Path) -> Vec<String> {
+pub(crate) fn pids_of(exe: &Path) -> Vec<String> {
     pids_running(&[&exe.to_string_lossy()])
 }
 
 /// Pids whose command line is exactly `argv` (read from /proc, so procps is not needed).
-pub fn pids_running(argv: &[&str]) -> Vec<String> {
+pub(crate) fn pids_running(argv: &[&str]) -> Vec<String> {
     let want: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
     std::fs::read_dir("/proc")
         .unwrap()
-        .filter_map(|e| e.ok())
+        .filter_map(std::result::Result::ok)
         .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
         .filter(|e| std::fs::read(e.path().join("cmdline")).ok().as_deref() == Some(&want[..]))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect()
 }
 
-pub fn signal(pids: &[String], sig: &str) {
+pub(crate) fn signal(pids: &[String], sig: &str) {
     for p in pids {
         let _ = std::process::Command::new("kill").args([sig, p]).status();
     }

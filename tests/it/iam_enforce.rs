@@ -1,6 +1,6 @@
 //! IAM authorisation for the deploying identity, played by the AWS-behaviour layer: every request is mapped to the
 //! IAM action(s) and resource AWS authorises it as (the Service Authorization Reference), and moto's own policy
-//! evaluator (`iam_eval.py`) decides. A denied request gets AWS's AccessDenied answer, which names the action.
+//! evaluator (`iam_eval.py`) decides. A denied request gets AWS's `AccessDenied` answer, which names the action.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -14,7 +14,7 @@ use crate::moto::ACCOUNT;
 
 /// One authorisation AWS makes for a request.
 #[derive(Debug, Clone)]
-pub struct Check {
+pub(crate) struct Check {
     pub action: String,
     pub resource: String,
     pub conditions: BTreeMap<String, String>,
@@ -38,8 +38,8 @@ fn region_of(r: &Req<'_>) -> String {
         .to_string()
 }
 
-/// What AWS checks for `r`; empty for what needs no permission (STS GetCallerIdentity).
-pub fn checks(r: &Req<'_>) -> Vec<Check> {
+/// What AWS checks for `r`; empty for what needs no permission (STS `GetCallerIdentity`).
+pub(crate) fn checks(r: &Req<'_>) -> Vec<Check> {
     let region = region_of(r);
     let params: BTreeMap<String, String> =
         url::form_urlencoded::parse(r.body).into_owned().collect();
@@ -112,10 +112,7 @@ fn lambda_checks(r: &Req<'_>, region: &str) -> Vec<Check> {
         .collect();
     let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
     let function = |name: &str| {
-        let name = name
-            .rsplit_once("function:")
-            .map(|(_, n)| n)
-            .unwrap_or(name);
+        let name = name.rsplit_once("function:").map_or(name, |(_, n)| n);
         format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{name}")
     };
     let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
@@ -173,15 +170,15 @@ fn lambda_checks(r: &Req<'_>, region: &str) -> Vec<Check> {
 }
 
 /// moto's evaluator in a long-lived Python process.
-pub struct Evaluator {
+pub(crate) struct Evaluator {
     policy: String,
-    _child: Child,
+    child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
 
 impl Evaluator {
-    pub fn start(policy: &Value) -> Evaluator {
+    pub(crate) fn start(policy: &Value) -> Evaluator {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/iam_eval.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -193,11 +190,11 @@ impl Evaluator {
             policy: policy.to_string(),
             stdin: child.stdin.take().unwrap(),
             stdout: BufReader::new(child.stdout.take().unwrap()),
-            _child: child,
+            child,
         }
     }
 
-    pub fn allows(&mut self, c: &Check) -> bool {
+    pub(crate) fn allows(&mut self, c: &Check) -> bool {
         let q = json!({ "policy": self.policy, "action": c.action, "resource": c.resource, "conditions": c.conditions });
         writeln!(self.stdin, "{q}").unwrap();
         let mut line = String::new();
@@ -208,13 +205,13 @@ impl Evaluator {
 
 impl Drop for Evaluator {
     fn drop(&mut self) {
-        let _ = self._child.kill();
-        let _ = self._child.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// AWS's words for a denied request; `explain` turns them into wsdeploy's sentence.
-pub fn denial(c: &Check) -> String {
+pub(crate) fn denial(c: &Check) -> String {
     format!(
         "User: arn:aws:iam::{ACCOUNT}:user/deployer is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
         c.action, c.resource, c.action

@@ -180,9 +180,10 @@ fn init_warns_when_git_would_commit_the_backends_secrets() {
         .args(["init", "-q"])
         .current_dir(&api)
         .status();
-    if !git.is_ok_and(|s| s.success()) {
-        panic!("git is needed for this test");
-    }
+    assert!(
+        git.is_ok_and(|s| s.success()),
+        "git is needed for this test"
+    );
     let run = wsdeploy(&app, &["init", "--yes", "--project", "demo"]).expect(0);
     run.check(
         run.stderr

@@ -1,4 +1,4 @@
-//! The bundled Lambdas as the CLI builds them: arm64's missing-tool message, reproducible x86_64 zips, and the
+//! The bundled Lambdas as the CLI builds them: arm64's missing-tool message, reproducible `x86_64` zips, and the
 //! host build run as real processes speaking the Lambda Runtime API to a real backend.
 
 use std::net::SocketAddr;
@@ -196,7 +196,7 @@ fn ws_event(route: &str, body: Option<&str>) -> Value {
     let mut e = json!({
         "requestContext": {
             "routeKey": route, "eventType": if route == "$disconnect" { "DISCONNECT" } else { "MESSAGE" },
-            "connectionId": "TWegAcC4EowCHnA=", "connectedAt": 1764000000000i64, "requestTimeEpoch": 1764000000000i64,
+            "connectionId": "TWegAcC4EowCHnA=", "connectedAt": 1_764_000_000_000i64, "requestTimeEpoch": 1_764_000_000_000i64,
             "requestId": "r", "messageDirection": "IN", "stage": "local", "domainName": "127.0.0.1", "apiId": "local",
             "identity": { "sourceIp": "127.0.0.1" }
         },

@@ -1,22 +1,22 @@
-//! A real AWS emulator for the tests: `moto_server` on a free loopback port, reached through AWS_ENDPOINT_URL with
+//! A real AWS emulator for the tests: `moto_server` on a free loopback port, reached through `AWS_ENDPOINT_URL` with
 //! dummy credentials, stopped when the handle drops.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const REGION: &str = "eu-west-3";
+pub(crate) const REGION: &str = "eu-west-3";
 /// moto's fixed account id.
-pub const ACCOUNT: &str = "123456789012";
+pub(crate) const ACCOUNT: &str = "123456789012";
 
-pub struct Moto {
+pub(crate) struct Moto {
     child: Child,
     pub endpoint: String,
-    _log: tempfile::NamedTempFile,
+    log: tempfile::NamedTempFile,
 }
 
 impl Moto {
-    pub fn start() -> Moto {
+    pub(crate) fn start() -> Moto {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -36,14 +36,14 @@ impl Moto {
         let mut moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
-            _log: log,
+            log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 panic!(
                     "moto_server exited with {status}:\n{}",
-                    std::fs::read_to_string(moto._log.path()).unwrap_or_default()
+                    std::fs::read_to_string(moto.log.path()).unwrap_or_default()
                 );
             }
             assert!(
@@ -56,7 +56,7 @@ impl Moto {
     }
 
     /// An SDK config for checking what wsdeploy did, independently of wsdeploy's own code.
-    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+    pub(crate) async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new(REGION))

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use crate::aws_behaviour::{Before, Behaviour, Layer, Req, Upstream};
 
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// `IAM:CreateRole`, `Logs:PutRetentionPolicy`, `POST /2015-03-31/functions`...
     pub op: String,
     pub mutating: bool,
@@ -24,7 +24,7 @@ pub struct Seen {
 
 /// Faults are injected before forwarding, as AWS rejects a throttled request: the emulator never sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// Share of requests answered with a fault.
     pub rate: f64,
     pub seed: u64,
@@ -44,18 +44,18 @@ struct Shared {
     layer: Layer,
 }
 
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub endpoint: String,
     shared: Arc<Shared>,
 }
 
 impl Proxy {
     /// With every AWS behaviour moto lacks turned on (see `aws_behaviour`).
-    pub async fn start(upstream: &str) -> Proxy {
+    pub(crate) async fn start(upstream: &str) -> Proxy {
         Proxy::with(upstream, Behaviour::aws()).await
     }
 
-    pub async fn with(upstream: &str, behaviour: Behaviour) -> Proxy {
+    pub(crate) async fn with(upstream: &str, behaviour: Behaviour) -> Proxy {
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             client: reqwest::Client::new(),
@@ -91,41 +91,41 @@ impl Proxy {
     }
 
     /// Everything seen since the last call.
-    pub fn take(&self) -> Vec<Seen> {
+    pub(crate) fn take(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.shared.seen.lock().unwrap())
     }
 
-    pub fn faults(&self, f: Option<Faults>) {
+    pub(crate) fn faults(&self, f: Option<Faults>) {
         *self.shared.faults.lock().unwrap() =
             f.map(|f| (f, rand::rngs::StdRng::seed_from_u64(f.seed)));
     }
 
     /// Every request gets this error from now on, e.g. `(400, "ExpiredToken")`.
-    pub fn answer_all(&self, error: Option<(u16, &str)>) {
+    pub(crate) fn answer_all(&self, error: Option<(u16, &str)>) {
         *self.shared.fixed.lock().unwrap() = error.map(|(s, c)| (s, c.to_string()));
     }
 
     /// The AWS-behaviour layer: its settings, and how often each behaviour acted.
-    pub fn layer(&self) -> &Layer {
+    pub(crate) fn layer(&self) -> &Layer {
         &self.shared.layer
     }
 
-    pub fn injected(&self) -> usize {
+    pub(crate) fn injected(&self) -> usize {
         self.shared.injected.load(Ordering::SeqCst)
     }
 
     /// From now on, the k-th request (counting from 1 after this call) is forwarded and then held unanswered.
-    pub fn stop_after(&self, k: usize) {
+    pub(crate) fn stop_after(&self, k: usize) {
         self.take();
         self.shared.stopped.store(false, Ordering::SeqCst);
         self.shared.stop_after.store(k, Ordering::SeqCst);
     }
 
-    pub fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::SeqCst)
     }
 
-    pub fn resume(&self) {
+    pub(crate) fn resume(&self) {
         self.shared.stop_after.store(usize::MAX, Ordering::SeqCst);
         self.shared.stopped.store(false, Ordering::SeqCst);
     }
@@ -323,8 +323,7 @@ async fn forward(
         parts
             .uri
             .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
+            .map_or("/", hyper::http::uri::PathAndQuery::as_str)
     );
     let mut up = s
         .client
@@ -333,7 +332,7 @@ async fn forward(
             url,
         )
         .body(body.to_vec());
-    for (k, v) in parts.headers.iter() {
+    for (k, v) in &parts.headers {
         if k != "host" && k != "content-length" {
             up = up.header(k.as_str(), v.as_bytes());
         }

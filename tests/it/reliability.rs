@@ -309,9 +309,9 @@ fn a_killed_writer_leaves_the_old_file_or_the_new_one() {
             now.len()
         );
         if now == old {
-            old_seen += 1
+            old_seen += 1;
         } else {
-            new_seen += 1
+            new_seen += 1;
         }
     }
     eprintln!("writer life {life} µs; killed {killed} of 60; old file {old_seen} times, new file {new_seen} times, never a mix");

@@ -4,15 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_wsdeploy");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_wsdeploy");
 
 /// The bundled functions' build cache, shared by every test (and across runs) so they compile once per machine.
-pub fn cache() -> PathBuf {
+pub(crate) fn cache() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wsdeploy-test-cache")
 }
 
 /// A dotenv file as a map (`export ` and single quotes stripped); empty if the file is missing.
-pub fn env_file(path: &Path) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn env_file(path: &Path) -> std::collections::BTreeMap<String, String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter_map(|l| l.trim_start_matches("export ").split_once('='))
@@ -26,7 +26,7 @@ pub fn env_file(path: &Path) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Copies the files below `from` into `to`, leaving out every entry named in `skip` (and all below it).
-pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
+pub(crate) fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -42,19 +42,19 @@ pub fn copy_tree(from: &Path, to: &Path, skip: &[&str]) {
     }
 }
 
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 /// A command under construction: the binary, a working folder and a clean environment (no ambient AWS or
 /// WSDEPLOY settings leak in from the machine running the tests).
-pub struct Cmd {
-    cmd: Command,
+pub(crate) struct Cmd {
+    command: Command,
     shown: String,
     files: Vec<PathBuf>,
 }
 
-pub fn wsdeploy(dir: &Path, args: &[&str]) -> Cmd {
+pub(crate) fn wsdeploy(dir: &Path, args: &[&str]) -> Cmd {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir).args(args);
     for (k, _) in std::env::vars() {
@@ -66,13 +66,13 @@ pub fn wsdeploy(dir: &Path, args: &[&str]) -> Cmd {
         .env("CI", "true")
         .env("AWS_EC2_METADATA_DISABLED", "true");
     Cmd {
-        cmd,
+        command: cmd,
         shown: format!("(cd {} && wsdeploy {})", dir.display(), args.join(" ")),
         files: vec![],
     }
 }
 
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -80,42 +80,42 @@ pub struct Run {
 }
 
 impl Cmd {
-    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.cmd.env(k, v);
+    pub(crate) fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(k, v);
         self
     }
 
-    pub fn envs<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+    pub(crate) fn envs<'a>(mut self, vars: impl IntoIterator<Item = (&'a str, String)>) -> Self {
         for (k, v) in vars {
-            self.cmd.env(k, v);
+            self.command.env(k, v);
         }
         self
     }
 
     /// Files whose contents a failure report should show.
-    pub fn show(mut self, file: impl Into<PathBuf>) -> Self {
+    pub(crate) fn show(mut self, file: impl Into<PathBuf>) -> Self {
         self.files.push(file.into());
         self
     }
 
     /// Where its stdout goes instead of being captured.
-    pub fn stdout(mut self, to: impl Into<std::process::Stdio>) -> Self {
-        self.cmd.stdout(to);
+    pub(crate) fn stdout(mut self, to: impl Into<std::process::Stdio>) -> Self {
+        self.command.stdout(to);
         self
     }
 
     /// Starts it in the background (for tests that kill or race it).
-    pub fn spawn(mut self) -> std::process::Child {
-        self.cmd
+    pub(crate) fn spawn(mut self) -> std::process::Child {
+        self.command
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown))
     }
 
-    pub fn run(mut self) -> Run {
+    pub(crate) fn run(mut self) -> Run {
         let out = self
-            .cmd
+            .command
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown));
         let mut context = format!("command: {}\n", self.shown);
@@ -132,7 +132,7 @@ impl Cmd {
     }
 
     /// Runs and insists on `code`.
-    pub fn expect(self, code: i32) -> Run {
+    pub(crate) fn expect(self, code: i32) -> Run {
         let run = self.run();
         run.check(run.code == code, &format!("expected exit code {code}"));
         run
@@ -141,16 +141,15 @@ impl Cmd {
 
 impl Run {
     /// Panics with everything needed to understand the failure unless `ok`.
-    pub fn check(&self, ok: bool, what: &str) {
-        if !ok {
-            panic!(
-                "{what}\n{}exit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
-                self.context, self.code, self.stdout, self.stderr
-            );
-        }
+    pub(crate) fn check(&self, ok: bool, what: &str) {
+        assert!(
+            ok,
+            "{what}\n{}exit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n",
+            self.context, self.code, self.stdout, self.stderr
+        );
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             self.check(false, &format!("stdout is not one JSON document: {e}"));
             unreachable!()
