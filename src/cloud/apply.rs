@@ -210,14 +210,39 @@ impl<'a> Applier<'a> {
 
     /// One action; returns what to say when it is done.
     async fn act(&self, a: &Action, step: &dyn Step) -> Result<String> {
-        use Action::{
-            AddPermission, CreateAccessKey, CreateApi, CreateFunction, CreateIntegration,
-            CreateLogGroup, CreatePolicy, CreatePolicyVersion, CreateRole, CreateRoute,
-            CreateRouteResponse, CreateStage, CreateUser, DeactivateAccessKey, DeleteAccessKey,
-            DeleteApi, DeleteFunction, DeleteIntegration, DeleteLogGroup, DeletePolicy, DeleteRole,
-            DeleteRoute, DeleteUser, PutRetention, PutRolePolicy, PutUserPolicy, Retag, UpdateApi,
-            UpdateFunctionCode, UpdateFunctionConfig, UpdateRoleTrust, UpdateRoute, UpdateStage,
-        };
+        #[allow(clippy::enum_glob_use)]
+        use Action::*;
+        match a {
+            CreateRole
+            | UpdateRoleTrust
+            | PutRolePolicy
+            | DeleteRole
+            | CreateUser
+            | PutUserPolicy
+            | CreateAccessKey
+            | DeleteAccessKey { .. }
+            | DeactivateAccessKey { .. }
+            | DeleteUser
+            | CreatePolicy
+            | CreatePolicyVersion { .. }
+            | DeletePolicy => self.act_iam(a, step).await,
+            CreateLogGroup { .. }
+            | PutRetention { .. }
+            | DeleteLogGroup { .. }
+            | CreateFunction { .. }
+            | UpdateFunctionCode { .. }
+            | UpdateFunctionConfig { .. }
+            | DeleteFunction { .. }
+            | AddPermission { .. } => self.act_lambda(a, step).await,
+            Retag { target, diff } => self.retag(target, diff, step).await.map(|()| "tags".into()),
+            _ => self.act_api(a, step).await,
+        }
+    }
+
+    /// The role, the backend's user, keys and policy.
+    async fn act_iam(&self, a: &Action, step: &dyn Step) -> Result<String> {
+        #[allow(clippy::enum_glob_use)]
+        use Action::*;
         let (c, d) = (self.c, self.d);
         let said = |s: &str| Ok(s.to_string());
         match a {
@@ -229,6 +254,50 @@ impl<'a> Applier<'a> {
             DeleteRole => iam::delete_role(&c.iam, &d.names.role)
                 .await
                 .and(said("deleted")),
+            CreateUser => iam::create_user(&c.iam, d).await.and(said("created")),
+            PutUserPolicy => iam::put_user_policy(&c.iam, d, &self.api_id()?)
+                .await
+                .and(said("ManageConnections on this stage only")),
+            CreateAccessKey => {
+                let key = iam::create_access_key(&c.iam, &d.names.user).await?;
+                // Remembered before the wait: if the wait fails, `up` still says which key it made.
+                self.remember(|ids| ids.new_key = Some(key.clone()));
+                let started = Instant::now();
+                iam::wait_key_works(c, &key.0, &key.1, step).await?;
+                self.waited(format!("access key {} accepted", key.0), started);
+                Ok(format!("created {}, accepted by AWS", key.0))
+            }
+            DeleteAccessKey { id } => iam::delete_access_key(&c.iam, &d.names.user, id)
+                .await
+                .and(said("deleted")),
+            DeactivateAccessKey { id } => iam::deactivate_access_key(&c.iam, &d.names.user, id)
+                .await
+                .and(said("deactivated")),
+            DeleteUser => iam::delete_user(&c.iam, &d.names.user)
+                .await
+                .and(said("deleted")),
+            CreatePolicy => iam::create_policy(&c.iam, d, &self.api_id()?)
+                .await
+                .and(said("created")),
+            CreatePolicyVersion { delete_oldest } => {
+                iam::create_policy_version(&c.iam, d, &self.api_id()?, delete_oldest.as_deref())
+                    .await
+                    .and(said("updated"))
+            }
+            DeletePolicy => iam::delete_policy(&c.iam, &d.policy_arn())
+                .await
+                .and(said("deleted")),
+            other => anyhow::bail!("internal error: {other:?} is not an iam action"),
+        }
+    }
+
+    /// The functions, their log groups and the permission to invoke them.
+    async fn act_lambda(&self, a: &Action, step: &dyn Step) -> Result<String> {
+        #[allow(clippy::enum_glob_use)]
+        use Action::*;
+        let (c, d) = (self.c, self.d);
+        let said = |s: &str| Ok(s.to_string());
+        match a {
             CreateLogGroup { name } => logs::create_group(&c.logs, name, &d.tags)
                 .await
                 .and(said("created")),
@@ -265,6 +334,17 @@ impl<'a> Applier<'a> {
                     .await
                     .and(said("this API only"))
             }
+            other => anyhow::bail!("internal error: {other:?} is not a lambda action"),
+        }
+    }
+
+    /// The WebSocket API: integrations, routes, route responses, the stage.
+    async fn act_api(&self, a: &Action, step: &dyn Step) -> Result<String> {
+        #[allow(clippy::enum_glob_use)]
+        use Action::*;
+        let (c, d) = (self.c, self.d);
+        let said = |s: &str| Ok(s.to_string());
+        match a {
             CreateApi => {
                 let api = apigw::create_api(&c.apigw, d).await?;
                 let shown = format!("created ({})", api.id);
@@ -329,40 +409,7 @@ impl<'a> Applier<'a> {
             UpdateStage => apigw::auto_deploy(&c.apigw, &self.api_id()?, &d.stage, step)
                 .await
                 .and(said("auto-deploy")),
-            CreateUser => iam::create_user(&c.iam, d).await.and(said("created")),
-            PutUserPolicy => iam::put_user_policy(&c.iam, d, &self.api_id()?)
-                .await
-                .and(said("ManageConnections on this stage only")),
-            CreateAccessKey => {
-                let key = iam::create_access_key(&c.iam, &d.names.user).await?;
-                // Remembered before the wait: if the wait fails, `up` still says which key it made.
-                self.remember(|ids| ids.new_key = Some(key.clone()));
-                let started = Instant::now();
-                iam::wait_key_works(c, &key.0, &key.1, step).await?;
-                self.waited(format!("access key {} accepted", key.0), started);
-                Ok(format!("created {}, accepted by AWS", key.0))
-            }
-            DeleteAccessKey { id } => iam::delete_access_key(&c.iam, &d.names.user, id)
-                .await
-                .and(said("deleted")),
-            DeactivateAccessKey { id } => iam::deactivate_access_key(&c.iam, &d.names.user, id)
-                .await
-                .and(said("deactivated")),
-            DeleteUser => iam::delete_user(&c.iam, &d.names.user)
-                .await
-                .and(said("deleted")),
-            CreatePolicy => iam::create_policy(&c.iam, d, &self.api_id()?)
-                .await
-                .and(said("created")),
-            CreatePolicyVersion { delete_oldest } => {
-                iam::create_policy_version(&c.iam, d, &self.api_id()?, delete_oldest.as_deref())
-                    .await
-                    .and(said("updated"))
-            }
-            DeletePolicy => iam::delete_policy(&c.iam, &d.policy_arn())
-                .await
-                .and(said("deleted")),
-            Retag { target, diff } => self.retag(target, diff, step).await.and(said("tags")),
+            other => anyhow::bail!("internal error: {other:?} is not a api action"),
         }
     }
 

@@ -73,20 +73,8 @@ impl Args {
             dir.join(SCHEMA_FILE)
         };
         let schema = super::schema::schema_text() + "\n";
-        let existing: Vec<&Path> = [config_path.as_path(), schema_path.as_path()]
-            .into_iter()
-            .filter(|p| {
-                p.exists()
-                    && !(p == &schema_path.as_path()
-                        && std::fs::read_to_string(p).is_ok_and(|s| s == schema))
-            })
-            .collect();
-        if !existing.is_empty() && !self.force {
-            let list: Vec<String> = existing.iter().map(|p| p.display().to_string()).collect();
-            return Err(Error::usage(format!(
-                "{} already exists; pass --force to overwrite it",
-                list.join(" and ")
-            )));
+        if !self.force {
+            refuse_existing(&config_path, &schema_path, &schema)?;
         }
 
         let interactive = ctx.ui.interactive && !ctx.global.yes;
@@ -120,20 +108,8 @@ impl Args {
             ));
         }
         // Checked before anything is written: a refusal leaves the folder as it was.
-        let clashes: Vec<String> = code
-            .iter()
-            .filter(|f| {
-                f.path.exists() && std::fs::read(&f.path).ok().as_deref() != Some(f.contents)
-            })
-            .map(|f| f.path.display().to_string())
-            .collect();
-        if !clashes.is_empty() && !self.force {
-            return Err(Error::usage(format!(
-                "{} already exist{}; pass --force to overwrite, or move {} away",
-                clashes.join(", "),
-                if clashes.len() == 1 { "s" } else { "" },
-                if clashes.len() == 1 { "it" } else { "them" }
-            )));
+        if !self.force {
+            refuse_clashes(&code)?;
         }
 
         fsutil::write_atomic(&schema_path, schema.as_bytes(), None)?;
@@ -155,17 +131,7 @@ impl Args {
             "backend": kind,
             "files": written,
         }));
-        ctx.ui.out(format!(
-            "Wrote {} and {}.",
-            config_path.display(),
-            schema_path.display()
-        ));
-        if !written.is_empty() {
-            ctx.ui.out(format!(
-                "Wrote your app's code:\n  {}",
-                written.join("\n  ")
-            ));
-        }
+        report(ctx, &written, &config_path, &schema_path);
         if let Some(kind) = kind {
             ctx.ui.out(format!(
                 "To finish:\n  - {}",
@@ -386,6 +352,59 @@ pub(crate) fn detect_env_prefix(frontend_dir: &Path) -> Option<&'static str> {
         Some("REACT_APP_")
     } else {
         None
+    }
+}
+
+/// Refuses to overwrite the user's config or an outdated schema file (exit 2; nothing written).
+fn refuse_existing(config: &Path, schema_path: &Path, schema: &str) -> Result<()> {
+    let existing: Vec<String> = [config, schema_path]
+        .into_iter()
+        .filter(|p| {
+            p.exists()
+                && !(*p == schema_path && std::fs::read_to_string(p).is_ok_and(|s| s == schema))
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "{} already exists; pass --force to overwrite it",
+        existing.join(" and ")
+    )))
+}
+
+/// Refuses to overwrite a file of the app's that differs from the template's (exit 2; nothing written).
+fn refuse_clashes(code: &[templates::Planned]) -> Result<()> {
+    let clashes: Vec<String> = code
+        .iter()
+        .filter(|f| f.path.exists() && std::fs::read(&f.path).ok().as_deref() != Some(f.contents))
+        .map(|f| f.path.display().to_string())
+        .collect();
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    let one = clashes.len() == 1;
+    Err(Error::usage(format!(
+        "{} already exist{}; pass --force to overwrite, or move {} away",
+        clashes.join(", "),
+        if one { "s" } else { "" },
+        if one { "it" } else { "them" }
+    )))
+}
+
+/// The files written, for people.
+fn report(ctx: &Context, written: &[String], config: &Path, schema: &Path) {
+    ctx.ui.out(format!(
+        "Wrote {} and {}.",
+        config.display(),
+        schema.display()
+    ));
+    if !written.is_empty() {
+        ctx.ui.out(format!(
+            "Wrote your app's code:\n  {}",
+            written.join("\n  ")
+        ));
     }
 }
 

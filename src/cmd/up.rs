@@ -6,9 +6,11 @@ use anyhow::Context as _;
 
 use crate::cloud::apply::{Applier, Ids};
 use crate::config::CredentialsMode;
+use crate::deploy::state::ApiRef;
 use crate::deploy::{render, Action, Phase};
 use crate::envfile;
 use crate::error::{Error, Result};
+use crate::ui::Progress;
 
 use super::session::{outputs, KeyArgs, Planned, Session};
 use super::Context;
@@ -31,6 +33,17 @@ pub struct Args {
     pub no_wait: bool,
 }
 
+/// What `up` did, for the report.
+struct Done {
+    api: ApiRef,
+    /// The new access key (id, secret), if `up` made one.
+    new_key: Option<(String, String)>,
+    /// Each env file, with whether it changed.
+    written: Vec<(String, bool)>,
+    /// What `up` waited for, and how long (seconds).
+    waits: Vec<(String, f64)>,
+}
+
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let started = Instant::now();
@@ -44,117 +57,50 @@ impl Args {
             ));
         }
         let progress = ctx.ui.progress();
-        let Planned {
-            desired: d,
-            observed,
-            actions,
-            signing_secret: secret,
-        } = s.plan(&progress, &self.keys).await?;
-        if !actions.is_empty() {
-            ctx.ui.out(render(&actions, &d.names));
+        let planned = s.plan(&progress, &self.keys).await?;
+        if !planned.actions.is_empty() {
+            ctx.ui.out(render(&planned.actions, &planned.desired.names));
         }
-
-        let applier = Applier::new(&s.clients, &d, Ids::from_observed(&d, &observed), &progress);
-        // The previous access key is deactivated only once the env file holds the new one.
-        let (now, after_env): (Vec<Action>, Vec<Action>) = actions
-            .iter()
-            .cloned()
-            .partition(|a| a.phase() < Phase::AfterEnv);
-        applier.run(&now).await?;
-        if !self.no_wait {
-            applier.settle().await?;
-        }
-        let ids = applier.ids();
-        let api = ids
-            .api()
-            .context("internal error: no API after applying the plan")?;
-        let key_id = ids
+        let done = self.apply(&s, &planned, &progress).await?;
+        let key_id = done
             .new_key
             .as_ref()
             .map(|k| k.0.clone())
-            .or(observed.env_access_key_id.clone());
-        let written = crate::envfile::write_stage(
-            &s.stage.env,
-            &crate::envfile::StageValues {
-                websocket_url: &d.websocket_url(&api),
-                endpoint: &d.management_endpoint(&api),
-                region: &d.region,
-                key: ids.new_key.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
-                drop_key: s.stage.credentials == CredentialsMode::Policy,
-                signing_secret: &secret,
-            },
-        ).map_err(|e| match &ids.new_key {
-            Some((id, _)) => e.context(format!("the new access key {id} could not be written; run `wsdeploy up` again to replace it")),
-            None => e,
-        })?;
-        applier.run(&after_env).await?;
-
-        let secrets = ids
+            .or(planned.observed.env_access_key_id.clone());
+        let key_secret = done
             .new_key
             .as_ref()
             .map(|k| k.1.clone())
             .or_else(|| existing_key_secret(&s));
-        let shown = self
-            .show_secrets
-            .then(|| (secrets.as_deref().unwrap_or(""), secret.as_str()));
-        let mut doc = outputs(&s, &d, Some(&api), key_id.as_deref(), shown);
-        doc["changes"] = actions.len().into();
-        let waits = applier.waits();
-        doc["waits"] = waits
+        let shown = self.show_secrets.then(|| {
+            (
+                key_secret.as_deref().unwrap_or(""),
+                planned.signing_secret.as_str(),
+            )
+        });
+        let d = &planned.desired;
+        let mut doc = outputs(&s, d, Some(&done.api), key_id.as_deref(), shown);
+        doc["changes"] = planned.actions.len().into();
+        doc["waits"] = done
+            .waits
             .iter()
             .map(|(what, secs)| serde_json::json!({ "for": what, "seconds": secs }))
             .collect();
-        doc["env_written"] = written
+        doc["env_written"] = done
+            .written
             .iter()
             .map(|(f, changed)| (f.clone(), (*changed).into()))
             .collect::<serde_json::Map<_, _>>()
             .into();
         ctx.ui.out_json(&doc);
-        let verb = if actions.is_empty() {
-            "is up to date".to_string()
-        } else {
-            format!("is up ({} changes)", actions.len())
-        };
-        let mut lines = vec![
-            format!(
-                "\nStage {} {verb} in {:.1}s.",
-                d.stage,
-                started.elapsed().as_secs_f64()
-            ),
-            format!("  WebSocket URL        {}", d.websocket_url(&api)),
-            format!("  Management endpoint  {}", d.management_endpoint(&api)),
-            format!(
-                "  Functions            {}",
-                d.functions
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ];
-        for (what, secs) in &waits {
-            lines.push(format!("  Waited               {secs:.1}s for {what}"));
-        }
-        for (file, changed) in &written {
-            lines.push(format!(
-                "  Env file             {file} ({})",
-                if *changed { "updated" } else { "unchanged" }
-            ));
-        }
-        if s.stage.credentials == CredentialsMode::Policy {
-            lines.push(format!(
-                "  Backend permission   attach {} to your backend's role:\n                       aws iam attach-role-policy --role-name <your-backend-role> --policy-arn {}",
-                d.policy_arn(),
-                d.policy_arn()
-            ));
-        }
-        ctx.ui.out(lines.join("\n"));
+        ctx.ui.out(summary(&s, &planned, &done, started));
         if self.show_secrets && !ctx.ui.json() {
             ctx.ui.out(format!(
-                "  Secret access key    {}\n  Signing secret       {secret}",
-                secrets
+                "  Secret access key    {}\n  Signing secret       {}",
+                key_secret
                     .as_deref()
-                    .unwrap_or("(unchanged; in the backend's env file)")
+                    .unwrap_or("(unchanged; in the backend's env file)"),
+                planned.signing_secret
             ));
         }
         if let Some(b) = &s.stage.env.backend {
@@ -167,6 +113,88 @@ impl Args {
         }
         Ok(())
     }
+
+    /// Applies the plan in two parts: everything, then the env files, then what must wait until they hold the new
+    /// key (deactivating the previous one).
+    async fn apply(&self, s: &Session, planned: &Planned, progress: &dyn Progress) -> Result<Done> {
+        let d = &planned.desired;
+        let applier = Applier::new(
+            &s.clients,
+            d,
+            Ids::from_observed(d, &planned.observed),
+            progress,
+        );
+        let (now, after_env): (Vec<Action>, Vec<Action>) = planned
+            .actions
+            .iter()
+            .cloned()
+            .partition(|a| a.phase() < Phase::AfterEnv);
+        applier.run(&now).await?;
+        if !self.no_wait {
+            applier.settle().await?;
+        }
+        let ids = applier.ids();
+        let api = ids
+            .api()
+            .context("internal error: no API after applying the plan")?;
+        let written = envfile::write_stage(
+            &s.stage.env,
+            &envfile::StageValues {
+                websocket_url: &d.websocket_url(&api),
+                endpoint: &d.management_endpoint(&api),
+                region: &d.region,
+                key: ids.new_key.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                drop_key: s.stage.credentials == CredentialsMode::Policy,
+                signing_secret: &planned.signing_secret,
+            },
+        ).map_err(|e| match &ids.new_key {
+            Some((id, _)) => e.context(format!("the new access key {id} could not be written; run `wsdeploy up` again to replace it")),
+            None => e,
+        })?;
+        applier.run(&after_env).await?;
+        Ok(Done {
+            api,
+            new_key: ids.new_key,
+            written,
+            waits: applier.waits(),
+        })
+    }
+}
+
+/// What a person reads once the stage is up.
+fn summary(s: &Session, planned: &Planned, done: &Done, started: Instant) -> String {
+    let (d, api) = (&planned.desired, &done.api);
+    let verb = if planned.actions.is_empty() {
+        "is up to date".to_string()
+    } else {
+        format!("is up ({} changes)", planned.actions.len())
+    };
+    let functions: Vec<&str> = d.functions.iter().map(|f| f.name.as_str()).collect();
+    let mut lines = vec![
+        format!(
+            "\nStage {} {verb} in {:.1}s.",
+            d.stage,
+            started.elapsed().as_secs_f64()
+        ),
+        format!("  WebSocket URL        {}", d.websocket_url(api)),
+        format!("  Management endpoint  {}", d.management_endpoint(api)),
+        format!("  Functions            {}", functions.join(", ")),
+    ];
+    for (what, secs) in &done.waits {
+        lines.push(format!("  Waited               {secs:.1}s for {what}"));
+    }
+    for (file, changed) in &done.written {
+        let how = if *changed { "updated" } else { "unchanged" };
+        lines.push(format!("  Env file             {file} ({how})"));
+    }
+    if s.stage.credentials == CredentialsMode::Policy {
+        lines.push(format!(
+            "  Backend permission   attach {} to your backend's role:\n                       aws iam attach-role-policy --role-name <your-backend-role> --policy-arn {}",
+            d.policy_arn(),
+            d.policy_arn()
+        ));
+    }
+    lines.join("\n")
 }
 
 fn existing_key_secret(s: &Session) -> Option<String> {

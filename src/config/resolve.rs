@@ -273,26 +273,7 @@ fn resolve_layer(
         checker.error(origin(&["region"]), format!("no region for stage `{stage}`"), "add `region: eu-west-3` (or your region) at the top level or in the stage, or set AWS_REGION");
     }
     let b = l.backend.clone().unwrap_or_default();
-    let url = b
-        .url
-        .as_deref()
-        .and_then(|u| rules::check_backend_url(u).ok());
-    if b.url.is_none() {
-        checker.error(
-            origin(&["backend", "url"]),
-            format!("no backend URL for stage `{stage}`"),
-            "set backend.url to where the Lambdas reach your backend, e.g. https://api.example.com",
-        );
-    }
-    if let Some(u) = &url {
-        if is_local(u) && !local {
-            checker.warn(
-                origin(&["backend", "url"]),
-                format!("stage `{stage}` sends the Lambdas to {}, which they cannot reach from AWS", b.url.as_deref().unwrap_or_default()),
-                format!("override it for this stage: stages.{stage}.backend.url: https://your-public-backend"),
-            );
-        }
-    }
+    let url = backend_url(checker, stage, b.url.as_deref(), local, &origin);
     let lambda = l.lambda.clone().unwrap_or_default();
     let timeout_s = lambda.timeout_s.unwrap_or(10);
     let timeout_ms = b.timeout_ms.unwrap_or(5000);
@@ -306,19 +287,7 @@ fn resolve_layer(
         );
     }
     let routes = l.routes.clone().unwrap_or_else(default_routes);
-    if routes.is_empty() {
-        checker.error(
-            origin(&["routes"]),
-            "no routes are configured",
-            "add at least `auth: connect` and `$disconnect: disconnect`",
-        );
-    } else if !routes.contains_key("$disconnect") {
-        checker.warn(
-            origin(&["routes"]),
-            "no `$disconnect` route: your backend is never told when a socket closes",
-            "add `$disconnect: disconnect`",
-        );
-    }
+    check_routes(checker, &routes, &origin);
     let env = resolve_env(checker, &l, &origin);
     Some(StageConfig {
         project: project?,
@@ -361,6 +330,54 @@ pub(crate) fn default_routes() -> BTreeMap<String, String> {
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect()
+}
+
+/// The stage's backend URL, which must be set and, outside `dev`, reachable from AWS.
+fn backend_url(
+    checker: &mut Checker<'_>,
+    stage: &str,
+    url: Option<&str>,
+    local: bool,
+    origin: &dyn Fn(&[&str]) -> Vec<String>,
+) -> Option<url::Url> {
+    let Some(given) = url else {
+        checker.error(
+            origin(&["backend", "url"]),
+            format!("no backend URL for stage `{stage}`"),
+            "set backend.url to where the Lambdas reach your backend, e.g. https://api.example.com",
+        );
+        return None;
+    };
+    let parsed = rules::check_backend_url(given).ok()?;
+    if is_local(&parsed) && !local {
+        checker.warn(
+            origin(&["backend", "url"]),
+            format!("stage `{stage}` sends the Lambdas to {given}, which they cannot reach from AWS"),
+            format!("override it for this stage: stages.{stage}.backend.url: https://your-public-backend"),
+        );
+    }
+    Some(parsed)
+}
+
+/// At least one route, and a `$disconnect` one unless the app really wants no word of closed sockets.
+fn check_routes(
+    checker: &mut Checker<'_>,
+    routes: &BTreeMap<String, String>,
+    origin: &dyn Fn(&[&str]) -> Vec<String>,
+) {
+    if routes.is_empty() {
+        checker.error(
+            origin(&["routes"]),
+            "no routes are configured",
+            "add at least `auth: connect` and `$disconnect: disconnect`",
+        );
+    } else if !routes.contains_key("$disconnect") {
+        checker.warn(
+            origin(&["routes"]),
+            "no `$disconnect` route: your backend is never told when a socket closes",
+            "add `$disconnect: disconnect`",
+        );
+    }
 }
 
 fn resolve_env(

@@ -3,7 +3,7 @@
 
 use super::diag::{Diagnostic, Severity};
 use super::load::{did_you_mean, ConfigFile};
-use super::model::Layer;
+use super::model::{self, Layer};
 
 pub(crate) use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
 use crate::facts::{LAMBDA_MEMORY_MB, LAMBDA_NAME_LEN, LAMBDA_TIMEOUT_S};
@@ -13,6 +13,15 @@ pub(crate) const BUNDLED_FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
 pub(crate) const MAX_PROJECT_LEN: usize = 32;
 /// `{project}-{stage}-disconnect` must fit Lambda's function names.
 pub(crate) const MAX_STAGE_LEN: usize = LAMBDA_NAME_LEN - MAX_PROJECT_LEN - "--disconnect".len();
+
+/// The path of a key under `prefix` (empty for the top level, `stages.NAME` for a stage).
+fn under(prefix: &[String], rest: &[&str]) -> Vec<String> {
+    prefix
+        .iter()
+        .cloned()
+        .chain(rest.iter().map(std::string::ToString::to_string))
+        .collect()
+}
 
 pub(crate) struct Checker<'a> {
     pub file: &'a ConfigFile,
@@ -65,13 +74,7 @@ impl<'a> Checker<'a> {
 
     /// Checks one layer whose keys live under `prefix` (empty for the top level, `stages.NAME` for a stage).
     pub(crate) fn layer(&mut self, prefix: &[String], layer: &Layer) {
-        let at = |rest: &[&str]| -> Vec<String> {
-            prefix
-                .iter()
-                .cloned()
-                .chain(rest.iter().map(std::string::ToString::to_string))
-                .collect()
-        };
+        let at = |rest: &[&str]| under(prefix, rest);
         let in_stage = !prefix.is_empty();
         if in_stage && layer.project.is_some() {
             self.error(
@@ -102,26 +105,7 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(b) = &layer.backend {
-            if let Some(url) = &b.url {
-                if let Err(why) = check_backend_url(url) {
-                    self.error(at(&["backend", "url"]), format!("`{url}` {why}"), "use the http(s) URL your backend is reachable at, e.g. https://api.example.com");
-                }
-            }
-            if let Some(p) = &b.connect_path {
-                self.path_value(at(&["backend", "connect_path"]), p, false);
-            }
-            if let Some(p) = &b.disconnect_path {
-                self.path_value(at(&["backend", "disconnect_path"]), p, true);
-            }
-            if let Some(ms) = b.timeout_ms {
-                if !(1..=900_000).contains(&ms) {
-                    self.error(
-                        at(&["backend", "timeout_ms"]),
-                        format!("{ms} ms is out of range"),
-                        "use a timeout between 1 and 900000 ms (5000 is a good start)",
-                    );
-                }
-            }
+            self.backend(prefix, b);
         }
         if let Some(routes) = &layer.routes {
             for (key, function) in routes {
@@ -129,88 +113,13 @@ impl<'a> Checker<'a> {
             }
         }
         if let Some(l) = &layer.lambda {
-            if let Some(m) = l.memory_mb {
-                if !LAMBDA_MEMORY_MB.contains(&m) {
-                    self.error(
-                        at(&["lambda", "memory_mb"]),
-                        format!("{m} MB is outside Lambda's limits"),
-                        format!(
-                            "use a value from {} to {}",
-                            LAMBDA_MEMORY_MB.start(),
-                            LAMBDA_MEMORY_MB.end()
-                        ),
-                    );
-                }
-            }
-            if let Some(t) = l.timeout_s {
-                if !LAMBDA_TIMEOUT_S.contains(&t) {
-                    self.error(
-                        at(&["lambda", "timeout_s"]),
-                        format!("{t} s is outside Lambda's limits"),
-                        format!(
-                            "use a value from {} to {}",
-                            LAMBDA_TIMEOUT_S.start(),
-                            LAMBDA_TIMEOUT_S.end()
-                        ),
-                    );
-                } else if t > INTEGRATION_TIMEOUT_S {
-                    self.warn(
-                        at(&["lambda", "timeout_s"]),
-                        format!("{t} s is longer than API Gateway waits for an integration ({INTEGRATION_TIMEOUT_S} s)"),
-                        format!("the client gets an error after {INTEGRATION_TIMEOUT_S} s whatever this says; {INTEGRATION_TIMEOUT_S} or less is enough"),
-                    );
-                }
-            }
-            if let Some(d) = l.log_retention_days {
-                if !LOG_RETENTION_DAYS.contains(&d) {
-                    let near = LOG_RETENTION_DAYS
-                        .iter()
-                        .min_by_key(|v| v.abs_diff(d))
-                        .copied()
-                        .unwrap_or(14);
-                    self.error(
-                        at(&["lambda", "log_retention_days"]),
-                        format!("CloudWatch Logs does not offer a retention of {d} days"),
-                        format!("use {near}, or one of {LOG_RETENTION_DAYS:?}"),
-                    );
-                }
-            }
+            self.lambda(prefix, l);
         }
         if let Some(env) = &layer.env {
-            if let Some(f) = &env.frontend {
-                self.env_file(at(&["env", "frontend", "file"]), f.file.as_deref());
-                self.var(at(&["env", "frontend", "url"]), f.url.as_deref());
-            }
-            if let Some(b) = &env.backend {
-                self.env_file(at(&["env", "backend", "file"]), b.file.as_deref());
-                for (key, v) in [
-                    ("endpoint", &b.endpoint),
-                    ("region", &b.region),
-                    ("access_key_id", &b.access_key_id),
-                    ("secret_access_key", &b.secret_access_key),
-                    ("signing_secret", &b.signing_secret),
-                ] {
-                    self.var(at(&["env", "backend", key]), v.as_deref());
-                }
-            }
+            self.env(prefix, env);
         }
         if let Some(dev) = &layer.dev {
-            if dev.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-                self.error(
-                    at(&["dev", "command"]),
-                    "dev.command is empty",
-                    "give the command that starts your backend, e.g. `npm start`, or remove the key",
-                );
-            }
-            if let Some(url) = &dev.open {
-                if let Err(why) = check_backend_url(url) {
-                    self.error(
-                        at(&["dev", "open"]),
-                        format!("`{url}` {why}"),
-                        "give the http URL of your app's page, e.g. http://127.0.0.1:3000/",
-                    );
-                }
-            }
+            self.dev(prefix, dev);
         }
         if let Some(tags) = &layer.tags {
             for (k, v) in tags {
@@ -222,6 +131,124 @@ impl<'a> Checker<'a> {
                 if !in_stage {
                     self.name(at(&["stages", name]), name, "stage name", MAX_STAGE_LEN);
                 }
+            }
+        }
+    }
+
+    /// `backend:`: where the functions call the app.
+    fn backend(&mut self, prefix: &[String], b: &model::Backend) {
+        let at = |rest: &[&str]| under(prefix, rest);
+        if let Some(url) = &b.url {
+            if let Err(why) = check_backend_url(url) {
+                self.error(at(&["backend", "url"]), format!("`{url}` {why}"), "use the http(s) URL your backend is reachable at, e.g. https://api.example.com");
+            }
+        }
+        if let Some(p) = &b.connect_path {
+            self.path_value(at(&["backend", "connect_path"]), p, false);
+        }
+        if let Some(p) = &b.disconnect_path {
+            self.path_value(at(&["backend", "disconnect_path"]), p, true);
+        }
+        if let Some(ms) = b.timeout_ms {
+            if !(1..=900_000).contains(&ms) {
+                self.error(
+                    at(&["backend", "timeout_ms"]),
+                    format!("{ms} ms is out of range"),
+                    "use a timeout between 1 and 900000 ms (5000 is a good start)",
+                );
+            }
+        }
+    }
+
+    /// `lambda:`: within what Lambda and `CloudWatch` Logs accept.
+    fn lambda(&mut self, prefix: &[String], l: &model::Lambda) {
+        let at = |rest: &[&str]| under(prefix, rest);
+        if let Some(m) = l.memory_mb {
+            if !LAMBDA_MEMORY_MB.contains(&m) {
+                self.error(
+                    at(&["lambda", "memory_mb"]),
+                    format!("{m} MB is outside Lambda's limits"),
+                    format!(
+                        "use a value from {} to {}",
+                        LAMBDA_MEMORY_MB.start(),
+                        LAMBDA_MEMORY_MB.end()
+                    ),
+                );
+            }
+        }
+        if let Some(t) = l.timeout_s {
+            if !LAMBDA_TIMEOUT_S.contains(&t) {
+                self.error(
+                    at(&["lambda", "timeout_s"]),
+                    format!("{t} s is outside Lambda's limits"),
+                    format!(
+                        "use a value from {} to {}",
+                        LAMBDA_TIMEOUT_S.start(),
+                        LAMBDA_TIMEOUT_S.end()
+                    ),
+                );
+            } else if t > INTEGRATION_TIMEOUT_S {
+                self.warn(
+                    at(&["lambda", "timeout_s"]),
+                    format!("{t} s is longer than API Gateway waits for an integration ({INTEGRATION_TIMEOUT_S} s)"),
+                    format!("the client gets an error after {INTEGRATION_TIMEOUT_S} s whatever this says; {INTEGRATION_TIMEOUT_S} or less is enough"),
+                );
+            }
+        }
+        if let Some(d) = l.log_retention_days {
+            if !LOG_RETENTION_DAYS.contains(&d) {
+                let near = LOG_RETENTION_DAYS
+                    .iter()
+                    .min_by_key(|v| v.abs_diff(d))
+                    .copied()
+                    .unwrap_or(14);
+                self.error(
+                    at(&["lambda", "log_retention_days"]),
+                    format!("CloudWatch Logs does not offer a retention of {d} days"),
+                    format!("use {near}, or one of {LOG_RETENTION_DAYS:?}"),
+                );
+            }
+        }
+    }
+
+    /// `env:`: the env files and their variable names.
+    fn env(&mut self, prefix: &[String], env: &model::Env) {
+        let at = |rest: &[&str]| under(prefix, rest);
+        if let Some(f) = &env.frontend {
+            self.env_file(at(&["env", "frontend", "file"]), f.file.as_deref());
+            self.var(at(&["env", "frontend", "url"]), f.url.as_deref());
+        }
+        if let Some(b) = &env.backend {
+            self.env_file(at(&["env", "backend", "file"]), b.file.as_deref());
+            for (key, v) in [
+                ("endpoint", &b.endpoint),
+                ("region", &b.region),
+                ("access_key_id", &b.access_key_id),
+                ("secret_access_key", &b.secret_access_key),
+                ("signing_secret", &b.signing_secret),
+            ] {
+                self.var(at(&["env", "backend", key]), v.as_deref());
+            }
+        }
+    }
+
+    /// `dev:`: the app `wsdeploy dev` starts.
+    fn dev(&mut self, prefix: &[String], dev: &model::Dev) {
+        let at = |rest: &[&str]| under(prefix, rest);
+        if dev.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            self.error(
+                at(&["dev", "command"]),
+                "dev.command is empty",
+                "give the command that starts your backend, e.g. `npm start`, or remove the key",
+            );
+        }
+        if let Some(url) = &dev.open {
+            if let Err(why) = check_backend_url(url) {
+                self.error(
+                    at(&["dev", "open"]),
+                    format!("`{url}` {why}"),
+                    "give the http URL of your app's page, e.g. http://127.0.0.1:3000/",
+                );
             }
         }
     }

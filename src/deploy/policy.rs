@@ -57,6 +57,90 @@ fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
     json!({ "Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources })
 }
 
+/// What `up` and `teardown` do to the functions' role.
+const ROLE_ACTIONS: &[&str] = &[
+    "iam:GetRole",
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:DeleteRolePolicy",
+    "iam:ListRolePolicies",
+    "iam:ListAttachedRolePolicies",
+    "iam:DetachRolePolicy",
+    "iam:TagRole",
+    "iam:UntagRole",
+];
+
+/// What they do to the backend's user and its keys.
+const USER_ACTIONS: &[&str] = &[
+    "iam:GetUser",
+    "iam:CreateUser",
+    "iam:DeleteUser",
+    "iam:GetUserPolicy",
+    "iam:PutUserPolicy",
+    "iam:DeleteUserPolicy",
+    "iam:ListUserPolicies",
+    "iam:ListAttachedUserPolicies",
+    "iam:DetachUserPolicy",
+    "iam:ListAccessKeys",
+    "iam:CreateAccessKey",
+    "iam:UpdateAccessKey",
+    "iam:DeleteAccessKey",
+    "iam:TagUser",
+    "iam:UntagUser",
+];
+
+/// What they do to the managed policy (`credentials: policy`).
+const MANAGED_POLICY_ACTIONS: &[&str] = &[
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:ListPolicyVersions",
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicyVersion",
+    "iam:DeletePolicy",
+    "iam:ListEntitiesForPolicy",
+    "iam:TagPolicy",
+    "iam:UntagPolicy",
+];
+
+/// What they do to the functions.
+const FUNCTION_ACTIONS: &[&str] = &[
+    "lambda:GetFunction",
+    "lambda:GetFunctionConfiguration",
+    "lambda:CreateFunction",
+    "lambda:DeleteFunction",
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:GetPolicy",
+    "lambda:AddPermission",
+    "lambda:RemovePermission",
+    "lambda:ListTags",
+    "lambda:TagResource",
+    "lambda:UntagResource",
+];
+
+/// What they do to the functions' log groups.
+const LOG_GROUP_ACTIONS: &[&str] = &[
+    "logs:CreateLogGroup",
+    "logs:DeleteLogGroup",
+    "logs:PutRetentionPolicy",
+    "logs:ListTagsForResource",
+    "logs:TagResource",
+    "logs:UntagResource",
+];
+
+/// What they do to the WebSocket API (API Gateway authorizes by HTTP method on the resource path).
+const API_ACTIONS: &[&str] = &[
+    "apigateway:GET",
+    "apigateway:POST",
+    "apigateway:PUT",
+    "apigateway:PATCH",
+    "apigateway:DELETE",
+];
+
 /// The policy document for `stages` (all of one config file, or one stage).
 pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value {
     let all: Vec<StageArns> = stages.iter().map(|s| arns(s, scope)).collect();
@@ -64,24 +148,7 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
     let roles = each(&|s| vec![s.role.clone()]);
     let policies = each(&|s| vec![s.policy.clone()]);
     let statements = vec![
-        statement(
-            "LambdaRole",
-            &[
-                "iam:GetRole",
-                "iam:CreateRole",
-                "iam:DeleteRole",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:GetRolePolicy",
-                "iam:PutRolePolicy",
-                "iam:DeleteRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:DetachRolePolicy",
-                "iam:TagRole",
-                "iam:UntagRole",
-            ],
-            roles.clone(),
-        ),
+        statement("LambdaRole", ROLE_ACTIONS, roles.clone()),
         // The role goes to Lambda and nowhere else.
         {
             let mut s = statement("PassLambdaRole", &["iam:PassRole"], roles);
@@ -89,43 +156,8 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
                 json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } });
             s
         },
-        statement(
-            "BackendUser",
-            &[
-                "iam:GetUser",
-                "iam:CreateUser",
-                "iam:DeleteUser",
-                "iam:GetUserPolicy",
-                "iam:PutUserPolicy",
-                "iam:DeleteUserPolicy",
-                "iam:ListUserPolicies",
-                "iam:ListAttachedUserPolicies",
-                "iam:DetachUserPolicy",
-                "iam:ListAccessKeys",
-                "iam:CreateAccessKey",
-                "iam:UpdateAccessKey",
-                "iam:DeleteAccessKey",
-                "iam:TagUser",
-                "iam:UntagUser",
-            ],
-            each(&|s| vec![s.user.clone()]),
-        ),
-        statement(
-            "ManagedPolicy",
-            &[
-                "iam:GetPolicy",
-                "iam:GetPolicyVersion",
-                "iam:ListPolicyVersions",
-                "iam:CreatePolicy",
-                "iam:CreatePolicyVersion",
-                "iam:DeletePolicyVersion",
-                "iam:DeletePolicy",
-                "iam:ListEntitiesForPolicy",
-                "iam:TagPolicy",
-                "iam:UntagPolicy",
-            ],
-            policies.clone(),
-        ),
+        statement("BackendUser", USER_ACTIONS, each(&|s| vec![s.user.clone()])),
+        statement("ManagedPolicy", MANAGED_POLICY_ACTIONS, policies.clone()),
         // `teardown` detaches the managed policy from whatever you attached it to, and from nothing else.
         {
             let mut s = statement(
@@ -142,32 +174,12 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
         },
         statement(
             "Functions",
-            &[
-                "lambda:GetFunction",
-                "lambda:GetFunctionConfiguration",
-                "lambda:CreateFunction",
-                "lambda:DeleteFunction",
-                "lambda:UpdateFunctionCode",
-                "lambda:UpdateFunctionConfiguration",
-                "lambda:GetPolicy",
-                "lambda:AddPermission",
-                "lambda:RemovePermission",
-                "lambda:ListTags",
-                "lambda:TagResource",
-                "lambda:UntagResource",
-            ],
+            FUNCTION_ACTIONS,
             each(&|s| vec![s.functions.clone()]),
         ),
         statement(
             "LogGroups",
-            &[
-                "logs:CreateLogGroup",
-                "logs:DeleteLogGroup",
-                "logs:PutRetentionPolicy",
-                "logs:ListTagsForResource",
-                "logs:TagResource",
-                "logs:UntagResource",
-            ],
+            LOG_GROUP_ACTIONS,
             each(&|s| s.log_groups.to_vec()),
         ),
         statement(
@@ -175,17 +187,7 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
             &["logs:DescribeLogGroups"],
             each(&|s| vec![s.describe_log_groups.clone()]),
         ),
-        statement(
-            "WebSocketApi",
-            &[
-                "apigateway:GET",
-                "apigateway:POST",
-                "apigateway:PUT",
-                "apigateway:PATCH",
-                "apigateway:DELETE",
-            ],
-            each(&|s| s.apis.to_vec()),
-        ),
+        statement("WebSocketApi", API_ACTIONS, each(&|s| s.apis.to_vec())),
     ];
     json!({ "Version": "2012-10-17", "Statement": statements })
 }

@@ -75,6 +75,13 @@ fn credentials(stage: &StageConfig) -> (String, String, String) {
     })
 }
 
+/// The backend's dev key pair and the signing secret it shares with the functions.
+struct Secrets {
+    key_id: String,
+    secret: String,
+    signing: String,
+}
+
 /// Runs until `shutdown` resolves, then closes every socket with 1001 (firing `$disconnect`) and stops the functions.
 pub(crate) async fn run(
     stage: StageConfig,
@@ -84,81 +91,21 @@ pub(crate) async fn run(
 ) -> anyhow::Result<()> {
     let built = tokio::task::spawn_blocking(|| lambdas::build(Target::Host)).await??;
     let (key_id, secret, signing) = credentials(&stage);
+    let secrets = Secrets {
+        key_id,
+        secret,
+        signing,
+    };
     let listener = tokio::net::TcpListener::bind((opts.host, opts.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}: is another `wsdeploy dev` running? Pick another port with --port", opts.host, opts.port))?;
-    let addr = listener.local_addr()?;
-    let base = format!(
-        "{}:{}",
-        if opts.host.is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            opts.host.to_string()
-        },
-        addr.port()
-    );
-    let mut env: Vec<(String, String)> = stage.function_env(&signing).into_iter().collect();
-    // Set by Lambda itself on AWS.
-    env.push(("AWS_REGION".into(), stage.region.clone()));
-    env.push((
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
-        stage.lambda.memory_mb.to_string(),
-    ));
-    let timeout = Duration::from_secs(u64::from(stage.lambda.timeout_s.min(INTEGRATION_TIMEOUT_S)));
-    let mut pools = BTreeMap::new();
-    for f in stage.functions() {
-        let exe = built
-            .iter()
-            .find(|x| x.function == f)
-            .with_context(|| format!("no bundled function {f}"))?
-            .bootstrap
-            .clone();
-        pools.insert(
-            f.clone(),
-            runtime::Pool::start(
-                &stage.function_name(&f),
-                exe,
-                env.clone(),
-                timeout,
-                MAX_PROCESSES,
-                opts.log.clone(),
-            )
-            .await?,
-        );
-    }
-    let routes = stage
-        .routes
-        .iter()
-        .map(|(key, f)| {
-            (
-                key.clone(),
-                gateway::Route {
-                    pool: pools[f].clone(),
-                    reply: config::replies(key, f),
-                },
-            )
-        })
-        .collect();
-    let verifier = sigv4::Verifier {
-        access_key_id: key_id.clone(),
-        secret_access_key: secret.clone(),
-        region: stage.region.clone(),
-    };
-    let gw = gateway::Gateway::new(
-        stage.stage.clone(),
-        base.clone(),
-        routes,
-        gateway::Limits {
-            idle: opts.idle,
-            max_life: opts.max_life,
-        },
-        verifier,
-        opts.log.clone(),
-    );
+    let base = reachable_at(opts.host, listener.local_addr()?.port());
+    let pools = start_functions(&stage, &built, &secrets.signing, &opts.log).await?;
+    let gw = gateway(&stage, &opts, &base, &pools, &secrets);
     let running = Running {
         websocket_url: format!("ws://{base}/{}", stage.stage),
         management_endpoint: format!("http://{base}/{}", stage.stage),
-        access_key_id: key_id.clone(),
+        access_key_id: secrets.key_id.clone(),
     };
     envfile::write_stage(
         &stage.env,
@@ -166,9 +113,9 @@ pub(crate) async fn run(
             websocket_url: &running.websocket_url,
             endpoint: &running.management_endpoint,
             region: &stage.region,
-            key: Some((&key_id, &secret)),
+            key: Some((&secrets.key_id, &secrets.secret)),
             drop_key: false,
-            signing_secret: &signing,
+            signing_secret: &secrets.signing,
         },
     )?;
     started(&running);
@@ -186,44 +133,133 @@ pub(crate) async fn run(
             })
             .await
     });
-    let mut app = app::App::start(&stage.dev, app_port(&stage.backend.url))?;
-    if let (Some(open), Some(_)) = (stage.dev.open.clone(), &app) {
-        tokio::spawn(announce(open));
-    }
-    // Until Ctrl-C (or SIGTERM, SIGHUP), or until dev.command ends by itself: then dev stops too.
-    let app_ended = async {
-        match app.as_mut() {
-            Some(a) => a.exited().await,
-            None => std::future::pending().await,
-        }
-    };
-    let ended = tokio::select! {
-        () = shutdown => None,
-        status = app_ended => Some(status),
-    };
+    let why = run_app(&stage, shutdown).await;
     let _ = stop_tx.send(());
     server.await??;
-    let why = match (app, ended) {
-        (Some(app), Some(status)) => Some(format!(
+    let why = match why? {
+        AppEnd::Stopped(app) => {
+            if let Some(app) = app {
+                app.stop().await;
+            }
+            None
+        }
+        AppEnd::Exited(why) => Some(why),
+    };
+    for p in pools.values() {
+        p.stop().await;
+    }
+    why.map_or(Ok(()), |why| Err(anyhow::anyhow!(why)))
+}
+
+/// Where clients reach the gateway: the bound port on the host given, or on loopback when bound to every address.
+fn reachable_at(host: std::net::IpAddr, port: u16) -> String {
+    if host.is_unspecified() {
+        format!("127.0.0.1:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// One pool of processes per bundled function the routes use, each with the environment Lambda would give it.
+async fn start_functions(
+    stage: &StageConfig,
+    built: &[lambdas::Built],
+    signing: &str,
+    log: &Log,
+) -> anyhow::Result<BTreeMap<String, std::sync::Arc<runtime::Pool>>> {
+    let mut env: Vec<(String, String)> = stage.function_env(signing).into_iter().collect();
+    // Set by Lambda itself on AWS.
+    env.push(("AWS_REGION".into(), stage.region.clone()));
+    env.push((
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+        stage.lambda.memory_mb.to_string(),
+    ));
+    let timeout = Duration::from_secs(u64::from(stage.lambda.timeout_s.min(INTEGRATION_TIMEOUT_S)));
+    let mut pools = BTreeMap::new();
+    for f in stage.functions() {
+        let exe = built
+            .iter()
+            .find(|x| x.function == f)
+            .with_context(|| format!("no bundled function {f}"))?
+            .bootstrap
+            .clone();
+        let name = stage.function_name(&f);
+        let pool =
+            runtime::Pool::start(&name, exe, env.clone(), timeout, MAX_PROCESSES, log.clone())
+                .await?;
+        pools.insert(f, pool);
+    }
+    Ok(pools)
+}
+
+/// The gateway: the stage's routes onto the function pools, `@connections` checked against the dev key.
+fn gateway(
+    stage: &StageConfig,
+    opts: &Options,
+    base: &str,
+    pools: &BTreeMap<String, std::sync::Arc<runtime::Pool>>,
+    secrets: &Secrets,
+) -> std::sync::Arc<gateway::Gateway> {
+    let routes = stage
+        .routes
+        .iter()
+        .map(|(key, f)| {
+            let route = gateway::Route {
+                pool: pools[f].clone(),
+                reply: config::replies(key, f),
+            };
+            (key.clone(), route)
+        })
+        .collect();
+    let verifier = sigv4::Verifier {
+        access_key_id: secrets.key_id.clone(),
+        secret_access_key: secrets.secret.clone(),
+        region: stage.region.clone(),
+    };
+    let limits = gateway::Limits {
+        idle: opts.idle,
+        max_life: opts.max_life,
+    };
+    gateway::Gateway::new(
+        stage.stage.clone(),
+        base.to_string(),
+        routes,
+        limits,
+        verifier,
+        opts.log.clone(),
+    )
+}
+
+/// How `dev.command` ended.
+enum AppEnd {
+    /// dev was asked to stop (or there is no command): the app, if any, is still running.
+    Stopped(Option<app::App>),
+    /// The command ended by itself, which stops dev: why, in a sentence.
+    Exited(String),
+}
+
+/// Starts `dev.command` and waits until Ctrl-C (or SIGTERM, SIGHUP), or until the command ends by itself.
+async fn run_app(
+    stage: &StageConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<AppEnd> {
+    let Some(mut app) = app::App::start(&stage.dev, app_port(&stage.backend.url))? else {
+        shutdown.await;
+        return Ok(AppEnd::Stopped(None));
+    };
+    if let Some(open) = stage.dev.open.clone() {
+        tokio::spawn(announce(open));
+    }
+    tokio::select! {
+        () = shutdown => Ok(AppEnd::Stopped(Some(app))),
+        status = app.exited() => Ok(AppEnd::Exited(format!(
             "dev.command `{}` stopped ({}); its output is above, prefixed with [app]",
             app.command(),
             match status {
                 Ok(s) => s.to_string(),
                 Err(e) => e.to_string(),
             }
-        )),
-        (Some(app), None) => {
-            app.stop().await;
-            None
-        }
-        (None, _) => None,
-    };
-    for p in pools.values() {
-        p.stop().await;
-    }
-    match why {
-        Some(why) => Err(anyhow::anyhow!(why)),
-        None => Ok(()),
+        ))),
     }
 }
 

@@ -181,25 +181,7 @@ impl Pool {
                 if *stop.borrow() {
                     break;
                 }
-                let mut command = tokio::process::Command::new(&bootstrap);
-                // Out of the terminal's process group: Ctrl-C reaches dev alone, and the functions stay up to
-                // run the $disconnect of every socket dev then closes.
-                #[cfg(unix)]
-                command.process_group(0);
-                let child = command
-                    .envs(env.iter().map(|(k, v)| (k, v)))
-                    .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-                    .env("AWS_LAMBDA_FUNCTION_NAME", &pool.name)
-                    .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-                    .env(
-                        "AWS_LAMBDA_LOG_GROUP_NAME",
-                        format!("/aws/lambda/{}", pool.name),
-                    )
-                    .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .kill_on_drop(true)
-                    .spawn();
+                let child = function_process(&bootstrap, &env, &pool.name, addr).spawn();
                 let mut child = match child {
                     Ok(c) => c,
                     Err(e) => {
@@ -211,27 +193,7 @@ impl Pool {
                         return;
                     }
                 };
-                for out in [
-                    child
-                        .stdout
-                        .take()
-                        .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                    child
-                        .stderr
-                        .take()
-                        .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    let (name, log) = (pool.name.clone(), pool.log.clone());
-                    tokio::spawn(async move {
-                        let mut lines = BufReader::new(out).lines();
-                        while let Ok(Some(l)) = lines.next_line().await {
-                            log.function(&name, &l);
-                        }
-                    });
-                }
+                forward_output(&mut child, &pool.name, &pool.log);
                 let status = tokio::select! {
                     s = child.wait() => s.map_or_else(|e| e.to_string(), |s| s.to_string()),
                     () = async { let _ = stop.wait_for(|s| *s).await; } => { let _ = child.kill().await; break; }
@@ -321,4 +283,52 @@ async fn error(State(e): State<Arc<Endpoint>>, Path(id): Path<String>, body: Str
 async fn init_error(body: String) -> StatusCode {
     tracing::error!(%body, "a function failed to initialise");
     StatusCode::ACCEPTED
+}
+
+/// A function's process as Lambda starts it: its environment, and the variables Lambda itself sets.
+fn function_process(
+    bootstrap: &std::path::Path,
+    env: &[(String, String)],
+    name: &str,
+    runtime_api: std::net::SocketAddr,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(bootstrap);
+    // Out of the terminal's process group: Ctrl-C reaches dev alone, and the functions stay up to run the
+    // $disconnect of every socket dev then closes.
+    #[cfg(unix)]
+    command.process_group(0);
+    command
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// The process's stdout and stderr, line by line, into dev's log under the function's name.
+fn forward_output(child: &mut tokio::process::Child, name: &str, log: &super::Log) {
+    let outputs = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ];
+    for out in outputs.into_iter().flatten() {
+        let (name, log) = (name.to_string(), log.clone());
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(out).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                log.function(&name, &l);
+            }
+        });
+    }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
 
-pub(crate) use build::{build, Target};
+pub(crate) use build::{build, Built, Target};
 pub(crate) use zip::{code_sha256, deterministic_zip};
 
 static SOURCES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/lambdas");
