@@ -2,6 +2,9 @@
 //! a value which fails to deserialize can be dropped and the rest still checked (several errors in one run).
 //! Defaults and required fields are applied later, in `resolve`.
 
+// The doc comments here are the JSON Schema's descriptions, which editors show as plain text.
+#![allow(clippy::doc_markdown)]
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -18,7 +21,7 @@ pub struct Layer {
     /// Prefixes every resource name: lowercase letters, digits and '-', starting with a letter, at most 32 characters.
     #[schemars(regex(pattern = r"^[a-z][a-z0-9-]*$"), length(max = 32))]
     pub project: Option<String>,
-    /// AWS region, e.g. eu-west-3. `AWS_REGION` and --region override it.
+    /// AWS region, e.g. eu-west-3. AWS_REGION and --region override it.
     #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"))]
     pub region: Option<String>,
     /// Where the Lambdas reach your app's backend.
@@ -48,14 +51,14 @@ pub struct Dev {
     pub command: Option<String>,
     /// Folder the command runs in, relative to this file (default: this file's folder).
     pub dir: Option<String>,
-    /// URL `wsdeploy dev` prints to open once it accepts connections, e.g. <http://127.0.0.1:3000>/
+    /// URL `wsdeploy dev` prints to open once it accepts connections, e.g. http://127.0.0.1:3000/
     pub open: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backend {
-    /// Base URL of your backend as the Lambdas reach it, e.g. <https://api.example.com>
+    /// Base URL of your backend as the Lambdas reach it, e.g. https://api.example.com
     pub url: Option<String>,
     /// POST here with {"connectionId": "..."} and the user's token as Bearer.
     pub connect_path: Option<String>,
@@ -74,7 +77,7 @@ pub struct Lambda {
     pub memory_mb: Option<u32>,
     #[schemars(range(min = 1, max = 900))]
     pub timeout_s: Option<u32>,
-    /// One of `CloudWatch` Logs' retention values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...
+    /// One of CloudWatch Logs' retention values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...
     pub log_retention_days: Option<u32>,
 }
 

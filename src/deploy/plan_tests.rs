@@ -565,3 +565,24 @@ fn teardown_deletes_everything_found() {
         "{text}"
     );
 }
+
+/// What `plan` and `up` print, reviewed as a whole: the snapshots are in `src/deploy/snapshots/`.
+#[test]
+fn rendered_plans_read_as_reviewed() {
+    let d = desired("");
+    insta::assert_snapshot!(
+        "cold_start",
+        render(&plan_of(&d, &Observed::default()), &d.names)
+    );
+    let after = desired(
+        "lambda: { memory_mb: 256 }\nroutes: { auth: connect, ping: connect, $disconnect: disconnect }\ntags: { team: web }\n",
+    );
+    insta::assert_snapshot!(
+        "changed_settings_and_a_new_route",
+        render(&plan_of(&after, &converged(&d)), &after.names)
+    );
+    insta::assert_snapshot!(
+        "teardown",
+        render(&plan_teardown(&d, &converged(&d)).unwrap(), &d.names)
+    );
+}

@@ -3,7 +3,7 @@
 //! caller decides the account and partition.
 //!
 //! Actions and resource types follow the Service Authorization Reference
-//! (<https://docs.aws.amazon.com/service-authorization/latest/reference/)>: API Gateway has no name-scoped
+//! (<https://docs.aws.amazon.com/service-authorization/latest/reference/>): API Gateway has no name-scoped
 //! resources (`apigateway:{METHOD}` on `/apis`, `/apis/*`, `/tags/*`), and `logs:DescribeLogGroups` is authorised
 //! on the account's log groups, not one of them.
 

@@ -1,4 +1,6 @@
-use crate::moto::{Moto, ACCOUNT};
+//! The AWS emulator itself: moto answers the Rust SDK the way the other tests rely on.
+
+use crate::support::moto::{Moto, ACCOUNT};
 
 /// The emulator the deploy tests stand on answers the real SDK, with `SigV4` and all.
 #[tokio::test]

@@ -6,11 +6,11 @@ use std::time::Duration;
 use aws_sdk_iam::types::StatusType;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::aws_behaviour::Behaviour;
 use crate::deploy::{App, BASE};
-use crate::moto::{Moto, ACCOUNT, REGION};
-use crate::proxy::Proxy;
-use crate::util::env_file;
+use crate::support::aws_behaviour::Behaviour;
+use crate::support::moto::{Moto, ACCOUNT, REGION};
+use crate::support::proxy::Proxy;
+use crate::support::util::env_file;
 
 async fn sdk(endpoint: &str, key: (&str, &str)) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

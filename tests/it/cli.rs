@@ -1,4 +1,6 @@
-use crate::util::{fixtures, wsdeploy};
+//! The command line: verbs and global flags, help, exit codes, output to closed pipes and full disks, the schema.
+
+use crate::support::util::{fixtures, wsdeploy};
 
 const VERBS: [&str; 11] = [
     "init",
@@ -235,4 +237,12 @@ async fn output_to_a_closed_pipe_ends_quietly_and_to_a_full_disk_fails_plainly()
             "a full disk fails with exit 1 and one sentence",
         );
     }
+}
+
+/// `validate`'s summary, as a person reads it (snapshot in `tests/it/snapshots/`).
+#[test]
+fn validate_summarises_every_stage() {
+    let app = two_stage_app();
+    let run = wsdeploy(app.path(), &["validate"]).expect(0);
+    insta::assert_snapshot!(run.stdout);
 }

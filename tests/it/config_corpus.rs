@@ -1,10 +1,10 @@
 //! The broken-config corpus: every file in tests/fixtures/broken states, in `# expect: LINE:COL MESSAGE` comments,
 //! each error it must produce. Exactly those errors, at those positions, and exit code 2, from every verb that reads
-//! the config.
+//! the config; and the whole report as a person reads it, in `tests/it/snapshots/`.
 
 use std::path::Path;
 
-use crate::util::{fixtures, wsdeploy};
+use crate::support::util::{fixtures, wsdeploy};
 
 /// `(line, column, "path: message")` for each error block of a rendered report.
 fn reported(stderr: &str) -> Vec<(usize, usize, String)> {
@@ -65,6 +65,9 @@ fn every_broken_config_gets_its_own_located_message() {
             run.stderr.contains("= help: "),
             &format!("{name}: every error says how to fix it"),
         );
+        insta::with_settings!({ description => format!("wsdeploy validate -c {name}"), omit_expression => true }, {
+            insta::assert_snapshot!(format!("broken_{}", name.trim_end_matches(".yaml")), run.stderr);
+        });
         for (_, _, m) in want {
             messages.insert(m);
         }
@@ -78,7 +81,7 @@ fn every_broken_config_gets_its_own_located_message() {
 /// A bad config stops every verb before it reaches AWS: a counting proxy in front of the endpoint sees nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_verb_sends_a_request_with_a_bad_config() {
-    let proxy = crate::proxy::Proxy::start("http://127.0.0.1:9").await;
+    let proxy = crate::support::proxy::Proxy::start("http://127.0.0.1:9").await;
     let dir = fixtures().join("broken");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::moto::{Moto, ACCOUNT, REGION};
-use crate::proxy::Proxy;
-use crate::util::{cache, env_file, wsdeploy, Run};
+use crate::support::moto::{Moto, ACCOUNT, REGION};
+use crate::support::proxy::Proxy;
+use crate::support::util::{cache, env_file, wsdeploy, Run};
 
 /// An app folder with a frontend and a backend beside it, as `init` expects.
 pub(crate) struct App {
@@ -43,7 +43,7 @@ impl App {
         std::fs::write(self.dir.join("wsdeploy.yaml"), text).unwrap();
     }
 
-    pub(crate) fn run(&self, args: &[&str]) -> crate::util::Cmd {
+    pub(crate) fn run(&self, args: &[&str]) -> crate::support::util::Cmd {
         wsdeploy(&self.dir, args)
             .envs([
                 ("AWS_ENDPOINT_URL", self.endpoint.clone()),

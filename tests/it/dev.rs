@@ -8,8 +8,8 @@ use axum::http::Method;
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::devkit::*;
-use crate::util::cache;
+use crate::support::devkit::*;
+use crate::support::util::cache;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_seed_recipe_end_to_end() {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::devkit::{pids_running, Dev};
-use crate::util::{cache, copy_tree, BIN};
+use crate::support::devkit::{pids_running, Dev};
+use crate::support::util::{cache, copy_tree, BIN};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -43,7 +43,7 @@ impl DevRun {
     /// SIGTERM, as Ctrl-C would; the exit code.
     fn stop(&mut self) -> i32 {
         let dir = self.dir.clone();
-        crate::devkit::terminate(&mut self.child, || dev_output(&dir))
+        crate::support::devkit::terminate(&mut self.child, || dev_output(&dir))
     }
 }
 

@@ -1,6 +1,8 @@
+//! `wsdeploy init`: the config and schema it writes, the app code, and what it refuses to overwrite.
+
 use std::path::Path;
 
-use crate::util::wsdeploy;
+use crate::support::util::wsdeploy;
 
 /// `init` unattended, as CI would run it.
 const INIT_DEMO: &[&str] = &[

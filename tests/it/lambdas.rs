@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::routing::{any, get, post};
 use serde_json::{json, Value};
 
-use crate::util::{cache, wsdeploy};
+use crate::support::util::{cache, wsdeploy};
 
 fn build(args: &[&str]) -> Value {
     let mut all = vec!["build", "--output", "json"];

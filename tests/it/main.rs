@@ -1,25 +1,36 @@
 //! The one integration-test binary (it links once): every test drives the real `wsdeploy` binary or real services.
+//! The harness is in `support/`; each other module tests one concern.
 
 // Scenario tests read top to bottom, one step after the other, however long the scenario.
 #![allow(clippy::too_many_lines)]
 
-mod aws_behaviour;
+mod support;
+
+/// The emulator itself answers the Rust SDK the way the tests rely on.
 mod aws_emulator;
+/// What real AWS does and moto does not: the layer plays it, and wsdeploy copes with it.
 mod aws_quirks;
+/// The command line: verbs, global flags, help, exit codes, output to pipes and full disks, the schema.
 mod cli;
+/// The broken-config corpus: located errors for every way a config can be wrong.
 mod config_corpus;
+/// `up`, `plan`, `outputs`, `send`, `teardown` against moto through the layer.
 mod deploy;
+/// `wsdeploy dev` end to end: gateway, `@connections`, the real Lambda binaries, a real backend.
 mod dev;
-mod devkit;
+/// Env files read back exactly by dotenvy, Node and python-dotenv.
 mod envfile;
+/// The chat example in headless Chromium.
 mod example;
-mod iam_enforce;
+/// `wsdeploy init`: what it writes, and what it refuses to overwrite.
 mod init;
+/// The bundled Lambdas as the CLI builds them.
 mod lambdas;
-mod moto;
+/// `wsdeploy policy`: enough to deploy, and every statement needed.
 mod policy;
-mod proxy;
+/// Faults, crashes and races: the next run converges, nothing is orphaned.
 mod reliability;
+/// Secrets never shown, least-privilege policies.
 mod security;
+/// The code `init` gives users type-checks and matches what the Lambdas sign.
 mod templates;
-mod util;

@@ -5,9 +5,9 @@
 use serde_json::Value;
 
 use crate::deploy::{App, BASE};
-use crate::moto::{Moto, ACCOUNT};
-use crate::proxy::Proxy;
-use crate::util::Run;
+use crate::support::moto::{Moto, ACCOUNT};
+use crate::support::proxy::Proxy;
+use crate::support::util::Run;
 
 fn config(project: &str, credentials: &str) -> String {
     BASE.replace("project: chat", &format!("project: {project}"))

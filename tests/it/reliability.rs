@@ -3,9 +3,9 @@
 use std::time::{Duration, Instant};
 
 use crate::deploy::{leftovers, App, BASE};
-use crate::moto::Moto;
-use crate::proxy::{Faults, Proxy};
-use crate::util::wsdeploy;
+use crate::support::moto::Moto;
+use crate::support::proxy::{Faults, Proxy};
+use crate::support::util::wsdeploy;
 
 /// Everything one stage owns in AWS, by kind, after a converged `up` of BASE.
 const STAGE_RESOURCES: usize = 1 + 2 + 2 + 1 + 1;

@@ -3,11 +3,11 @@
 use serde_json::Value;
 
 use crate::deploy::{decode, lambda_policy, App, BASE};
-use crate::moto::{Moto, ACCOUNT, REGION};
-use crate::proxy::Proxy;
+use crate::support::moto::{Moto, ACCOUNT, REGION};
+use crate::support::proxy::Proxy;
 
 fn env_value(path: &std::path::Path, key: &str) -> String {
-    let vars = crate::util::env_file(path);
+    let vars = crate::support::util::env_file(path);
     vars.get(key)
         .cloned()
         .unwrap_or_else(|| panic!("{key} in {}", path.display()))

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::wsdeploy;
+use crate::support::util::wsdeploy;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -45,7 +45,7 @@ fn nestjs_template_type_checks_against_the_real_packages() {
     let nest = root().join("templates/nestjs");
     std::fs::copy(nest.join("tsconfig.json"), t.path().join("tsconfig.json")).unwrap();
     std::os::unix::fs::symlink(nest.join("node_modules"), t.path().join("node_modules")).unwrap();
-    crate::util::copy_tree(&nest.join("src"), &t.path().join("src"), &[]);
+    crate::support::util::copy_tree(&nest.join("src"), &t.path().join("src"), &[]);
     let service = t.path().join("src/socket/socket.service.ts");
     let text = std::fs::read_to_string(&service).unwrap();
     let broken = text.replace("ConnectionId: connectionId", "ConnectionId: 42");
@@ -60,7 +60,7 @@ fn nestjs_template_type_checks_against_the_real_packages() {
 }
 
 /// The layout of examples/chat: env files beside the backend, the page in public/.
-fn init_like_the_example(dir: &Path, extra: &[&str]) -> crate::util::Run {
+fn init_like_the_example(dir: &Path, extra: &[&str]) -> crate::support::util::Run {
     std::fs::create_dir_all(dir.join("public")).unwrap();
     let mut args = vec![
         "init",

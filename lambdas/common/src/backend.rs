@@ -22,7 +22,7 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 const RETRY_DELAY: Duration = Duration::from_millis(250);
 
 /// How long an idle keep-alive connection may be reused. Lambda freezes the execution environment between
-/// invocations (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html), so a pooled
+/// invocations (<https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html>), so a pooled
 /// connection can sit for minutes while the backend closes its end; reusing it then fails the request. Node's
 /// servers close idle connections after 5 s (`server.keepAliveTimeout`), so anything idle longer than this is
 /// dropped instead of reused.
@@ -169,8 +169,7 @@ impl Backend {
         };
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+            .map_or(0, |d| d.as_secs());
         let signature = wsdeploy_signature::sign(
             &self.settings.signing_secret,
             now,
@@ -199,7 +198,7 @@ impl Backend {
 
 /// reqwest's messages repeat the URL; the logs say which call it was already.
 fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.without_url_ref().to_string();
+    let mut s = e.without_url_ref().clone();
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
         s.push_str(": ");

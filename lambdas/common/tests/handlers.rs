@@ -30,7 +30,7 @@ fn settings(url: &str, timeout_ms: u64) -> Settings {
 fn event(route: &str, body: Option<&str>, query: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
     let mut ctx = json!({
         "routeKey": route, "eventType": if route == "$connect" { "CONNECT" } else if route == "$disconnect" { "DISCONNECT" } else { "MESSAGE" },
-        "connectionId": CONN, "connectedAt": 1764000000000i64, "requestTimeEpoch": 1764000000000i64, "requestId": "req-1",
+        "connectionId": CONN, "connectedAt": 1_764_000_000_000i64, "requestTimeEpoch": 1_764_000_000_000i64, "requestId": "req-1",
         "messageDirection": "IN", "stage": "dev", "domainName": "abc.execute-api.eu-west-3.amazonaws.com", "apiId": "abc",
         "identity": { "sourceIp": "127.0.0.1" }
     });

@@ -81,7 +81,7 @@ pub fn verify(
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
-                t = v.parse::<u64>().ok()
+                t = v.parse::<u64>().ok();
             }
             Some(("v1", v)) => v1 = hex::decode(v).ok().filter(|b| b.len() == 32),
             _ => {}

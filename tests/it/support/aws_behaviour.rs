@@ -153,7 +153,7 @@ pub(crate) struct Layer {
     pub behaviour: Arc<Mutex<Behaviour>>,
     state: Arc<Mutex<State>>,
     /// IAM authorisation of the deploying identity (access key `testing`), when a test gives it a policy.
-    iam: Arc<Mutex<Option<crate::iam_enforce::Evaluator>>>,
+    iam: Arc<Mutex<Option<crate::support::iam_enforce::Evaluator>>>,
 }
 
 /// Holds an API's write slot until the forwarded request has its answer.
@@ -234,7 +234,7 @@ impl Layer {
 
     /// From now on the deploying identity holds exactly `policy` (none: it may do anything, as moto lets it).
     pub(crate) fn enforce(&self, policy: Option<&Value>) {
-        *self.iam.lock().unwrap() = policy.map(crate::iam_enforce::Evaluator::start);
+        *self.iam.lock().unwrap() = policy.map(crate::support::iam_enforce::Evaluator::start);
     }
 
     /// `AccessDenied`, as AWS answers it, for the first check the identity's policy does not allow.
@@ -244,14 +244,14 @@ impl Layer {
         }
         let mut iam = self.iam.lock().unwrap();
         let evaluator = iam.as_mut()?;
-        let denied = crate::iam_enforce::checks(r)
+        let denied = crate::support::iam_enforce::checks(r)
             .into_iter()
             .find(|c| !evaluator.allows(c))?;
         Self::hit(
             &mut self.state.lock().unwrap(),
             "access denied by the identity's policy",
         );
-        let message = crate::iam_enforce::denial(&denied);
+        let message = crate::support::iam_enforce::denial(&denied);
         Some(if is_query(r) {
             Answer::query(403, "AccessDenied", &message)
         } else if r.headers.contains_key("x-amz-target") {

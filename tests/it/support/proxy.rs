@@ -12,7 +12,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use rand::{Rng, SeedableRng};
 
-use crate::aws_behaviour::{Before, Behaviour, Layer, Req, Upstream};
+use crate::support::aws_behaviour::{Before, Behaviour, Layer, Req, Upstream};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {

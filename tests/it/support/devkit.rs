@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::util::BIN;
+use crate::support::util::BIN;
 
 /// The seed's backend: stores connection ids per user, checks every call's signature.
 #[derive(Default)]
@@ -98,7 +98,7 @@ pub(crate) struct Dev {
 impl Dev {
     /// `wsdeploy dev --port 0` in a fresh app folder; returns once the env files hold its URLs.
     pub(crate) fn start(backend: &str, extra: &str, args: &[&str]) -> Dev {
-        Dev::start_in(backend, extra, args, &crate::util::cache())
+        Dev::start_in(backend, extra, args, &crate::support::util::cache())
     }
 
     /// With the functions' build cache at `cache`.
@@ -135,8 +135,8 @@ impl Dev {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             // The frontend's file is written first, the backend's right after: wait for both.
-            let front = crate::util::env_file(&dev.dir.path().join("frontend/.env"));
-            let back = crate::util::env_file(&dev.dir.path().join("backend/.env"));
+            let front = crate::support::util::env_file(&dev.dir.path().join("frontend/.env"));
+            let back = crate::support::util::env_file(&dev.dir.path().join("backend/.env"));
             if let (Some(url), true) = (
                 front.get("VITE_WS_URL"),
                 back.contains_key("WS_SIGNING_SECRET"),
@@ -274,17 +274,18 @@ pub(crate) async fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) ->
 /// A private copy of the host-built bootstraps: this test can kill or freeze exactly its own function process.
 pub(crate) fn private_cache() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let built = crate::util::wsdeploy(dir.path(), &["build", "--host", "--output", "json"])
-        .env("WSDEPLOY_CACHE_DIR", crate::util::cache())
-        .expect(0)
-        .json();
+    let built =
+        crate::support::util::wsdeploy(dir.path(), &["build", "--host", "--output", "json"])
+            .env("WSDEPLOY_CACHE_DIR", crate::support::util::cache())
+            .expect(0)
+            .json();
     let connect = PathBuf::from(built["functions"]["connect"]["bootstrap"].as_str().unwrap());
     let artifacts = connect.parent().unwrap().parent().unwrap();
     let copy = dir
         .path()
         .join("artifacts")
         .join(artifacts.file_name().unwrap());
-    crate::util::copy_tree(artifacts, &copy, &[]);
+    crate::support::util::copy_tree(artifacts, &copy, &[]);
     dir
 }
 

@@ -9,8 +9,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::aws_behaviour::Req;
-use crate::moto::ACCOUNT;
+use crate::support::aws_behaviour::Req;
+use crate::support::moto::ACCOUNT;
 
 /// One authorisation AWS makes for a request.
 #[derive(Debug, Clone)]
@@ -179,7 +179,7 @@ pub(crate) struct Evaluator {
 
 impl Evaluator {
     pub(crate) fn start(policy: &Value) -> Evaluator {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/iam_eval.py");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/iam_eval.py");
         let mut child = Command::new("python3")
             .arg(script)
             .stdin(Stdio::piped())
