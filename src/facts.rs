@@ -34,7 +34,7 @@ pub(crate) const LAMBDA_TIMEOUT_S: std::ops::RangeInclusive<u32> = 1..=900;
 /// The longest function name.
 pub(crate) const LAMBDA_NAME_LEN: usize = 64;
 
-/// `CloudWatch` Logs accepts only these retention periods (`PutRetentionPolicy`).
+/// CloudWatch Logs accepts only these retention periods (`PutRetentionPolicy`).
 /// <https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html>
 pub(crate) const LOG_RETENTION_DAYS: [u32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,

@@ -1,6 +1,6 @@
-//! wsdeploy: real-time `WebSockets` for a web app on AWS API Gateway, from one YAML file.
+//! wsdeploy: real-time WebSockets for a web app on AWS API Gateway, from one YAML file.
 //!
-//! Pure core (config, plan), effectful edge (cloud, files, terminal). The README's "Layout" names each module.
+//! Pure core (config, plan), effectful edge (cloud, files, terminal). ARCHITECTURE.md draws the layers.
 
 pub mod cli;
 mod cloud;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 pub enum Backend {
     /// Plain JavaScript: a router, a signature check, a `SocketService`, an in-memory store.
     Express,
-    /// TypeScript: a `SocketModule` with a `TypeORM` entity, a controller, a guard and a `SocketService`.
+    /// TypeScript: a `SocketModule` with a TypeORM entity, a controller, a guard and a `SocketService`.
     Nestjs,
 }
 

@@ -210,7 +210,6 @@ impl<'a> Applier<'a> {
 
     /// One action; returns what to say when it is done.
     async fn act(&self, a: &Action, step: &dyn Step) -> Result<String> {
-        #[allow(clippy::enum_glob_use)]
         use Action::*;
         match a {
             CreateRole
@@ -241,7 +240,6 @@ impl<'a> Applier<'a> {
 
     /// The role, the backend's user, keys and policy.
     async fn act_iam(&self, a: &Action, step: &dyn Step) -> Result<String> {
-        #[allow(clippy::enum_glob_use)]
         use Action::*;
         let (c, d) = (self.c, self.d);
         let said = |s: &str| Ok(s.to_string());
@@ -293,7 +291,6 @@ impl<'a> Applier<'a> {
 
     /// The functions, their log groups and the permission to invoke them.
     async fn act_lambda(&self, a: &Action, step: &dyn Step) -> Result<String> {
-        #[allow(clippy::enum_glob_use)]
         use Action::*;
         let (c, d) = (self.c, self.d);
         let said = |s: &str| Ok(s.to_string());
@@ -340,7 +337,6 @@ impl<'a> Applier<'a> {
 
     /// The WebSocket API: integrations, routes, route responses, the stage.
     async fn act_api(&self, a: &Action, step: &dyn Step) -> Result<String> {
-        #[allow(clippy::enum_glob_use)]
         use Action::*;
         let (c, d) = (self.c, self.d);
         let said = |s: &str| Ok(s.to_string());

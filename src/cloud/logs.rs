@@ -1,4 +1,4 @@
-//! `CloudWatch` Logs: the functions' log groups, created ahead so their retention is ours, not "never expire".
+//! CloudWatch Logs: the functions' log groups, created ahead so their retention is ours, not "never expire".
 
 use anyhow::Result;
 use aws_sdk_cloudwatchlogs::Client;

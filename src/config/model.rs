@@ -2,9 +2,6 @@
 //! a value which fails to deserialize can be dropped and the rest still checked (several errors in one run).
 //! Defaults and required fields are applied later, in `resolve`.
 
-// The doc comments here are the JSON Schema's descriptions, which editors show as plain text.
-#![allow(clippy::doc_markdown)]
-
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;

@@ -160,7 +160,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// `lambda:`: within what Lambda and `CloudWatch` Logs accept.
+    /// `lambda:`: within what Lambda and CloudWatch Logs accept.
     fn lambda(&mut self, prefix: &[String], l: &model::Lambda) {
         let at = |rest: &[&str]| under(prefix, rest);
         if let Some(m) = l.memory_mb {

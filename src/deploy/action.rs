@@ -147,12 +147,7 @@ pub enum Change {
 
 impl Action {
     pub fn change(&self) -> Change {
-        use Action::{
-            AddPermission, CreateAccessKey, CreateApi, CreateFunction, CreateIntegration,
-            CreateLogGroup, CreatePolicy, CreateRole, CreateRoute, CreateRouteResponse,
-            CreateStage, CreateUser, DeleteAccessKey, DeleteApi, DeleteFunction, DeleteIntegration,
-            DeleteLogGroup, DeletePolicy, DeleteRole, DeleteRoute, DeleteUser,
-        };
+        use Action::*;
         match self {
             CreateRole
             | CreateLogGroup { .. }
@@ -180,14 +175,7 @@ impl Action {
     }
 
     pub fn phase(&self) -> Phase {
-        use Action::{
-            AddPermission, CreateAccessKey, CreateApi, CreateFunction, CreateIntegration,
-            CreateLogGroup, CreatePolicy, CreatePolicyVersion, CreateRole, CreateRoute,
-            CreateRouteResponse, CreateStage, CreateUser, DeactivateAccessKey, DeleteAccessKey,
-            DeleteApi, DeleteFunction, DeleteIntegration, DeleteLogGroup, DeletePolicy, DeleteRole,
-            DeleteRoute, DeleteUser, PutRetention, PutRolePolicy, PutUserPolicy, Retag, UpdateApi,
-            UpdateFunctionCode, UpdateFunctionConfig, UpdateRoleTrust, UpdateRoute, UpdateStage,
-        };
+        use Action::*;
         match self {
             DeleteApi { .. } | DeleteAccessKey { .. } => Phase::Clear,
             CreateRole
@@ -222,10 +210,7 @@ impl Action {
 
     /// Whether the action writes to the WebSocket API, whose writes AWS serialises (see `cloud::apigw`).
     pub fn writes_api(&self) -> bool {
-        use Action::{
-            CreateIntegration, CreateRoute, CreateRouteResponse, CreateStage, DeleteIntegration,
-            DeleteRoute, Retag, UpdateApi, UpdateRoute, UpdateStage,
-        };
+        use Action::*;
         matches!(
             self,
             UpdateApi { .. }
@@ -246,14 +231,7 @@ impl Action {
 
     /// `(kind, name)` of the resource, for people.
     pub fn resource(&self, d: &Names) -> (String, String) {
-        use Action::{
-            AddPermission, CreateAccessKey, CreateApi, CreateFunction, CreateIntegration,
-            CreateLogGroup, CreatePolicy, CreatePolicyVersion, CreateRole, CreateRoute,
-            CreateRouteResponse, CreateStage, CreateUser, DeactivateAccessKey, DeleteAccessKey,
-            DeleteApi, DeleteFunction, DeleteIntegration, DeleteLogGroup, DeletePolicy, DeleteRole,
-            DeleteRoute, DeleteUser, PutRetention, PutRolePolicy, PutUserPolicy, Retag, UpdateApi,
-            UpdateFunctionCode, UpdateFunctionConfig, UpdateRoleTrust, UpdateRoute, UpdateStage,
-        };
+        use Action::*;
         let fname = |f: &str| d.function(f);
         match self {
             CreateRole | UpdateRoleTrust | PutRolePolicy | DeleteRole => {
@@ -298,11 +276,7 @@ impl Action {
     }
 
     pub fn detail(&self) -> String {
-        use Action::{
-            AddPermission, DeactivateAccessKey, DeleteApi, PutRetention, PutRolePolicy,
-            PutUserPolicy, Retag, UpdateApi, UpdateFunctionCode, UpdateFunctionConfig,
-            UpdateRoleTrust, UpdateRoute, UpdateStage,
-        };
+        use Action::*;
         match self {
             UpdateFunctionCode { fields, .. }
             | UpdateFunctionConfig { fields, .. }

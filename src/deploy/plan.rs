@@ -107,9 +107,7 @@ fn plan_log_groups(d: &Desired, o: &Observed, a: &mut Vec<Action>) {
 }
 
 fn plan_functions(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
-    use Action::{
-        CreateFunction, DeleteFunction, DeleteLogGroup, UpdateFunctionCode, UpdateFunctionConfig,
-    };
+    use Action::*;
     for f in &d.functions {
         match o.functions.get(&f.name) {
             None => a.push(CreateFunction {
@@ -230,9 +228,7 @@ fn plan_api<'o>(
 
 /// A stage with no API yet: all of it.
 fn plan_new_api(d: &Desired, a: &mut Vec<Action>) {
-    use Action::{
-        AddPermission, CreateApi, CreateIntegration, CreateRoute, CreateRouteResponse, CreateStage,
-    };
+    use Action::*;
     a.extend([CreateApi, CreateStage]);
     for f in &d.functions {
         let function = f.function.clone();
@@ -345,10 +341,7 @@ fn plan_credentials(
     opts: &Options,
     a: &mut Vec<Action>,
 ) -> Result<(), PlanError> {
-    use Action::{
-        CreateAccessKey, CreatePolicy, CreatePolicyVersion, CreateUser, DeletePolicy, DeleteUser,
-        PutUserPolicy,
-    };
+    use Action::*;
     let policy = api.map(|api| d.manage_connections_policy(&api.id));
     match d.credentials {
         CredentialsMode::IamUser => {

@@ -276,12 +276,23 @@ impl Gateway {
             }
         }
         // $disconnect always fires locally (it is best-effort on AWS), before the connection is forgotten.
+        self.run_disconnect(&id, (code, &reason), (connected_at, &ip, &ua))
+            .await;
+        self.conns.lock().expect("conns").remove(&id);
+    }
+
+    /// The `$disconnect` route of a closed connection, with the close code and reason as AWS reports them.
+    async fn run_disconnect(
+        &self,
+        id: &str,
+        (code, reason): (u16, &str),
+        (connected_at, ip, ua): (SystemTime, &str, &str),
+    ) {
         if let Some(route) = self.routes.get("$disconnect") {
             let started = Instant::now();
-            let (mut ctx, _) =
-                self.context(&id, "$disconnect", "DISCONNECT", connected_at, &ip, &ua);
+            let (mut ctx, _) = self.context(id, "$disconnect", "DISCONNECT", connected_at, ip, ua);
             ctx["disconnectStatusCode"] = code.into();
-            ctx["disconnectReason"] = reason.clone().into();
+            ctx["disconnectReason"] = reason.into();
             let result = route
                 .pool
                 .invoke(json!({ "requestContext": ctx, "isBase64Encoded": false }))
@@ -302,7 +313,6 @@ impl Gateway {
         } else {
             self.log.line(&format!("disconnect {id} ({code})"));
         }
-        self.conns.lock().expect("conns").remove(&id);
     }
 }
 

@@ -42,14 +42,15 @@ pub(crate) struct Verifier {
     pub region: String,
 }
 
-impl Verifier {
-    pub(crate) fn check(
-        &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<(), Denied> {
+/// The parts of an `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` header.
+struct Authorization<'a> {
+    credential: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+}
+
+impl<'a> Authorization<'a> {
+    fn parse(headers: &'a HeaderMap) -> Result<Self, Denied> {
         let auth = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -57,9 +58,7 @@ impl Verifier {
         let rest = auth
             .strip_prefix("AWS4-HMAC-SHA256 ")
             .ok_or(Denied::Malformed("unsupported authorization scheme"))?;
-        let mut credential = None;
-        let mut signed_headers = None;
-        let mut signature = None;
+        let (mut credential, mut signed_headers, mut signature) = (None, None, None);
         for part in rest.split(',') {
             match part.trim().split_once('=') {
                 Some(("Credential", v)) => credential = Some(v),
@@ -68,13 +67,32 @@ impl Verifier {
                 _ => {}
             }
         }
-        let (Some(credential), Some(signed_headers), Some(signature)) =
-            (credential, signed_headers, signature)
-        else {
-            return Err(Denied::Malformed(
+        match (credential, signed_headers, signature) {
+            (Some(credential), Some(signed_headers), Some(signature)) => Ok(Authorization {
+                credential,
+                signed_headers,
+                signature,
+            }),
+            _ => Err(Denied::Malformed(
                 "authorization header lacks Credential, SignedHeaders or Signature",
-            ));
-        };
+            )),
+        }
+    }
+}
+
+impl Verifier {
+    pub(crate) fn check(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), Denied> {
+        let Authorization {
+            credential,
+            signed_headers,
+            signature,
+        } = Authorization::parse(headers)?;
         let mut scope = credential.split('/');
         let key_id = scope.next().unwrap_or("");
         if key_id != self.access_key_id {

@@ -467,6 +467,14 @@ async fn lifecycle_up_noop_change_teardown() {
         serde_json::json!({"create": 2, "update": 0, "delete": 0}),
         "{plan:#}"
     );
+    // `wsdeploy plan | head -1`: a reader that goes away early is not an error.
+    let (to, from) = tokio::net::unix::pipe::pipe().unwrap();
+    drop(from);
+    let closed = app
+        .run(&["plan"])
+        .stdout(to.into_blocking_fd().unwrap())
+        .run();
+    closed.check(closed.code == 0, "plan into a closed pipe exits 0");
     proxy.take();
     app.run(&["up"]).expect(0);
     let mutating: Vec<String> = proxy

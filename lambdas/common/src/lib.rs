@@ -23,7 +23,7 @@ pub fn reply(status: i64, body: serde_json::Value) -> ApiGatewayProxyResponse {
     r
 }
 
-/// JSON lines on stdout, which Lambda sends to `CloudWatch` Logs. Level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+/// JSON lines on stdout, which Lambda sends to CloudWatch Logs. Level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
 pub fn init_logging() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
