@@ -165,28 +165,108 @@ fn init_writes_nestjs_code_and_the_workflow_and_never_overwrites_yours() {
     );
     assert!(done.stdout.contains("rawBody: true"), "{}", done.stdout);
 
-    // The workflow sits at the repository's root, where GitHub reads it, and deploys the CI way.
+    // The workflow sits at the repository's root, where GitHub reads it: the template, as it is.
     let wf = std::fs::read_to_string(repo.join(".github/workflows/wsdeploy.yml")).unwrap();
-    let doc: serde_yaml::Value = serde_yaml::from_str(&wf).unwrap();
-    assert_eq!(doc["permissions"]["id-token"], "write");
-    let steps = doc["jobs"]["deploy"]["steps"].as_sequence().unwrap();
-    let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+    let template = std::fs::read_to_string(root().join("templates/github/wsdeploy.yml")).unwrap();
+    assert_eq!(wf, template);
+}
+
+/// The deploy job's steps, and the index of the first that uses `action`.
+fn step_index(steps: &[serde_yaml::Value], action: &str) -> Option<usize> {
+    steps.iter().position(|s| {
+        s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&format!("{action}@")))
+    })
+}
+
+/// Nothing the workflow installs or builds ever runs next to AWS credentials, and nothing it runs can change under
+/// it: two jobs, credentials last, every action pinned to a commit, every tool pinned (and hash-checked where the
+/// tool can).
+#[test]
+fn the_workflow_keeps_credentials_away_from_what_it_installs() {
+    let text = std::fs::read_to_string(root().join("templates/github/wsdeploy.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mapping = |v: &serde_yaml::Value| v.as_mapping().cloned().unwrap_or_default();
     assert!(
-        uses.iter()
-            .any(|u| u.starts_with("aws-actions/configure-aws-credentials@")),
-        "{uses:?}"
+        mapping(&doc["permissions"]).is_empty(),
+        "no permission by default: {:?}",
+        doc["permissions"]
+    );
+
+    // The build job: no id-token, no AWS credentials, everything it installs pinned.
+    let build = &doc["jobs"]["build"];
+    assert_eq!(
+        serde_yaml::to_string(&build["permissions"]).unwrap(),
+        "contents: read\n",
+        "the build job may read the code and nothing else"
+    );
+    let build_steps = build["steps"].as_sequence().unwrap();
+    assert_eq!(
+        step_index(build_steps, "aws-actions/configure-aws-credentials"),
+        None
+    );
+    let installs: String = build_steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect();
+    assert!(
+        installs.contains("pip install --no-deps --require-hashes")
+            && installs.contains("--hash=sha256:"),
+        "pip checks hashes: {installs}"
     );
     assert!(
-        uses.iter()
-            .any(|u| u.starts_with("actions/upload-artifact@")),
-        "{uses:?}"
+        installs.contains("cargo install --locked") && installs.contains("--tag"),
+        "cargo installs a tag with its lockfile: {installs}"
     );
+    assert!(
+        !text.contains("@stable") && !text.contains("@master") && !text.contains("@main"),
+        "no moving refs"
+    );
+
+    // The deploy job: job-level OIDC, a protected environment, after the build, installing nothing, credentials
+    // taken right before `wsdeploy up`.
+    let deploy = &doc["jobs"]["deploy"];
+    assert_eq!(deploy["needs"], "build");
+    assert_eq!(deploy["environment"], "production");
+    assert_eq!(deploy["permissions"]["id-token"], "write");
+    assert_eq!(deploy["permissions"]["contents"], "read");
+    assert_eq!(mapping(&deploy["permissions"]).len(), 2);
+    let steps = deploy["steps"].as_sequence().unwrap();
+    let creds = step_index(steps, "aws-actions/configure-aws-credentials").unwrap();
+    let up = steps
+        .iter()
+        .position(|s| s["run"].as_str().is_some_and(|r| r.contains("wsdeploy up --yes --output json")))
+        .unwrap();
+    assert_eq!(creds + 1, up, "credentials are taken right before `wsdeploy up`");
     let runs: String = steps.iter().filter_map(|s| s["run"].as_str()).collect();
-    assert!(runs.contains("wsdeploy up --yes --output json"), "{runs}");
+    for install in ["pip ", "cargo ", "npm ", "curl ", "rustup "] {
+        assert!(!runs.contains(install), "the deploy job installs nothing: {runs}");
+    }
     assert!(
         runs.contains("GITHUB_OUTPUT") && runs.contains("GITHUB_STEP_SUMMARY"),
         "{runs}"
     );
+
+    // Every action pinned to a full commit SHA with its tag beside it; every checkout keeps no token on disk.
+    let mut actions = 0;
+    for line in text.lines().filter(|l| l.trim_start().starts_with("- uses:")) {
+        let (reference, comment) = line.split_once(" # ").unwrap_or((line, ""));
+        let sha = reference.rsplit('@').next().unwrap().trim();
+        assert!(
+            sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()) && comment.starts_with('v'),
+            "pinned to a commit, its tag in a comment: {line}"
+        );
+        actions += 1;
+    }
+    assert!(actions >= 5, "{actions} actions");
+    for job in [build, deploy] {
+        for s in job["steps"].as_sequence().unwrap() {
+            if s["uses"].as_str().is_some_and(|u| u.starts_with("actions/checkout@")) {
+                assert_eq!(s["with"]["persist-credentials"], false, "{s:?}");
+            }
+        }
+    }
 }
 
 #[test]
