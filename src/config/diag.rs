@@ -130,11 +130,53 @@ fn render_one(out: &mut String, file: &Path, source: &str, d: &Diagnostic) {
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         let _ = writeln!(out, "{:gutter$} |", "");
-        let _ = writeln!(out, "{} | {}", d.line, text.trim_end_matches('\r'));
+        let _ = writeln!(
+            out,
+            "{} | {}",
+            d.line,
+            redact_userinfo(text.trim_end_matches('\r'))
+        );
         let _ = writeln!(out, "{:gutter$} | {caret_pad}^", "");
     }
     if let Some(help) = &d.help {
         let _ = writeln!(out, "  = help: {help}");
     }
     out.push('\n');
+}
+
+/// A source line as shown in a report, with any `scheme://user:password@` reduced to `scheme://***@`: the report
+/// goes to terminals and CI logs, and a password written in a URL must not follow it there.
+pub(crate) fn redact_userinfo(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(userinfo_end) => {
+                out.push_str("***");
+                rest = &tail[userinfo_end..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_a_url_never_reaches_the_report() {
+        assert_eq!(
+            redact_userinfo("  url: https://admin:hunter2@api.example.com/x # and http://u@h"),
+            "  url: https://***@api.example.com/x # and http://***@h"
+        );
+        assert_eq!(redact_userinfo("a: 'x://b' c@d"), "a: 'x://b' c@d");
+    }
 }

@@ -64,6 +64,9 @@ pub struct Backend {
     /// Timeout of each backend call, in milliseconds.
     #[schemars(range(min = 1, max = 900_000))]
     pub timeout_ms: Option<u64>,
+    /// Let a deployed stage call a non-local backend over plain http. Its calls then carry users' tokens in
+    /// cleartext: only for a network that is yours end to end.
+    pub allow_http: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -177,7 +180,7 @@ macro_rules! merge_struct {
 
 merge_struct!(Layer { project, region, credentials, stages; backend, routes, lambda, env, tags, dev });
 merge_struct!(Dev { command, dir, open; });
-merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms; });
+merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms, allow_http; });
 merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days; });
 merge_struct!(Env { ; frontend, backend });
 merge_struct!(FrontendEnv { file, url; });

@@ -273,7 +273,13 @@ fn resolve_layer(
         checker.error(origin(&["region"]), format!("no region for stage `{stage}`"), "add `region: eu-west-3` (or your region) at the top level or in the stage, or set AWS_REGION");
     }
     let b = l.backend.clone().unwrap_or_default();
-    let url = backend_url(checker, stage, b.url.as_deref(), local, &origin);
+    let url = backend_url(
+        checker,
+        stage,
+        b.url.as_deref(),
+        (local, b.allow_http.unwrap_or(false)),
+        &origin,
+    );
     let lambda = l.lambda.clone().unwrap_or_default();
     let timeout_s = lambda.timeout_s.unwrap_or(10);
     let timeout_ms = b.timeout_ms.unwrap_or(5000);
@@ -332,12 +338,13 @@ pub(crate) fn default_routes() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The stage's backend URL, which must be set and, outside `dev`, reachable from AWS.
+/// The stage's backend URL, which must be set and, outside `dev`, reachable from AWS, and not in cleartext
+/// unless the config says so (`allow_http`): the functions' calls carry the user's token.
 fn backend_url(
     checker: &mut Checker<'_>,
     stage: &str,
     url: Option<&str>,
-    local: bool,
+    (local, allow_http): (bool, bool),
     origin: &dyn Fn(&[&str]) -> Vec<String>,
 ) -> Option<url::Url> {
     let Some(given) = url else {
@@ -354,6 +361,12 @@ fn backend_url(
             origin(&["backend", "url"]),
             format!("stage `{stage}` sends the Lambdas to {given}, which they cannot reach from AWS"),
             format!("override it for this stage: stages.{stage}.backend.url: https://your-public-backend"),
+        );
+    } else if parsed.scheme() == "http" && !local && !allow_http {
+        checker.error(
+            origin(&["backend", "url"]),
+            format!("stage `{stage}` would send users' tokens to {given} in cleartext"),
+            "use https://, or set backend.allow_http: true if every network between the functions and the backend is yours",
         );
     }
     Some(parsed)

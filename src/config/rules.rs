@@ -1,7 +1,7 @@
 //! Offline checks of one layer (the top level or a stage): everything a single value can get wrong on its own.
 //! Checks that need the merged stage (required keys, cross-field limits) are in `resolve`.
 
-use super::diag::{Diagnostic, Severity};
+use super::diag::{redact_userinfo, Diagnostic, Severity};
 use super::load::{did_you_mean, ConfigFile};
 use super::model::{self, Layer};
 
@@ -140,7 +140,7 @@ impl<'a> Checker<'a> {
         let at = |rest: &[&str]| under(prefix, rest);
         if let Some(url) = &b.url {
             if let Err(why) = check_backend_url(url) {
-                self.error(at(&["backend", "url"]), format!("`{url}` {why}"), "use the http(s) URL your backend is reachable at, e.g. https://api.example.com");
+                self.error(at(&["backend", "url"]), format!("`{}` {why}", redact_userinfo(url)), "use the http(s) URL your backend is reachable at, e.g. https://api.example.com");
             }
         }
         if let Some(p) = &b.connect_path {
@@ -246,7 +246,7 @@ impl<'a> Checker<'a> {
             if let Err(why) = check_backend_url(url) {
                 self.error(
                     at(&["dev", "open"]),
-                    format!("`{url}` {why}"),
+                    format!("`{}` {why}", redact_userinfo(url)),
                     "give the http URL of your app's page, e.g. http://127.0.0.1:3000/",
                 );
             }
@@ -423,6 +423,9 @@ pub(crate) fn check_backend_url(s: &str) -> Result<url::Url, &'static str> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err("has no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("holds a user name or password; the functions authenticate with the user's token and the signature, never with the URL");
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err("has a query or fragment; give the base URL only");

@@ -236,12 +236,23 @@ fn the_workflow_keeps_credentials_away_from_what_it_installs() {
     let creds = step_index(steps, "aws-actions/configure-aws-credentials").unwrap();
     let up = steps
         .iter()
-        .position(|s| s["run"].as_str().is_some_and(|r| r.contains("wsdeploy up --yes --output json")))
+        .position(|s| {
+            s["run"]
+                .as_str()
+                .is_some_and(|r| r.contains("wsdeploy up --yes --output json"))
+        })
         .unwrap();
-    assert_eq!(creds + 1, up, "credentials are taken right before `wsdeploy up`");
+    assert_eq!(
+        creds + 1,
+        up,
+        "credentials are taken right before `wsdeploy up`"
+    );
     let runs: String = steps.iter().filter_map(|s| s["run"].as_str()).collect();
     for install in ["pip ", "cargo ", "npm ", "curl ", "rustup "] {
-        assert!(!runs.contains(install), "the deploy job installs nothing: {runs}");
+        assert!(
+            !runs.contains(install),
+            "the deploy job installs nothing: {runs}"
+        );
     }
     assert!(
         runs.contains("GITHUB_OUTPUT") && runs.contains("GITHUB_STEP_SUMMARY"),
@@ -250,11 +261,16 @@ fn the_workflow_keeps_credentials_away_from_what_it_installs() {
 
     // Every action pinned to a full commit SHA with its tag beside it; every checkout keeps no token on disk.
     let mut actions = 0;
-    for line in text.lines().filter(|l| l.trim_start().starts_with("- uses:")) {
+    for line in text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- uses:"))
+    {
         let (reference, comment) = line.split_once(" # ").unwrap_or((line, ""));
         let sha = reference.rsplit('@').next().unwrap().trim();
         assert!(
-            sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()) && comment.starts_with('v'),
+            sha.len() == 40
+                && sha.chars().all(|c| c.is_ascii_hexdigit())
+                && comment.starts_with('v'),
             "pinned to a commit, its tag in a comment: {line}"
         );
         actions += 1;
@@ -262,7 +278,10 @@ fn the_workflow_keeps_credentials_away_from_what_it_installs() {
     assert!(actions >= 5, "{actions} actions");
     for job in [build, deploy] {
         for s in job["steps"].as_sequence().unwrap() {
-            if s["uses"].as_str().is_some_and(|u| u.starts_with("actions/checkout@")) {
+            if s["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("actions/checkout@"))
+            {
                 assert_eq!(s["with"]["persist-credentials"], false, "{s:?}");
             }
         }
