@@ -50,6 +50,8 @@ pub enum VerifyError {
     Expired { age_secs: i64 },
     /// The HMAC does not match: another secret, or the request was altered.
     Mismatch,
+    /// The verifier has no secret: every signature would be checked against the empty key, which anyone can use.
+    NoSecret,
 }
 
 impl std::fmt::Display for VerifyError {
@@ -61,13 +63,15 @@ impl std::fmt::Display for VerifyError {
                 "signature timestamp is {age_secs} s away from now (limit {TOLERANCE_SECS} s)"
             ),
             VerifyError::Mismatch => write!(f, "signature does not match"),
+            VerifyError::NoSecret => write!(f, "no signing secret to verify with"),
         }
     }
 }
 
 impl std::error::Error for VerifyError {}
 
-/// Checks `header` for a request received at unix time `now`. Compares in constant time.
+/// Checks `header` for a request received at unix time `now`. Compares in constant time. Any header, however
+/// malformed or far off in time, is an error, never a panic.
 pub fn verify(
     secret: &[u8],
     header: &str,
@@ -76,6 +80,9 @@ pub fn verify(
     body: &[u8],
     now: u64,
 ) -> Result<(), VerifyError> {
+    if secret.is_empty() {
+        return Err(VerifyError::NoSecret);
+    }
     let mut t = None;
     let mut v1 = None;
     for part in header.split(',') {
@@ -90,9 +97,11 @@ pub fn verify(
     let (Some(t), Some(v1)) = (t, v1) else {
         return Err(VerifyError::Malformed);
     };
-    let age = now as i64 - t as i64;
-    if age.unsigned_abs() > TOLERANCE_SECS {
-        return Err(VerifyError::Expired { age_secs: age });
+    // In i128: both are any u64 a header can carry, and their difference must not overflow.
+    let age = i128::from(now) - i128::from(t);
+    if age.unsigned_abs() > u128::from(TOLERANCE_SECS) {
+        let age_secs = i64::try_from(age).unwrap_or(if age < 0 { i64::MIN } else { i64::MAX });
+        return Err(VerifyError::Expired { age_secs });
     }
     mac(secret, t, method, path, body)
         .verify_slice(&v1)
