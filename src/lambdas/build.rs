@@ -79,6 +79,8 @@ pub(crate) enum BuildError {
     },
     #[error("building the Lambdas failed ({command}):\n{output}")]
     Failed { command: String, output: String },
+    #[error("no folder to build the Lambdas in: set WSDEPLOY_CACHE_DIR (or HOME) to a folder only you can write")]
+    NoCacheDir,
     #[error("cannot prepare the Lambda build in {dir}: {source}")]
     Io {
         dir: PathBuf,
@@ -96,7 +98,7 @@ fn io(dir: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 /// Builds every bundled function for `target`, or returns the cached result for these sources.
 pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     let hash = source_hash();
-    let cache = cache_dir();
+    let cache = cache_dir().ok_or(BuildError::NoCacheDir)?;
     let artifacts = cache
         .join("artifacts")
         .join(format!("{hash}-{}-release", target.key()));
@@ -108,30 +110,7 @@ pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     extract(&src).map_err(io(&src))?;
     // One target dir for every version of the sources: a changed function recompiles only itself.
     let target_dir = cache.join("target");
-    let mut cmd = match target {
-        Target::Lambda(arch) => {
-            let mut c = Command::new("cargo");
-            c.args([
-                "lambda",
-                "build",
-                "--release",
-                if arch == Architecture::Arm64 {
-                    "--arm64"
-                } else {
-                    "--x86-64"
-                },
-            ]);
-            c
-        }
-        Target::Host => {
-            let mut c = Command::new("cargo");
-            c.args(["build", "--release", "--bins"]);
-            c
-        }
-    };
-    cmd.arg("--manifest-path")
-        .arg(src.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir);
+    let mut cmd = command(target, &src, &target_dir);
     let shown = format!("{cmd:?}");
     tracing::debug!(command = %shown, "building the Lambdas");
     let out = cmd.output().map_err(|e| BuildError::Failed {
@@ -173,6 +152,37 @@ pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     // Written last: an interrupted build is redone, never half-used.
     std::fs::write(artifacts.join(".complete"), b"").map_err(io(&artifacts))?;
     Ok(built)
+}
+
+/// The build of the embedded sources in `src` for `target`: release, and `--locked`, so that it builds exactly the
+/// dependencies the embedded `Cargo.lock` names, never newer ones resolved on the user's machine.
+fn command(target: Target, src: &Path, target_dir: &Path) -> Command {
+    let mut cmd = match target {
+        Target::Lambda(arch) => {
+            let mut c = Command::new("cargo");
+            c.args([
+                "lambda",
+                "build",
+                "--release",
+                "--locked",
+                if arch == Architecture::Arm64 {
+                    "--arm64"
+                } else {
+                    "--x86-64"
+                },
+            ]);
+            c
+        }
+        Target::Host => {
+            let mut c = Command::new("cargo");
+            c.args(["build", "--release", "--locked", "--bins"]);
+            c
+        }
+    };
+    cmd.arg("--manifest-path")
+        .arg(src.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target_dir);
+    cmd
 }
 
 fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
@@ -257,4 +267,30 @@ fn preflight(target: Target) -> Result<(), BuildError> {
         Target::Host => "this machine".into(),
     };
     Err(BuildError::MissingTools { target, missing })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_build_is_locked_to_the_embedded_lockfile() {
+        for target in [
+            Target::Host,
+            Target::Lambda(Architecture::Arm64),
+            Target::Lambda(Architecture::X86_64),
+        ] {
+            let cmd = command(target, Path::new("/src"), Path::new("/target"));
+            let args: Vec<_> = cmd
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            assert!(args.iter().any(|a| a == "--locked"), "{target:?}: {args:?}");
+            assert!(
+                args.windows(2)
+                    .any(|w| w == ["--manifest-path", "/src/Cargo.toml"]),
+                "{args:?}"
+            );
+        }
+    }
 }

@@ -88,17 +88,21 @@ fn extract(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-/// `WSDEPLOY_CACHE_DIR`, else the user's cache folder.
-pub(crate) fn cache_dir() -> PathBuf {
+/// `WSDEPLOY_CACHE_DIR`, else the user's cache folder. Never a shared temporary folder: another user of the
+/// machine could plant the code `up` uploads there.
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("WSDEPLOY_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
+        return Some(PathBuf::from(d));
     }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("wsdeploy")
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("wsdeploy"))
 }
 
 #[cfg(test)]

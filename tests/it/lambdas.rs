@@ -301,3 +301,24 @@ async fn host_built_bootstraps_speak_the_runtime_api_and_sign_their_calls() {
     .unwrap();
     assert_eq!(seen.responses[0].1["statusCode"], 200);
 }
+
+/// With no cache folder of the user's own, the build stops and says so: it never falls back to a shared temporary
+/// folder, where another user of the machine could plant the code `up` uploads.
+#[test]
+fn the_build_never_uses_a_shared_temporary_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = wsdeploy(dir.path(), &["build", "--arch", "x86_64"])
+        .env_remove("HOME")
+        .env_remove("XDG_CACHE_HOME")
+        .env("TMPDIR", dir.path())
+        .run();
+    run.check(
+        run.code == 1 && run.stderr.contains("set WSDEPLOY_CACHE_DIR (or HOME)"),
+        "no cache folder: a sentence, exit 1",
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written to the temporary folder"
+    );
+}

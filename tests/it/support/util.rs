@@ -98,6 +98,12 @@ impl Cmd {
         self
     }
 
+    /// Without `k` in its environment.
+    pub(crate) fn env_remove(mut self, k: &str) -> Self {
+        self.command.env_remove(k);
+        self
+    }
+
     /// Where its stdout goes instead of being captured.
     pub(crate) fn stdout(mut self, to: impl Into<std::process::Stdio>) -> Self {
         self.command.stdout(to);
