@@ -123,25 +123,46 @@ fn render_one(out: &mut String, file: &Path, source: &str, d: &Diagnostic) {
     let _ = writeln!(out, "{label}: {at}{}", d.message);
     let _ = writeln!(out, "  --> {}:{}:{}", file.display(), d.line, d.column);
     if let Some(text) = source.lines().nth(d.line.saturating_sub(1)) {
+        let (shown, column) = window(text.trim_end_matches('\r'), d.column);
         let gutter = d.line.to_string().len();
-        let caret_pad: String = text
+        let caret_pad: String = shown
             .chars()
-            .take(d.column.saturating_sub(1))
+            .take(column.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
         let _ = writeln!(out, "{:gutter$} |", "");
-        let _ = writeln!(
-            out,
-            "{} | {}",
-            d.line,
-            redact_userinfo(text.trim_end_matches('\r'))
-        );
+        let _ = writeln!(out, "{} | {}", d.line, redact_userinfo(&shown));
         let _ = writeln!(out, "{:gutter$} | {caret_pad}^", "");
     }
     if let Some(help) = &d.help {
         let _ = writeln!(out, "  = help: {help}");
     }
     out.push('\n');
+}
+
+/// Longest source line a report shows whole; a longer one is cut to a window around the column.
+const MAX_SHOWN: usize = 120;
+
+/// The part of `line` a report shows, and the column within it.
+fn window(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= MAX_SHOWN {
+        return (line.to_string(), column);
+    }
+    let start = column
+        .saturating_sub(1)
+        .saturating_sub(MAX_SHOWN / 2)
+        .min(chars.len() - MAX_SHOWN);
+    let end = start + MAX_SHOWN;
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push('…');
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, column - start + usize::from(start > 0))
 }
 
 /// A source line as shown in a report, with any `scheme://user:password@` reduced to `scheme://***@`: the report

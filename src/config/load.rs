@@ -34,12 +34,27 @@ pub enum ConfigError {
     Invalid(Box<Report>),
     #[error("{0}")]
     Stage(String),
+    #[error("{} is {bytes} bytes; a wsdeploy config is a few kilobytes and at most {MAX_FILE_BYTES}: is this the right file?", path.display())]
+    TooLarge { path: PathBuf, bytes: u64 },
 }
 
 /// Most errors a single file can produce before we stop looking; each drop-and-retry round finds one.
 const MAX_STRUCTURAL_ERRORS: usize = 64;
 
+/// Largest config file read: a real one is a few kilobytes, and a huge one is the wrong file (or an attack on
+/// whatever parses it).
+pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
+/// Deepest nesting of `[`/`{` accepted: a config needs three or four levels; the YAML parsers' costs grow with it.
+const MAX_FLOW_DEPTH: usize = 32;
+
 pub(crate) fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+            bytes: size,
+        });
+    }
     let source = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => ConfigError::NotFound {
             path: path.to_path_buf(),
@@ -66,6 +81,28 @@ pub(crate) fn parse(path: &Path, source: String) -> (ConfigFile, Report) {
         diagnostics: vec![],
     };
     let mut dropped = vec![];
+    if let Some((line, column)) = too_deep(&source) {
+        report.diagnostics.push(
+            Diagnostic::new(
+                Severity::Error,
+                &[],
+                Some(Pos { line, col: column }),
+                format!("collections nest deeper than {MAX_FLOW_DEPTH} levels"),
+            )
+            .help("a wsdeploy config needs three or four levels: is this the right file?"),
+        );
+        return (
+            ConfigFile {
+                path: path.to_path_buf(),
+                dir,
+                source,
+                layer: Layer::default(),
+                positions: Positions::default(),
+                dropped,
+            },
+            report,
+        );
+    }
     let layer = match serde_yaml::from_str::<Value>(&source) {
         Err(e) => {
             report
@@ -115,6 +152,18 @@ fn syntax_diagnostic(e: &serde_yaml::Error, source: &str, positions: &Positions)
                 path.last().map_or("", String::as_str)
             );
         }
+    }
+    if msg.contains("repetition limit exceeded") {
+        // The first alias is where the expansion starts.
+        pos = source.lines().enumerate().find_map(|(i, l)| {
+            l.find('*').map(|c| Pos {
+                line: i + 1,
+                col: c + 1,
+            })
+        });
+        help =
+            "its aliases (*name) expand into too many values: a wsdeploy config needs few, if any"
+                .into();
     }
     let line = pos
         .and_then(|p| source.lines().nth(p.line.saturating_sub(1)))
@@ -319,4 +368,32 @@ fn describe_found(f: &str) -> String {
             }
         }
     }
+}
+
+/// Where `[`/`{` first nest deeper than [`MAX_FLOW_DEPTH`] (outside quotes and comments), as a 1-based line and
+/// column. Checked before parsing: both YAML parsers take time that grows faster than the depth.
+fn too_deep(source: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (i, line) in source.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        for (col, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') if previous.is_whitespace() => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some((i + 1, col + 1));
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            previous = c;
+        }
+    }
+    None
 }

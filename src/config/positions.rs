@@ -59,6 +59,10 @@ impl Positions {
     }
 }
 
+/// Paths deeper than this are not indexed: no config key is nearly this deep, and copying ever-longer paths for
+/// every node would make a file of `[[[[…]]]]` cost time quadratic in its depth.
+const MAX_INDEXED_DEPTH: usize = 32;
+
 enum Frame {
     Map { awaiting_key: bool },
     Seq { next: usize },
@@ -86,7 +90,13 @@ impl Builder {
                 *awaiting_key = false;
                 // A complex (non-scalar) key has no path of its own; it gets a placeholder segment.
                 self.path.push(scalar.unwrap_or("?").to_string());
-                if let Some(_first) = self.positions.keys.insert(self.path.clone(), pos(mark)) {
+                if self.path.len() <= MAX_INDEXED_DEPTH
+                    && self
+                        .positions
+                        .keys
+                        .insert(self.path.clone(), pos(mark))
+                        .is_some()
+                {
                     self.positions
                         .duplicates
                         .push((self.path.clone(), pos(mark)));
@@ -102,7 +112,9 @@ impl Builder {
             }
             _ => {}
         }
-        self.positions.values.insert(self.path.clone(), pos(mark));
+        if self.path.len() <= MAX_INDEXED_DEPTH {
+            self.positions.values.insert(self.path.clone(), pos(mark));
+        }
         match container {
             Some(frame) => self.stack.push(frame),
             None => self.end_value(),
@@ -125,12 +137,15 @@ impl Builder {
     fn end_container(&mut self) {
         self.stack.pop();
         // A container used as a mapping key ends the key, not a value: its value is still to come.
-        let ended_a_key = matches!(
-            self.stack.last(),
-            Some(Frame::Map {
-                awaiting_key: false
-            })
-        ) && !self.positions.values.contains_key(&self.path);
+        // (Beyond the indexed depth, where values are not recorded, a container always ends a value.)
+        let ended_a_key = self.path.len() <= MAX_INDEXED_DEPTH
+            && matches!(
+                self.stack.last(),
+                Some(Frame::Map {
+                    awaiting_key: false
+                })
+            )
+            && !self.positions.values.contains_key(&self.path);
         if !ended_a_key {
             self.end_value();
         }

@@ -246,3 +246,36 @@ fn validate_summarises_every_stage() {
     let run = wsdeploy(app.path(), &["validate"]).expect(0);
     insta::assert_snapshot!(run.stdout);
 }
+
+/// A file too large to be a config, or nested far too deep, is refused before any YAML parser reads it: quickly,
+/// with a sentence, exit 2.
+#[test]
+fn huge_and_deeply_nested_files_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "project: chat\nregion: eu-west-3\nbackend: { url: 'https://api.example.com' }\n";
+    std::fs::write(
+        dir.path().join("huge.yaml"),
+        format!("{head}{}", "# padding\n".repeat(120_000)),
+    )
+    .unwrap();
+    let run = wsdeploy(dir.path(), &["validate", "-c", "huge.yaml"]).expect(2);
+    run.check(
+        run.stderr.contains(
+            "huge.yaml is 1200076 bytes; a wsdeploy config is a few kilobytes and at most 1048576",
+        ),
+        "the size is refused",
+    );
+    let depth = 200_000;
+    std::fs::write(
+        dir.path().join("deep.yaml"),
+        format!("{head}tags: {}{}\n", "[".repeat(depth), "]".repeat(depth)),
+    )
+    .unwrap();
+    let run = wsdeploy(dir.path(), &["validate", "-c", "deep.yaml"]).expect(2);
+    run.check(
+        run.stderr
+            .contains("collections nest deeper than 32 levels")
+            && run.stderr.lines().all(|l| l.chars().count() < 200),
+        "the nesting is refused, and the report shows a window of the long line",
+    );
+}
