@@ -195,6 +195,20 @@ pub struct StageValues<'a> {
     /// file would take precedence over it in the templates.
     pub drop_key: bool,
     pub signing_secret: &'a str,
+    /// Whose secret it is (the stage's resource prefix, `{project}-{stage}`), recorded beside it.
+    pub stage: &'a str,
+}
+
+/// The signing secret the backend env file holds for `stage` (its resource prefix), if the file says it is that
+/// stage's and it is strong enough: a secret another stage (or `dev`) wrote, or a short hand-typed one, is never
+/// adopted.
+pub fn stage_signing_secret(
+    text: &str,
+    b: &crate::config::resolve::BackendEnvSettings,
+    stage: &str,
+) -> Option<String> {
+    let owner = get(text, &b.signing_secret_stage())?;
+    get(text, &b.signing_secret).filter(|s| owner == stage && crate::secret::is_strong(s))
 }
 
 /// Writes the managed keys of both env files; returns each file with whether it changed.
@@ -208,10 +222,12 @@ pub fn write_stage(
         written.push((f.file.display().to_string(), changed));
     }
     if let Some(b) = &env.backend {
+        let owner = b.signing_secret_stage();
         let mut set: Vec<(&str, &str)> = vec![
             (&b.endpoint, v.endpoint),
             (&b.region, v.region),
             (&b.signing_secret, v.signing_secret),
+            (&owner, v.stage),
         ];
         if let Some((id, secret)) = v.key {
             set.push((&b.access_key_id, id));

@@ -310,6 +310,14 @@ pub(crate) fn render(a: &Answers) -> String {
         .replace("{{frontend_env}}", &scalar(&a.frontend_env))
         .replace("{{frontend_var}}", &scalar(&a.frontend_var))
         .replace("{{backend_env}}", &scalar(&a.backend_env))
+        .replace(
+            "{{backend_env_dev}}",
+            &scalar(&format!("{}.dev", a.backend_env)),
+        )
+        .replace(
+            "{{backend_env_prod}}",
+            &scalar(&format!("{}.prod", a.backend_env)),
+        )
 }
 
 fn sanitize_project(name: &str) -> String {

@@ -39,7 +39,7 @@ impl Context {
                 observed.env_access_key_id =
                     envfile::get(&text, &b.access_key_id).filter(|v| !v.is_empty());
                 observed.env_signing_secret =
-                    envfile::get(&text, &b.signing_secret).filter(|v| !v.is_empty());
+                    envfile::stage_signing_secret(&text, b, &stage.names().prefix);
             }
         }
         Ok(Session {

@@ -64,15 +64,26 @@ impl Args {
                 }
             }
             if let Some(b) = &s.stage.env.backend {
+                let owner = b.signing_secret_stage();
                 let keys = [
                     &b.endpoint,
                     &b.region,
                     &b.access_key_id,
                     &b.secret_access_key,
                     &b.signing_secret,
+                    &owner,
                 ]
                 .map(String::as_str);
-                if envfile::update_file(&b.file, &[], &keys, true)? {
+                // A file another stage (or `dev`) wrote last holds that stage's keys: they are not ours to remove.
+                let text = std::fs::read_to_string(&b.file).unwrap_or_default();
+                let written_by = envfile::get(&text, &owner);
+                if written_by.as_ref().is_some_and(|w| *w != d.names.prefix) {
+                    ctx.ui.warn(format!(
+                        "{} holds the keys of {}, not of this stage: left as it is",
+                        b.file.display(),
+                        written_by.unwrap_or_default()
+                    ));
+                } else if envfile::update_file(&b.file, &[], &keys, true)? {
                     cleaned.push(b.file.display().to_string());
                 }
             }

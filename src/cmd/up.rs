@@ -146,6 +146,7 @@ impl Args {
                 key: ids.new_key.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
                 drop_key: s.stage.credentials == CredentialsMode::Policy,
                 signing_secret: &planned.signing_secret,
+                stage: &d.names.prefix,
             },
         ).map_err(|e| match &ids.new_key {
             Some((id, _)) => e.context(format!("the new access key {id} could not be written; run `wsdeploy up` again to replace it")),

@@ -48,7 +48,7 @@ pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 const MAX_FLOW_DEPTH: usize = 32;
 
 pub(crate) fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
     if size > MAX_FILE_BYTES {
         return Err(ConfigError::TooLarge {
             path: path.to_path_buf(),
@@ -380,7 +380,6 @@ fn too_deep(source: &str) -> Option<(usize, usize)> {
         for (col, c) in line.chars().enumerate() {
             match (quote, c) {
                 (Some(q), c) if c == q => quote = None,
-                (Some(_), _) => {}
                 (None, '"' | '\'') => quote = Some(c),
                 (None, '#') if previous.is_whitespace() => break,
                 (None, '[' | '{') => {

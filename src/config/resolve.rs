@@ -94,6 +94,13 @@ pub struct BackendEnvSettings {
     pub signing_secret: String,
 }
 
+impl BackendEnvSettings {
+    /// The variable that records whose signing secret the file holds (`{signing_secret}_STAGE`).
+    pub fn signing_secret_stage(&self) -> String {
+        format!("{}_STAGE", self.signing_secret)
+    }
+}
+
 impl Config {
     /// Reads, checks and resolves every stage. Any error fails the whole file: nothing is deployed from a file
     /// that is wrong somewhere, even in a stage not being deployed.
@@ -139,6 +146,7 @@ impl Config {
                     stages.insert(name, stage);
                 }
             }
+            warn_shared_backend_files(&mut checker, &stages);
             report.diagnostics.extend(checker.out);
         }
         report.normalize();
@@ -199,6 +207,37 @@ impl Config {
             true,
         )
         .expect("the top level was checked when the file was loaded")
+    }
+}
+
+/// Deployed stages that write their secrets into one backend env file: each `up` would replace the other's key
+/// and signing secret, and the backends of both would trust whichever came last.
+fn warn_shared_backend_files(checker: &mut Checker<'_>, stages: &BTreeMap<String, StageConfig>) {
+    let mut by_file: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+    for s in stages.values().filter(|s| s.stage != LOCAL_STAGE) {
+        if let Some(b) = &s.env.backend {
+            by_file.entry(b.file.as_path()).or_default().push(&s.stage);
+        }
+    }
+    for (file, names) in by_file.into_iter().filter(|(_, n)| n.len() > 1) {
+        let last = names[names.len() - 1];
+        let in_stage: Vec<String> = ["stages", last, "env", "backend", "file"]
+            .map(String::from)
+            .to_vec();
+        let path = if checker.file.positions.contains(&in_stage) {
+            in_stage
+        } else {
+            ["env", "backend", "file"].map(String::from).to_vec()
+        };
+        checker.warn(
+            path,
+            format!(
+                "stages {} write their keys and signing secret to the same file, {}",
+                names.join(" and "),
+                file.display()
+            ),
+            format!("give each deployed stage its own file, e.g. stages.{last}.env.backend.file: .env.{last}: a stage's secrets are its own"),
+        );
     }
 }
 

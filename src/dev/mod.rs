@@ -66,7 +66,7 @@ fn credentials(stage: &StageConfig) -> (String, String, String) {
         let id = envfile::get(&text, &b.access_key_id)
             .filter(|k| k.starts_with(secret::DEV_KEY_PREFIX))?;
         let secret = envfile::get(&text, &b.secret_access_key).filter(|s| !s.is_empty())?;
-        let signing = envfile::get(&text, &b.signing_secret).filter(|s| !s.is_empty())?;
+        let signing = envfile::stage_signing_secret(&text, b, &stage.names().prefix)?;
         Some((id, secret, signing))
     });
     existing.unwrap_or_else(|| {
@@ -116,6 +116,7 @@ pub(crate) async fn run(
             key: Some((&secrets.key_id, &secrets.secret)),
             drop_key: false,
             signing_secret: &secrets.signing,
+            stage: &stage.names().prefix,
         },
     )?;
     started(&running);

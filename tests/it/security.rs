@@ -229,3 +229,71 @@ async fn every_policy_is_least_privilege() {
         "the managed policy is torn down too"
     );
 }
+
+/// The secret the deployed `connect` function signs with.
+async fn deployed_signing_secret(conf: &aws_config::SdkConfig, project: &str) -> String {
+    let c = aws_sdk_lambda::Client::new(conf)
+        .get_function_configuration()
+        .function_name(format!("{project}-dev-connect"))
+        .send()
+        .await
+        .unwrap();
+    c.environment().unwrap().variables().unwrap()["WSDEPLOY_SIGNING_SECRET"].clone()
+}
+
+/// A signing secret belongs to one stage. `up` adopts the one in the backend env file only when the file records
+/// that it is this stage's and it is as strong as the ones wsdeploy makes; a secret `dev` (or another stage) wrote
+/// there, or a short hand-typed one, is replaced by the stage's own, and the file then says whose it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signing_secret_is_adopted_only_by_its_own_stage() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let conf = moto.sdk_config().await;
+    let strong = "x".repeat(20) + &"Y".repeat(23);
+    let cases = [
+        (
+            "devs",
+            format!("WS_SIGNING_SECRET={strong}\nWS_SIGNING_SECRET_STAGE=devs-local\n"),
+            false,
+        ),
+        ("unmarked", format!("WS_SIGNING_SECRET={strong}\n"), false),
+        (
+            "short",
+            "WS_SIGNING_SECRET=hunter2\nWS_SIGNING_SECRET_STAGE=short-dev\n".to_string(),
+            false,
+        ),
+        (
+            "own",
+            format!("WS_SIGNING_SECRET={strong}\nWS_SIGNING_SECRET_STAGE=own-dev\n"),
+            true,
+        ),
+    ];
+    for (project, env, adopted) in cases {
+        let app = App::new(
+            &proxy.endpoint,
+            &BASE.replace("project: chat", &format!("project: {project}")),
+        );
+        std::fs::write(&app.backend_env, &env).unwrap();
+        app.run(&["up"]).expect(0);
+        let deployed = deployed_signing_secret(&conf, project).await;
+        assert_eq!(
+            deployed == strong,
+            adopted,
+            "{project}: adopted the env file's secret?"
+        );
+        assert!(
+            deployed.len() >= 43,
+            "{project}: the stage's secret is strong"
+        );
+        assert_eq!(
+            env_value(&app.backend_env, "WS_SIGNING_SECRET"),
+            deployed,
+            "{project}"
+        );
+        assert_eq!(
+            env_value(&app.backend_env, "WS_SIGNING_SECRET_STAGE"),
+            format!("{project}-dev"),
+            "{project}: the file says whose secret it holds"
+        );
+    }
+}
