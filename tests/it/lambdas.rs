@@ -209,6 +209,16 @@ fn ws_event(route: &str, body: Option<&str>) -> Value {
 }
 
 async fn invoke_once(bootstrap: &Path, event: Value) -> (Seen, Duration) {
+    let (seen, startup, _) = invoke_logged(bootstrap, event, "info").await;
+    (seen, startup)
+}
+
+/// One invocation at `log_level` (AWS_LAMBDA_LOG_LEVEL); also returns everything the process printed.
+async fn invoke_logged(
+    bootstrap: &Path,
+    event: Value,
+    log_level: &str,
+) -> (Seen, Duration, String) {
     let seen: Shared = Arc::default();
     seen.lock().unwrap().events.push(event);
     let addr = runtime_and_backend(seen.clone()).await;
@@ -223,6 +233,9 @@ async fn invoke_once(bootstrap: &Path, event: Value) -> (Seen, Duration) {
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "g")
         .env("WSDEPLOY_BACKEND_URL", format!("http://{addr}"))
         .env("WSDEPLOY_SIGNING_SECRET", "process-test-secret")
+        .env("AWS_LAMBDA_LOG_LEVEL", log_level)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -244,9 +257,37 @@ async fn invoke_once(bootstrap: &Path, event: Value) -> (Seen, Duration) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     child.kill().await.ok();
+    let output = child.wait_with_output().await.unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let mut g = seen.lock().unwrap();
     let to_first_next = g.first_next.unwrap() - started;
-    (std::mem::take(&mut *g), to_first_next)
+    (std::mem::take(&mut *g), to_first_next, printed)
+}
+
+/// Whatever level Lambda's log controls ask for, the functions never log the user's token or the signing secret:
+/// the libraries that see raw events and requests are held at `info`.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_log_level_prints_a_token_or_the_secret() {
+    let built = tokio::task::spawn_blocking(|| build(&["--host"]))
+        .await
+        .unwrap();
+    let connect = PathBuf::from(built["functions"]["connect"]["bootstrap"].as_str().unwrap());
+    for level in ["trace", "debug", "info"] {
+        let event = ws_event(
+            "auth",
+            Some(r#"{"action":"auth","token":"tok-very-private"}"#),
+        );
+        let (seen, _, printed) = invoke_logged(&connect, event, level).await;
+        assert_eq!(seen.responses.len(), 1, "{level}: {printed}");
+        assert!(
+            !printed.contains("tok-very-private") && !printed.contains("process-test-secret"),
+            "{level}: a secret in the function's logs:\n{printed}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,7 +18,10 @@ async fn secrets_never_appear_in_any_output_or_log() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto.endpoint).await;
     let app = App::new(&proxy.endpoint, BASE);
-    let mut runs = vec![app.run(&["up", "-vv"]).env("WSDEPLOY_LOG", "trace").expect(0)];
+    let mut runs = vec![app
+        .run(&["up", "-vv"])
+        .env("WSDEPLOY_LOG", "trace")
+        .expect(0)];
     let secret = env_value(&app.backend_env, "WS_API_SECRET_ACCESS_KEY");
     let signing = env_value(&app.backend_env, "WS_SIGNING_SECRET");
     runs.push(
@@ -29,14 +32,18 @@ async fn secrets_never_appear_in_any_output_or_log() {
     let rotated = env_value(&app.backend_env, "WS_API_SECRET_ACCESS_KEY");
     assert_ne!(rotated, secret, "rotation wrote a new key");
     // An update of the functions' configuration sends their environment, the signing secret in it, again.
-    app.config(&BASE.replace("architecture: x86_64", "architecture: x86_64\n  memory_mb: 256"));
+    app.config(&BASE.replace(
+        "architecture: x86_64",
+        "architecture: x86_64\n  memory_mb: 256",
+    ));
     runs.push(
         app.run(&["up", "-vv"])
             .env("WSDEPLOY_LOG", "trace")
             .expect(0),
     );
     assert!(
-        runs.iter().all(|r| r.stderr.lines().count() > 1000 && r.stderr.contains("aws_smithy_runtime")),
+        runs.iter()
+            .all(|r| r.stderr.lines().count() > 1000 && r.stderr.contains("aws_smithy_runtime")),
         "the SDK's own trace-level logs were on"
     );
     for args in [

@@ -30,11 +30,36 @@ pub fn init_logging() {
         .unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(level.to_lowercase()))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(&level)))
         .with_target(false)
         .with_current_span(false)
         .with_ansi(false)
         .try_init();
+}
+
+/// Libraries that see raw events (the user's token in an `auth` message) or raw requests (the `Authorization`
+/// and signature headers) and print them at debug or trace level.
+const RAW_DATA_TARGETS: [&str; 8] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "h2",
+    "tower",
+    "rustls",
+];
+
+/// The filter for a requested `level`: as asked, but a debug or trace level leaves [`RAW_DATA_TARGETS`] at `info`,
+/// so that no log level prints a token or the signing secret.
+pub fn log_filter(level: &str) -> String {
+    let level = level.to_lowercase();
+    if !(level.contains("debug") || level.contains("trace")) {
+        return level;
+    }
+    RAW_DATA_TARGETS
+        .iter()
+        .fold(level, |f, target| format!("{f},{target}=info"))
 }
 
 /// Runs `handler` under the Lambda Runtime API (`AWS_LAMBDA_RUNTIME_API`), with settings read once at start-up.
