@@ -205,7 +205,7 @@ pub(crate) fn json_schema() -> serde_json::Value {
     root["properties"]["stages"] = serde_json::json!({
         "description": "Stage name -> overrides of any top-level key (except `project` and `stages`).",
         "type": "object",
-        "propertyNames": { "pattern": "^[a-z][a-z0-9-]*$", "maxLength": 20 },
+        "propertyNames": { "pattern": "^[a-z][a-z0-9]*$", "maxLength": 20 },
         "additionalProperties": { "anyOf": [ { "$ref": "#/$defs/Stage" }, { "type": "null" } ] }
     });
     root["required"] = serde_json::json!(["project"]);

@@ -129,7 +129,7 @@ impl<'a> Checker<'a> {
         if let Some(stages) = &layer.stages {
             for name in stages.keys() {
                 if !in_stage {
-                    self.name(at(&["stages", name]), name, "stage name", MAX_STAGE_LEN);
+                    self.stage_name(at(&["stages", name]), name);
                 }
             }
         }
@@ -250,6 +250,23 @@ impl<'a> Checker<'a> {
                     "give the http URL of your app's page, e.g. http://127.0.0.1:3000/",
                 );
             }
+        }
+    }
+
+    /// A stage name: a name without '-', so that `{project}-{stage}` splits one way only (project `a-b` with stage
+    /// `c`, and project `a` with stage `b-c`, would share every resource name).
+    fn stage_name(&mut self, path: Vec<String>, name: &str) {
+        if is_name(name) && name.contains('-') {
+            self.error(
+                path,
+                format!("stage name `{name}` contains '-'"),
+                format!(
+                    "use lowercase letters and digits (e.g. `{}`): resource names are `{{project}}-{{stage}}-…`, and a '-' in the stage would let two projects' stages share them",
+                    name.replace('-', "")
+                ),
+            );
+        } else {
+            self.name(path, name, "stage name", MAX_STAGE_LEN);
         }
     }
 

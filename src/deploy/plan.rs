@@ -453,8 +453,12 @@ pub(crate) fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, Pl
         }
         a.push(DeleteFunction { name: name.clone() });
     }
-    for name in o.log_groups.keys() {
-        a.push(DeleteLogGroup { name: name.clone() });
+    // Found by name prefix, so another stage's groups can match (`chat-dev-` is a prefix of `chat-dev-x-`): only
+    // this stage's own, by their tags, are deleted.
+    for (name, group) in &o.log_groups {
+        if d.owns(&group.tags) {
+            a.push(DeleteLogGroup { name: name.clone() });
+        }
     }
     if let Some(r) = &o.role {
         if !d.owns(&r.tags) {
@@ -468,7 +472,10 @@ pub(crate) fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, Pl
         }
         a.push(DeleteUser);
     }
-    if o.managed_policy.is_some() {
+    if let Some(p) = &o.managed_policy {
+        if !d.owns(&p.tags) {
+            return Err(foreign("managed policy", &d.names.policy, &p.tags));
+        }
         a.push(DeletePolicy);
     }
     a.sort_by_key(Action::phase);

@@ -586,3 +586,52 @@ fn rendered_plans_read_as_reviewed() {
         render(&plan_teardown(&d, &converged(&d)).unwrap(), &d.names)
     );
 }
+
+#[test]
+fn teardown_deletes_only_log_groups_and_policies_tagged_for_this_stage() {
+    let d = desired("credentials: policy\n");
+    let mut o = converged(&d);
+    let theirs: Tags = [("wsdeploy:project", "chat"), ("wsdeploy:stage", "dev-x")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Another stage's group matches the name prefix; a group nobody tagged is nobody's to delete.
+    for (name, tags) in [
+        ("/aws/lambda/chat-dev-x-connect", theirs.clone()),
+        ("/aws/lambda/chat-dev-old", Tags::new()),
+    ] {
+        o.log_groups.insert(
+            name.into(),
+            LogGroupObs {
+                retention: Some(14),
+                tags,
+            },
+        );
+    }
+    o.managed_policy = Some(PolicyObs {
+        tags: d.tags.clone(),
+        document: serde_json::json!({}),
+        old_versions: vec![],
+    });
+    let p = plan_teardown(&d, &o).unwrap();
+    let groups: Vec<&str> = p
+        .iter()
+        .filter_map(|a| match a {
+            DeleteLogGroup { name } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "/aws/lambda/chat-dev-connect",
+            "/aws/lambda/chat-dev-disconnect"
+        ]
+    );
+    assert!(p.contains(&DeletePolicy));
+    o.managed_policy.as_mut().unwrap().tags = theirs;
+    assert!(
+        plan_teardown(&d, &o).is_err(),
+        "a managed policy of another stage is refused"
+    );
+}
