@@ -14,6 +14,7 @@ const TOLERANCE_SECS = 300;
 
 /** Checks one header value; returns null when valid, else the reason (for your logs, not for the caller). */
 function verifySignature(secret, header, method, path, rawBody, now = Math.floor(Date.now() / 1000)) {
+  if (!secret) return 'no signing secret configured (WS_SIGNING_SECRET)';
   const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header || '');
   if (!m) return 'missing or malformed X-Wsdeploy-Signature header';
   const t = Number(m[1]);

@@ -333,3 +333,113 @@ fn express_signature_check_agrees_with_the_lambdas_signer() {
     assert_eq!(check("other", "DELETE"), "signature does not match");
     assert_eq!(check("s3cret", "POST"), "signature does not match");
 }
+
+/// The frontend snippet sends the user's token on its socket, so it refuses a URL that would carry it in
+/// cleartext: `wss://` anywhere, `ws://` only on this machine (what `wsdeploy dev` serves).
+#[test]
+fn the_frontend_snippet_refuses_cleartext_urls_outside_this_machine() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("templates/frontend/wsdeploy-socket.js"),
+        t.path().join("wsdeploy-socket.mjs"),
+    )
+    .unwrap();
+    // A stand-in for the socket library: the snippet's own checks are under test, not the library.
+    let lib = t.path().join("node_modules/reconnecting-websocket");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(
+        lib.join("package.json"),
+        r#"{"type":"module","main":"index.js"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        lib.join("index.js"),
+        "export default class { constructor(url) { this.url = url; } addEventListener() {} }\n",
+    )
+    .unwrap();
+    let script = "const { connectSocket } = await import(process.argv[1]); const out = {};\n\
+        for (const url of process.argv.slice(2)) {\n\
+          try { connectSocket({ url, getToken: async () => 't', onMessage: () => {} }); out[url] = 'ok'; }\n\
+          catch (e) { out[url] = e.message; }\n\
+        }\n\
+        console.log(JSON.stringify(out));";
+    let urls = [
+        ("wss://abc.execute-api.eu-west-3.amazonaws.com/prod", true),
+        ("ws://127.0.0.1:3001/local", true),
+        ("ws://localhost:3001/local", true),
+        ("ws://[::1]:3001/local", true),
+        ("ws://api.example.com/prod", false),
+        ("ws://192.168.1.20:3001/local", false),
+        ("http://127.0.0.1:3001/local", false),
+    ];
+    let (ok, out) = run(Command::new("node")
+        .arg("--input-type=module")
+        .arg("-e")
+        .arg(script)
+        .arg(t.path().join("wsdeploy-socket.mjs"))
+        .args(urls.iter().map(|(u, _)| u)));
+    assert!(ok, "{out}");
+    let last = out
+        .lines()
+        .find(|l| l.starts_with("{\""))
+        .unwrap_or_default();
+    let got: serde_json::Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"));
+    for (url, allowed) in urls {
+        let answer = got[url].as_str().unwrap();
+        assert_eq!(answer == "ok", allowed, "{url}: {answer}");
+        if !allowed {
+            assert!(answer.contains("cleartext"), "{url}: {answer}");
+        }
+    }
+}
+
+/// The NestJS guard, compiled with the real packages and run: it looks at the signature before anything else, so
+/// an unsigned call is a 401 even where the app's own set-up would fail (no raw body), never a 500.
+#[test]
+fn the_nestjs_guard_answers_401_to_an_unsigned_call_before_anything_else() {
+    let nest = root().join("templates/nestjs");
+    let out_dir = tempfile::tempdir().unwrap();
+    let (ok, out) = run(Command::new("node")
+        .arg(nest.join("node_modules/typescript/bin/tsc"))
+        .args([
+            "-p",
+            nest.to_str().unwrap(),
+            "--noEmit",
+            "false",
+            "--outDir",
+        ])
+        .arg(out_dir.path()));
+    assert!(ok, "{out}");
+    let guard = out_dir.path().join("socket/lambda-signature.guard.js");
+    assert!(guard.is_file(), "{}", guard.display());
+    // The compiled guard lives outside the template: its packages resolve through NODE_PATH.
+    let script = "require('reflect-metadata');\n\
+        const { LambdaSignatureGuard } = require(process.argv[1]);\n\
+        const guard = new LambdaSignatureGuard({ signingSecret: 's'.repeat(43) });\n\
+        const call = (method, headers, rawBody) => {\n\
+          const req = { method, originalUrl: '/socket-connections', rawBody, header: (h) => headers[h.toLowerCase()] };\n\
+          try { guard.canActivate({ switchToHttp: () => ({ getRequest: () => req }) }); return 'allowed'; }\n\
+          catch (e) { return typeof e.getStatus === 'function' ? e.getStatus() : 'error: ' + e.message; }\n\
+        };\n\
+        console.log(JSON.stringify({\n\
+          unsigned_without_raw_body: call('POST', {}, undefined),\n\
+          malformed: call('POST', { 'x-wsdeploy-signature': 't=1,v1=zz' }, Buffer.from('{}')),\n\
+          wrong: call('DELETE', { 'x-wsdeploy-signature': 't=' + Math.floor(Date.now() / 1000) + ',v1=' + '0'.repeat(64) }, undefined),\n\
+        }));";
+    let (ok, out) = run(Command::new("node")
+        .env("NODE_PATH", nest.join("node_modules"))
+        .arg("-e")
+        .arg(script)
+        .arg(&guard));
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("{\""))
+        .unwrap_or_default();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_default(),
+        serde_json::json!({ "unsigned_without_raw_body": 401, "malformed": 401, "wrong": 401 }),
+        "{out}"
+    );
+}

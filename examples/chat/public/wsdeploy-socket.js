@@ -13,6 +13,12 @@ import ReconnectingWebSocket from 'reconnecting-websocket';
 
 export function connectSocket({ url, getToken, onMessage, onStatus = () => {} }) {
   if (!url) throw new Error('no WebSocket URL: run `wsdeploy dev` or `wsdeploy up`, which write it into your env file');
+  // The user's token travels on this socket: wss:// only, but for this machine (`wsdeploy dev` serves ws://).
+  const { protocol, hostname, host } = new URL(url);
+  const local = ['localhost', '127.0.0.1', '[::1]'].includes(hostname);
+  if (protocol !== 'wss:' && !(protocol === 'ws:' && local)) {
+    throw new Error(`refusing ${protocol}//${host}: the token would travel in cleartext; use the wss:// URL wsdeploy wrote`);
+  }
   const ws = new ReconnectingWebSocket(url, [], {
     minReconnectionDelay: 500,
     maxReconnectionDelay: 10000,

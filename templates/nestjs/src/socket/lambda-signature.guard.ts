@@ -20,6 +20,7 @@ export function verifySignature(
   rawBody: Buffer | undefined,
   now = Math.floor(Date.now() / 1000),
 ): string | null {
+  if (!secret) return 'no signing secret configured (WS_SIGNING_SECRET)';
   const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header ?? '');
   if (!m) return 'missing or malformed X-Wsdeploy-Signature header';
   const t = Number(m[1]);
@@ -39,6 +40,11 @@ export class LambdaSignatureGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const req = context.switchToHttp().getRequest<Request & { rawBody?: Buffer }>();
+    // The signature first: an unsigned call is a 401 whatever else is wrong, never a 500 an attacker can provoke.
+    if (!/^t=\d+,v1=[0-9a-f]{64}$/.test(req.header('x-wsdeploy-signature') ?? '')) {
+      this.logger.warn(`refused ${req.method} ${req.originalUrl}: missing or malformed X-Wsdeploy-Signature header`);
+      throw new UnauthorizedException('invalid signature');
+    }
     if (req.method !== 'DELETE' && req.rawBody === undefined) {
       throw new Error('no raw body to verify: create the app with NestFactory.create(AppModule, { rawBody: true })');
     }
