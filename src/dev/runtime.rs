@@ -161,7 +161,10 @@ impl Pool {
             arn: format!("arn:aws:lambda:local:000000000000:function:{}", self.name),
             timeout: self.timeout,
         });
-        let app = axum::Router::new()
+        // Invocations carry users' tokens: only the processes dev starts, which are given this path, may take them
+        // (any other program on the machine can reach a loopback port).
+        let token = crate::secret::new_signing_secret();
+        let api = axum::Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route(
                 "/2018-06-01/runtime/invocation/{id}/response",
@@ -170,8 +173,10 @@ impl Pool {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(endpoint.clone());
+        let app = axum::Router::new().nest(&format!("/{token}"), api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        // A URI with a path (AWS gives `host:port`): the functions' runtime client keeps the path as its base.
+        let runtime_api = format!("http://{}/{token}", listener.local_addr()?);
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
         let pool = self.clone();
         let mut stop = self.stopping.subscribe();
@@ -181,7 +186,7 @@ impl Pool {
                 if *stop.borrow() {
                     break;
                 }
-                let child = function_process(&bootstrap, &env, &pool.name, addr).spawn();
+                let child = function_process(&bootstrap, &env, &pool.name, &runtime_api).spawn();
                 let mut child = match child {
                     Ok(c) => c,
                     Err(e) => {
@@ -290,7 +295,7 @@ fn function_process(
     bootstrap: &std::path::Path,
     env: &[(String, String)],
     name: &str,
-    runtime_api: std::net::SocketAddr,
+    runtime_api: &str,
 ) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(bootstrap);
     // Out of the terminal's process group: Ctrl-C reaches dev alone, and the functions stay up to run the
@@ -299,7 +304,7 @@ fn function_process(
     command.process_group(0);
     command
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string())
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
         .env("AWS_LAMBDA_FUNCTION_NAME", name)
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))

@@ -1,6 +1,6 @@
 //! `wsdeploy dev` end to end, all real: a backend on 127.0.0.1:0 that checks the Lambdas' signatures, the dev
 //! gateway as a child process running the bundled bootstraps, a WebSocket client, and the real
-//! aws-sdk-apigatewaymanagement client (so `SigV4` is real).
+//! aws-sdk-apigatewaymanagement client (so SigV4 is real).
 
 use std::time::{Duration, Instant};
 
@@ -317,4 +317,50 @@ async fn a_crashing_or_hanging_function_is_an_internal_server_error() {
         "the gateway still serves: {}",
         dev.output()
     );
+}
+
+/// The local Runtime API serves only the function processes `dev` started: any program on this machine can reach
+/// a loopback port, and the invocations carry users' tokens. Without the path `dev` gave its processes, 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runtime_api_serves_only_the_processes_dev_started() {
+    let cache = private_cache();
+    let (dev, _) = dev_with_backend("", &[], cache.path()).await;
+    let exe = walk(cache.path())
+        .into_iter()
+        .find(|p| p.ends_with("connect/bootstrap"))
+        .unwrap();
+    let pid = pids_of(&exe)
+        .into_iter()
+        .next()
+        .expect("a connect process runs");
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let api = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("AWS_LAMBDA_RUNTIME_API="))
+        .expect("the process has a Runtime API")
+        .to_string();
+    let (host, token) = api
+        .strip_prefix("http://")
+        .and_then(|a| a.split_once('/'))
+        .expect("the endpoint carries a path");
+    assert!(token.len() >= 32, "{api}");
+    let client = reqwest::Client::new();
+    for path in [
+        "/2018-06-01/runtime/invocation/next".to_string(),
+        "/2018-06-01/runtime/invocation/x/response".to_string(),
+        format!(
+            "/{}/2018-06-01/runtime/invocation/next",
+            &token[..token.len() - 1]
+        ),
+    ] {
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            client.get(format!("http://{host}{path}")).send(),
+        )
+        .await
+        .expect("answered at once, not held like a waiting function")
+        .unwrap();
+        assert_eq!(r.status(), 404, "{path}: {}", dev.output());
+    }
 }
