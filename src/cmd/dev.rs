@@ -29,6 +29,10 @@ pub struct Args {
     /// Close a socket after this many seconds whatever happens (API Gateway: 7200).
     #[arg(long, default_value_t = crate::facts::MAX_CONNECTION_S, value_name = "SECONDS")]
     pub max_connection: u64,
+    /// Refuse new sockets (HTTP 429) while this many are open, so that a runaway client cannot exhaust this
+    /// machine.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_connections: usize,
 }
 
 impl Args {
@@ -45,6 +49,7 @@ impl Args {
             port: self.port,
             idle: Duration::from_secs(self.idle_timeout),
             max_life: Duration::from_secs(self.max_connection),
+            max_connections: self.max_connections,
             log: Log {
                 quiet: ctx.ui.quiet,
             },

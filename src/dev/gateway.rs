@@ -26,6 +26,8 @@ use crate::facts::{MAX_FRAME_BYTES as MAX_FRAME, MAX_MESSAGE_BYTES as MAX_MESSAG
 pub(crate) struct Limits {
     pub idle: Duration,
     pub max_life: Duration,
+    /// Open sockets at most; a new one beyond it is refused with 429.
+    pub max_connections: usize,
 }
 
 pub(crate) struct Route {
@@ -328,6 +330,17 @@ async fn connect(
         return (
             StatusCode::FORBIDDEN,
             axum::Json(json!({ "message": "Forbidden" })),
+        )
+            .into_response();
+    }
+    if gw.conns.lock().expect("conns").len() >= gw.limits.max_connections {
+        gw.log.line(&format!(
+            "refused a socket from {peer}: {} are open (--max-connections)",
+            gw.limits.max_connections
+        ));
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({ "message": "Too Many Requests" })),
         )
             .into_response();
     }

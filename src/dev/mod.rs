@@ -47,6 +47,7 @@ pub(crate) struct Options {
     pub idle: Duration,
     pub max_life: Duration,
     pub log: Log,
+    pub max_connections: usize,
 }
 
 /// What `dev` tells people and machines once it listens.
@@ -220,6 +221,7 @@ fn gateway(
     let limits = gateway::Limits {
         idle: opts.idle,
         max_life: opts.max_life,
+        max_connections: opts.max_connections,
     };
     gateway::Gateway::new(
         stage.stage.clone(),

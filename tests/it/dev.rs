@@ -364,3 +364,26 @@ async fn the_runtime_api_serves_only_the_processes_dev_started() {
         assert_eq!(r.status(), 404, "{path}: {}", dev.output());
     }
 }
+
+/// `--max-connections`: beyond that many open sockets a new one is refused with 429, and one that closes makes
+/// room again.
+#[tokio::test(flavor = "multi_thread")]
+async fn sockets_beyond_max_connections_are_refused() {
+    let (dev, _) = dev_with_backend("", &["--max-connections", "2"], &cache()).await;
+    let (a, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    let (_b, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    match tokio_tungstenite::connect_async(&dev.ws_url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 429),
+        other => panic!("a third socket: {other:?}\n{}", dev.output()),
+    }
+    drop(a);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio_tungstenite::connect_async(&dev.ws_url).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "room again once a socket closed\n{}",
+            dev.output()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
