@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,6 +23,22 @@ use super::sigv4::Verifier;
 use super::Log;
 
 use crate::facts::{MAX_FRAME_BYTES as MAX_FRAME, MAX_MESSAGE_BYTES as MAX_MESSAGE};
+
+/// Bytes waiting to be written to one socket, at most: a client that stops reading gets 429s on `@connections`
+/// (what API Gateway answers), not a `dev` that grows without bound.
+pub(crate) const MAX_QUEUED_PER_CONNECTION: usize = 1 << 20;
+/// The same, across every socket.
+pub(crate) const MAX_QUEUED_TOTAL: usize = 64 << 20;
+
+/// What became of a message for a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// No such connection (any more).
+    Gone,
+    /// The socket's (or every socket's) queue is full.
+    Full,
+}
 
 pub(crate) struct Limits {
     pub idle: Duration,
@@ -44,10 +61,14 @@ pub(crate) struct Gateway {
     pub verifier: Verifier,
     pub log: Log,
     conns: Mutex<HashMap<String, Conn>>,
+    /// Bytes queued for every socket, not yet written.
+    queued_total: AtomicUsize,
 }
 
 struct Conn {
     tx: mpsc::UnboundedSender<Out>,
+    /// Bytes queued for this socket, not yet written.
+    queued: Arc<AtomicUsize>,
     connected_at: SystemTime,
     last_active: SystemTime,
     source_ip: String,
@@ -76,6 +97,7 @@ impl Gateway {
             verifier,
             log,
             conns: Mutex::new(HashMap::new()),
+            queued_total: AtomicUsize::new(0),
         })
     }
 
@@ -191,12 +213,31 @@ impl Gateway {
         }
     }
 
-    fn send(&self, id: &str, text: String) -> bool {
-        self.conns
-            .lock()
-            .expect("conns")
-            .get(id)
-            .is_some_and(|c| c.tx.send(Out::Text(text)).is_ok())
+    fn send(&self, id: &str, text: String) -> Sent {
+        let conns = self.conns.lock().expect("conns");
+        let Some(c) = conns.get(id) else {
+            return Sent::Gone;
+        };
+        let n = text.len();
+        if c.queued.load(Ordering::Relaxed) + n > MAX_QUEUED_PER_CONNECTION
+            || self.queued_total.load(Ordering::Relaxed) + n > MAX_QUEUED_TOTAL
+        {
+            return Sent::Full;
+        }
+        c.queued.fetch_add(n, Ordering::Relaxed);
+        self.queued_total.fetch_add(n, Ordering::Relaxed);
+        if c.tx.send(Out::Text(text)).is_ok() {
+            Sent::Queued
+        } else {
+            self.written(&c.queued, n);
+            Sent::Gone
+        }
+    }
+
+    /// `n` queued bytes are off the queue (written, or dropped with their socket).
+    fn written(&self, queued: &AtomicUsize, n: usize) {
+        queued.fetch_sub(n, Ordering::Relaxed);
+        self.queued_total.fetch_sub(n, Ordering::Relaxed);
     }
 
     fn touch(&self, id: &str) {
@@ -208,10 +249,12 @@ impl Gateway {
     async fn serve(self: Arc<Self>, socket: WebSocket, id: String, ip: String, ua: String) {
         let connected_at = SystemTime::now();
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         self.conns.lock().expect("conns").insert(
             id.clone(),
             Conn {
                 tx,
+                queued: queued.clone(),
                 connected_at,
                 last_active: connected_at,
                 source_ip: ip.clone(),
@@ -254,7 +297,10 @@ impl Gateway {
                 },
                 out = rx.recv() => match out {
                     Some(Out::Text(t)) => {
-                        if sink.send(Message::Text(t.into())).await.is_err() {
+                        let n = t.len();
+                        let sent = sink.send(Message::Text(t.into())).await;
+                        self.written(&queued, n);
+                        if sent.is_err() {
                             break;
                         }
                     }
@@ -281,6 +327,8 @@ impl Gateway {
         self.run_disconnect(&id, (code, &reason), (connected_at, &ip, &ua))
             .await;
         self.conns.lock().expect("conns").remove(&id);
+        // What was never written goes with the socket.
+        self.written(&queued, queued.load(Ordering::Relaxed));
     }
 
     /// The `$disconnect` route of a closed connection, with the close code and reason as AWS reports them.
@@ -452,9 +500,20 @@ async fn management(
                 "the message is larger than 128 KB",
             )
         }
-        Method::POST => gw
-            .send(&id, String::from_utf8_lossy(&body).into_owned())
-            .then(|| StatusCode::OK.into_response()),
+        Method::POST => match gw.send(&id, String::from_utf8_lossy(&body).into_owned()) {
+            Sent::Queued => Some(StatusCode::OK.into_response()),
+            Sent::Gone => None,
+            Sent::Full => {
+                gw.log.line(&format!(
+                    "@connections POST {id} → 429: its send queue is full"
+                ));
+                return management_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "LimitExceededException",
+                    "the connection's send queue is full: the client is not reading",
+                );
+            }
+        },
         Method::GET => gw.conns.lock().expect("conns").get(&id).map(|c| {
             axum::Json(json!({
                 // The wire names (the service model's jsonName), which the AWS SDKs read.

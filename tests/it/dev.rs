@@ -387,3 +387,55 @@ async fn sockets_beyond_max_connections_are_refused() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A client that stops reading fills what can be queued for it. Then `@connections` answers 429
+/// `LimitExceededException`, as API Gateway does, instead of `dev` holding every message in memory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_stops_reading_gets_429s_not_an_unbounded_queue() {
+    use aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata;
+    let (dev, seen) = dev_with_backend("", &[], &cache()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    ws.send(Message::Text(
+        r#"{"action":"auth","token":"good-token"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"ok":true,"type":"auth"}"#);
+    let body = seen.lock().unwrap().calls[0].3.clone();
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // From here on the client reads nothing.
+    let mgmt = dev.management().await;
+    let chunk = vec![b'x'; 100 * 1024];
+    let mut accepted = 0;
+    let refused = loop {
+        match mgmt
+            .post_to_connection()
+            .connection_id(&id)
+            .data(chunk.clone().into())
+            .send()
+            .await
+        {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(
+            accepted < 2000,
+            "never refused after {accepted} × 100 KB\n{}",
+            dev.output()
+        );
+    };
+    assert_eq!(
+        refused.code(),
+        Some("LimitExceededException"),
+        "{refused:?}"
+    );
+    assert!(
+        accepted > 10,
+        "the queue holds 1 MiB before refusing: {accepted} accepted"
+    );
+    eprintln!("accepted {accepted} posts of 100 KB before the 429");
+    drop(ws);
+}
