@@ -252,10 +252,7 @@ async fn idle_sockets_are_closed() {
 async fn a_crashing_or_hanging_function_is_an_internal_server_error() {
     let cache = private_cache();
     let (dev, seen) = dev_with_backend("lambda: { timeout_s: 3 }\n", &[], cache.path()).await;
-    let exe = walk(cache.path())
-        .into_iter()
-        .find(|p| p.ends_with("connect/bootstrap"))
-        .unwrap();
+    let exe = bootstrap_in(cache.path(), "connect");
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     let auth = r#"{"action":"auth","token":"good-token"}"#;
 
@@ -325,10 +322,7 @@ async fn a_crashing_or_hanging_function_is_an_internal_server_error() {
 async fn the_runtime_api_serves_only_the_processes_dev_started() {
     let cache = private_cache();
     let (dev, _) = dev_with_backend("", &[], cache.path()).await;
-    let exe = walk(cache.path())
-        .into_iter()
-        .find(|p| p.ends_with("connect/bootstrap"))
-        .unwrap();
+    let exe = bootstrap_in(cache.path(), "connect");
     let pid = pids_of(&exe)
         .into_iter()
         .next()

@@ -289,6 +289,14 @@ pub(crate) fn private_cache() -> tempfile::TempDir {
     dir
 }
 
+/// The `bootstrap` of a bundled function in a private cache (see [`private_cache`]).
+pub(crate) fn bootstrap_in(cache: &Path, function: &str) -> PathBuf {
+    walk(cache)
+        .into_iter()
+        .find(|p| p.ends_with(format!("{function}/bootstrap")))
+        .unwrap_or_else(|| panic!("no {function}/bootstrap in {}", cache.display()))
+}
+
 pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = vec![];
     for e in std::fs::read_dir(dir).unwrap() {
