@@ -8,12 +8,12 @@ use anyhow::Result;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{explain, is_not_found, policy_json, Clients};
+use crate::config::rules::BUNDLED_FUNCTIONS;
 use crate::config::{Architecture, Names};
 use crate::deploy::state::{
     ApiObs, Caller, Desired, FunctionObs, IntegrationObs, KeyObs, LogGroupObs, Observed, PolicyObs,
     RoleObs, RouteObs, StageObs, Tags, UserObs, PERMISSION_SID,
 };
-use crate::lambdas::FUNCTIONS;
 
 /// Who the credentials belong to, and what the account holds for the stage. The caller (one STS call, also the
 /// first proof that the credentials work) is needed only for the managed policy's ARN, so every other read runs
@@ -101,7 +101,7 @@ async fn role(c: &Clients, l: &Names) -> Result<Option<RoleObs>> {
 }
 
 async fn functions(c: &Clients, l: &Names) -> Result<BTreeMap<String, FunctionObs>> {
-    let reads = FUNCTIONS
+    let reads = BUNDLED_FUNCTIONS
         .iter()
         .map(|f| function(c, format!("{}-{f}", l.prefix)));
     let found = futures_util::future::try_join_all(reads).await?;
@@ -182,7 +182,7 @@ pub(crate) fn permission_source(policy: &str, sid: &str) -> Option<String> {
 }
 
 async fn log_groups(c: &Clients, l: &Names) -> Result<BTreeMap<String, LogGroupObs>> {
-    let wanted: Vec<String> = FUNCTIONS
+    let wanted: Vec<String> = BUNDLED_FUNCTIONS
         .iter()
         .map(|f| Desired::log_group(&format!("{}-{f}", l.prefix)))
         .collect();

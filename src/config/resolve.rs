@@ -221,16 +221,8 @@ fn warn_shared_backend_files(checker: &mut Checker<'_>, stages: &BTreeMap<String
     }
     for (file, names) in by_file.into_iter().filter(|(_, n)| n.len() > 1) {
         let last = names[names.len() - 1];
-        let in_stage: Vec<String> = ["stages", last, "env", "backend", "file"]
-            .map(String::from)
-            .to_vec();
-        let path = if checker.file.positions.contains(&in_stage) {
-            in_stage
-        } else {
-            ["env", "backend", "file"].map(String::from).to_vec()
-        };
         checker.warn(
-            path,
+            origin(checker.file, last, &["env", "backend", "file"]),
             format!(
                 "stages {} write their keys and signing secret to the same file, {}",
                 names.join(" and "),
@@ -272,6 +264,21 @@ fn resolve(checker: &mut Checker<'_>, stage: &str, overrides: &Overrides) -> Opt
     resolve_layer(checker, stage, merged, overrides, stage == LOCAL_STAGE)
 }
 
+/// Where a stage-level problem with the key `rel` is reported: where the value comes from, the stage's override
+/// if it has one, else the top level.
+fn origin(file: &ConfigFile, stage: &str, rel: &[&str]) -> Vec<String> {
+    let in_stage: Vec<String> = ["stages", stage]
+        .iter()
+        .chain(rel)
+        .map(std::string::ToString::to_string)
+        .collect();
+    if file.positions.contains(&in_stage) {
+        in_stage
+    } else {
+        rel.iter().map(std::string::ToString::to_string).collect()
+    }
+}
+
 /// Applies defaults and the checks that need the whole stage; `None` if something required is missing.
 fn resolve_layer(
     checker: &mut Checker<'_>,
@@ -281,19 +288,7 @@ fn resolve_layer(
     local: bool,
 ) -> Option<StageConfig> {
     let file = checker.file;
-    // Report a stage-level problem where the value comes from: the stage's override if it has one.
-    let origin = |rel: &[&str]| -> Vec<String> {
-        let in_stage: Vec<String> = ["stages", stage]
-            .iter()
-            .chain(rel)
-            .map(std::string::ToString::to_string)
-            .collect();
-        if file.positions.contains(&in_stage) {
-            in_stage
-        } else {
-            rel.iter().map(std::string::ToString::to_string).collect()
-        }
-    };
+    let origin = |rel: &[&str]| origin(file, stage, rel);
     let project = l.project.clone();
     if project.is_none() {
         checker.error(

@@ -5,7 +5,7 @@ use super::diag::{redact_userinfo, Diagnostic, Severity};
 use super::load::{did_you_mean, ConfigFile};
 use super::model::{self, Layer};
 
-pub(crate) use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
+use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
 use crate::facts::{LAMBDA_MEMORY_MB, LAMBDA_NAME_LEN, LAMBDA_TIMEOUT_S};
 
 /// The functions bundled in `lambdas/` that a route may name (one binary each there).
@@ -160,34 +160,34 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Whether `value` is within one of Lambda's limits; an error at `path` if it is not.
+    fn lambda_limit(
+        &mut self,
+        path: Vec<String>,
+        value: u32,
+        unit: &str,
+        limit: &std::ops::RangeInclusive<u32>,
+    ) -> bool {
+        if limit.contains(&value) {
+            return true;
+        }
+        self.error(
+            path,
+            format!("{value} {unit} is outside Lambda's limits"),
+            format!("use a value from {} to {}", limit.start(), limit.end()),
+        );
+        false
+    }
+
     /// `lambda:`: within what Lambda and CloudWatch Logs accept.
     fn lambda(&mut self, prefix: &[String], l: &model::Lambda) {
         let at = |rest: &[&str]| under(prefix, rest);
         if let Some(m) = l.memory_mb {
-            if !LAMBDA_MEMORY_MB.contains(&m) {
-                self.error(
-                    at(&["lambda", "memory_mb"]),
-                    format!("{m} MB is outside Lambda's limits"),
-                    format!(
-                        "use a value from {} to {}",
-                        LAMBDA_MEMORY_MB.start(),
-                        LAMBDA_MEMORY_MB.end()
-                    ),
-                );
-            }
+            self.lambda_limit(at(&["lambda", "memory_mb"]), m, "MB", &LAMBDA_MEMORY_MB);
         }
         if let Some(t) = l.timeout_s {
-            if !LAMBDA_TIMEOUT_S.contains(&t) {
-                self.error(
-                    at(&["lambda", "timeout_s"]),
-                    format!("{t} s is outside Lambda's limits"),
-                    format!(
-                        "use a value from {} to {}",
-                        LAMBDA_TIMEOUT_S.start(),
-                        LAMBDA_TIMEOUT_S.end()
-                    ),
-                );
-            } else if t > INTEGRATION_TIMEOUT_S {
+            let within = self.lambda_limit(at(&["lambda", "timeout_s"]), t, "s", &LAMBDA_TIMEOUT_S);
+            if within && t > INTEGRATION_TIMEOUT_S {
                 self.warn(
                     at(&["lambda", "timeout_s"]),
                     format!("{t} s is longer than API Gateway waits for an integration ({INTEGRATION_TIMEOUT_S} s)"),

@@ -141,7 +141,7 @@ fn forward(stream: Option<impl AsyncRead + Unpin + Send + 'static>) {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            super::say(&format!("[app] {line}"));
+            crate::ui::say(&format!("[app] {line}"));
         }
     });
 }

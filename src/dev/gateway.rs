@@ -22,7 +22,7 @@ use super::runtime::Pool;
 use super::sigv4::Verifier;
 use super::Log;
 
-use crate::facts::{MAX_FRAME_BYTES as MAX_FRAME, MAX_MESSAGE_BYTES as MAX_MESSAGE};
+use crate::facts::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 
 /// Bytes waiting to be written to one socket, at most: a client that stops reading gets 429s on `@connections`
 /// (what API Gateway answers), not a `dev` that grows without bound.
@@ -434,8 +434,8 @@ async fn connect(
     // A small read buffer: the 128 KiB default costs that much per idle socket.
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
-        .max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_FRAME)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| gw.serve(socket, id, ip, ua))
 }
 
@@ -493,7 +493,7 @@ async fn management(
     }
     let started = Instant::now();
     let found = match method {
-        Method::POST if body.len() > MAX_MESSAGE => {
+        Method::POST if body.len() > MAX_MESSAGE_BYTES => {
             return management_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PayloadTooLargeException",

@@ -18,6 +18,7 @@ use crate::envfile;
 use crate::facts::INTEGRATION_TIMEOUT_S;
 use crate::lambdas::{self, Target};
 use crate::secret;
+use crate::ui::say;
 
 /// Lines about connections and invocations (hidden by -q); the functions' own output, prefixed with their name.
 #[derive(Clone)]
@@ -38,8 +39,6 @@ impl Log {
         }
     }
 }
-
-pub(crate) use crate::ui::say;
 
 pub(crate) struct Options {
     pub host: std::net::IpAddr,

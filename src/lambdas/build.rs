@@ -5,7 +5,8 @@ use std::process::Command;
 
 use crate::config::Architecture;
 
-use super::{cache_dir, code_sha256, deterministic_zip, extract, source_hash, FUNCTIONS};
+use super::{cache_dir, code_sha256, deterministic_zip, extract, source_hash};
+use crate::config::rules::BUNDLED_FUNCTIONS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
@@ -127,7 +128,7 @@ pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     }
     std::fs::create_dir_all(&artifacts).map_err(io(&artifacts))?;
     let mut built = vec![];
-    for function in FUNCTIONS {
+    for function in BUNDLED_FUNCTIONS {
         let exe = match target {
             Target::Lambda(_) => target_dir.join("lambda").join(function).join("bootstrap"),
             Target::Host => target_dir.join("release").join(function),
@@ -189,7 +190,7 @@ fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
     if !artifacts.join(".complete").exists() {
         return None;
     }
-    FUNCTIONS
+    BUNDLED_FUNCTIONS
         .iter()
         .map(|&function| {
             let dir = artifacts.join(function);

@@ -15,8 +15,6 @@ pub(crate) use zip::{code_sha256, deterministic_zip};
 
 static SOURCES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/lambdas");
 
-pub(crate) use crate::config::rules::BUNDLED_FUNCTIONS as FUNCTIONS;
-
 /// Embedded files that are sources (tool settings of this repository's checkout are not).
 fn source_files() -> Vec<&'static include_dir::File<'static>> {
     fn walk(d: &'static Dir<'static>, out: &mut Vec<&'static include_dir::File<'static>>) {
