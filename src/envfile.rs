@@ -1,6 +1,7 @@
 //! Editing dotenv files in place: managed keys are set or removed, every other byte is kept (comments, order,
 //! quoting, `export ` prefixes, CRLF, a missing final newline), and the file is replaced atomically.
 
+pub use crate::secret::SigningSecrets;
 use std::path::Path;
 
 /// `KEY` of a line like `  export KEY = value`, with the byte range of the value.
@@ -194,7 +195,7 @@ pub struct StageValues<'a> {
     /// Remove any key lines: with `credentials: policy` the backend uses its own role, and a stale key left in the
     /// file would take precedence over it in the templates.
     pub drop_key: bool,
-    pub signing_secret: &'a str,
+    pub signing: &'a SigningSecrets,
     /// Whose secret it is (the stage's resource prefix, `{project}-{stage}`), recorded beside it.
     pub stage: &'a str,
 }
@@ -223,21 +224,25 @@ pub fn write_stage(
     }
     if let Some(b) = &env.backend {
         let owner = b.signing_secret_stage();
+        let previous = b.signing_secret_previous();
         let mut set: Vec<(&str, &str)> = vec![
             (&b.endpoint, v.endpoint),
             (&b.region, v.region),
-            (&b.signing_secret, v.signing_secret),
+            (&b.signing_secret, &v.signing.current),
             (&owner, v.stage),
         ];
+        let mut drop: Vec<&str> = vec![];
+        match &v.signing.previous {
+            Some(p) => set.push((&previous, p)),
+            None => drop.push(&previous),
+        }
         if let Some((id, secret)) = v.key {
             set.push((&b.access_key_id, id));
             set.push((&b.secret_access_key, secret));
         }
-        let drop: Vec<&str> = if v.drop_key {
-            vec![&b.access_key_id, &b.secret_access_key]
-        } else {
-            vec![]
-        };
+        if v.drop_key {
+            drop.extend([b.access_key_id.as_str(), &b.secret_access_key]);
+        }
         let changed = update_file(&b.file, &set, &drop, true)?;
         written.push((b.file.display().to_string(), changed));
     }

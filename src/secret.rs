@@ -30,3 +30,121 @@ pub(crate) fn new_dev_key() -> (String, String) {
     );
     (id, Alphanumeric.sample_string(&mut rng, 40))
 }
+
+/// The secret the functions sign with and, while a rotation rolls out, the one they signed with before: they sign
+/// with both, so a backend that knows either accepts their calls.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSecrets {
+    pub current: String,
+    pub previous: Option<String>,
+}
+
+/// What `up` does to the signing secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretChange {
+    /// None was deployed: a new one.
+    Created,
+    /// The deployed one stays.
+    Kept,
+    /// A new one, the deployed one kept as the previous (`--rotate-signing-secret`).
+    Rotated,
+    /// The previous one of a rotation is dropped: the functions sign with the current one only.
+    Retired,
+}
+
+impl SigningSecrets {
+    pub fn single(current: String) -> SigningSecrets {
+        SigningSecrets {
+            current,
+            previous: None,
+        }
+    }
+
+    /// The secrets to deploy, given those deployed: a rotation keeps the deployed one as the previous, and the next
+    /// `up` without `rotate` retires it (by then the backend runs with the env file that holds the new one).
+    pub(crate) fn next(
+        deployed: Option<SigningSecrets>,
+        rotate: bool,
+        fresh: impl FnOnce() -> String,
+    ) -> (SigningSecrets, SecretChange) {
+        match deployed {
+            None => (SigningSecrets::single(fresh()), SecretChange::Created),
+            Some(d) if rotate => (
+                SigningSecrets {
+                    current: fresh(),
+                    previous: Some(d.current),
+                },
+                SecretChange::Rotated,
+            ),
+            Some(d) if d.previous.is_some() => {
+                (SigningSecrets::single(d.current), SecretChange::Retired)
+            }
+            Some(d) => (d, SecretChange::Kept),
+        }
+    }
+}
+
+// Never prints a secret, whatever formats it.
+impl std::fmt::Debug for SigningSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningSecrets")
+            .field("current", &"<redacted>")
+            .field("previous", &self.previous.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployed(previous: Option<&str>) -> SigningSecrets {
+        SigningSecrets {
+            current: "cur".into(),
+            previous: previous.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_deployed_secret_until_the_next_up() {
+        let fresh = || "new".to_string();
+        assert_eq!(
+            SigningSecrets::next(None, false, fresh),
+            (SigningSecrets::single("new".into()), SecretChange::Created)
+        );
+        assert_eq!(
+            SigningSecrets::next(None, true, fresh),
+            (SigningSecrets::single("new".into()), SecretChange::Created),
+            "nothing deployed: nothing to keep accepting"
+        );
+        assert_eq!(
+            SigningSecrets::next(Some(deployed(None)), false, fresh),
+            (SigningSecrets::single("cur".into()), SecretChange::Kept)
+        );
+        let (rotated, change) = SigningSecrets::next(Some(deployed(None)), true, fresh);
+        assert_eq!(change, SecretChange::Rotated);
+        assert_eq!(
+            (rotated.current.as_str(), rotated.previous.as_deref()),
+            ("new", Some("cur"))
+        );
+        assert_eq!(
+            SigningSecrets::next(Some(rotated.clone()), false, fresh),
+            (SigningSecrets::single("new".into()), SecretChange::Retired)
+        );
+        // Rotating again mid-rotation: the oldest goes, the two newest are accepted.
+        let (again, _) = SigningSecrets::next(Some(rotated), true, || "newer".into());
+        assert_eq!(
+            (again.current.as_str(), again.previous.as_deref()),
+            ("newer", Some("new"))
+        );
+    }
+
+    #[test]
+    fn debug_output_never_holds_a_secret() {
+        let s = SigningSecrets {
+            current: "current-value".into(),
+            previous: Some("previous-value".into()),
+        };
+        assert!(!format!("{s:?}").contains("value"));
+    }
+}

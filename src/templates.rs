@@ -74,7 +74,8 @@ pub(crate) fn next_steps(kind: Backend, backend_dir: &Path, frontend_dir: &Path)
     )];
     match kind {
         Backend::Express => steps.push(
-            "mount it: app.use(socketConnections({ express, store, userFromToken, signingSecret: process.env.WS_SIGNING_SECRET })) \
+            "mount it: app.use(socketConnections({ express, store, userFromToken, signingSecret: process.env.WS_SIGNING_SECRET, \
+             previousSigningSecret: process.env.WS_SIGNING_SECRET_PREVIOUS })) \
              from require('./wsdeploy'), and push with new SocketService(store).sendMessage(userId, data)"
                 .into(),
         ),

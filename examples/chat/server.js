@@ -26,6 +26,7 @@ app.use(
     store,
     userFromToken: (token) => tokens.get(token) ?? null,
     signingSecret: process.env.WS_SIGNING_SECRET,
+    previousSigningSecret: process.env.WS_SIGNING_SECRET_PREVIOUS,
   }),
 );
 

@@ -14,6 +14,7 @@ use crate::deploy::{plan, Action, Artifact, Desired, Observed, Options};
 use crate::envfile;
 use crate::error::Result;
 use crate::lambdas::{self, Target};
+use crate::secret::{SecretChange, SigningSecrets};
 use crate::ui::Progress;
 
 use super::Context;
@@ -97,8 +98,9 @@ pub struct Planned {
     pub desired: Desired,
     pub observed: Observed,
     pub actions: Vec<Action>,
-    /// The one already shared by the functions and the backend, or a new one.
-    pub signing_secret: String,
+    /// What the functions sign with (and the backend's env file holds) once applied.
+    pub signing: SigningSecrets,
+    pub signing_change: SecretChange,
 }
 
 /// How `plan` and `up` treat the backend's access keys.
@@ -111,6 +113,11 @@ pub struct KeyArgs {
     /// How long a deactivated access key is kept (and can be reactivated) before `up` deletes it.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub key_grace: std::time::Duration,
+    /// Deploy a new signing secret. Until the next `up` the functions sign with both the new and the previous one
+    /// (the backend's env file holds both), so a backend still running with the previous one keeps working;
+    /// restart it with the env file before the next `up`, which retires the previous one.
+    #[arg(long)]
+    pub rotate_signing_secret: bool,
 }
 
 impl KeyArgs {
@@ -131,17 +138,20 @@ impl Session {
     pub async fn plan(&self, progress: &dyn Progress, keys: &KeyArgs) -> Result<Planned> {
         let artifacts = self.artifacts(progress).await?;
         let observed = self.observed.clone();
-        let signing_secret = observed
-            .signing_secret()
-            .unwrap_or_else(crate::secret::new_signing_secret);
-        let desired = Desired::new(&self.stage, &self.caller, &artifacts, &signing_secret)
+        let (signing, signing_change) = SigningSecrets::next(
+            observed.signing_secrets(),
+            keys.rotate_signing_secret,
+            crate::secret::new_signing_secret,
+        );
+        let desired = Desired::new(&self.stage, &self.caller, &artifacts, &signing)
             .map_err(anyhow::Error::from)?;
         let actions = plan(&desired, &observed, &keys.options()).map_err(anyhow::Error::from)?;
         Ok(Planned {
             desired,
             observed,
             actions,
-            signing_secret,
+            signing,
+            signing_change,
         })
     }
 

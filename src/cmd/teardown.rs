@@ -65,12 +65,14 @@ impl Args {
             }
             if let Some(b) = &s.stage.env.backend {
                 let owner = b.signing_secret_stage();
+                let previous = b.signing_secret_previous();
                 let keys = [
                     &b.endpoint,
                     &b.region,
                     &b.access_key_id,
                     &b.secret_access_key,
                     &b.signing_secret,
+                    &previous,
                     &owner,
                 ]
                 .map(String::as_str);

@@ -10,6 +10,7 @@ use crate::deploy::state::ApiRef;
 use crate::deploy::{render, Action, Phase};
 use crate::envfile;
 use crate::error::{Error, Result};
+use crate::secret::SecretChange;
 use crate::ui::Progress;
 
 use super::session::{outputs, KeyArgs, Planned, Session};
@@ -75,7 +76,7 @@ impl Args {
         let shown = self.show_secrets.then(|| {
             (
                 key_secret.as_deref().unwrap_or(""),
-                planned.signing_secret.as_str(),
+                planned.signing.current.as_str(),
             )
         });
         let d = &planned.desired;
@@ -100,7 +101,7 @@ impl Args {
                 key_secret
                     .as_deref()
                     .unwrap_or("(unchanged; in the backend's env file)"),
-                planned.signing_secret
+                planned.signing.current
             ));
         }
         if let Some(b) = &s.stage.env.backend {
@@ -145,7 +146,7 @@ impl Args {
                 region: &d.region,
                 key: ids.new_key.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
                 drop_key: s.stage.credentials == CredentialsMode::Policy,
-                signing_secret: &planned.signing_secret,
+                signing: &planned.signing,
                 stage: &d.names.prefix,
             },
         ).map_err(|e| match &ids.new_key {
@@ -187,6 +188,22 @@ fn summary(s: &Session, planned: &Planned, done: &Done, started: Instant) -> Str
     for (file, changed) in &done.written {
         let how = if *changed { "updated" } else { "unchanged" };
         lines.push(format!("  Env file             {file} ({how})"));
+    }
+    let secret_var = s
+        .stage
+        .env
+        .backend
+        .as_ref()
+        .map_or("WS_SIGNING_SECRET", |b| b.signing_secret.as_str());
+    match planned.signing_change {
+        SecretChange::Rotated => lines.push(format!(
+            "  Signing secret       rotated: the functions sign with the new and the previous one until the next `up`.\n\
+             \x20                      Restart your backend with the env file ({secret_var} and {secret_var}_PREVIOUS) before then."
+        )),
+        SecretChange::Retired => lines.push(format!(
+            "  Signing secret       previous one retired: the functions sign with {secret_var} only."
+        )),
+        SecretChange::Created | SecretChange::Kept => {}
     }
     if s.stage.credentials == CredentialsMode::Policy {
         lines.push(format!(

@@ -9,6 +9,11 @@ use super::diag::Report;
 use super::load::{self, did_you_mean, ConfigError, ConfigFile};
 use super::model::{Architecture, CredentialsMode, Layer, Merge};
 use super::rules::{self, Checker};
+use crate::secret::SigningSecrets;
+
+/// The function environment's names for the signing secrets (read by `lambdas/common`).
+pub(crate) const FUNCTION_ENV_SIGNING_SECRET: &str = "WSDEPLOY_SIGNING_SECRET";
+pub(crate) const FUNCTION_ENV_SIGNING_SECRET_PREVIOUS: &str = "WSDEPLOY_SIGNING_SECRET_PREVIOUS";
 
 /// `wsdeploy dev` runs this stage: implicit, never deployed.
 pub(crate) const LOCAL_STAGE: &str = "local";
@@ -98,6 +103,11 @@ impl BackendEnvSettings {
     /// The variable that records whose signing secret the file holds (`{signing_secret}_STAGE`).
     pub fn signing_secret_stage(&self) -> String {
         format!("{}_STAGE", self.signing_secret)
+    }
+
+    /// The variable that holds the previous signing secret while a rotation rolls out (`{signing_secret}_PREVIOUS`).
+    pub fn signing_secret_previous(&self) -> String {
+        format!("{}_PREVIOUS", self.signing_secret)
     }
 }
 
@@ -584,16 +594,21 @@ impl StageConfig {
 
     /// The environment of every bundled function, on AWS and under `dev` alike (the names are the functions'
     /// contract, read in `lambdas/common`).
-    pub fn function_env(&self, signing_secret: &str) -> BTreeMap<String, String> {
+    pub fn function_env(&self, signing: &SigningSecrets) -> BTreeMap<String, String> {
         let b = &self.backend;
+        let previous = signing
+            .previous
+            .clone()
+            .map(|p| (FUNCTION_ENV_SIGNING_SECRET_PREVIOUS, p));
         [
             ("WSDEPLOY_BACKEND_URL", b.url.clone()),
             ("WSDEPLOY_CONNECT_PATH", b.connect_path.clone()),
             ("WSDEPLOY_DISCONNECT_PATH", b.disconnect_path.clone()),
             ("WSDEPLOY_BACKEND_TIMEOUT_MS", b.timeout_ms.to_string()),
-            ("WSDEPLOY_SIGNING_SECRET", signing_secret.to_string()),
+            (FUNCTION_ENV_SIGNING_SECRET, signing.current.clone()),
         ]
         .into_iter()
+        .chain(previous)
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

@@ -189,8 +189,8 @@ fn config_changes(d: &Desired, f: &FunctionSpec, of: &FunctionObs) -> Vec<String
             });
         }
     }
-    if of.env.keys().any(|k| !f.env.contains_key(k)) {
-        fields.push("env (extra variables removed)".into());
+    for k in of.env.keys().filter(|k| !f.env.contains_key(*k)) {
+        fields.push(format!("env {k} removed"));
     }
     fields
 }

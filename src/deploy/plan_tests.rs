@@ -26,7 +26,13 @@ fn desired(extra: &str) -> Desired {
             )
         })
         .collect();
-    Desired::new(s, &aws_caller(), &artifacts, "s3cret").unwrap()
+    Desired::new(
+        s,
+        &aws_caller(),
+        &artifacts,
+        &crate::secret::SigningSecrets::single("s3cret".into()),
+    )
+    .unwrap()
 }
 
 fn aws_caller() -> Caller {

@@ -1,5 +1,7 @@
 //! What a stage should look like (desired) and what AWS has (observed). Plain data: no I/O here.
 
+use crate::config::resolve::{FUNCTION_ENV_SIGNING_SECRET, FUNCTION_ENV_SIGNING_SECRET_PREVIOUS};
+use crate::secret::SigningSecrets;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -114,12 +116,12 @@ pub struct RouteSpec {
 }
 
 impl Desired {
-    /// `signing_secret` is the one already deployed if there is one (see `Observed::signing_secret`).
+    /// `signing` is what the functions sign with (see `SigningSecrets::next`).
     pub fn new(
         cfg: &StageConfig,
         caller: &Caller,
         artifacts: &BTreeMap<String, Artifact>,
-        signing_secret: &str,
+        signing: &SigningSecrets,
     ) -> Result<Desired, MissingArtifact> {
         let names = cfg.names();
         let mut tags = cfg.tags.clone();
@@ -129,7 +131,7 @@ impl Desired {
             .functions()
             .into_iter()
             .map(|f| {
-                let env = cfg.function_env(signing_secret);
+                let env = cfg.function_env(signing);
                 Ok(FunctionSpec {
                     name: cfg.function_name(&f),
                     memory_mb: cfg.lambda.memory_mb as i32,
@@ -180,7 +182,13 @@ impl Desired {
             .into_iter()
             .map(|f| (f, none.clone()))
             .collect();
-        Desired::new(cfg, caller, &artifacts, "").expect("every function has an artifact")
+        Desired::new(
+            cfg,
+            caller,
+            &artifacts,
+            &SigningSecrets::single(String::new()),
+        )
+        .expect("every function has an artifact")
     }
 
     /// The API's host: from the endpoint AWS gave, else built from the partition's DNS suffix.
@@ -451,11 +459,17 @@ impl Observed {
         self.apis.iter().min_by_key(|a| (a.created, a.id.clone()))
     }
 
-    /// The signing secret already shared by the deployed functions and the backend, so a re-run keeps it.
-    pub fn signing_secret(&self) -> Option<String> {
+    /// The signing secrets the deployed functions use (or, with none deployed, the one the backend's env file
+    /// holds for this stage), so that a re-run keeps them.
+    pub fn signing_secrets(&self) -> Option<SigningSecrets> {
         self.functions
             .values()
-            .find_map(|f| f.env.get("WSDEPLOY_SIGNING_SECRET").cloned())
-            .or_else(|| self.env_signing_secret.clone())
+            .find_map(|f| {
+                Some(SigningSecrets {
+                    current: f.env.get(FUNCTION_ENV_SIGNING_SECRET)?.clone(),
+                    previous: f.env.get(FUNCTION_ENV_SIGNING_SECRET_PREVIOUS).cloned(),
+                })
+            })
+            .or_else(|| self.env_signing_secret.clone().map(SigningSecrets::single))
     }
 }

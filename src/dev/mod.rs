@@ -79,7 +79,7 @@ fn credentials(stage: &StageConfig) -> (String, String, String) {
 struct Secrets {
     key_id: String,
     secret: String,
-    signing: String,
+    signing: secret::SigningSecrets,
 }
 
 /// Runs until `shutdown` resolves, then closes every socket with 1001 (firing `$disconnect`) and stops the functions.
@@ -94,7 +94,7 @@ pub(crate) async fn run(
     let secrets = Secrets {
         key_id,
         secret,
-        signing,
+        signing: secret::SigningSecrets::single(signing),
     };
     let listener = tokio::net::TcpListener::bind((opts.host, opts.port))
         .await
@@ -115,7 +115,7 @@ pub(crate) async fn run(
             region: &stage.region,
             key: Some((&secrets.key_id, &secrets.secret)),
             drop_key: false,
-            signing_secret: &secrets.signing,
+            signing: &secrets.signing,
             stage: &stage.names().prefix,
         },
     )?;
@@ -165,7 +165,7 @@ fn reachable_at(host: std::net::IpAddr, port: u16) -> String {
 async fn start_functions(
     stage: &StageConfig,
     built: &[lambdas::Built],
-    signing: &str,
+    signing: &secret::SigningSecrets,
     log: &Log,
 ) -> anyhow::Result<BTreeMap<String, std::sync::Arc<runtime::Pool>>> {
     let mut env: Vec<(String, String)> = stage.function_env(signing).into_iter().collect();

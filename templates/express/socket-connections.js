@@ -1,6 +1,10 @@
 // The two endpoints the wsdeploy Lambdas call. Mount it at your app's root:
 //
-//   app.use(socketConnections({ express, store, userFromToken, signingSecret: process.env.WS_SIGNING_SECRET }));
+//   app.use(socketConnections({
+//     express, store, userFromToken,
+//     signingSecret: process.env.WS_SIGNING_SECRET,
+//     previousSigningSecret: process.env.WS_SIGNING_SECRET_PREVIOUS, // set while `wsdeploy up --rotate-signing-secret` rolls
+//   }));
 //
 //   POST   /socket-connections                {"connectionId": "..."}, Authorization: Bearer <the user's token>
 //   DELETE /socket-connections/:connectionId
@@ -17,10 +21,11 @@ const { rawJson, requireLambdaSignature } = require('./signature');
  * @param {object} opts.store          { add(connectionId, userId), remove(connectionId) }, both may be async
  * @param {Function} opts.userFromToken  token -> user id, or null when the token is not valid (may be async)
  * @param {string} opts.signingSecret  WS_SIGNING_SECRET from the env file wsdeploy writes
+ * @param {string} [opts.previousSigningSecret]  WS_SIGNING_SECRET_PREVIOUS, present while a rotation is rolling out
  */
-function socketConnections({ express, store, userFromToken, signingSecret }) {
+function socketConnections({ express, store, userFromToken, signingSecret, previousSigningSecret }) {
   const router = express.Router();
-  const signed = [rawJson(express), requireLambdaSignature(signingSecret)];
+  const signed = [rawJson(express), requireLambdaSignature([signingSecret, previousSigningSecret])];
 
   router.post('/socket-connections', ...signed, async (req, res, next) => {
     try {

@@ -31,6 +31,14 @@ async fn secrets_never_appear_in_any_output_or_log() {
     );
     let rotated = env_value(&app.backend_env, "WS_API_SECRET_ACCESS_KEY");
     assert_ne!(rotated, secret, "rotation wrote a new key");
+    // A signing-secret rotation sends both secrets in the functions' environment.
+    runs.push(
+        app.run(&["up", "--rotate-signing-secret", "-vv"])
+            .env("WSDEPLOY_LOG", "trace")
+            .expect(0),
+    );
+    let new_signing = env_value(&app.backend_env, "WS_SIGNING_SECRET");
+    assert_ne!(new_signing, signing, "the signing secret was rotated");
     // An update of the functions' configuration sends their environment, the signing secret in it, again.
     app.config(&BASE.replace(
         "architecture: x86_64",
@@ -57,7 +65,7 @@ async fn secrets_never_appear_in_any_output_or_log() {
     }
     let mut hits = 0;
     for run in &runs {
-        for s in [&secret, &rotated, &signing] {
+        for s in [&secret, &rotated, &signing, &new_signing] {
             hits += run.stdout.matches(s.as_str()).count() + run.stderr.matches(s.as_str()).count();
         }
         run.check(hits == 0, "a secret was printed");
@@ -251,13 +259,89 @@ async fn every_policy_is_least_privilege() {
 
 /// The secret the deployed `connect` function signs with.
 async fn deployed_signing_secret(conf: &aws_config::SdkConfig, project: &str) -> String {
+    deployed_signing_secrets(conf, project).await.0
+}
+
+/// The secrets (current, previous) the deployed `connect` function signs with.
+async fn deployed_signing_secrets(
+    conf: &aws_config::SdkConfig,
+    project: &str,
+) -> (String, Option<String>) {
     let c = aws_sdk_lambda::Client::new(conf)
         .get_function_configuration()
         .function_name(format!("{project}-dev-connect"))
         .send()
         .await
         .unwrap();
-    c.environment().unwrap().variables().unwrap()["WSDEPLOY_SIGNING_SECRET"].clone()
+    let vars = c.environment().unwrap().variables().unwrap();
+    (
+        vars["WSDEPLOY_SIGNING_SECRET"].clone(),
+        vars.get("WSDEPLOY_SIGNING_SECRET_PREVIOUS").cloned(),
+    )
+}
+
+/// `up --rotate-signing-secret` deploys a new secret and keeps the deployed one as the previous, in the functions
+/// (which then sign with both) and in the backend's env file; the next `up` retires it, also from a clean checkout
+/// where the env file is gone (the functions' environment is the record); and teardown leaves neither.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signing_secret_rotation_keeps_the_previous_one_until_the_next_up() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let conf = moto.sdk_config().await;
+    let app = App::new(&proxy.endpoint, BASE);
+    app.run(&["up"]).expect(0);
+    let first = env_value(&app.backend_env, "WS_SIGNING_SECRET");
+    assert_eq!(
+        deployed_signing_secrets(&conf, "chat").await,
+        (first.clone(), None)
+    );
+
+    let plan = app.run(&["plan", "--rotate-signing-secret"]).expect(0);
+    plan.check(
+        plan.stdout.contains("env WSDEPLOY_SIGNING_SECRET_PREVIOUS")
+            && !plan.stdout.contains(&first),
+        "plan names the variables, never their values",
+    );
+    let rotate = app.run(&["up", "--rotate-signing-secret"]).expect(0);
+    rotate.check(
+        rotate.stdout.contains("Signing secret       rotated"),
+        "up says it rotated",
+    );
+    let second = env_value(&app.backend_env, "WS_SIGNING_SECRET");
+    assert!(second != first && second.len() >= 43);
+    assert_eq!(
+        env_value(&app.backend_env, "WS_SIGNING_SECRET_PREVIOUS"),
+        first
+    );
+    assert_eq!(
+        deployed_signing_secrets(&conf, "chat").await,
+        (second.clone(), Some(first.clone())),
+        "the functions sign with both"
+    );
+
+    std::fs::remove_file(&app.backend_env).unwrap();
+    let retire = app.run(&["up"]).expect(0);
+    retire.check(
+        retire.stdout.contains("previous one retired"),
+        "up says it retired",
+    );
+    assert_eq!(
+        deployed_signing_secrets(&conf, "chat").await,
+        (second.clone(), None)
+    );
+    let vars = crate::support::util::env_file(&app.backend_env);
+    assert_eq!(vars.get("WS_SIGNING_SECRET"), Some(&second));
+    assert!(!vars.contains_key("WS_SIGNING_SECRET_PREVIOUS"), "{vars:?}");
+    let again = app.run(&["up", "--output", "json"]).expect(0).json();
+    assert_eq!(again["changes"], 0, "settled: nothing left to change");
+
+    app.run(&["up", "--rotate-signing-secret"]).expect(0);
+    app.run(&["teardown", "--yes"]).expect(0);
+    let vars = crate::support::util::env_file(&app.backend_env);
+    assert!(
+        !vars.keys().any(|k| k.starts_with("WS_SIGNING_SECRET")),
+        "teardown removes both secrets: {vars:?}"
+    );
 }
 
 /// A signing secret belongs to one stage. `up` adopts the one in the backend env file only when the file records

@@ -307,18 +307,65 @@ fn the_workflow_template_follows_githubs_workflow_schema() {
     assert!(!ok && out.contains("runs_on"), "{out}");
 }
 
+/// Runs `verifySignature` from `module` (a CommonJS file) over every reference vector of `lambdas/signature` and
+/// asserts each verdict: the Express and NestJS verifiers agree with the Rust crate case by case.
+fn assert_agrees_with_the_reference_vectors(module: &Path, node_path: Option<&Path>) {
+    let vectors = root().join("lambdas/signature/tests/vectors.json");
+    let script = "const { verifySignature } = require(process.argv[1]);\n\
+        const { cases } = require(process.argv[2]);\n\
+        const out = {};\n\
+        for (const c of cases) {\n\
+          const v = verifySignature(c.secrets, c.header, { method: c.method, target: c.target, body: Buffer.from(c.body), authorization: c.authorization }, c.now);\n\
+          out[c.name] = v.ok ? v.scheme : v.code;\n\
+        }\n\
+        console.log(JSON.stringify(out));";
+    let mut cmd = Command::new("node");
+    if let Some(p) = node_path {
+        cmd.env("NODE_PATH", p);
+    }
+    let (ok, out) = run(cmd.arg("-e").arg(script).arg(module).arg(&vectors));
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("{\""))
+        .unwrap_or_default();
+    let got: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&vectors).unwrap()).unwrap();
+    let cases = expected["cases"].as_array().unwrap();
+    assert!(cases.len() > 20);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        assert_eq!(
+            got[name],
+            c["result"],
+            "{}: case {name:?}",
+            module.display()
+        );
+    }
+}
+
 #[test]
-fn express_signature_check_agrees_with_the_lambdas_signer() {
+fn express_signature_check_agrees_with_the_reference_vectors_and_the_lambdas_signer() {
+    let script = root().join("templates/express/signature.js");
+    assert_agrees_with_the_reference_vectors(&script, None);
+    // And with what the Lambdas send right now, mid-rotation: signed with both secrets.
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let path = "/socket-connections/TWegAcC4Eo%2B%2FHnA%3D";
-    let header = wsdeploy_signature::sign(b"s3cret", now, "DELETE", path, b"");
-    let script = root().join("templates/express/signature.js");
-    let check = |secret: &str, method: &str| {
+    let target = "/socket-connections/TWegAcC4Eo%2B%2FHnA%3D";
+    let req = wsdeploy_signature::Request {
+        method: "DELETE",
+        target,
+        body: b"",
+        authorization: "",
+    };
+    let header = wsdeploy_signature::sign(&[b"n3w", b"0ld"], now, &req);
+    let check = |secrets: &str, method: &str| {
         let js = format!(
-            "const {{ verifySignature }} = require({:?}); console.log(String(verifySignature({secret:?}, {header:?}, {method:?}, {path:?}, Buffer.alloc(0))))",
+            "const {{ verifySignature }} = require({:?}); const v = verifySignature({secrets}, {header:?}, {{ method: {method:?}, target: {target:?} }}); console.log(v.ok ? v.scheme : v.code)",
             script.to_str().unwrap()
         );
         let out = Command::new("node").args(["-e", &js]).output().unwrap();
@@ -329,9 +376,10 @@ fn express_signature_check_agrees_with_the_lambdas_signer() {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    assert_eq!(check("s3cret", "DELETE"), "null");
-    assert_eq!(check("other", "DELETE"), "signature does not match");
-    assert_eq!(check("s3cret", "POST"), "signature does not match");
+    assert_eq!(check("'0ld'", "DELETE"), "v2");
+    assert_eq!(check("['n3w', undefined]", "DELETE"), "v2");
+    assert_eq!(check("'other'", "DELETE"), "mismatch");
+    assert_eq!(check("'n3w'", "POST"), "mismatch");
 }
 
 /// The frontend snippet sends the user's token on its socket, so it refuses a URL that would carry it in
@@ -395,9 +443,10 @@ fn the_frontend_snippet_refuses_cleartext_urls_outside_this_machine() {
 }
 
 /// The NestJS guard, compiled with the real packages and run: it looks at the signature before anything else, so
-/// an unsigned call is a 401 even where the app's own set-up would fail (no raw body), never a 500.
+/// an unsigned call is a 401 even where the app's own set-up would fail (no raw body), never a 500; and its
+/// verifier gives the reference vectors' verdicts.
 #[test]
-fn the_nestjs_guard_answers_401_to_an_unsigned_call_before_anything_else() {
+fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
     let nest = root().join("templates/nestjs");
     let out_dir = tempfile::tempdir().unwrap();
     let (ok, out) = run(Command::new("node")
@@ -425,7 +474,7 @@ fn the_nestjs_guard_answers_401_to_an_unsigned_call_before_anything_else() {
         console.log(JSON.stringify({\n\
           unsigned_without_raw_body: call('POST', {}, undefined),\n\
           malformed: call('POST', { 'x-wsdeploy-signature': 't=1,v1=zz' }, Buffer.from('{}')),\n\
-          wrong: call('DELETE', { 'x-wsdeploy-signature': 't=' + Math.floor(Date.now() / 1000) + ',v1=' + '0'.repeat(64) }, undefined),\n\
+          wrong: call('DELETE', { 'x-wsdeploy-signature': 't=' + Math.floor(Date.now() / 1000) + ',v2=' + '0'.repeat(64) }, undefined),\n\
         }));";
     let (ok, out) = run(Command::new("node")
         .env("NODE_PATH", nest.join("node_modules"))
@@ -442,4 +491,5 @@ fn the_nestjs_guard_answers_401_to_an_unsigned_call_before_anything_else() {
         serde_json::json!({ "unsigned_without_raw_body": 401, "malformed": 401, "wrong": 401 }),
         "{out}"
     );
+    assert_agrees_with_the_reference_vectors(&guard, Some(&nest.join("node_modules")));
 }

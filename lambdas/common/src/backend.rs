@@ -11,6 +11,8 @@ pub const ENV_CONNECT_PATH: &str = "WSDEPLOY_CONNECT_PATH";
 pub const ENV_DISCONNECT_PATH: &str = "WSDEPLOY_DISCONNECT_PATH";
 pub const ENV_TIMEOUT_MS: &str = "WSDEPLOY_BACKEND_TIMEOUT_MS";
 pub const ENV_SIGNING_SECRET: &str = "WSDEPLOY_SIGNING_SECRET";
+/// Set while a secret is being rotated: calls are signed with both, so a backend that knows either accepts them.
+pub const ENV_SIGNING_SECRET_PREVIOUS: &str = "WSDEPLOY_SIGNING_SECRET_PREVIOUS";
 
 /// Everything but RFC 3986's unreserved characters is encoded: connection ids end in `=` and may hold `+` or `/`.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -35,6 +37,7 @@ pub struct Settings {
     pub disconnect_path: String,
     pub timeout: Duration,
     pub signing_secret: Vec<u8>,
+    pub previous_signing_secret: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -45,6 +48,10 @@ impl std::fmt::Debug for Settings {
             .field("disconnect_path", &self.disconnect_path)
             .field("timeout", &self.timeout)
             .field("signing_secret", &"<redacted>")
+            .field(
+                "previous_signing_secret",
+                &self.previous_signing_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -73,6 +80,9 @@ impl Settings {
                 .unwrap_or_else(|| "/socket-connections/{connectionId}".into()),
             timeout: Duration::from_millis(timeout_ms),
             signing_secret: need(ENV_SIGNING_SECRET)?.into_bytes(),
+            previous_signing_secret: get(ENV_SIGNING_SECRET_PREVIOUS)
+                .filter(|v| !v.is_empty())
+                .map(String::into_bytes),
         })
     }
 }
@@ -170,19 +180,27 @@ impl Backend {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let authorization = bearer.map(|t| format!("Bearer {t}")).unwrap_or_default();
+        let secrets: Vec<&[u8]> = std::iter::once(self.settings.signing_secret.as_slice())
+            .chain(self.settings.previous_signing_secret.as_deref())
+            .collect();
         let signature = wsdeploy_signature::sign(
-            &self.settings.signing_secret,
+            &secrets,
             now,
-            method.as_str(),
-            &target,
-            &body,
+            &wsdeploy_signature::Request {
+                method: method.as_str(),
+                target: &target,
+                body: &body,
+                authorization: &authorization,
+            },
         );
         let mut req = self
             .client
             .request(method, url)
             .header(wsdeploy_signature::HEADER, signature);
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token);
+        if bearer.is_some() {
+            // Exactly the value the signature covers.
+            req = req.header(reqwest::header::AUTHORIZATION, authorization);
         }
         if !body.is_empty() {
             req = req.header("content-type", "application/json").body(body);

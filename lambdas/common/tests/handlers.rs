@@ -57,6 +57,10 @@ fn body_of(r: &ApiGatewayProxyResponse) -> Value {
 
 /// The request's signature, checked exactly as a backend would: over the raw target and body.
 fn assert_signed(req: &Request) {
+    assert_signed_for(req, &[SECRET.as_bytes()]);
+}
+
+fn assert_signed_for(req: &Request, secrets: &[&[u8]]) {
     let header = req
         .headers
         .get("x-wsdeploy-signature")
@@ -71,15 +75,19 @@ fn assert_signed(req: &Request) {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    wsdeploy_signature::verify(
-        SECRET.as_bytes(),
-        header,
-        req.method.as_str(),
-        &target,
-        &req.body,
-        now,
-    )
-    .unwrap_or_else(|e| panic!("signature of {} {target} rejected: {e}", req.method));
+    let authorization = req
+        .headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap())
+        .unwrap_or_default();
+    let signed = wsdeploy_signature::Request {
+        method: req.method.as_str(),
+        target: &target,
+        body: &req.body,
+        authorization,
+    };
+    wsdeploy_signature::verify(secrets, header, &signed, now)
+        .unwrap_or_else(|e| panic!("signature of {} {target} rejected: {e}", req.method));
 }
 
 async fn server_answering(status: u16) -> MockServer {
@@ -406,4 +414,42 @@ async fn a_delete_on_a_dropped_connection_is_retried() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(b.unregister(CONN).await.unwrap().as_u16(), 204);
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// During a rotation the function signs with both secrets: a backend still on the previous one and a backend
+/// already on the new one both accept the call, and the header carries one `v2=` entry per secret.
+#[tokio::test]
+async fn during_a_rotation_calls_verify_with_either_secret() {
+    let server = server_answering(201).await;
+    let mut s = settings(&server.uri(), 2000);
+    s.previous_signing_secret = Some(b"previous-signing-secret".to_vec());
+    let b = Backend::new(s).unwrap();
+    let r = common::connect::handle(
+        &b,
+        event("auth", Some(r#"{"action":"auth","token":"tok"}"#), None),
+    )
+    .await;
+    assert_eq!(r.status_code, 200);
+    let reqs = server.received_requests().await.unwrap();
+    let header = reqs[0].headers.get("x-wsdeploy-signature").unwrap();
+    assert_eq!(header.to_str().unwrap().matches(",v2=").count(), 2);
+    assert_signed_for(&reqs[0], &[SECRET.as_bytes()]);
+    assert_signed_for(&reqs[0], &[b"previous-signing-secret"]);
+}
+
+#[test]
+fn a_previous_secret_comes_from_the_environment_and_stays_out_of_debug_output() {
+    let s = Settings::from_lookup(|k| match k {
+        "WSDEPLOY_BACKEND_URL" => Some("http://127.0.0.1:1".into()),
+        "WSDEPLOY_SIGNING_SECRET" => Some("current-secret-value".into()),
+        "WSDEPLOY_SIGNING_SECRET_PREVIOUS" => Some("previous-secret-value".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(
+        s.previous_signing_secret.as_deref(),
+        Some(&b"previous-secret-value"[..])
+    );
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("secret-value"), "{shown}");
 }

@@ -44,17 +44,7 @@ async fn backend_handler(
         .unwrap_or_default();
     let mut g = s.lock().unwrap();
     let secret = g.secret.clone().unwrap_or_default();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let sig = headers
-        .get("x-wsdeploy-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let valid =
-        wsdeploy_signature::verify(secret.as_bytes(), sig, method.as_str(), &target, &body, now)
-            .is_ok();
+    let valid = signature_valid(&[secret.as_bytes()], &method, &target, &headers, &body);
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -66,6 +56,34 @@ async fn backend_handler(
         (false, _, _) | (true, "POST", _) => StatusCode::UNAUTHORIZED,
         (true, _, _) => StatusCode::NO_CONTENT,
     }
+}
+
+/// Whether the call's `X-Wsdeploy-Signature` verifies with one of `secrets`, checked as a backend does: over the
+/// raw target, body and `Authorization` header, now.
+pub(crate) fn signature_valid(
+    secrets: &[&[u8]],
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> bool {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let req = wsdeploy_signature::Request {
+        method: method.as_str(),
+        target,
+        body,
+        authorization: header("authorization"),
+    };
+    wsdeploy_signature::verify(secrets, header("x-wsdeploy-signature"), &req, now).is_ok()
 }
 
 /// The seed's backend and `wsdeploy dev` pointed at it, the backend trusting this dev's signing secret.

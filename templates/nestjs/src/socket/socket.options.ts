@@ -13,6 +13,8 @@ export interface SocketModuleOptions {
   imports?: any[];
   /** Defaults to process.env.WS_SIGNING_SECRET. */
   signingSecret?: string;
+  /** Defaults to process.env.WS_SIGNING_SECRET_PREVIOUS: set while `wsdeploy up --rotate-signing-secret` rolls out. */
+  previousSigningSecret?: string;
   /** Default to process.env.WS_API_*; without an access key the SDK's own chain applies (your backend's role). */
   endpoint?: string;
   region?: string;
@@ -24,6 +26,7 @@ export const SOCKET_OPTIONS = Symbol('SOCKET_OPTIONS');
 
 export interface ResolvedSocketOptions {
   signingSecret: string;
+  previousSigningSecret?: string;
   endpoint: string;
   region: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
@@ -40,6 +43,7 @@ export function resolveSocketOptions(o: SocketModuleOptions, env = process.env):
   const secretAccessKey = o.secretAccessKey ?? env.WS_API_SECRET_ACCESS_KEY;
   return {
     signingSecret: need(o.signingSecret ?? env.WS_SIGNING_SECRET, 'WS_SIGNING_SECRET'),
+    previousSigningSecret: o.previousSigningSecret ?? (env.WS_SIGNING_SECRET_PREVIOUS || undefined),
     endpoint: need(o.endpoint ?? env.WS_API_ENDPOINT, 'WS_API_ENDPOINT'),
     region: need(o.region ?? env.WS_API_REGION, 'WS_API_REGION'),
     credentials:
