@@ -33,6 +33,10 @@ pub struct Args {
     /// machine.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_connections: usize,
+    /// Close a connection whose request headers (the WebSocket handshake's included) take longer than this to
+    /// arrive, so that a client trickling bytes cannot hold connections open.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
 }
 
 impl Args {
@@ -50,6 +54,7 @@ impl Args {
             idle: Duration::from_secs(self.idle_timeout),
             max_life: Duration::from_secs(self.max_connection),
             max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
             log: Log {
                 quiet: ctx.ui.quiet,
             },

@@ -5,10 +5,10 @@
 pub(crate) mod app;
 pub(crate) mod gateway;
 pub(crate) mod runtime;
+mod serve;
 pub(crate) mod sigv4;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -47,6 +47,8 @@ pub(crate) struct Options {
     pub max_life: Duration,
     pub log: Log,
     pub max_connections: usize,
+    /// How long a client may take to send a request's headers (the WebSocket handshake included).
+    pub header_timeout: Duration,
 }
 
 /// What `dev` tells people and machines once it listens.
@@ -122,21 +124,16 @@ pub(crate) async fn run(
     started(&running);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let closing = gw.clone();
-    let service = gw
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-                // Sockets first: their $disconnect calls still reach the app's backend.
-                closing.close_all(Duration::from_secs(30)).await;
-            })
-            .await
-    });
+    let router = gw.router();
+    let header_timeout = opts.header_timeout;
+    let server = tokio::spawn(serve::serve(listener, router, header_timeout, async move {
+        let _ = stop_rx.await;
+        // Sockets first: their $disconnect calls still reach the app's backend.
+        closing.close_all(Duration::from_secs(30)).await;
+    }));
     let why = run_app(&stage, shutdown).await;
     let _ = stop_tx.send(());
-    server.await??;
+    server.await?;
     let why = match why? {
         AppEnd::Stopped(app) => {
             if let Some(app) = app {

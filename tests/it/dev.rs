@@ -382,6 +382,47 @@ async fn sockets_beyond_max_connections_are_refused() {
     }
 }
 
+/// `--header-timeout`: a client that trickles its request headers (slowloris) is cut off once the deadline passes,
+/// while a client that sends them at once still gets its socket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (dev, _) = dev_with_backend("", &["--header-timeout", "1s"], &cache()).await;
+    let addr = dev
+        .ws_url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(b"GET /local HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut closed_after = None;
+    for i in 0..40 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let header = format!("X-Trickle-{i}: y\r\n");
+        let mut buf = [0u8; 512];
+        let gone = slow.write_all(header.as_bytes()).await.is_err()
+            || matches!(
+                tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await,
+                Ok(Ok(0) | Err(_))
+            );
+        if gone {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+    }
+    let closed_after = closed_after
+        .unwrap_or_else(|| panic!("still open after 8 s of trickling\n{}", dev.output()));
+    assert!(closed_after < Duration::from_secs(5), "{closed_after:?}");
+    tokio_tungstenite::connect_async(&dev.ws_url)
+        .await
+        .unwrap_or_else(|e| panic!("a prompt client: {e}\n{}", dev.output()));
+}
+
 /// A client that stops reading fills what can be queued for it. Then `@connections` answers 429
 /// `LimitExceededException`, as API Gateway does, instead of `dev` holding every message in memory.
 #[tokio::test(flavor = "multi_thread")]
