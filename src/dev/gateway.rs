@@ -18,7 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::runtime::Pool;
+use super::runtime::{InvokeError, Pool};
 use super::sigv4::Verifier;
 use super::Log;
 
@@ -53,6 +53,9 @@ pub(crate) struct Route {
     pub reply: bool,
 }
 
+/// The close reason of a socket that sent a binary frame.
+const BINARY_REFUSED: &str = "Binary frames are not supported";
+
 pub(crate) struct Gateway {
     pub stage: String,
     pub domain: String,
@@ -63,6 +66,8 @@ pub(crate) struct Gateway {
     conns: Mutex<HashMap<String, Conn>>,
     /// Bytes queued for every socket, not yet written.
     queued_total: AtomicUsize,
+    /// Closed sockets whose `$disconnect` is still running: gone for `@connections`, not yet done for shutdown.
+    disconnecting: AtomicUsize,
 }
 
 struct Conn {
@@ -98,6 +103,7 @@ impl Gateway {
             log,
             conns: Mutex::new(HashMap::new()),
             queued_total: AtomicUsize::new(0),
+            disconnecting: AtomicUsize::new(0),
         })
     }
 
@@ -108,8 +114,9 @@ impl Gateway {
             .with_state(self.clone())
     }
 
+    /// Sockets open, and closed ones whose `$disconnect` has not finished.
     pub(crate) fn open_connections(&self) -> usize {
-        self.conns.lock().expect("conns").len()
+        self.conns.lock().expect("conns").len() + self.disconnecting.load(Ordering::SeqCst)
     }
 
     /// Closes every socket with 1001 (each fires `$disconnect`) and waits for them to finish, at most `wait`.
@@ -156,11 +163,10 @@ impl Gateway {
         self: Arc<Self>,
         id: String,
         body: String,
-        binary: bool,
         meta: (SystemTime, String, String),
     ) {
         let started = Instant::now();
-        let action = serde_json::from_str::<Value>(if binary { "" } else { &body })
+        let action = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_string));
         let key = match action {
@@ -182,7 +188,7 @@ impl Gateway {
         let route = &self.routes[&key];
         let (mut ctx, request_id) = self.context(&id, &key, "MESSAGE", meta.0, &meta.1, &meta.2);
         ctx["messageId"] = new_request_id().into();
-        let event = json!({ "requestContext": ctx, "body": body, "isBase64Encoded": binary });
+        let event = json!({ "requestContext": ctx, "body": body, "isBase64Encoded": false });
         match route.pool.invoke(event).await {
             Ok(resp) => {
                 let status = resp
@@ -208,7 +214,17 @@ impl Gateway {
                     "message {id} → route {key} → {} failed: {e}",
                     route.pool.name
                 ));
-                self.send(&id, json!({ "message": "Internal server error", "connectionId": id, "requestId": request_id }).to_string());
+                // A timeout and a failing function look different to the client, as on AWS.
+                let message = if matches!(e, InvokeError::Timeout(_)) {
+                    "Endpoint request timed out"
+                } else {
+                    "Internal server error"
+                };
+                self.send(
+                    &id,
+                    json!({ "message": message, "connectionId": id, "requestId": request_id })
+                        .to_string(),
+                );
             }
         }
     }
@@ -271,13 +287,14 @@ impl Gateway {
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Text(t))) => {
                         self.touch(&id);
-                        tokio::spawn(self.clone().on_message(id.clone(), t.to_string(), false, (connected_at, ip.clone(), ua.clone())));
+                        tokio::spawn(self.clone().on_message(id.clone(), t.to_string(), (connected_at, ip.clone(), ua.clone())));
                     }
-                    Some(Ok(Message::Binary(b))) => {
-                        use base64::Engine;
-                        self.touch(&id);
-                        let body = base64::engine::general_purpose::STANDARD.encode(&b);
-                        tokio::spawn(self.clone().on_message(id.clone(), body, true, (connected_at, ip.clone(), ua.clone())));
+                    // API Gateway rejects binary frames and disconnects with 1003, invoking nothing
+                    // (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html).
+                    Some(Ok(Message::Binary(_))) => {
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1003, reason: BINARY_REFUSED.into() }))).await;
+                        (code, reason) = (1003, BINARY_REFUSED.into());
+                        break;
                     }
                     Some(Ok(Message::Close(frame))) => {
                         (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
@@ -323,12 +340,16 @@ impl Gateway {
                 }
             }
         }
-        // $disconnect always fires locally (it is best-effort on AWS), before the connection is forgotten.
-        self.run_disconnect(&id, (code, &reason), (connected_at, &ip, &ua))
-            .await;
+        // Gone the moment it closes: during its own $disconnect, @connections already answers 410 for it, as on
+        // AWS ("the connection is already closed" when $disconnect runs). $disconnect always fires locally (it is
+        // best-effort on AWS); shutdown waits for it through `disconnecting`.
+        self.disconnecting.fetch_add(1, Ordering::SeqCst);
         self.conns.lock().expect("conns").remove(&id);
         // What was never written goes with the socket.
         self.written(&queued, queued.load(Ordering::Relaxed));
+        self.run_disconnect(&id, (code, &reason), (connected_at, &ip, &ua))
+            .await;
+        self.disconnecting.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// The `$disconnect` route of a closed connection, with the close code and reason as AWS reports them.

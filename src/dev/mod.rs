@@ -166,8 +166,9 @@ async fn start_functions(
     log: &Log,
 ) -> anyhow::Result<BTreeMap<String, std::sync::Arc<runtime::Pool>>> {
     let mut env: Vec<(String, String)> = stage.function_env(signing).into_iter().collect();
-    // Set by Lambda itself on AWS.
+    // Set by Lambda itself on AWS, from the stage's configuration.
     env.push(("AWS_REGION".into(), stage.region.clone()));
+    env.push(("AWS_DEFAULT_REGION".into(), stage.region.clone()));
     env.push((
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
         stage.lambda.memory_mb.to_string(),

@@ -290,7 +290,19 @@ async fn init_error(body: String) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// A function's process as Lambda starts it: its environment, and the variables Lambda itself sets.
+/// What Lambda's execution environment defines for a provided.al2023 function, whatever its configuration
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime>).
+const LAMBDA_DEFINED: [(&str, &str); 6] = [
+    ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin"),
+    ("LANG", "en_US.UTF-8"),
+    ("TZ", ":UTC"),
+    ("_HANDLER", crate::facts::HANDLER),
+    ("LAMBDA_RUNTIME_DIR", "/var/runtime"),
+    ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+];
+
+/// A function's process as Lambda starts it: a clean environment (nothing of the developer's shell: a variable
+/// that happens to be set here would not be on AWS), its configured variables, and those Lambda itself sets.
 fn function_process(
     bootstrap: &std::path::Path,
     env: &[(String, String)],
@@ -302,7 +314,11 @@ fn function_process(
     // $disconnect of every socket dev then closes.
     #[cfg(unix)]
     command.process_group(0);
+    let task_root = bootstrap.parent().unwrap_or(bootstrap);
     command
+        .env_clear()
+        .envs(LAMBDA_DEFINED)
+        .env("LAMBDA_TASK_ROOT", task_root)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
         .env("AWS_LAMBDA_FUNCTION_NAME", name)

@@ -2,6 +2,7 @@
 //! gateway as a child process running the bundled bootstraps, a WebSocket client, and the real
 //! aws-sdk-apigatewaymanagement client (so SigV4 is real).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
@@ -238,6 +239,130 @@ async fn stopping_closes_every_socket_with_1001_and_fires_disconnect() {
     );
 }
 
+/// API Gateway WebSocket APIs reject binary frames: the socket is closed with 1003 and no route is invoked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_binary_frame_closes_the_socket_with_1003_and_invokes_nothing() {
+    let (dev, seen) = dev_with_backend("", &[], &cache()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    let auth = br#"{"action":"auth","token":"good-token"}"#;
+    ws.send(Message::Binary(auth.to_vec().into()))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut ws, 5).await, Some(1003), "{}", dev.output());
+    wait_for("the $disconnect's DELETE", || {
+        seen.lock()
+            .unwrap()
+            .calls
+            .iter()
+            .any(|c| c.0 == Method::DELETE)
+            .then_some(())
+    })
+    .await;
+    let calls = seen.lock().unwrap().calls.clone();
+    assert!(
+        calls.iter().all(|c| c.0 != Method::POST),
+        "the auth route ran: {calls:?}"
+    );
+}
+
+/// A connection is gone the moment it closes: while its `$disconnect` still runs (the backend is slow to answer
+/// the DELETE), `@connections` POST, GET and DELETE already answer 410 GoneException.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_is_gone_for_connections_during_its_own_disconnect() {
+    let (dev, seen) = dev_with_backend("", &[], &cache()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    ws.send(Message::Text(
+        r#"{"action":"auth","token":"good-token"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"ok":true,"type":"auth"}"#);
+    let body = seen.lock().unwrap().calls[0].3.clone();
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    seen.lock().unwrap().delay = Duration::from_secs(3);
+    ws.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mgmt = dev.management().await;
+    let post = mgmt
+        .post_to_connection()
+        .connection_id(&id)
+        .data(b"late".to_vec().into())
+        .send()
+        .await;
+    let get = mgmt.get_connection().connection_id(&id).send().await;
+    let delete = mgmt.delete_connection().connection_id(&id).send().await;
+    let during = seen
+        .lock()
+        .unwrap()
+        .calls
+        .iter()
+        .all(|c| c.0 != Method::DELETE);
+    assert!(during, "the $disconnect was still running");
+    assert!(post.unwrap_err().into_service_error().is_gone_exception());
+    assert!(get.unwrap_err().into_service_error().is_gone_exception());
+    assert!(delete.unwrap_err().into_service_error().is_gone_exception());
+}
+
+/// Function processes start with what Lambda gives a function and nothing else: no variable of the shell `dev`
+/// runs in, the configured memory, Lambda's own variables.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn function_processes_get_lambdas_environment_not_the_shells() {
+    assert!(std::env::var_os("HOME").is_some() && std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+    let cache = private_cache();
+    let (dev, _) = dev_with_backend("lambda: { memory_mb: 256 }\n", &[], cache.path()).await;
+    let exe = bootstrap_in(cache.path(), "connect");
+    let pid = wait_for("a connect process", || pids_of(&exe).into_iter().next()).await;
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let vars: BTreeMap<String, String> = environ
+        .split(|b| *b == 0)
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let kv = String::from_utf8_lossy(kv);
+            let (k, v) = kv.split_once('=').unwrap_or((&kv, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let expected = [
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_REGION", "eu-west-3"),
+        ("AWS_DEFAULT_REGION", "eu-west-3"),
+        ("TZ", ":UTC"),
+        ("LANG", "en_US.UTF-8"),
+        ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin"),
+        ("_HANDLER", "bootstrap"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "chat-local-connect"),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+    ];
+    for (k, v) in expected {
+        assert_eq!(vars.get(k).map(String::as_str), Some(v), "{k} in {vars:?}");
+    }
+    let lambdas_own = [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    ];
+    let strays: Vec<&String> = vars
+        .keys()
+        .filter(|k| {
+            !k.starts_with("WSDEPLOY_")
+                && !lambdas_own.contains(&k.as_str())
+                && !expected.iter().any(|(e, _)| e == k)
+        })
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "inherited from the shell: {strays:?}\n{}",
+        dev.output()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_sockets_are_closed() {
     let (dev, _) = dev_with_backend("", &["--idle-timeout", "1"], &cache()).await;
@@ -249,7 +374,7 @@ async fn idle_sockets_are_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_crashing_or_hanging_function_is_an_internal_server_error() {
+async fn a_crashing_function_is_an_internal_server_error_and_a_hanging_one_times_out() {
     let cache = private_cache();
     let (dev, seen) = dev_with_backend("lambda: { timeout_s: 3 }\n", &[], cache.path()).await;
     let exe = bootstrap_in(cache.path(), "connect");
@@ -302,7 +427,14 @@ async fn a_crashing_or_hanging_function_is_an_internal_server_error() {
     let reply: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
     let waited = started.elapsed();
     signal(&pids, "-CONT");
-    assert_eq!(reply["message"], "Internal server error");
+    // API Gateway's words for an integration that did not answer in time, unlike a failing one.
+    assert_eq!(
+        reply["message"],
+        "Endpoint request timed out",
+        "{}",
+        dev.output()
+    );
+    assert!(reply["connectionId"].is_string() && reply["requestId"].is_string());
     assert!(
         waited >= Duration::from_millis(2500),
         "the timeout is lambda.timeout_s (3 s): {waited:?}"
