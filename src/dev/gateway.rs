@@ -494,7 +494,7 @@ fn authorize(
             ));
             Box::new(management_error(
                 StatusCode::FORBIDDEN,
-                "ForbiddenException",
+                denied.error_type(),
                 denied.message(),
             ))
         })

@@ -21,6 +21,19 @@ pub(crate) enum Denied {
 }
 
 impl Denied {
+    /// The `x-amzn-ErrorType` AWS answers with for each cause (all with 403), so that an SDK's error code (and a
+    /// backend's handling of it) is the same under `dev` as on AWS. As execute-api answers them in
+    /// `x-amzn-ErrorType` (seen in the wild: kndt84/aws-api-gateway-client#16 for InvalidSignatureException,
+    /// RhinoSecurityLabs/IPRotate_Burp_Extension#25 for IncompleteSignatureException on a malformed header).
+    pub(crate) fn error_type(&self) -> &'static str {
+        match self {
+            Denied::Missing => "MissingAuthenticationTokenException",
+            Denied::Malformed(_) => "IncompleteSignatureException",
+            Denied::UnknownKey => "UnrecognizedClientException",
+            Denied::Expired | Denied::Mismatch => "InvalidSignatureException",
+        }
+    }
+
     pub(crate) fn message(&self) -> &'static str {
         match self {
             Denied::Missing => "Missing Authentication Token",

@@ -176,6 +176,10 @@ async fn connections_api_checks_sigv4() {
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 403, "an unsigned call is refused");
+    assert_eq!(
+        unsigned.headers()["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
     let wrong_secret = dev
         .management_as(&dev.env["WS_API_ACCESS_KEY_ID"], "not-the-secret")
         .await;
@@ -191,17 +195,22 @@ async fn connections_api_checks_sigv4() {
         Some(403),
         "a wrong signature is refused"
     );
+    assert_eq!(
+        aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata::code(&err),
+        Some("InvalidSignatureException")
+    );
     let wrong_key = dev
         .management_as("AKIAOTHER", &dev.env["WS_API_SECRET_ACCESS_KEY"])
         .await;
-    assert!(
-        wrong_key
-            .get_connection()
-            .connection_id(&id)
-            .send()
-            .await
-            .is_err(),
-        "an unknown key is refused"
+    let err = wrong_key
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect_err("an unknown key is refused");
+    assert_eq!(
+        aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata::code(&err),
+        Some("UnrecognizedClientException")
     );
     dev.management()
         .await
