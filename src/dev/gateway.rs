@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -18,6 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::events;
 use super::runtime::{InvokeError, Pool};
 use super::sigv4::Verifier;
 use super::Log;
@@ -139,24 +140,17 @@ impl Gateway {
         ip: &str,
         ua: &str,
     ) -> (Value, String) {
-        let now = SystemTime::now();
-        let request_id = new_request_id();
-        let ctx = json!({
-            "routeKey": route,
-            "eventType": event_type,
-            "extendedRequestId": request_id,
-            "requestTime": request_time(now),
-            "messageDirection": "IN",
-            "stage": self.stage,
-            "connectedAt": millis(connected_at),
-            "requestTimeEpoch": millis(now),
-            "identity": { "sourceIp": ip, "userAgent": ua },
-            "requestId": request_id,
-            "domainName": self.domain,
-            "connectionId": id,
-            "apiId": "local",
-        });
-        (ctx, request_id)
+        let scope = events::Scope {
+            stage: &self.stage,
+            domain: &self.domain,
+            connection_id: id,
+        };
+        let origin = events::Origin {
+            connected_at,
+            ip,
+            user_agent: ua,
+        };
+        events::context(&scope, route, event_type, &origin)
     }
 
     async fn on_message(
@@ -173,7 +167,7 @@ impl Gateway {
             Some(a) if self.routes.contains_key(&a) && !a.starts_with('$') => a,
             _ if self.routes.contains_key("$default") => "$default".to_string(),
             _ => {
-                let request_id = new_request_id();
+                let request_id = events::new_request_id();
                 self.log.line(&format!(
                     "message {id}: no route for it and no $default → Forbidden"
                 ));
@@ -186,9 +180,8 @@ impl Gateway {
             }
         };
         let route = &self.routes[&key];
-        let (mut ctx, request_id) = self.context(&id, &key, "MESSAGE", meta.0, &meta.1, &meta.2);
-        ctx["messageId"] = new_request_id().into();
-        let event = json!({ "requestContext": ctx, "body": body, "isBase64Encoded": false });
+        let (ctx, request_id) = self.context(&id, &key, "MESSAGE", meta.0, &meta.1, &meta.2);
+        let event = events::message_event(ctx, &body);
         match route.pool.invoke(event).await {
             Ok(resp) => {
                 let status = resp
@@ -361,13 +354,9 @@ impl Gateway {
     ) {
         if let Some(route) = self.routes.get("$disconnect") {
             let started = Instant::now();
-            let (mut ctx, _) = self.context(id, "$disconnect", "DISCONNECT", connected_at, ip, ua);
-            ctx["disconnectStatusCode"] = code.into();
-            ctx["disconnectReason"] = reason.into();
-            let result = route
-                .pool
-                .invoke(json!({ "requestContext": ctx, "isBase64Encoded": false }))
-                .await;
+            let (ctx, _) = self.context(id, "$disconnect", "DISCONNECT", connected_at, ip, ua);
+            let event = events::disconnect_event(ctx, &self.domain, code, reason);
+            let result = route.pool.invoke(event).await;
             let outcome = match result {
                 Ok(r) => r
                     .get("statusCode")
@@ -391,7 +380,7 @@ async fn connect(
     State(gw): State<Arc<Gateway>>,
     Path(stage): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<BTreeMap<String, String>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -413,7 +402,7 @@ async fn connect(
         )
             .into_response();
     }
-    let id = new_connection_id();
+    let id = events::new_connection_id();
     let ip = peer.ip().to_string();
     let ua = headers
         .get("user-agent")
@@ -422,11 +411,8 @@ async fn connect(
         .to_string();
     if let Some(route) = gw.routes.get("$connect") {
         let (ctx, _) = gw.context(&id, "$connect", "CONNECT", SystemTime::now(), &ip, &ua);
-        let header_map: serde_json::Map<String, Value> = headers
-            .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), Value::from(v))))
-            .collect();
-        let event = json!({ "requestContext": ctx, "headers": header_map, "queryStringParameters": query, "isBase64Encoded": false });
+        let event =
+            events::connect_event(ctx, &events::handshake_headers(&headers), query.as_deref());
         let started = Instant::now();
         let status = match route.pool.invoke(event).await {
             Ok(r) => r.get("statusCode").and_then(Value::as_i64).unwrap_or(200),
@@ -574,53 +560,8 @@ async fn management(
     }
 }
 
-/// 16 characters, base64, ending in `=`, like `TWegAcC4EowCHnA=`.
-pub(crate) fn new_connection_id() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 11]>())
-}
-
-fn new_request_id() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 12]>())
-}
-
-fn millis(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
-/// `27/Nov/2026:22:10:31 +0000`, as in API Gateway's `requestTime`.
-fn request_time(t: SystemTime) -> String {
-    let format = time::macros::format_description!(
-        "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-    );
-    time::OffsetDateTime::from(t)
-        .format(&format)
-        .unwrap_or_default()
-}
-
 fn iso(t: SystemTime) -> String {
     time::OffsetDateTime::from(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn connection_ids_look_like_aws() {
-        for _ in 0..100 {
-            let id = super::new_connection_id();
-            assert_eq!(id.len(), 16);
-            assert!(id.ends_with('='));
-        }
-    }
-
-    #[test]
-    fn request_time_format() {
-        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_817_431);
-        assert_eq!(super::request_time(t), "27/Nov/2026:22:10:31 +0000");
-    }
 }

@@ -3,6 +3,7 @@
 //! processes under a local Lambda Runtime API.
 
 pub(crate) mod app;
+mod events;
 pub(crate) mod gateway;
 pub(crate) mod runtime;
 mod serve;

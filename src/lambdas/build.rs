@@ -111,6 +111,16 @@ pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     extract(&src).map_err(io(&src))?;
     // One target dir for every version of the sources: a changed function recompiles only itself.
     let target_dir = cache.join("target");
+    // One build at a time per cache, from compiling to the artifacts written: cargo locks the target dir only while
+    // it compiles, and cargo-lambda copies each binary into target/lambda/ after that, so a second run reading the
+    // binary meanwhile (two `up`s on one CI runner) could zip half of it. Whoever waited finds the work done.
+    std::fs::create_dir_all(&target_dir).map_err(io(&target_dir))?;
+    let lock_path = target_dir.join(".wsdeploy-build.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
+    if let Some(done) = cached(&artifacts, target) {
+        return Ok(done);
+    }
     let mut cmd = command(target, &src, &target_dir);
     let shown = format!("{cmd:?}");
     tracing::debug!(command = %shown, "building the Lambdas");
