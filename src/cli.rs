@@ -40,6 +40,7 @@ pub enum Command {
     Outputs(cmd::outputs::Args),
     Send(cmd::send::Args),
     Dev(cmd::dev::Args),
+    Conformance(cmd::conformance::Args),
     Build(cmd::build::Args),
     Schema(cmd::schema::Args),
     Completions(cmd::completions::Args),

@@ -6,6 +6,7 @@ pub mod cli;
 mod cloud;
 mod cmd;
 mod config;
+mod conformance;
 mod deploy;
 mod dev;
 pub mod envfile;
@@ -50,6 +51,7 @@ async fn dispatch(command: Command, ctx: &cmd::Context) -> Result<(), Error> {
         Command::Outputs(a) => a.run(ctx).await,
         Command::Send(a) => a.run(ctx).await,
         Command::Dev(a) => a.run(ctx).await,
+        Command::Conformance(a) => a.run(ctx).await,
         Command::Build(a) => a.run(ctx).await,
         Command::Schema(a) => a.run(ctx).await,
         Command::Completions(a) => a.run(ctx, <Cli as clap::CommandFactory>::command()),

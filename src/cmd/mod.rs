@@ -2,6 +2,7 @@
 
 pub(crate) mod build;
 pub(crate) mod completions;
+pub(crate) mod conformance;
 pub(crate) mod dev;
 pub(crate) mod init;
 pub(crate) mod outputs;

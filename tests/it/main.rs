@@ -14,6 +14,8 @@ mod aws_quirks;
 mod cli;
 /// The broken-config corpus: located errors for every way a config can be wrong.
 mod config_corpus;
+/// `wsdeploy conformance`: the gateway behaviours, checked against `dev` with real clients.
+mod conformance;
 /// `up`, `plan`, `outputs`, `send`, `teardown` against moto through the layer.
 mod deploy;
 /// `wsdeploy dev` end to end: gateway, `@connections`, the real Lambda binaries, a real backend.
