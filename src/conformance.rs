@@ -10,7 +10,10 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::facts::MAX_MESSAGE_BYTES;
+use crate::facts::{
+    CLOSE_BINARY, CLOSE_TOO_BIG, ERROR_BAD_SIGNATURE, ERROR_GONE, ERROR_NO_SIGNATURE,
+    ERROR_UNKNOWN_KEY, MAX_MESSAGE_BYTES, REPLY_NO_ROUTE,
+};
 
 /// What a stage's env files say, and a token its backend accepts.
 pub(crate) struct Target {
@@ -258,7 +261,7 @@ async fn forbidden(ws: &mut Ws) -> Result<String, String> {
     send_text(ws, UNKNOWN_ACTION.to_string()).await?;
     let reply = json(&next_text(ws).await?)?;
     match (reply["message"].as_str(), reply["connectionId"].as_str()) {
-        (Some("Forbidden"), Some(id)) if reply["requestId"].is_string() => Ok(id.to_string()),
+        (Some(REPLY_NO_ROUTE), Some(id)) if reply["requestId"].is_string() => Ok(id.to_string()),
         _ => Err(format!(
             "expected {{\"message\":\"Forbidden\",\"connectionId\",\"requestId\"}}, got {reply}"
         )),
@@ -288,11 +291,11 @@ async fn connections_api(t: &Target, ws: &mut Ws, id: Option<&str>) -> Vec<Outco
         post(&backend, ws, id).await,
         get(&backend, id).await,
         delete(&backend, ws, id).await,
-        expect_code(post_only(&backend, id).await, 410, "GoneException"),
+        expect_code(post_only(&backend, id).await, 410, ERROR_GONE),
         expect_code(
             post_only(&management(t, None).await, id).await,
             403,
-            "MissingAuthenticationTokenException",
+            ERROR_NO_SIGNATURE,
         ),
         expect_code(
             post_only(
@@ -301,7 +304,7 @@ async fn connections_api(t: &Target, ws: &mut Ws, id: Option<&str>) -> Vec<Outco
             )
             .await,
             403,
-            "InvalidSignatureException",
+            ERROR_BAD_SIGNATURE,
         ),
         expect_code(
             post_only(
@@ -310,7 +313,7 @@ async fn connections_api(t: &Target, ws: &mut Ws, id: Option<&str>) -> Vec<Outco
             )
             .await,
             403,
-            "UnrecognizedClientException",
+            ERROR_UNKNOWN_KEY,
         ),
     ];
     NAMES
@@ -402,10 +405,7 @@ async fn too_big(t: &Target) -> Result<String, String> {
     );
     // The server may close while the frame is still being written: that is the expected outcome, not a failure.
     let _ = ws.send(Message::Text(body.into())).await;
-    match close_code(&mut ws).await? {
-        1009 => Ok("1009".into()),
-        other => Err(format!("closed with {other}, not 1009")),
-    }
+    expect_close(close_code(&mut ws).await?, CLOSE_TOO_BIG)
 }
 
 async fn binary(t: &Target) -> Result<String, String> {
@@ -413,8 +413,13 @@ async fn binary(t: &Target) -> Result<String, String> {
     ws.send(Message::Binary(br#"{"action":"auth"}"#.to_vec().into()))
         .await
         .map_err(|e| format!("send failed: {e}"))?;
-    match close_code(&mut ws).await? {
-        1003 => Ok("1003".into()),
-        other => Err(format!("closed with {other}, not 1003")),
+    expect_close(close_code(&mut ws).await?, CLOSE_BINARY)
+}
+
+fn expect_close(got: u16, expected: u16) -> Result<String, String> {
+    if got == expected {
+        Ok(got.to_string())
+    } else {
+        Err(format!("closed with {got}, not {expected}"))
     }
 }

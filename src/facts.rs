@@ -22,6 +22,30 @@ pub(crate) const SPECIAL_ROUTES: [&str; 3] = ["$connect", "$disconnect", "$defau
 /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html>
 pub(crate) const REPLY_KEY: &str = "$default";
 
+// What the gateway answers, which `dev` reproduces and `wsdeploy conformance` checks (the README's dev section lists
+// them). WebSocket close codes are RFC 6455's.
+
+/// A message over `MAX_MESSAGE_BYTES` (or a frame over `MAX_FRAME_BYTES`) closes the socket with this.
+pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
+/// A binary frame closes the socket with this, invoking nothing
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html>).
+pub(crate) const CLOSE_BINARY: u16 = 1003;
+/// The idle and maximum-duration timeouts close the socket with this ("Going away").
+pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
+/// The reply to a message no route takes (with its `connectionId` and `requestId`).
+pub(crate) const REPLY_NO_ROUTE: &str = "Forbidden";
+/// The reply when the integration fails or crashes.
+pub(crate) const REPLY_INTEGRATION_FAILED: &str = "Internal server error";
+/// The reply when the integration does not answer within `INTEGRATION_TIMEOUT_S`.
+pub(crate) const REPLY_INTEGRATION_TIMEOUT: &str = "Endpoint request timed out";
+/// `@connections` on a connection that is closed (from the moment it closes): 410 with this error type.
+pub(crate) const ERROR_GONE: &str = "GoneException";
+/// `@connections` refusals, each 403: no signature, a malformed one, an unknown key, a wrong or expired signature.
+pub(crate) const ERROR_NO_SIGNATURE: &str = "MissingAuthenticationTokenException";
+pub(crate) const ERROR_MALFORMED_SIGNATURE: &str = "IncompleteSignatureException";
+pub(crate) const ERROR_UNKNOWN_KEY: &str = "UnrecognizedClientException";
+pub(crate) const ERROR_BAD_SIGNATURE: &str = "InvalidSignatureException";
+
 // Lambda. Quotas: https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html
 
 /// The OS-only runtime the bundled `bootstrap` binaries run on.

@@ -23,7 +23,10 @@ use super::runtime::{InvokeError, Pool};
 use super::sigv4::Verifier;
 use super::Log;
 
-use crate::facts::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
+use crate::facts::{
+    CLOSE_BINARY, CLOSE_GOING_AWAY, CLOSE_TOO_BIG, ERROR_GONE, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES,
+    REPLY_INTEGRATION_FAILED, REPLY_INTEGRATION_TIMEOUT, REPLY_NO_ROUTE,
+};
 
 /// Bytes waiting to be written to one socket, at most: a client that stops reading gets 429s on `@connections`
 /// (what API Gateway answers), not a `dev` that grows without bound.
@@ -123,7 +126,7 @@ impl Gateway {
     /// Closes every socket with 1001 (each fires `$disconnect`) and waits for them to finish, at most `wait`.
     pub(crate) async fn close_all(&self, wait: Duration) {
         for c in self.conns.lock().expect("conns").values() {
-            let _ = c.tx.send(Out::Close(1001, "Going away"));
+            let _ = c.tx.send(Out::Close(CLOSE_GOING_AWAY, "Going away"));
         }
         let deadline = Instant::now() + wait;
         while self.open_connections() > 0 && Instant::now() < deadline {
@@ -173,7 +176,7 @@ impl Gateway {
                 ));
                 self.send(
                     &id,
-                    json!({ "message": "Forbidden", "connectionId": id, "requestId": request_id })
+                    json!({ "message": REPLY_NO_ROUTE, "connectionId": id, "requestId": request_id })
                         .to_string(),
                 );
                 return;
@@ -209,9 +212,9 @@ impl Gateway {
                 ));
                 // A timeout and a failing function look different to the client, as on AWS.
                 let message = if matches!(e, InvokeError::Timeout(_)) {
-                    "Endpoint request timed out"
+                    REPLY_INTEGRATION_TIMEOUT
                 } else {
-                    "Internal server error"
+                    REPLY_INTEGRATION_FAILED
                 };
                 self.send(
                     &id,
@@ -285,8 +288,8 @@ impl Gateway {
                     // API Gateway rejects binary frames and disconnects with 1003, invoking nothing
                     // (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html).
                     Some(Ok(Message::Binary(_))) => {
-                        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1003, reason: BINARY_REFUSED.into() }))).await;
-                        (code, reason) = (1003, BINARY_REFUSED.into());
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code: CLOSE_BINARY, reason: BINARY_REFUSED.into() }))).await;
+                        (code, reason) = (CLOSE_BINARY, BINARY_REFUSED.into());
                         break;
                     }
                     Some(Ok(Message::Close(frame))) => {
@@ -296,8 +299,8 @@ impl Gateway {
                     Some(Ok(_)) => self.touch(&id),
                     Some(Err(e)) => {
                         if e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long") || e.to_string().contains("too big") {
-                            let _ = sink.send(Message::Close(Some(CloseFrame { code: 1009, reason: "Message too big".into() }))).await;
-                            (code, reason) = (1009, "Message too big".into());
+                            let _ = sink.send(Message::Close(Some(CloseFrame { code: CLOSE_TOO_BIG, reason: "Message too big".into() }))).await;
+                            (code, reason) = (CLOSE_TOO_BIG, "Message too big".into());
                         } else {
                             reason = e.to_string();
                         }
@@ -322,13 +325,13 @@ impl Gateway {
                     None => break,
                 },
                 () = idle => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
-                    (code, reason) = (1001, "idle timeout".into());
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: CLOSE_GOING_AWAY, reason: "Going away".into() }))).await;
+                    (code, reason) = (CLOSE_GOING_AWAY, "idle timeout".into());
                     break;
                 }
                 () = &mut life => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
-                    (code, reason) = (1001, "maximum connection duration".into());
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: CLOSE_GOING_AWAY, reason: "Going away".into() }))).await;
+                    (code, reason) = (CLOSE_GOING_AWAY, "maximum connection duration".into());
                     break;
                 }
             }
@@ -554,7 +557,7 @@ async fn management(
             .line(&format!("@connections {method} {id} → 410 Gone"));
         management_error(
             StatusCode::GONE,
-            "GoneException",
+            ERROR_GONE,
             &format!("connection {id} is gone"),
         )
     }

@@ -8,6 +8,8 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use axum::http::{HeaderMap, Method, Uri};
 
+use crate::facts;
+
 /// Requests older or newer than this are refused, as AWS does.
 const MAX_SKEW_SECS: u64 = 15 * 60;
 
@@ -27,10 +29,10 @@ impl Denied {
     /// RhinoSecurityLabs/IPRotate_Burp_Extension#25 for IncompleteSignatureException on a malformed header).
     pub(crate) fn error_type(&self) -> &'static str {
         match self {
-            Denied::Missing => "MissingAuthenticationTokenException",
-            Denied::Malformed(_) => "IncompleteSignatureException",
-            Denied::UnknownKey => "UnrecognizedClientException",
-            Denied::Expired | Denied::Mismatch => "InvalidSignatureException",
+            Denied::Missing => facts::ERROR_NO_SIGNATURE,
+            Denied::Malformed(_) => facts::ERROR_MALFORMED_SIGNATURE,
+            Denied::UnknownKey => facts::ERROR_UNKNOWN_KEY,
+            Denied::Expired | Denied::Mismatch => facts::ERROR_BAD_SIGNATURE,
         }
     }
 
