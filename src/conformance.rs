@@ -204,11 +204,11 @@ pub(crate) async fn run(t: &Target) -> Vec<Outcome> {
     };
     out.push(outcome(
         "auth with a valid token",
-        auth_ok(&mut ws, &t.token).await,
+        auth_answers(&mut ws, &t.token, true).await,
     ));
     out.push(outcome(
         "auth with an invalid token",
-        auth_refused(&mut ws).await,
+        auth_answers(&mut ws, BAD_TOKEN, false).await,
     ));
     let id = if t.has_default_route {
         out.push(skipped(
@@ -234,24 +234,14 @@ pub(crate) async fn run(t: &Target) -> Vec<Outcome> {
     out
 }
 
-async fn auth_ok(ws: &mut Ws, token: &str) -> Result<String, String> {
+/// The `auth` reply to `token` says `ok: expect_ok`.
+async fn auth_answers(ws: &mut Ws, token: &str, expect_ok: bool) -> Result<String, String> {
     let reply = auth(ws, token).await?;
-    if reply["type"] == "auth" && reply["ok"] == true {
+    if reply["type"] == "auth" && reply["ok"] == expect_ok {
         Ok(reply.to_string())
     } else {
         Err(format!(
-            "expected {{\"type\":\"auth\",\"ok\":true}}, got {reply}"
-        ))
-    }
-}
-
-async fn auth_refused(ws: &mut Ws) -> Result<String, String> {
-    let reply = auth(ws, BAD_TOKEN).await?;
-    if reply["type"] == "auth" && reply["ok"] == false {
-        Ok(reply.to_string())
-    } else {
-        Err(format!(
-            "expected {{\"type\":\"auth\",\"ok\":false,…}}, got {reply}"
+            "expected {{\"type\":\"auth\",\"ok\":{expect_ok},…}}, got {reply}"
         ))
     }
 }

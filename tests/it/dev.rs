@@ -279,18 +279,7 @@ async fn a_binary_frame_closes_the_socket_with_1003_and_invokes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_is_gone_for_connections_during_its_own_disconnect() {
     let (dev, seen) = dev_with_backend("", &[], &cache()).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
-    ws.send(Message::Text(
-        r#"{"action":"auth","token":"good-token"}"#.into(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(next_text(&mut ws).await, r#"{"ok":true,"type":"auth"}"#);
-    let body = seen.lock().unwrap().calls[0].3.clone();
-    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut ws, id) = authenticated(&dev, &seen).await;
     seen.lock().unwrap().delay = Duration::from_secs(3);
     ws.close(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -570,18 +559,7 @@ async fn a_client_trickling_its_headers_is_cut_off() {
 async fn a_client_that_stops_reading_gets_429s_not_an_unbounded_queue() {
     use aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata;
     let (dev, seen) = dev_with_backend("", &[], &cache()).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
-    ws.send(Message::Text(
-        r#"{"action":"auth","token":"good-token"}"#.into(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(next_text(&mut ws).await, r#"{"ok":true,"type":"auth"}"#);
-    let body = seen.lock().unwrap().calls[0].3.clone();
-    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (ws, id) = authenticated(&dev, &seen).await;
     // From here on the client reads nothing.
     let mgmt = dev.management().await;
     let chunk = vec![b'x'; 100 * 1024];

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::util::BIN;
@@ -92,6 +92,25 @@ pub(crate) async fn dev_with_backend(extra: &str, args: &[&str], cache: &Path) -
     let dev = Dev::start_in(&backend, extra, args, cache);
     seen.lock().unwrap().secret = Some(dev.env["WS_SIGNING_SECRET"].clone());
     (dev, seen)
+}
+
+/// A socket on `dev` that sent the `auth` message with the token the backend accepts, and its connection id as
+/// the backend received it.
+pub(crate) async fn authenticated(dev: &Dev, seen: &Shared) -> (Ws, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    let calls_before = seen.lock().unwrap().calls.len();
+    ws.send(Message::Text(
+        r#"{"action":"auth","token":"good-token"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"ok":true,"type":"auth"}"#);
+    let body = seen.lock().unwrap().calls[calls_before].3.clone();
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["connectionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (ws, id)
 }
 
 pub(crate) async fn start_backend() -> (String, Shared) {
