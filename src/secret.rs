@@ -98,11 +98,8 @@ impl std::fmt::Debug for SigningSecrets {
 mod tests {
     use super::*;
 
-    fn deployed(previous: Option<&str>) -> SigningSecrets {
-        SigningSecrets {
-            current: "cur".into(),
-            previous: previous.map(str::to_string),
-        }
+    fn deployed() -> SigningSecrets {
+        SigningSecrets::single("cur".into())
     }
 
     #[test]
@@ -118,10 +115,10 @@ mod tests {
             "nothing deployed: nothing to keep accepting"
         );
         assert_eq!(
-            SigningSecrets::next(Some(deployed(None)), false, fresh),
+            SigningSecrets::next(Some(deployed()), false, fresh),
             (SigningSecrets::single("cur".into()), SecretChange::Kept)
         );
-        let (rotated, change) = SigningSecrets::next(Some(deployed(None)), true, fresh);
+        let (rotated, change) = SigningSecrets::next(Some(deployed()), true, fresh);
         assert_eq!(change, SecretChange::Rotated);
         assert_eq!(
             (rotated.current.as_str(), rotated.previous.as_deref()),

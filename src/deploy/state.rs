@@ -1,13 +1,13 @@
 //! What a stage should look like (desired) and what AWS has (observed). Plain data: no I/O here.
 
-use crate::config::resolve::{FUNCTION_ENV_SIGNING_SECRET, FUNCTION_ENV_SIGNING_SECRET_PREVIOUS};
-use crate::secret::SigningSecrets;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use crate::config::resolve::{FUNCTION_ENV_SIGNING_SECRET, FUNCTION_ENV_SIGNING_SECRET_PREVIOUS};
 use crate::config::{Architecture, CredentialsMode, Names, StageConfig};
+use crate::secret::SigningSecrets;
 
 pub(crate) type Tags = BTreeMap<String, String>;
 
