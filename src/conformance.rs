@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::facts::{
     CLOSE_BINARY, CLOSE_TOO_BIG, ERROR_BAD_SIGNATURE, ERROR_GONE, ERROR_NO_SIGNATURE,
-    ERROR_UNKNOWN_KEY, MAX_MESSAGE_BYTES, REPLY_NO_ROUTE,
+    ERROR_UNKNOWN_KEY, HEARTBEAT_ACTION, HEARTBEAT_REPLY, MAX_MESSAGE_BYTES, REPLY_NO_ROUTE,
 };
 
 /// What a stage's env files say, and a token its backend accepts.
@@ -25,6 +25,8 @@ pub(crate) struct Target {
     pub token: String,
     /// A `$default` route takes unknown actions, so they get no `Forbidden` (and no connection id in it).
     pub has_default_route: bool,
+    /// Whether the stage answers `ping` itself (`heartbeat`).
+    pub heartbeat: bool,
 }
 
 /// One behaviour's result: `Ok` with what was seen, `Err` with what went wrong, or skipped with why.
@@ -210,6 +212,14 @@ pub(crate) async fn run(t: &Target) -> Vec<Outcome> {
         "auth with an invalid token",
         auth_answers(&mut ws, BAD_TOKEN, false).await,
     ));
+    out.push(if t.heartbeat {
+        outcome(
+            "ping is answered pong by the gateway",
+            heartbeat(&mut ws).await,
+        )
+    } else {
+        skipped("ping is answered pong by the gateway", "heartbeat: false")
+    });
     let id = if t.has_default_route {
         out.push(skipped(
             "unknown action is Forbidden",
@@ -243,6 +253,17 @@ async fn auth_answers(ws: &mut Ws, token: &str, expect_ok: bool) -> Result<Strin
         Err(format!(
             "expected {{\"type\":\"auth\",\"ok\":{expect_ok},…}}, got {reply}"
         ))
+    }
+}
+
+/// `{"action":"ping"}` gets exactly the heartbeat's reply.
+async fn heartbeat(ws: &mut Ws) -> Result<String, String> {
+    send_text(ws, format!(r#"{{"action":"{HEARTBEAT_ACTION}"}}"#)).await?;
+    let reply = next_text(ws).await?;
+    if json(&reply)? == json(HEARTBEAT_REPLY)? {
+        Ok(reply)
+    } else {
+        Err(format!("expected {HEARTBEAT_REPLY}, got {reply}"))
     }
 }
 

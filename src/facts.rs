@@ -21,6 +21,10 @@ pub(crate) const SPECIAL_ROUTES: [&str; 3] = ["$connect", "$disconnect", "$defau
 /// Route response key (and selection expression) that sends a two-way route's answer back to the client.
 /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html>
 pub(crate) const REPLY_KEY: &str = "$default";
+/// The heartbeat: the action a client sends to keep its socket inside the idle limit, and what API Gateway answers
+/// it from a MOCK integration, with no function involved.
+pub(crate) const HEARTBEAT_ACTION: &str = "ping";
+pub(crate) const HEARTBEAT_REPLY: &str = r#"{"action":"pong"}"#;
 
 // What the gateway answers, which `dev` reproduces and `wsdeploy conformance` checks (the README's dev section lists
 // them). WebSocket close codes are RFC 6455's.

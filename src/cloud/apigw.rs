@@ -6,6 +6,7 @@
 //! also retries that conflict, for writers outside this run (a concurrent `up`, the console).
 
 use anyhow::{Context, Result};
+use aws_sdk_apigatewayv2::operation::create_integration::builders::CreateIntegrationFluentBuilder;
 use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType};
 use aws_sdk_apigatewayv2::Client;
 
@@ -13,7 +14,7 @@ use super::{
     already, explain, gone, is_concurrent_modification, retry_for, SdkResult, PROPAGATION_BUDGET,
 };
 use crate::deploy::state::{ApiRef, Desired, TagDiff};
-use crate::facts::{REPLY_KEY, ROUTE_SELECTION};
+use crate::facts::{HEARTBEAT_REPLY, REPLY_KEY, ROUTE_SELECTION};
 use crate::ui::Step;
 
 /// One write, retried while another write on the same API is in progress.
@@ -68,6 +69,25 @@ pub(crate) async fn delete_api(apigw: &Client, api_id: &str, step: &dyn Step) ->
         .map_err(|e| explain(&format!("delete the API {api_id}"), e))
 }
 
+/// Creates an integration shaped by `shape`; returns its id.
+async fn new_integration(
+    apigw: &Client,
+    api_id: &str,
+    what: &str,
+    step: &dyn Step,
+    shape: impl Fn(CreateIntegrationFluentBuilder) -> CreateIntegrationFluentBuilder,
+) -> Result<String> {
+    let out = write(step, || {
+        shape(apigw.create_integration().api_id(api_id)).send()
+    })
+    .await
+    .map_err(|e| explain(what, e))?;
+    Ok(out
+        .integration_id()
+        .context("AWS returned no integration id")?
+        .to_string())
+}
+
 /// An `AWS_PROXY` integration with the function; returns its id.
 pub(crate) async fn create_integration(
     apigw: &Client,
@@ -75,21 +95,51 @@ pub(crate) async fn create_integration(
     uri: &str,
     step: &dyn Step,
 ) -> Result<String> {
-    let out = write(step, || {
-        apigw
-            .create_integration()
-            .api_id(api_id)
-            .integration_type(IntegrationType::AwsProxy)
+    new_integration(apigw, api_id, "connect the API to a function", step, |b| {
+        b.integration_type(IntegrationType::AwsProxy)
             .integration_method("POST")
             .integration_uri(uri)
+    })
+    .await
+}
+
+/// The heartbeat: a MOCK integration, which API Gateway answers itself. A WebSocket MOCK needs a request template
+/// that sets `statusCode` ("Execution failed due to configuration error: statusCode should be an integer which
+/// defined in request template" otherwise), and an integration response whose template is what the client gets
+/// back (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-integration-responses.html>;
+/// aws-cdk's `WebSocketMockIntegration` sets the same request template). The route's `$default` response, made
+/// like any replying route's, sends it to the client. Returns the integration's id once its response exists: a run
+/// stopped in between leaves a MOCK without a response, which the next plan replaces.
+pub(crate) async fn create_heartbeat(
+    apigw: &Client,
+    api_id: &str,
+    step: &dyn Step,
+) -> Result<String> {
+    let id = new_integration(
+        apigw,
+        api_id,
+        "create the heartbeat's integration",
+        step,
+        |b| {
+            b.integration_type(IntegrationType::Mock)
+                .request_templates(REPLY_KEY, r#"{"statusCode": 200}"#)
+                .template_selection_expression(r"\$default")
+        },
+    )
+    .await?;
+    write(step, || {
+        apigw
+            .create_integration_response()
+            .api_id(api_id)
+            .integration_id(&id)
+            .integration_response_key(REPLY_KEY)
+            .response_templates(REPLY_KEY, HEARTBEAT_REPLY)
+            .template_selection_expression(r"\$default")
             .send()
     })
     .await
-    .map_err(|e| explain("connect the API to a function", e))?;
-    Ok(out
-        .integration_id()
-        .context("AWS returned no integration id")?
-        .to_string())
+    .map_err(|e| explain("create the heartbeat's reply", e))?;
+    Ok(id)
 }
 
 pub(crate) async fn delete_integration(

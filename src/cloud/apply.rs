@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::{apigw, iam, lambda, logs, Clients};
+use super::{apigw, iam, kms, lambda, logs, Clients};
 use crate::config::Names;
 use crate::deploy::action::TagTarget;
-use crate::deploy::state::{ApiRef, Desired, FunctionSpec, Observed, RouteSpec, TagDiff};
+use crate::deploy::state::{
+    ApiRef, Desired, FunctionSpec, Observed, RouteSpec, TagDiff, HEARTBEAT_TARGET,
+};
 use crate::deploy::{Action, Change};
 use crate::ui::{Progress, Step};
 
@@ -24,12 +26,17 @@ pub(crate) struct Ids {
     routes: BTreeMap<String, String>,
     /// A freshly created access key: (id, secret). The secret exists nowhere else.
     pub new_key: Option<(String, String)>,
+    /// The ARN of the stage's KMS key (`lambda.env_key: stage`), observed or created by this run.
+    stage_key_arn: Option<String>,
 }
 
 impl Ids {
     /// Ids of what already exists: the API that the plan keeps (the oldest), its integrations and routes.
     pub(crate) fn from_observed(d: &Desired, o: &Observed) -> Ids {
-        let mut ids = Ids::default();
+        let mut ids = Ids {
+            stage_key_arn: o.env_key.as_ref().map(|k| k.arn.clone()),
+            ..Ids::default()
+        };
         let Some(api) = o.kept_api() else { return ids };
         ids.api_id = Some(api.id.clone());
         ids.api_endpoint.clone_from(&api.endpoint);
@@ -38,6 +45,10 @@ impl Ids {
             if let Some(i) = api.integrations.iter().find(|i| i.uri == uri) {
                 ids.integrations.insert(f.function.clone(), i.id.clone());
             }
+        }
+        if let Some(i) = api.integrations.iter().find(|i| i.is_heartbeat()) {
+            ids.integrations
+                .insert(HEARTBEAT_TARGET.into(), i.id.clone());
         }
         for r in &api.routes {
             ids.routes.insert(r.key.clone(), r.id.clone());
@@ -147,6 +158,11 @@ impl<'a> Applier<'a> {
         f(&mut self.ids.lock().expect("ids lock"));
     }
 
+    /// The key the functions' environment is encrypted with (`None`: Lambda's AWS-managed key).
+    fn env_key(&self) -> Option<String> {
+        self.d.env_key_arn(self.ids().stage_key_arn.as_deref())
+    }
+
     fn api_id(&self) -> Result<String> {
         self.ids()
             .api_id
@@ -234,6 +250,9 @@ impl<'a> Applier<'a> {
             | DeleteFunction { .. }
             | AddPermission { .. } => self.act_lambda(a, step).await,
             Retag { target, diff } => self.retag(target, diff, step).await.map(|()| "tags".into()),
+            CreateEnvKey | AliasEnvKey { .. } | RestoreEnvKey { .. } | DeleteEnvKey { .. } => {
+                self.act_kms(a, step).await
+            }
             _ => self.act_api(a, step).await,
         }
     }
@@ -246,9 +265,15 @@ impl<'a> Applier<'a> {
         match a {
             CreateRole => iam::create_role(&c.iam, d).await.and(said("created")),
             UpdateRoleTrust => iam::update_role_trust(&c.iam, d).await.and(said("updated")),
-            PutRolePolicy => iam::put_role_policy(&c.iam, d)
-                .await
-                .and(said("own log groups only")),
+            PutRolePolicy => {
+                let key = self.env_key();
+                iam::put_role_policy(&c.iam, d, key.as_deref()).await?;
+                said(if key.is_some() {
+                    "own log groups, decrypt with the env key"
+                } else {
+                    "own log groups only"
+                })
+            }
             DeleteRole => iam::delete_role(&c.iam, &d.names.role)
                 .await
                 .and(said("deleted")),
@@ -304,7 +329,8 @@ impl<'a> Applier<'a> {
             DeleteLogGroup { name } => logs::delete_group(&c.logs, name).await.and(said("deleted")),
             CreateFunction { function } => {
                 let f = self.spec(function)?;
-                let outcome = lambda::create(&c.lambda, d, f, step).await?;
+                let outcome =
+                    lambda::create(&c.lambda, d, f, self.env_key().as_deref(), step).await?;
                 self.changed(&f.name, true);
                 Ok(outcome)
             }
@@ -318,7 +344,7 @@ impl<'a> Applier<'a> {
             UpdateFunctionConfig { function, .. } => {
                 let f = self.spec(function)?;
                 self.settle_function(&f.name, step).await?;
-                lambda::update_config(&c.lambda, d, f, step).await?;
+                lambda::update_config(&c.lambda, d, f, self.env_key().as_deref(), step).await?;
                 self.changed(&f.name, false);
                 said("updated")
             }
@@ -332,6 +358,35 @@ impl<'a> Applier<'a> {
                     .and(said("this API only"))
             }
             other => anyhow::bail!("internal error: {other:?} is not a lambda action"),
+        }
+    }
+
+    /// The stage's KMS key.
+    async fn act_kms(&self, a: &Action, step: &dyn Step) -> Result<String> {
+        use Action::*;
+        let (c, d) = (self.c, self.d);
+        match a {
+            CreateEnvKey => {
+                let arn = kms::create(&c.kms, d, step).await?;
+                let said = format!("created {arn}");
+                self.remember(|ids| ids.stage_key_arn = Some(arn));
+                Ok(said)
+            }
+            AliasEnvKey { id } => kms::alias(&c.kms, &d.names.env_key_alias, id, step)
+                .await
+                .map_err(|e| {
+                    super::explain(&format!("create the alias {}", d.names.env_key_alias), e)
+                })
+                .map(|()| "aliased".into()),
+            RestoreEnvKey { id, pending } => kms::restore(&c.kms, id, *pending, step)
+                .await
+                .map(|()| "enabled".into()),
+            DeleteEnvKey {
+                id,
+                schedule,
+                alias,
+            } => kms::delete(&c.kms, &d.names, id, *schedule, *alias, step).await,
+            other => anyhow::bail!("internal error: {other:?} is not a kms action"),
         }
     }
 
@@ -356,6 +411,13 @@ impl<'a> Applier<'a> {
             DeleteApi { id, .. } => apigw::delete_api(&c.apigw, id, step)
                 .await
                 .and(said("deleted")),
+            CreateIntegration { function } if function == HEARTBEAT_TARGET => {
+                let id = apigw::create_heartbeat(&c.apigw, &self.api_id()?, step).await?;
+                self.remember(|ids| {
+                    ids.integrations.insert(function.clone(), id);
+                });
+                said("MOCK: API Gateway answers it, no function runs")
+            }
             CreateIntegration { function } => {
                 let uri = d.integration_uri(&d.function_arn(&self.spec(function)?.name));
                 let id = apigw::create_integration(&c.apigw, &self.api_id()?, &uri, step).await?;
@@ -426,6 +488,7 @@ impl<'a> Applier<'a> {
             TagTarget::LogGroup { name } => {
                 logs::retag(&c.logs, &d.log_group_arn(name), diff).await
             }
+            TagTarget::EnvKey { id } => kms::retag(&c.kms, id, diff, step).await,
         }
     }
 

@@ -43,8 +43,12 @@ pub(crate) async fn update_role_trust(iam: &Client, d: &Desired) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn put_role_policy(iam: &Client, d: &Desired) -> Result<()> {
-    let doc = d.role_policy().to_string();
+pub(crate) async fn put_role_policy(
+    iam: &Client,
+    d: &Desired,
+    env_key: Option<&str>,
+) -> Result<()> {
+    let doc = d.role_policy(env_key).to_string();
     iam.put_role_policy()
         .role_name(&d.names.role)
         .policy_name(&d.names.role_policy)

@@ -35,6 +35,18 @@ fn in_progress<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&'stati
     .then_some("the function's previous change is still being applied")
 }
 
+/// A role created seconds ago is not yet known to Lambda: "The role defined for the function cannot be assumed by
+/// Lambda", or, with a customer managed key, "Lambda was unable to configure access to your environment variables
+/// because the KMS key is invalid for CreateGrant. … ARN does not refer to a valid principal" (the grant names the
+/// role). Serverless and claudia.js retry both messages on `CreateFunction`.
+fn role_not_ready<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&'static str> {
+    let m = e.message().unwrap_or_default();
+    (e.code() == Some("InvalidParameterValueException")
+        && (m.contains("cannot be assumed")
+            || (m.contains("invalid for CreateGrant") && m.contains("valid principal"))))
+    .then_some("waiting for the new IAM role to reach Lambda")
+}
+
 /// Creates the function. A role created seconds ago cannot be assumed by Lambda yet ("The role defined for the
 /// function cannot be assumed by Lambda"): exactly that error is retried, for as long as terraform-provider-aws
 /// allows IAM to propagate, with the wait shown.
@@ -42,6 +54,7 @@ pub(crate) async fn create(
     lambda: &Client,
     d: &Desired,
     f: &FunctionSpec,
+    env_key: Option<&str>,
     step: &dyn Step,
 ) -> Result<String> {
     let zip = zip_of(f)?;
@@ -56,6 +69,7 @@ pub(crate) async fn create(
             .memory_size(f.memory_mb)
             .timeout(f.timeout_s)
             .environment(environment(&f.env))
+            .set_kms_key_arn(env_key.map(str::to_string))
             .code(
                 aws_sdk_lambda::types::FunctionCode::builder()
                     .zip_file(Blob::new(zip.clone()))
@@ -63,12 +77,6 @@ pub(crate) async fn create(
             )
             .set_tags(Some(d.tags.clone().into_iter().collect()))
             .send()
-    };
-    let role_not_ready = |e: &SdkError<_, _>| {
-        (e.code() == Some("InvalidParameterValueException")
-            && e.message()
-                .is_some_and(|m: &str| m.contains("cannot be assumed")))
-        .then_some("waiting for the new IAM role to reach Lambda")
     };
     match retry_for(PROPAGATION_BUDGET, step, role_not_ready, call).await {
         Ok(_) => Ok(format!(
@@ -110,6 +118,7 @@ pub(crate) async fn update_config(
     lambda: &Client,
     d: &Desired,
     f: &FunctionSpec,
+    env_key: Option<&str>,
     step: &dyn Step,
 ) -> Result<()> {
     let call = || {
@@ -122,9 +131,13 @@ pub(crate) async fn update_config(
             .memory_size(f.memory_mb)
             .timeout(f.timeout_s)
             .environment(environment(&f.env))
+            // An empty ARN puts the function back on Lambda's AWS-managed key
+            // (<https://docs.aws.amazon.com/lambda/latest/api/API_UpdateFunctionConfiguration.html#lambda-UpdateFunctionConfiguration-request-KMSKeyArn>).
+            .kms_key_arn(env_key.unwrap_or_default())
             .send()
     };
-    retry_for(PROPAGATION_BUDGET, step, in_progress, call)
+    let transient = |e: &SdkError<_, _>| in_progress(e).or_else(|| role_not_ready(e));
+    retry_for(PROPAGATION_BUDGET, step, transient, call)
         .await
         .map_err(|e| explain(&format!("update the configuration of {}", f.name), e))?;
     Ok(())

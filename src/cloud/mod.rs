@@ -5,6 +5,7 @@
 pub(crate) mod apigw;
 pub(crate) mod apply;
 pub(crate) mod iam;
+pub(crate) mod kms;
 pub(crate) mod lambda;
 pub(crate) mod logs;
 pub(crate) mod observe;
@@ -39,7 +40,9 @@ pub struct AwsArgs {
 pub struct Clients {
     pub config: SdkConfig,
     pub iam: aws_sdk_iam::Client,
+    pub kms: aws_sdk_kms::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub apigw: aws_sdk_apigatewayv2::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
@@ -50,7 +53,9 @@ impl Clients {
         let config = sdk_config(aws, region).await;
         Clients {
             iam: aws_sdk_iam::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             apigw: aws_sdk_apigatewayv2::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),

@@ -27,14 +27,26 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         );
         Ok::<_, anyhow::Error>((caller, managed_policy(c, &arn).await?))
     };
-    let (role, functions, log_groups, apis, user, (caller, managed_policy)) = tokio::try_join!(
+    let (role, functions, log_groups, apis, user, (caller, managed_policy), env_key) = tokio::try_join!(
         role(c, l),
         functions(c, l),
         log_groups(c, l),
         apis(c, l),
         user(c, l),
-        policy
+        policy,
+        super::kms::find(&c.kms, l),
     )?;
+    // Without its alias, the key is searched by its tags: a run may have stopped right after creating it (KMS has
+    // no idempotent create), and a stage torn down less than 7 days ago left a key that can be restored.
+    let (env_key, stray_env_keys) = match env_key {
+        None => {
+            let mut found = super::kms::find_unaliased(&c.tagging, &c.kms, l)
+                .await?
+                .into_iter();
+            (found.next(), found.collect())
+        }
+        found => (found, vec![]),
+    };
     let observed = Observed {
         role,
         functions,
@@ -44,6 +56,8 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         managed_policy,
         env_access_key_id: None,
         env_signing_secret: None,
+        env_key,
+        stray_env_keys,
     };
     Ok((caller, observed))
 }
@@ -156,11 +170,11 @@ async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionO
             .unwrap_or_default(),
         handler: cfg.handler().unwrap_or_default().to_string(),
         role: cfg.role().unwrap_or_default().to_string(),
-        env: cfg
-            .environment()
-            .and_then(|e| e.variables())
-            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default(),
+        env: environment(&name, cfg)?,
+        kms_key_arn: cfg
+            .kms_key_arn()
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
         code_sha256: cfg.code_sha256().unwrap_or_default().to_string(),
         tags: tags
             .tags()
@@ -169,6 +183,31 @@ async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionO
         permission_source,
     };
     Ok(Some((name, obs)))
+}
+
+/// The function's environment. With a customer managed key, Lambda shows it only to callers allowed `kms:Decrypt`
+/// on that key and otherwise answers with `Environment.Error` instead of the variables
+/// (<https://docs.aws.amazon.com/lambda/latest/api/API_EnvironmentResponse.html>); taking that for "no variables"
+/// would lose the deployed signing secret, so it is an error that says what to grant.
+fn environment(
+    name: &str,
+    cfg: &aws_sdk_lambda::types::FunctionConfiguration,
+) -> Result<BTreeMap<String, String>> {
+    let Some(env) = cfg.environment() else {
+        return Ok(BTreeMap::new());
+    };
+    if let Some(err) = env.error() {
+        anyhow::bail!(
+            "cannot read the environment of the function {name}: {}: {}. The identity running wsdeploy needs kms:Decrypt on the key {} (through Lambda) to read it",
+            err.error_code().unwrap_or("error"),
+            err.message().unwrap_or("no reason given"),
+            cfg.kms_key_arn().unwrap_or("that encrypts it"),
+        );
+    }
+    Ok(env
+        .variables()
+        .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default())
 }
 
 /// The `AWS:SourceArn` condition of statement `sid` in a Lambda resource policy.
@@ -285,7 +324,11 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
         },
     )?;
     let route_obs = routes.items().iter().map(|r| route(c, &id, r));
-    let route_obs = futures_util::future::try_join_all(route_obs).await?;
+    let integration_obs = integrations.items().iter().map(|i| integration(c, &id, i));
+    let (route_obs, integration_obs) = tokio::try_join!(
+        futures_util::future::try_join_all(route_obs),
+        futures_util::future::try_join_all(integration_obs)
+    )?;
     Ok(ApiObs {
         endpoint: api.api_endpoint().map(str::to_string),
         route_selection: api
@@ -300,14 +343,7 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
             .created_date()
             .map(aws_smithy_types::DateTime::secs)
             .unwrap_or_default(),
-        integrations: integrations
-            .items()
-            .iter()
-            .map(|i| IntegrationObs {
-                id: i.integration_id().unwrap_or_default().into(),
-                uri: i.integration_uri().unwrap_or_default().into(),
-            })
-            .collect(),
+        integrations: integration_obs,
         routes: route_obs,
         stages: stages
             .items()
@@ -318,6 +354,40 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
             })
             .collect(),
         id,
+    })
+}
+
+/// An integration, and for a MOCK (the heartbeat) the keys of its responses: without one, it answers nothing.
+async fn integration(
+    c: &Clients,
+    api_id: &str,
+    i: &aws_sdk_apigatewayv2::types::Integration,
+) -> Result<IntegrationObs> {
+    let id = i.integration_id().unwrap_or_default().to_string();
+    let kind = i
+        .integration_type()
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_default();
+    let responses = if kind == "MOCK" {
+        c.apigw
+            .get_integration_responses()
+            .api_id(api_id)
+            .integration_id(&id)
+            .send()
+            .await
+            .map_err(|e| explain(&format!("read the responses of the integration {id}"), e))?
+            .items()
+            .iter()
+            .filter_map(|r| r.integration_response_key().map(str::to_string))
+            .collect()
+    } else {
+        vec![]
+    };
+    Ok(IntegrationObs {
+        uri: i.integration_uri().unwrap_or_default().into(),
+        id,
+        kind,
+        responses,
     })
 }
 

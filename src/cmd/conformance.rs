@@ -114,5 +114,6 @@ fn target(stage: &StageConfig, token: String) -> Result<Target> {
         secret_access_key: need(&back_text, &back.file, &back.secret_access_key)?,
         token,
         has_default_route: stage.routes.contains_key("$default"),
+        heartbeat: stage.heartbeat,
     })
 }

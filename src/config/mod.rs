@@ -10,7 +10,7 @@ pub(crate) mod rules;
 pub(crate) use load::ConfigError;
 pub(crate) use model::{json_schema, Architecture, CredentialsMode};
 pub(crate) use resolve::{
-    is_local, replies, Config, DevSettings, Names, Overrides, StageConfig, LOCAL_STAGE,
+    is_local, replies, Config, DevSettings, EnvKey, Names, Overrides, StageConfig, LOCAL_STAGE,
 };
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub struct Layer {
     pub routes: Option<BTreeMap<String, String>>,
     /// Settings of the bundled Lambda functions.
     pub lambda: Option<Lambda>,
+    /// Whether the `ping` action is answered `{"action":"pong"}` by API Gateway itself (a MOCK integration: no
+    /// function runs, nothing is billed but the message), so that clients keep their sockets inside API Gateway's
+    /// 10-minute idle limit. Default true.
+    pub heartbeat: Option<bool>,
     /// How the backend gets permission to post to connections.
     pub credentials: Option<CredentialsMode>,
     /// Env files wsdeploy writes its outputs into.
@@ -79,6 +83,14 @@ pub struct Lambda {
     pub timeout_s: Option<u32>,
     /// One of CloudWatch Logs' retention values: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, ...
     pub log_retention_days: Option<u32>,
+    /// The KMS key that encrypts the functions' environment, which holds the signing secret: `stage` (the default)
+    /// creates a key for the stage (about $1 a month), so that only principals allowed to decrypt with it can read
+    /// the secret; `aws-managed` uses Lambda's own key (free, but anyone allowed lambda:GetFunctionConfiguration
+    /// reads the secret); or the ARN of a key of yours in the stage's region.
+    #[schemars(regex(
+        pattern = r"^(stage|aws-managed|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+)$"
+    ))]
+    pub env_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -178,10 +190,10 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages; backend, routes, lambda, env, tags, dev });
+merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev });
 merge_struct!(Dev { command, dir, open; });
 merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms, allow_http; });
-merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days; });
+merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days, env_key; });
 merge_struct!(Env { ; frontend, backend });
 merge_struct!(FrontendEnv { file, url; });
 merge_struct!(BackendEnv { file, endpoint, region, access_key_id, secret_access_key, signing_secret; });

@@ -45,6 +45,8 @@ pub struct StageConfig {
     /// Route key -> bundled function name.
     pub routes: BTreeMap<String, String>,
     pub lambda: LambdaSettings,
+    /// `ping` answered by the gateway itself (see `facts::HEARTBEAT_ACTION`).
+    pub heartbeat: bool,
     pub credentials: CredentialsMode,
     pub env: EnvSettings,
     pub tags: BTreeMap<String, String>,
@@ -75,6 +77,29 @@ pub struct LambdaSettings {
     pub memory_mb: u32,
     pub timeout_s: u32,
     pub log_retention_days: u32,
+    pub env_key: EnvKey,
+}
+
+/// The KMS key that encrypts the functions' environment (`lambda.env_key`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvKey {
+    /// A key of the stage's own, created by `up` and scheduled for deletion by `teardown`.
+    Stage,
+    /// Lambda's AWS-managed key.
+    AwsManaged,
+    /// A key of the user's, by ARN.
+    Arn(String),
+}
+
+impl EnvKey {
+    /// The region of a given key's ARN.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            EnvKey::Arn(arn) => arn.split(':').nth(3),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -338,7 +363,24 @@ fn resolve_layer(
     }
     let routes = l.routes.clone().unwrap_or_else(default_routes);
     check_routes(checker, &routes, &origin);
+    let heartbeat = l.heartbeat.unwrap_or(true);
+    if heartbeat && routes.contains_key(crate::facts::HEARTBEAT_ACTION) {
+        checker.error(
+            origin(&["routes", crate::facts::HEARTBEAT_ACTION]),
+            format!(
+                "the route `{}` is the heartbeat's, answered by API Gateway itself",
+                crate::facts::HEARTBEAT_ACTION
+            ),
+            "rename your route, or set `heartbeat: false` to send it to a function",
+        );
+    }
     let env = resolve_env(checker, &l, &origin);
+    let env_key = env_key(
+        checker,
+        lambda.env_key.as_deref(),
+        region.as_deref(),
+        &origin,
+    );
     Some(StageConfig {
         project: project?,
         stage: stage.to_string(),
@@ -359,7 +401,9 @@ fn resolve_layer(
             memory_mb: lambda.memory_mb.unwrap_or(128),
             timeout_s,
             log_retention_days: lambda.log_retention_days.unwrap_or(14),
+            env_key,
         },
+        heartbeat,
         credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
         env,
         tags: l.tags.clone().unwrap_or_default(),
@@ -373,6 +417,35 @@ fn resolve_layer(
             }
         },
     })
+}
+
+/// `lambda.env_key`, checked against the stage's region: Lambda takes a key from the function's region only.
+fn env_key(
+    checker: &mut Checker<'_>,
+    raw: Option<&str>,
+    region: Option<&str>,
+    origin: &dyn Fn(&[&str]) -> Vec<String>,
+) -> EnvKey {
+    let at = || origin(&["lambda", "env_key"]);
+    match raw.map(rules::parse_env_key) {
+        None => EnvKey::Stage,
+        Some(Err((message, help))) => {
+            checker.error(at(), message, help);
+            EnvKey::Stage
+        }
+        Some(Ok(key)) => {
+            if let (Some(theirs), Some(ours)) = (key.region(), region) {
+                if theirs != ours {
+                    checker.error(
+                        at(),
+                        format!("the key is in {theirs}, the stage in {ours}"),
+                        "Lambda only takes a key from the function's own region: give a key of that region, or `stage`",
+                    );
+                }
+            }
+            key
+        }
+    }
 }
 
 pub(crate) fn default_routes() -> BTreeMap<String, String> {
@@ -558,13 +631,15 @@ pub struct Names {
     pub api: String,
     /// The functions' role.
     pub role: String,
-    /// The role's inline policy (writing the functions' logs).
+    /// The role's inline policy (writing the functions' logs, decrypting their environment).
     #[serde(skip)]
     pub role_policy: String,
     /// The backend's IAM user (`credentials: iam-user`).
     pub user: String,
     /// The user's inline policy, or the managed policy (`credentials: policy`).
     pub policy: String,
+    /// The alias of the stage's KMS key (`lambda.env_key: stage`), by which it is found again.
+    pub env_key_alias: String,
 }
 
 impl Names {
@@ -584,6 +659,7 @@ impl StageConfig {
             role_policy: format!("{prefix}-logs"),
             user: format!("{prefix}-backend"),
             policy: format!("{prefix}-manage-connections"),
+            env_key_alias: format!("alias/wsdeploy/{prefix}"),
             prefix,
         }
     }

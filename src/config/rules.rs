@@ -4,6 +4,7 @@
 use super::diag::{redact_userinfo, Diagnostic, Severity};
 use super::load::{did_you_mean, ConfigFile};
 use super::model::{self, Layer};
+use super::resolve::EnvKey;
 
 use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
 use crate::facts::{LAMBDA_MEMORY_MB, LAMBDA_NAME_LEN, LAMBDA_TIMEOUT_S};
@@ -423,6 +424,39 @@ pub(crate) fn is_region(s: &str) -> bool {
         && parts
             .last()
             .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// `lambda.env_key`: `stage`, `aws-managed` or a key's ARN, `arn:{partition}:kms:{region}:{account}:key/{id}`. The
+/// error says what is wrong and how to write it instead.
+pub(crate) fn parse_env_key(s: &str) -> Result<EnvKey, (String, String)> {
+    const FORMS: &str = "use `stage` (a key for this stage, the default), `aws-managed` (Lambda's own key), or a key ARN such as arn:aws:kms:eu-west-3:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    match s {
+        "stage" => return Ok(EnvKey::Stage),
+        "aws-managed" => return Ok(EnvKey::AwsManaged),
+        _ => {}
+    }
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let arn_like = parts.len() == 6 && parts[0] == "arn" && parts[2] == "kms";
+    if s.starts_with("alias/") || (arn_like && parts[5].starts_with("alias/")) {
+        return Err((
+            format!("`{s}` is an alias; Lambda takes a key's ARN"),
+            "give the key's ARN: aws kms describe-key --key-id <alias> --query KeyMetadata.Arn"
+                .into(),
+        ));
+    }
+    let valid = arn_like
+        && parts[1].starts_with("aws")
+        && is_region(parts[3])
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5].strip_prefix("key/").is_some_and(|id| {
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if valid {
+        Ok(EnvKey::Arn(s.to_string()))
+    } else {
+        Err((format!("`{s}` is not a KMS key"), FORMS.into()))
+    }
 }
 
 pub(crate) fn is_env_var(s: &str) -> bool {

@@ -94,6 +94,23 @@ pub enum Action {
         delete_oldest: Option<String>,
     },
     DeletePolicy,
+    /// Creates the stage's KMS key (tagged in the same call), then its alias.
+    CreateEnvKey,
+    /// Points the stage's alias at a key of the stage's that lost it (a run stopped between creating and aliasing).
+    AliasEnvKey {
+        id: String,
+    },
+    /// Cancels a scheduled deletion (a `teardown` stopped half-way) and enables the key again.
+    RestoreEnvKey {
+        id: String,
+        pending: bool,
+    },
+    /// Schedules the key's deletion (KMS waits at least 7 days) and removes its alias.
+    DeleteEnvKey {
+        id: String,
+        schedule: bool,
+        alias: bool,
+    },
     /// Tags changed in the config, applied to a resource that exists.
     Retag {
         target: TagTarget,
@@ -112,6 +129,7 @@ pub enum TagTarget {
     Api { id: String },
     Function { function: String },
     LogGroup { name: String },
+    EnvKey { id: String },
 }
 
 /// When an action may run. Phases run in order; actions of one phase run side by side (one lane per resource).
@@ -160,6 +178,7 @@ impl Action {
             | CreateUser
             | CreateAccessKey
             | CreatePolicy
+            | CreateEnvKey
             | AddPermission { replace: false, .. } => Change::Create,
             DeleteRole
             | DeleteLogGroup { .. }
@@ -169,7 +188,8 @@ impl Action {
             | DeleteRoute { .. }
             | DeleteAccessKey { .. }
             | DeleteUser
-            | DeletePolicy => Change::Delete,
+            | DeletePolicy
+            | DeleteEnvKey { .. } => Change::Delete,
             _ => Change::Update,
         }
     }
@@ -180,7 +200,9 @@ impl Action {
             DeleteApi { .. } | DeleteAccessKey { .. } => Phase::Clear,
             CreateRole
             | UpdateRoleTrust
-            | PutRolePolicy
+            | CreateEnvKey
+            | AliasEnvKey { .. }
+            | RestoreEnvKey { .. }
             | CreateApi
             | UpdateApi { .. }
             | CreateUser
@@ -199,11 +221,16 @@ impl Action {
             | UpdateFunctionConfig { .. }
             | CreateStage
             | UpdateStage
-            | PutUserPolicy => Phase::Functions,
+            | PutUserPolicy
+            // After the stage's key is created: the policy names it.
+            | PutRolePolicy => Phase::Functions,
             CreateIntegration { .. } | AddPermission { .. } | CreateAccessKey => Phase::Wiring,
             CreateRoute { .. } | UpdateRoute { .. } | DeleteRoute { .. } => Phase::Routes,
             CreateRouteResponse { .. } | DeleteIntegration { .. } => Phase::Responses,
-            DeleteFunction { .. } | DeleteLogGroup { .. } | DeleteRole => Phase::Cleanup,
+            // The key goes once no function uses it any more.
+            DeleteFunction { .. } | DeleteLogGroup { .. } | DeleteRole | DeleteEnvKey { .. } => {
+                Phase::Cleanup
+            }
             DeactivateAccessKey { .. } => Phase::AfterEnv,
         }
     }
@@ -247,6 +274,9 @@ impl Action {
             AddPermission { function, .. } => ("invoke permission".into(), fname(function)),
             CreateApi | UpdateApi { .. } => ("websocket api".into(), d.api.clone()),
             DeleteApi { id, .. } => ("websocket api".into(), format!("{} ({id})", d.api)),
+            CreateIntegration { function } if function == super::state::HEARTBEAT_TARGET => {
+                ("integration".into(), "heartbeat (MOCK)".into())
+            }
             CreateIntegration { function } => ("integration".into(), fname(function)),
             DeleteIntegration { id } => ("integration".into(), id.clone()),
             CreateRoute { key } | UpdateRoute { key, .. } | DeleteRoute { key, .. } => {
@@ -263,6 +293,9 @@ impl Action {
             CreatePolicy | CreatePolicyVersion { .. } | DeletePolicy => {
                 ("managed policy".into(), d.policy.clone())
             }
+            CreateEnvKey | AliasEnvKey { .. } | RestoreEnvKey { .. } | DeleteEnvKey { .. } => {
+                ("kms key".into(), d.env_key_alias.clone())
+            }
             // The same lane as the resource's other actions, so a retag never races its update.
             Retag { target, .. } => match target {
                 TagTarget::Role => ("role".into(), d.role.clone()),
@@ -271,6 +304,7 @@ impl Action {
                 TagTarget::Api { .. } => ("websocket api".into(), d.api.clone()),
                 TagTarget::Function { function } => ("function".into(), fname(function)),
                 TagTarget::LogGroup { name } => ("log group".into(), name.clone()),
+                TagTarget::EnvKey { .. } => ("kms key".into(), d.env_key_alias.clone()),
             },
         }
     }
@@ -294,6 +328,13 @@ impl Action {
             PutRolePolicy | PutUserPolicy => "policy document".into(),
             UpdateStage => "auto-deploy".into(),
             UpdateApi { .. } => "route selection".into(),
+            AliasEnvKey { .. } => "alias".into(),
+            RestoreEnvKey { pending: true, .. } => "cancel the scheduled deletion, enable".into(),
+            RestoreEnvKey { pending: false, .. } => "enable".into(),
+            DeleteEnvKey { schedule: true, .. } => "deletion scheduled in 7 days".into(),
+            DeleteEnvKey {
+                schedule: false, ..
+            } => "alias only; the key's deletion is already scheduled".into(),
             _ => String::new(),
         }
     }

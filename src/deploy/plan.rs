@@ -4,9 +4,12 @@
 use std::collections::BTreeMap;
 
 pub(crate) use super::action::{Action, Change, Phase, TagTarget};
-use super::state::{ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, Observed, Tags, UserObs};
-use crate::config::CredentialsMode;
+use super::state::{
+    ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, KmsKeyState, Observed, Tags, UserObs,
+    HEARTBEAT_TARGET,
+};
 use crate::config::Names;
+use crate::config::{CredentialsMode, EnvKey};
 use crate::facts::{HANDLER, REPLY_KEY, ROUTE_SELECTION, RUNTIME};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +45,7 @@ pub(crate) struct Options {
 /// family of resources, as (desired, observed) -> actions.
 pub(crate) fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, PlanError> {
     let mut actions = vec![];
+    plan_env_key(d, o, &mut actions)?;
     plan_role(d, o, &mut actions)?;
     plan_log_groups(d, o, &mut actions);
     plan_functions(d, o, &mut actions)?;
@@ -67,10 +71,85 @@ fn plan_role(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanE
             if r.trust != Desired::role_trust_policy() {
                 a.push(UpdateRoleTrust);
             }
-            if r.policy.as_ref() != Some(&d.role_policy()) {
+            let current = match wanted_key(d, o) {
+                KeyWant::New => false,
+                KeyWant::Known(arn) => r.policy.as_ref() == Some(&d.role_policy(arn.as_deref())),
+            };
+            if !current {
                 a.push(PutRolePolicy);
             }
             retag(d, &r.tags, TagTarget::Role, a);
+        }
+    }
+    Ok(())
+}
+
+/// The key the functions' environment should be encrypted with.
+enum KeyWant {
+    /// The stage's key, created by this run: its ARN is known only then.
+    New,
+    /// This ARN, or `None` for Lambda's AWS-managed key.
+    Known(Option<String>),
+}
+
+fn wanted_key(d: &Desired, o: &Observed) -> KeyWant {
+    match (&d.env_key, &o.env_key) {
+        (EnvKey::Stage, None) => KeyWant::New,
+        (_, key) => KeyWant::Known(d.env_key_arn(key.as_ref().map(|k| k.arn.as_str()))),
+    }
+}
+
+/// The stage's own KMS key (`lambda.env_key: stage`): created with its alias, given its alias back, restored from
+/// a half-done teardown; scheduled for deletion once the config names another key.
+fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
+    use Action::{AliasEnvKey, CreateEnvKey, DeleteEnvKey, RestoreEnvKey};
+    retire_stray_keys(d, o, a)?;
+    let Some(k) = &o.env_key else {
+        if d.env_key == EnvKey::Stage {
+            a.push(CreateEnvKey);
+        }
+        return Ok(());
+    };
+    if !d.owns(&k.tags) {
+        return Err(foreign("KMS key", &d.names.env_key_alias, &k.tags));
+    }
+    let id = k.id.clone();
+    if d.env_key != EnvKey::Stage {
+        a.push(DeleteEnvKey {
+            id,
+            schedule: k.state != KmsKeyState::PendingDeletion,
+            alias: k.aliased,
+        });
+        return Ok(());
+    }
+    if matches!(
+        k.state,
+        KmsKeyState::Disabled | KmsKeyState::PendingDeletion
+    ) {
+        a.push(RestoreEnvKey {
+            id: id.clone(),
+            pending: k.state == KmsKeyState::PendingDeletion,
+        });
+    }
+    if !k.aliased {
+        a.push(AliasEnvKey { id: id.clone() });
+    }
+    retag(d, &k.tags, TagTarget::EnvKey { id }, a);
+    Ok(())
+}
+
+/// Live keys of the stage beside the one it keeps: scheduled for deletion, as a duplicate API is deleted.
+fn retire_stray_keys(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
+    for k in &o.stray_env_keys {
+        if !d.owns(&k.tags) {
+            return Err(foreign("KMS key", &k.id, &k.tags));
+        }
+        if k.state != KmsKeyState::PendingDeletion {
+            a.push(Action::DeleteEnvKey {
+                id: k.id.clone(),
+                schedule: true,
+                alias: false,
+            });
         }
     }
     Ok(())
@@ -124,7 +203,7 @@ fn plan_functions(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), 
                         fields: code,
                     });
                 }
-                let config = config_changes(d, f, of);
+                let config = config_changes(d, o, f, of);
                 if !config.is_empty() {
                     a.push(UpdateFunctionConfig {
                         function: f.function.clone(),
@@ -165,7 +244,7 @@ fn code_changes(f: &FunctionSpec, of: &FunctionObs) -> Vec<String> {
     fields
 }
 
-fn config_changes(d: &Desired, f: &FunctionSpec, of: &FunctionObs) -> Vec<String> {
+fn config_changes(d: &Desired, o: &Observed, f: &FunctionSpec, of: &FunctionObs) -> Vec<String> {
     let mut fields = vec![];
     if of.memory_mb != f.memory_mb {
         fields.push(format!("memory_mb {} → {}", of.memory_mb, f.memory_mb));
@@ -178,6 +257,14 @@ fn config_changes(d: &Desired, f: &FunctionSpec, of: &FunctionObs) -> Vec<String
     }
     if of.role != d.role_arn() {
         fields.push("role".into());
+    }
+    match wanted_key(d, o) {
+        KeyWant::New => fields.push("env key → the stage's new key".into()),
+        KeyWant::Known(arn) if arn != of.kms_key_arn => fields.push(match arn {
+            Some(arn) => format!("env key → {arn}"),
+            None => "env key → Lambda's AWS-managed key".into(),
+        }),
+        KeyWant::Known(_) => {}
     }
     for (k, v) in &f.env {
         if of.env.get(k) != Some(v) {
@@ -240,6 +327,11 @@ fn plan_new_api(d: &Desired, a: &mut Vec<Action>) {
             replace: false,
         });
     }
+    if d.routes.iter().any(|r| r.function == HEARTBEAT_TARGET) {
+        a.push(CreateIntegration {
+            function: HEARTBEAT_TARGET.into(),
+        });
+    }
     for r in &d.routes {
         a.push(CreateRoute { key: r.key.clone() });
         if r.reply {
@@ -286,6 +378,17 @@ fn plan_integrations<'a>(
                 function: f.function.clone(),
                 replace: granted.is_some(),
             });
+        }
+    }
+    // The heartbeat's MOCK integration: kept when complete; one a run left half-made goes like any unused one.
+    if d.routes.iter().any(|r| r.function == HEARTBEAT_TARGET) {
+        match api.integrations.iter().find(|i| i.is_heartbeat()) {
+            Some(i) => {
+                kept.insert(HEARTBEAT_TARGET, i.id.as_str());
+            }
+            None => a.push(CreateIntegration {
+                function: HEARTBEAT_TARGET.into(),
+            }),
         }
     }
     for i in &api.integrations {
@@ -477,6 +580,20 @@ pub(crate) fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, Pl
             return Err(foreign("managed policy", &d.names.policy, &p.tags));
         }
         a.push(DeletePolicy);
+    }
+    retire_stray_keys(d, o, &mut a)?;
+    if let Some(k) = &o.env_key {
+        if !d.owns(&k.tags) {
+            return Err(foreign("KMS key", &d.names.env_key_alias, &k.tags));
+        }
+        let schedule = k.state != KmsKeyState::PendingDeletion;
+        if schedule || k.aliased {
+            a.push(Action::DeleteEnvKey {
+                id: k.id.clone(),
+                schedule,
+                alias: k.aliased,
+            });
+        }
     }
     a.sort_by_key(Action::phase);
     Ok(a)

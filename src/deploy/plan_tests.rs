@@ -42,6 +42,14 @@ fn aws_caller() -> Caller {
 /// What AWS holds after a successful `up` of `d`, written independently of `apply`.
 fn converged(d: &Desired) -> Observed {
     let api_id = "api1";
+    let env_key = (d.env_key == crate::config::EnvKey::Stage).then(|| EnvKeyObs {
+        id: "key1".into(),
+        arn: STAGE_KEY.into(),
+        state: KmsKeyState::Enabled,
+        tags: d.tags.clone(),
+        aliased: true,
+    });
+    let env_key_arn = d.env_key_arn(env_key.as_ref().map(|k| k.arn.as_str()));
     let functions: BTreeMap<String, FunctionObs> = d
         .functions
         .iter()
@@ -58,19 +66,68 @@ fn converged(d: &Desired) -> Observed {
                     role: d.role_arn(),
                     env: f.env.clone(),
                     code_sha256: f.artifact.code_sha256.clone(),
+                    kms_key_arn: env_key_arn.clone(),
                     tags: d.tags.clone(),
                     permission_source: Some(d.invoke_source_arn(api_id)),
                 },
             )
         })
         .collect();
+    Observed {
+        role: Some(RoleObs {
+            tags: d.tags.clone(),
+            trust: Desired::role_trust_policy(),
+            policy: Some(d.role_policy(env_key_arn.as_deref())),
+        }),
+        log_groups: d
+            .functions
+            .iter()
+            .map(|f| {
+                let g = LogGroupObs {
+                    retention: Some(d.log_retention_days),
+                    tags: d.tags.clone(),
+                };
+                (Desired::log_group(&f.name), g)
+            })
+            .collect(),
+        functions,
+        apis: vec![converged_api(d, api_id)],
+        user: Some(UserObs {
+            tags: d.tags.clone(),
+            policy: Some(d.manage_connections_policy(api_id)),
+            keys: vec![key("AKIA1", 1, true)],
+        }),
+        managed_policy: None,
+        env_access_key_id: Some("AKIA1".into()),
+        env_signing_secret: Some("s3cret".into()),
+        env_key,
+        stray_env_keys: vec![],
+    }
+}
+
+/// The API after a successful `up` of `d`: an integration per function (and the heartbeat's), each route on its
+/// target with its response where it replies, the stage.
+fn converged_api(d: &Desired, api_id: &str) -> ApiObs {
     let integrations: Vec<IntegrationObs> = d
         .functions
         .iter()
         .map(|f| IntegrationObs {
             id: format!("int-{}", f.function),
             uri: d.integration_uri(&d.function_arn(&f.name)),
+            kind: "AWS_PROXY".into(),
+            responses: vec![],
         })
+        .chain(
+            d.routes
+                .iter()
+                .any(|r| r.function == HEARTBEAT_TARGET)
+                .then(|| IntegrationObs {
+                    id: format!("int-{HEARTBEAT_TARGET}"),
+                    uri: String::new(),
+                    kind: "MOCK".into(),
+                    responses: vec!["$default".into()],
+                }),
+        )
         .collect();
     let routes = d
         .routes
@@ -88,49 +145,24 @@ fn converged(d: &Desired) -> Observed {
             },
         })
         .collect();
-    Observed {
-        role: Some(RoleObs {
-            tags: d.tags.clone(),
-            trust: Desired::role_trust_policy(),
-            policy: Some(d.role_policy()),
-        }),
-        log_groups: d
-            .functions
-            .iter()
-            .map(|f| {
-                let g = LogGroupObs {
-                    retention: Some(d.log_retention_days),
-                    tags: d.tags.clone(),
-                };
-                (Desired::log_group(&f.name), g)
-            })
-            .collect(),
-        functions,
-        apis: vec![ApiObs {
-            id: api_id.into(),
-            endpoint: Some(format!(
-                "wss://{api_id}.execute-api.eu-west-3.amazonaws.com"
-            )),
-            route_selection: ROUTE_SELECTION.into(),
-            tags: d.tags.clone(),
-            created: 100,
-            integrations,
-            routes,
-            stages: vec![StageObs {
-                name: d.stage.clone(),
-                auto_deploy: true,
-            }],
+    ApiObs {
+        id: api_id.into(),
+        endpoint: Some(format!(
+            "wss://{api_id}.execute-api.eu-west-3.amazonaws.com"
+        )),
+        route_selection: ROUTE_SELECTION.into(),
+        tags: d.tags.clone(),
+        created: 100,
+        integrations,
+        routes,
+        stages: vec![StageObs {
+            name: d.stage.clone(),
+            auto_deploy: true,
         }],
-        user: Some(UserObs {
-            tags: d.tags.clone(),
-            policy: Some(d.manage_connections_policy(api_id)),
-            keys: vec![key("AKIA1", 1, true)],
-        }),
-        managed_policy: None,
-        env_access_key_id: Some("AKIA1".into()),
-        env_signing_secret: Some("s3cret".into()),
     }
 }
+
+const STAGE_KEY: &str = "arn:aws:kms:eu-west-3:123456789012:key/key1";
 
 fn key(id: &str, created: i64, active: bool) -> KeyObs {
     KeyObs {
@@ -330,6 +362,8 @@ fn duplicates_from_a_race_are_removed_keeping_the_oldest() {
     o.apis[1].integrations.push(IntegrationObs {
         id: "int-dup".into(),
         uri,
+        kind: "AWS_PROXY".into(),
+        responses: vec![],
     });
     assert!(plan_of(&d, &o).contains(&DeleteIntegration {
         id: "int-dup".into()
@@ -462,6 +496,7 @@ fn changed_tags_are_applied_to_what_exists() {
     assert_eq!(
         targets,
         vec![
+            &TagTarget::EnvKey { id: "key1".into() },
             &TagTarget::Role,
             &TagTarget::LogGroup {
                 name: "/aws/lambda/chat-dev-connect".into()
@@ -561,13 +596,13 @@ fn policy_mode_uses_a_managed_policy_instead_of_a_user() {
 fn teardown_deletes_everything_found() {
     let d = desired("");
     let p = plan_teardown(&d, &converged(&d)).unwrap();
-    assert_eq!(p.len(), 1 + 2 + 2 + 1 + 1, "{p:?}");
+    assert_eq!(p.len(), 1 + 2 + 2 + 1 + 1 + 1, "{p:?}");
     assert!(p.iter().all(|a| a.change() == Change::Delete));
     assert_eq!(plan_teardown(&d, &Observed::default()).unwrap(), vec![]);
     let text = render(&p, &d.names);
     assert!(
         text.contains("  - websocket api     chat-dev (api1)")
-            && text.ends_with("0 to create, 0 to update, 7 to delete."),
+            && text.ends_with("0 to create, 0 to update, 8 to delete."),
         "{text}"
     );
 }
@@ -581,7 +616,7 @@ fn rendered_plans_read_as_reviewed() {
         render(&plan_of(&d, &Observed::default()), &d.names)
     );
     let after = desired(
-        "lambda: { memory_mb: 256 }\nroutes: { auth: connect, ping: connect, $disconnect: disconnect }\ntags: { team: web }\n",
+        "lambda: { memory_mb: 256 }\nroutes: { auth: connect, typing: connect, $disconnect: disconnect }\ntags: { team: web }\n",
     );
     insta::assert_snapshot!(
         "changed_settings_and_a_new_route",
@@ -640,4 +675,177 @@ fn teardown_deletes_only_log_groups_and_policies_tagged_for_this_stage() {
         plan_teardown(&d, &o).is_err(),
         "a managed policy of another stage is refused"
     );
+}
+
+/// The stage's KMS key: made before anything uses it, named in the role's policy, given to the functions.
+#[test]
+fn the_stage_key_is_created_first_and_used_by_the_role_and_the_functions() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.env_key = None;
+    let p = plan_of(&d, &o);
+    assert_eq!(p.first(), Some(&CreateEnvKey), "{p:?}");
+    assert!(
+        p.contains(&PutRolePolicy),
+        "the role's policy must name the new key: {p:?}"
+    );
+    assert!(
+        Action::CreateEnvKey.phase() < PutRolePolicy.phase(),
+        "the policy needs the key's ARN"
+    );
+    for a in &p {
+        if let UpdateFunctionConfig { fields, .. } = a {
+            assert_eq!(fields, &vec!["env key → the stage's new key".to_string()]);
+        }
+    }
+    assert_eq!(
+        p.iter()
+            .filter(|a| matches!(a, UpdateFunctionConfig { .. }))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_half_made_or_half_deleted_stage_key_is_repaired() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let k = o.env_key.as_mut().unwrap();
+    k.aliased = false;
+    k.state = KmsKeyState::PendingDeletion;
+    assert_eq!(
+        plan_of(&d, &o),
+        vec![
+            RestoreEnvKey {
+                id: "key1".into(),
+                pending: true
+            },
+            AliasEnvKey { id: "key1".into() }
+        ]
+    );
+    // Teardown of a key already pending deletion only drops its alias, and forgets a key without one.
+    let mut o = converged(&d);
+    o.env_key.as_mut().unwrap().state = KmsKeyState::PendingDeletion;
+    let p = plan_teardown(&d, &o).unwrap();
+    assert!(p.contains(&DeleteEnvKey {
+        id: "key1".into(),
+        schedule: false,
+        alias: true
+    }));
+    o.env_key.as_mut().unwrap().aliased = false;
+    let p = plan_teardown(&d, &o).unwrap();
+    assert!(!p.iter().any(|a| matches!(a, DeleteEnvKey { .. })), "{p:?}");
+}
+
+#[test]
+fn another_env_key_moves_the_functions_and_retires_the_stage_key() {
+    let before = desired("");
+    let o = converged(&before);
+    let mine = "arn:aws:kms:eu-west-3:123456789012:key/mine";
+    let after = desired(&format!("lambda: {{ env_key: '{mine}' }}\n"));
+    let p = plan_of(&after, &o);
+    assert!(p.contains(&PutRolePolicy));
+    assert!(p.contains(&UpdateFunctionConfig {
+        function: "connect".into(),
+        fields: vec![format!("env key → {mine}")]
+    }));
+    let delete = DeleteEnvKey {
+        id: "key1".into(),
+        schedule: true,
+        alias: true,
+    };
+    assert!(p.contains(&delete), "{p:?}");
+    assert_eq!(
+        delete.phase(),
+        Phase::Cleanup,
+        "after the functions moved off it"
+    );
+    let managed = desired("lambda: { env_key: aws-managed }\n");
+    let p = plan_of(&managed, &o);
+    assert!(p.contains(&UpdateFunctionConfig {
+        function: "connect".into(),
+        fields: vec!["env key → Lambda's AWS-managed key".into()]
+    }));
+    assert_eq!(plan_of(&managed, &converged(&managed)), vec![]);
+    assert_eq!(plan_of(&after, &converged(&after)), vec![]);
+}
+
+#[test]
+fn a_second_key_from_a_race_is_scheduled_for_deletion_and_the_kept_one_stays() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let mut stray = o.env_key.clone().unwrap();
+    stray.id = "key2".into();
+    stray.aliased = false;
+    o.stray_env_keys = vec![stray.clone()];
+    let retire = DeleteEnvKey {
+        id: "key2".into(),
+        schedule: true,
+        alias: false,
+    };
+    assert_eq!(plan_of(&d, &o), vec![retire.clone()]);
+    assert!(plan_teardown(&d, &o).unwrap().contains(&retire));
+    o.stray_env_keys[0].state = KmsKeyState::PendingDeletion;
+    assert_eq!(plan_of(&d, &o), vec![], "already on its way out");
+}
+
+#[test]
+fn a_key_behind_the_alias_that_is_not_the_stages_is_never_touched() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.env_key.as_mut().unwrap().tags = [(TAG_STAGE.to_string(), "prod".to_string())].into();
+    let err = plan(&d, &o, &Options::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("KMS key alias/wsdeploy/chat-dev exists but is not this stage's"),
+        "{err}"
+    );
+    assert!(plan_teardown(&d, &o).is_err());
+}
+
+/// The heartbeat: a MOCK integration that API Gateway answers itself, on the `ping` route, which replies.
+#[test]
+fn the_heartbeat_is_a_mock_on_its_own_route_and_a_half_made_one_is_replaced() {
+    let d = desired("");
+    let cold = plan_of(&d, &Observed::default());
+    for a in [
+        CreateIntegration {
+            function: HEARTBEAT_TARGET.into(),
+        },
+        CreateRoute { key: "ping".into() },
+        CreateRouteResponse { key: "ping".into() },
+    ] {
+        assert!(cold.contains(&a), "{a:?} in {cold:?}");
+    }
+    // A MOCK without its integration response answers nothing: a new one, the route moved to it, the old one gone.
+    let mut o = converged(&d);
+    let mock = o.apis[0]
+        .integrations
+        .iter_mut()
+        .find(|i| i.kind == "MOCK")
+        .unwrap();
+    mock.responses.clear();
+    let p = plan_of(&d, &o);
+    assert!(p.contains(&CreateIntegration {
+        function: HEARTBEAT_TARGET.into()
+    }));
+    assert!(p.contains(&DeleteIntegration {
+        id: format!("int-{HEARTBEAT_TARGET}")
+    }));
+    assert!(
+        p.iter()
+            .any(|a| matches!(a, UpdateRoute { key, .. } if key == "ping")),
+        "{p:?}"
+    );
+    // Turned off: the route and the MOCK go.
+    let off = desired("heartbeat: false\n");
+    let p = plan_of(&off, &converged(&d));
+    assert!(
+        p.iter()
+            .any(|a| matches!(a, DeleteRoute { key, .. } if key == "ping")),
+        "{p:?}"
+    );
+    assert!(p.contains(&DeleteIntegration {
+        id: format!("int-{HEARTBEAT_TARGET}")
+    }));
 }

@@ -9,8 +9,8 @@
 
 use serde_json::{json, Value};
 
-use super::state::{Desired, Partition};
-use crate::config::StageConfig;
+use super::state::{Desired, Partition, TAG_PROJECT, TAG_STAGE};
+use crate::config::{EnvKey, StageConfig};
 
 /// The account and partition the policy is for; `*` when they are not known.
 pub(crate) struct Scope<'a> {
@@ -26,6 +26,11 @@ struct StageArns {
     log_groups: [String; 2],
     describe_log_groups: String,
     apis: [String; 3],
+    env_key_alias: String,
+    keys: String,
+    lambda_service: String,
+    /// Whether the stage has a KMS key of its own (`lambda.env_key: stage`).
+    stage_key: bool,
 }
 
 fn arns(cfg: &StageConfig, scope: &Scope<'_>) -> StageArns {
@@ -47,6 +52,10 @@ fn arns(cfg: &StageConfig, scope: &Scope<'_>) -> StageArns {
             format!("arn:{p}:apigateway:{r}::/apis/*"),
             format!("arn:{p}:apigateway:{r}::/tags/*"),
         ],
+        env_key_alias: format!("arn:{p}:kms:{r}:{a}:{}", n.env_key_alias),
+        keys: format!("arn:{p}:kms:{r}:{a}:key/*"),
+        lambda_service: format!("lambda.{r}.{}", scope.partition.dns_suffix),
+        stage_key: cfg.lambda.env_key == EnvKey::Stage,
     }
 }
 
@@ -189,7 +198,95 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
         ),
         statement("WebSocketApi", API_ACTIONS, each(&|s| s.apis.to_vec())),
     ];
+    let mut statements = statements;
+    statements.extend(key_statements(stages, &all));
     json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// What `up` and `teardown` do with KMS keys. Lambda encrypts the functions' environment and shows it back on behalf
+/// of the caller, so the caller needs the key's use through Lambda (`kms:ViaService`) and nowhere else
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html>). A stage key's ARN is not
+/// known before it exists: it is created only with this stage's tags, and changed only while it carries them.
+/// `CreateAlias` needs the permission on the key as well as the alias
+/// (<https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html>).
+fn key_statements(stages: &[&StageConfig], all: &[StageArns]) -> Vec<Value> {
+    let each = |f: &dyn Fn(&StageArns) -> Vec<String>| all.iter().flat_map(f).collect::<Vec<_>>();
+    let with_key = || all.iter().filter(|s| s.stage_key);
+    let keyed_stages: Vec<&&StageConfig> = stages
+        .iter()
+        .filter(|s| s.lambda.env_key == EnvKey::Stage)
+        .collect();
+    let tag_values = |tag: &str| -> Vec<String> {
+        let mut v: Vec<String> = keyed_stages
+            .iter()
+            .map(|s| {
+                if tag == TAG_PROJECT {
+                    s.project.clone()
+                } else {
+                    s.stage.clone()
+                }
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let tagged = |prefix: &str| {
+        json!({ "StringEquals": {
+            format!("{prefix}/{TAG_PROJECT}"): tag_values(TAG_PROJECT),
+            format!("{prefix}/{TAG_STAGE}"): tag_values(TAG_STAGE),
+        } })
+    };
+    // Every stage reads the keys its functions use (a stage key left by an earlier config is found and retired).
+    let mut through_lambda = statement(
+        "KeysThroughLambda",
+        &["kms:CreateGrant", "kms:Encrypt", "kms:Decrypt"],
+        each(&|s| vec![s.keys.clone()]),
+    );
+    through_lambda["Condition"] =
+        json!({ "StringEquals": { "kms:ViaService": each(&|s| vec![s.lambda_service.clone()]) } });
+    let mut out = vec![through_lambda];
+    // A key has no name before it exists; `tag:GetResources` finds the stage's by its tags.
+    out.push(statement(
+        "ReadKeys",
+        &[
+            "kms:DescribeKey",
+            "kms:ListResourceTags",
+            "tag:GetResources",
+        ],
+        vec!["*".into()],
+    ));
+    if with_key().next().is_none() {
+        return out;
+    }
+    let mut s = statement(
+        "CreateStageKey",
+        &["kms:CreateKey", "kms:TagResource"],
+        vec!["*".into()],
+    );
+    s["Condition"] = tagged("aws:RequestTag");
+    out.push(s);
+    out.push(statement(
+        "StageKeyAlias",
+        &["kms:CreateAlias", "kms:DeleteAlias"],
+        with_key()
+            .flat_map(|s| [s.env_key_alias.clone(), s.keys.clone()])
+            .collect(),
+    ));
+    let mut s = statement(
+        "ManageStageKey",
+        &[
+            "kms:ScheduleKeyDeletion",
+            "kms:CancelKeyDeletion",
+            "kms:EnableKey",
+            "kms:TagResource",
+            "kms:UntagResource",
+        ],
+        with_key().map(|s| s.keys.clone()).collect(),
+    );
+    s["Condition"] = tagged("aws:ResourceTag");
+    out.push(s);
+    out
 }
 
 #[cfg(test)]
@@ -255,19 +352,69 @@ mod tests {
     }
 
     #[test]
+    fn the_stage_key_is_used_through_lambda_and_changed_only_while_it_is_the_stages() {
+        let doc = policy("aws-cn");
+        assert_eq!(
+            statement(&doc, "KeysThroughLambda")["Condition"]["StringEquals"]["kms:ViaService"],
+            json!([
+                "lambda.eu-west-3.amazonaws.com.cn",
+                "lambda.us-east-1.amazonaws.com.cn"
+            ])
+        );
+        for (sid, prefix) in [
+            ("CreateStageKey", "aws:RequestTag"),
+            ("ManageStageKey", "aws:ResourceTag"),
+        ] {
+            let c = &statement(&doc, sid)["Condition"]["StringEquals"];
+            assert_eq!(
+                c[format!("{prefix}/wsdeploy:project")],
+                json!(["chat"]),
+                "{sid}"
+            );
+            assert_eq!(
+                c[format!("{prefix}/wsdeploy:stage")],
+                json!(["dev", "prod"]),
+                "{sid}"
+            );
+        }
+        assert_eq!(
+            statement(&doc, "StageKeyAlias")["Resource"][0],
+            "arn:aws-cn:kms:eu-west-3:123456789012:alias/wsdeploy/chat-dev"
+        );
+    }
+
+    #[test]
     fn nothing_is_granted_on_everything_but_what_aws_cannot_scope() {
         for partition in ["aws", "aws-cn", "aws-us-gov"] {
             let doc = policy(partition);
             for s in doc["Statement"].as_array().unwrap() {
                 for r in s["Resource"].as_array().unwrap() {
                     let r = r.as_str().unwrap();
-                    if s["Sid"] == "DetachManagedPolicy" {
+                    let sid = s["Sid"].as_str().unwrap();
+                    if matches!(sid, "DetachManagedPolicy" | "CreateStageKey") {
                         assert_eq!(r, "*", "scoped by its condition instead");
+                        assert!(s["Condition"].is_object());
+                        continue;
+                    }
+                    if sid == "ReadKeys" {
+                        assert_eq!(
+                            r, "*",
+                            "KMS metadata: the alias names no key before it is read"
+                        );
+                        continue;
+                    }
+                    if r.ends_with(":key/*") {
+                        // Only through Lambda, only with the stage's tags, or only beside the stage's alias.
+                        assert!(
+                            s["Condition"].is_object() || sid == "StageKeyAlias",
+                            "{sid}"
+                        );
                         continue;
                     }
                     assert!(r.starts_with(&format!("arn:{partition}:")), "{r}");
                     assert!(
                         r.contains("chat-")
+                            || r.contains("/chat-")
                             || r.ends_with("log-group:*")
                             || r.contains(":apigateway:"),
                         "{r} is not scoped to the project"

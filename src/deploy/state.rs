@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::config::resolve::{FUNCTION_ENV_SIGNING_SECRET, FUNCTION_ENV_SIGNING_SECRET_PREVIOUS};
-use crate::config::{Architecture, CredentialsMode, Names, StageConfig};
+use crate::config::{Architecture, CredentialsMode, EnvKey, Names, StageConfig};
 use crate::secret::SigningSecrets;
 
 pub(crate) type Tags = BTreeMap<String, String>;
 
 pub(crate) const TAG_PROJECT: &str = "wsdeploy:project";
 pub(crate) const TAG_STAGE: &str = "wsdeploy:stage";
+/// The heartbeat route's target in plans (`target → heartbeat`): API Gateway's MOCK integration, not a function.
+pub(crate) const HEARTBEAT_TARGET: &str = "heartbeat";
 /// The Lambda permission statement that lets this API invoke a function.
 pub(crate) const PERMISSION_SID: &str = "wsdeploy-apigateway-invoke";
 
@@ -93,6 +95,7 @@ pub struct Desired {
     pub routes: Vec<RouteSpec>,
     pub credentials: CredentialsMode,
     pub log_retention_days: i32,
+    pub env_key: EnvKey,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -146,7 +149,7 @@ impl Desired {
                 })
             })
             .collect::<Result<_, _>>()?;
-        let routes = cfg
+        let mut routes: Vec<RouteSpec> = cfg
             .routes
             .iter()
             .map(|(k, f)| RouteSpec {
@@ -155,6 +158,13 @@ impl Desired {
                 reply: crate::config::replies(k, f),
             })
             .collect();
+        if cfg.heartbeat {
+            routes.push(RouteSpec {
+                key: crate::facts::HEARTBEAT_ACTION.into(),
+                function: HEARTBEAT_TARGET.into(),
+                reply: true,
+            });
+        }
         Ok(Desired {
             project: cfg.project.clone(),
             stage: cfg.stage.clone(),
@@ -167,6 +177,7 @@ impl Desired {
             routes,
             credentials: cfg.credentials,
             log_retention_days: cfg.lambda.log_retention_days as i32,
+            env_key: cfg.lambda.env_key.clone(),
         })
     }
 
@@ -226,8 +237,12 @@ impl Desired {
         })
     }
 
-    /// The functions may write their own log groups and nothing else.
-    pub fn role_policy(&self) -> Value {
+    /// The functions may write their own log groups and, when their environment is encrypted with a key of the
+    /// stage's or the user's (`env_key`), decrypt with that key: Lambda decrypts the environment at each cold
+    /// start as the function's role, and without `kms:Decrypt` every invocation fails with
+    /// `KMSAccessDeniedException` (aws/serverless-application-model PR #1990 grants the same;
+    /// cattle-ops/terraform-aws-gitlab-runner PR #1253 shows the failure).
+    pub fn role_policy(&self, env_key_arn: Option<&str>) -> Value {
         let resources: Vec<String> = self
             .functions
             .iter()
@@ -236,10 +251,23 @@ impl Desired {
                 [arn.clone(), format!("{arn}:*")]
             })
             .collect();
-        json!({
-            "Version": "2012-10-17",
-            "Statement": [{ "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": resources }]
-        })
+        let mut statements = vec![
+            json!({ "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": resources }),
+        ];
+        if let Some(key) = env_key_arn {
+            statements.push(json!({ "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key }));
+        }
+        json!({ "Version": "2012-10-17", "Statement": statements })
+    }
+
+    /// The key the functions' environment is encrypted with, given the stage key's ARN if there is one: `None` is
+    /// Lambda's AWS-managed key.
+    pub fn env_key_arn(&self, stage_key: Option<&str>) -> Option<String> {
+        match &self.env_key {
+            EnvKey::Stage => stage_key.map(str::to_string),
+            EnvKey::AwsManaged => None,
+            EnvKey::Arn(arn) => Some(arn.clone()),
+        }
     }
 
     /// `execute-api:ManageConnections` on this API's stage only (POST, GET and DELETE on @connections).
@@ -353,6 +381,32 @@ pub struct Observed {
     pub env_access_key_id: Option<String>,
     /// The signing secret the backend's env file holds now.
     pub env_signing_secret: Option<String>,
+    /// The stage's KMS key, found by its alias (or, after a run stopped between creating and aliasing it, by its
+    /// tags).
+    pub env_key: Option<EnvKeyObs>,
+    /// Other keys of the stage without the alias (two runs that each created one before either aliased it).
+    pub stray_env_keys: Vec<EnvKeyObs>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvKeyObs {
+    pub id: String,
+    pub arn: String,
+    pub state: KmsKeyState,
+    pub tags: Tags,
+    /// Whether the stage's alias points at it.
+    pub aliased: bool,
+}
+
+/// The states of a KMS key that matter here
+/// (<https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KmsKeyState {
+    Enabled,
+    Disabled,
+    PendingDeletion,
+    /// Creating, Unavailable, PendingImport, …: nothing wsdeploy does to it would help.
+    Other,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -379,6 +433,8 @@ pub struct FunctionObs {
     pub role: String,
     pub env: BTreeMap<String, String>,
     pub code_sha256: String,
+    /// The customer managed key its environment is encrypted with (`None`: Lambda's AWS-managed key).
+    pub kms_key_arn: Option<String>,
     pub tags: Tags,
     /// Source ARN of our invoke permission statement, if present.
     pub permission_source: Option<String>,
@@ -401,6 +457,17 @@ pub struct ApiObs {
 pub struct IntegrationObs {
     pub id: String,
     pub uri: String,
+    /// `IntegrationType`: `AWS_PROXY` for a function, `MOCK` for the heartbeat.
+    pub kind: String,
+    /// Keys of its integration responses; read only for MOCK integrations.
+    pub responses: Vec<String>,
+}
+
+impl IntegrationObs {
+    /// The heartbeat's integration, complete: a MOCK integration with its `$default` integration response.
+    pub fn is_heartbeat(&self) -> bool {
+        self.kind == "MOCK" && self.responses.iter().any(|k| k == crate::facts::REPLY_KEY)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -24,8 +24,9 @@ use super::sigv4::Verifier;
 use super::Log;
 
 use crate::facts::{
-    CLOSE_BINARY, CLOSE_GOING_AWAY, CLOSE_TOO_BIG, ERROR_GONE, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES,
-    REPLY_INTEGRATION_FAILED, REPLY_INTEGRATION_TIMEOUT, REPLY_NO_ROUTE,
+    CLOSE_BINARY, CLOSE_GOING_AWAY, CLOSE_TOO_BIG, ERROR_GONE, HEARTBEAT_ACTION, HEARTBEAT_REPLY,
+    MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, REPLY_INTEGRATION_FAILED, REPLY_INTEGRATION_TIMEOUT,
+    REPLY_NO_ROUTE,
 };
 
 /// Bytes waiting to be written to one socket, at most: a client that stops reading gets 429s on `@connections`
@@ -64,6 +65,8 @@ pub(crate) struct Gateway {
     pub stage: String,
     pub domain: String,
     pub routes: BTreeMap<String, Route>,
+    /// Whether `ping` is answered here, as API Gateway answers it from the deployed MOCK integration.
+    pub heartbeat: bool,
     pub limits: Limits,
     pub verifier: Verifier,
     pub log: Log,
@@ -94,6 +97,7 @@ impl Gateway {
         stage: String,
         domain: String,
         routes: BTreeMap<String, Route>,
+        heartbeat: bool,
         limits: Limits,
         verifier: Verifier,
         log: Log,
@@ -102,6 +106,7 @@ impl Gateway {
             stage,
             domain,
             routes,
+            heartbeat,
             limits,
             verifier,
             log,
@@ -166,6 +171,14 @@ impl Gateway {
         let action = serde_json::from_str::<Value>(&body)
             .ok()
             .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_string));
+        if self.heartbeat && action.as_deref() == Some(HEARTBEAT_ACTION) {
+            self.log.line(&format!(
+                "message {id} → route {HEARTBEAT_ACTION} → answered by the gateway (MOCK, no function) ({:.1} ms)",
+                started.elapsed().as_secs_f64() * 1000.0
+            ));
+            self.send(&id, HEARTBEAT_REPLY.to_string());
+            return;
+        }
         let key = match action {
             Some(a) if self.routes.contains_key(&a) && !a.starts_with('$') => a,
             _ if self.routes.contains_key("$default") => "$default".to_string(),

@@ -225,6 +225,7 @@ fn gateway(
         stage.stage.clone(),
         base.to_string(),
         routes,
+        stage.heartbeat,
         limits,
         verifier,
         opts.log.clone(),

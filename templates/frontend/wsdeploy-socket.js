@@ -7,11 +7,16 @@
 //     getToken: () => auth.currentToken(),        // the token your backend accepts on POST /socket-connections
 //     onMessage: (data) => console.log(data),     // whatever your backend sends with SocketService.sendMessage
 //     onStatus: (status) => console.log(status),  // 'connecting' | 'authenticating' | 'connected' | 'unauthorized'
+//     heartbeatMs: 5 * 60 * 1000,                 // optional: how often to ping (API Gateway drops a socket idle 10 min)
 //   });
 //   socket.close();                               // on logout
 import ReconnectingWebSocket from 'reconnecting-websocket';
 
-export function connectSocket({ url, getToken, onMessage, onStatus = () => {} }) {
+// API Gateway answers {"action":"ping"} with {"action":"pong"} itself (a MOCK integration, no function runs), and so
+// does `wsdeploy dev`.
+const PING = JSON.stringify({ action: 'ping' });
+
+export function connectSocket({ url, getToken, onMessage, onStatus = () => {}, heartbeatMs = 5 * 60 * 1000 }) {
   if (!url) throw new Error('no WebSocket URL: run `wsdeploy dev` or `wsdeploy up`, which write it into your env file');
   // The user's token travels on this socket: wss:// only, but for this machine (`wsdeploy dev` serves ws://).
   const { protocol, hostname, host } = new URL(url);
@@ -24,9 +29,17 @@ export function connectSocket({ url, getToken, onMessage, onStatus = () => {} })
     maxReconnectionDelay: 10000,
   });
   onStatus('connecting');
+  // A ping well inside the idle limit keeps a quiet socket open; one timer per open socket.
+  let heartbeat = null;
+  const stopHeartbeat = () => {
+    clearInterval(heartbeat);
+    heartbeat = null;
+  };
 
   // A new socket is a new connectionId that the backend knows nothing about: authenticate on every (re)connect.
   ws.addEventListener('open', async () => {
+    stopHeartbeat();
+    heartbeat = setInterval(() => ws.send(PING), heartbeatMs);
     onStatus('authenticating');
     try {
       const token = await getToken();
@@ -44,6 +57,7 @@ export function connectSocket({ url, getToken, onMessage, onStatus = () => {} })
     } catch {
       return onMessage(event.data);
     }
+    if (data && data.action === 'pong') return;
     // The auth route's reply: {"type": "auth", "ok": true} or {"type": "auth", "ok": false, "error": "..."}.
     if (data && data.type === 'auth') {
       if (data.ok) return onStatus('connected');
@@ -55,8 +69,15 @@ export function connectSocket({ url, getToken, onMessage, onStatus = () => {} })
   });
 
   ws.addEventListener('close', () => {
+    stopHeartbeat();
     if (ws.readyState !== ReconnectingWebSocket.CLOSED) onStatus('connecting');
   });
 
-  return { close: () => ws.close(), socket: ws };
+  return {
+    close: () => {
+      stopHeartbeat();
+      ws.close();
+    },
+    socket: ws,
+  };
 }

@@ -478,7 +478,7 @@ async fn a_failed_deployment_fails_up() {
     );
     // A change with --no-wait does not look at the deployment.
     app.config(&format!(
-        "{BASE}routes: {{ auth: connect, $disconnect: disconnect, $default: connect, ping: connect }}\n"
+        "{BASE}routes: {{ auth: connect, $disconnect: disconnect, $default: connect, typing: connect }}\n"
     ));
     let quick = app.run(&["up", "--no-wait", "--output", "json"]).expect(0);
     assert_eq!(quick.json()["waits"], serde_json::json!([]));

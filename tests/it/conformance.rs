@@ -5,7 +5,7 @@ use crate::support::devkit::dev_with_backend;
 use crate::support::util::{cache, wsdeploy};
 
 /// connect, auth (valid and invalid token), Forbidden, POST/GET/DELETE, 410, three SigV4 refusals, 1009, 1003.
-const BEHAVIOURS: usize = 13;
+const BEHAVIOURS: usize = 14;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_behaviour_holds_under_dev() {

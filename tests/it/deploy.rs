@@ -50,6 +50,8 @@ impl App {
                 ("AWS_ACCESS_KEY_ID", "testing".to_string()),
                 ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
                 ("WSDEPLOY_CACHE_DIR", cache().display().to_string()),
+                // The AWS-behaviour layer applies a new KMS key's tags to authorization after 0.6 s, not 5 min.
+                ("WSDEPLOY_KMS_TAG_WAIT_SECS", "5".to_string()),
             ])
             .show(self.dir.join("wsdeploy.yaml"))
     }
@@ -143,6 +145,48 @@ pub(crate) async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec
             .filter(|n| n.starts_with(&format!("{prefix}-")))
             .map(|n| format!("policy {n}")),
     );
+    left.extend(live_stage_keys(conf, prefix).await);
+    left
+}
+
+/// The stage's alias, and keys tagged as the stage's that are not on their way out (pending deletion): read key by
+/// key, not through the tagging API wsdeploy uses.
+pub(crate) async fn live_stage_keys(conf: &aws_config::SdkConfig, prefix: &str) -> Vec<String> {
+    let kms = aws_sdk_kms::Client::new(conf);
+    let mut left = vec![];
+    let alias = format!("alias/wsdeploy/{prefix}");
+    let aliases = kms.list_aliases().send().await.unwrap();
+    if aliases
+        .aliases()
+        .iter()
+        .any(|a| a.alias_name() == Some(&alias))
+    {
+        left.push(format!("kms alias {alias}"));
+    }
+    for k in kms.list_keys().send().await.unwrap().keys() {
+        let id = k.key_id().unwrap();
+        let tags = kms.list_resource_tags().key_id(id).send().await.unwrap();
+        let get = |key: &str| {
+            tags.tags()
+                .iter()
+                .find(|t| t.tag_key() == key)
+                .map(|t| t.tag_value().to_string())
+        };
+        let (Some(project), Some(stage)) = (get("wsdeploy:project"), get("wsdeploy:stage")) else {
+            continue;
+        };
+        let meta = kms.describe_key().key_id(id).send().await.unwrap();
+        let state = meta
+            .key_metadata()
+            .unwrap()
+            .key_state()
+            .unwrap()
+            .as_str()
+            .to_string();
+        if format!("{project}-{stage}") == prefix && state != "PendingDeletion" {
+            left.push(format!("kms key {id} ({state})"));
+        }
+    }
     left
 }
 
@@ -171,6 +215,11 @@ pub(crate) fn decode(doc: &str) -> Value {
 async fn lifecycle_up_noop_change_teardown() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto.endpoint).await;
+    // The role takes longer to reach Lambda than the stage key's own wait, which runs beside it.
+    proxy.layer().set(crate::support::aws_behaviour::Behaviour {
+        role_propagation: Some(std::time::Duration::from_secs(1)),
+        ..crate::support::aws_behaviour::Behaviour::aws()
+    });
     let app = App::new(&proxy.endpoint, BASE);
     std::fs::write(&app.frontend_env, "# the frontend's own settings\r\nexport API_URL='https://api.example.com'\r\nVITE_WS_URL=stale").unwrap();
 
@@ -188,6 +237,7 @@ async fn lifecycle_up_noop_change_teardown() {
         "new role not yet assumable",
         "lambda read while Pending/InProgress",
         "new access key not yet valid",
+        "new KMS key not yet available",
     ] {
         up.check(
             hits.get(met).copied().unwrap_or(0) > 0,
@@ -392,16 +442,19 @@ async fn lifecycle_up_noop_change_teardown() {
             .iter()
             .find(|i| {
                 i.integration_uri()
-                    .unwrap()
-                    .contains(&format!("function:chat-dev-{f}/"))
+                    .is_some_and(|u| u.contains(&format!("function:chat-dev-{f}/")))
             })
             .map(|i| i.integration_id().unwrap().to_string())
             .unwrap()
     };
-    assert!(integrations
+    // A proxy per function, and the heartbeat's MOCK.
+    let mut kinds: Vec<&str> = integrations
         .items()
         .iter()
-        .all(|i| i.integration_type().unwrap().as_str() == "AWS_PROXY"));
+        .map(|i| i.integration_type().unwrap().as_str())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, vec!["AWS_PROXY", "AWS_PROXY", "MOCK"]);
     let routes = apigw.get_routes().api_id(&api_id).send().await.unwrap();
     let mut keys_seen: Vec<&str> = routes
         .items()
@@ -409,7 +462,7 @@ async fn lifecycle_up_noop_change_teardown() {
         .map(|r| r.route_key().unwrap())
         .collect();
     keys_seen.sort_unstable();
-    assert_eq!(keys_seen, vec!["$disconnect", "auth"]);
+    assert_eq!(keys_seen, vec!["$disconnect", "auth", "ping"]);
     let auth = routes
         .items()
         .iter()
@@ -499,7 +552,7 @@ async fn lifecycle_up_noop_change_teardown() {
     let down = app
         .run(&["teardown", "--yes", "--output", "json"])
         .expect(0);
-    assert_eq!(down.json()["deleted"], 7);
+    assert_eq!(down.json()["deleted"], 8, "seven resources and the KMS key");
     assert_no_secret_in(&down, &[key_secret, signing]);
     let left = leftovers(&conf, "chat-dev").await;
     assert!(left.is_empty(), "teardown left {left:?}");
@@ -550,7 +603,7 @@ async fn two_stages_live_side_by_side() {
     let prod_left = leftovers(&conf, "chat-prod").await;
     assert_eq!(
         prod_left.len(),
-        1 + 2 + 2 + 1 + 1,
+        1 + 2 + 2 + 1 + 1 + 2,
         "prod is untouched: {prod_left:?}"
     );
     let out = app
@@ -567,4 +620,77 @@ async fn two_stages_live_side_by_side() {
         serde_json::json!([]),
         "tearing dev down did not disturb prod"
     );
+}
+
+/// The heartbeat as deployed: the `ping` route on a MOCK integration whose request template sets the status and
+/// whose `$default` integration response is the reply, and the route replying through its `$default` response; no
+/// function is involved. `heartbeat: false` removes both.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_heartbeat_is_a_mock_integration_that_no_function_serves() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
+    let out = app.run(&["up", "--output", "json"]).expect(0).json();
+    let api = out["api_id"].as_str().unwrap().to_string();
+    let apigw = aws_sdk_apigatewayv2::Client::new(&moto.sdk_config().await);
+    let routes = apigw.get_routes().api_id(&api).send().await.unwrap();
+    let ping = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some("ping"))
+        .expect("a ping route");
+    assert_eq!(ping.route_response_selection_expression(), Some("$default"));
+    let target = ping
+        .target()
+        .unwrap()
+        .strip_prefix("integrations/")
+        .unwrap();
+    let mock = apigw
+        .get_integration()
+        .api_id(&api)
+        .integration_id(target)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mock.integration_type().unwrap().as_str(), "MOCK");
+    assert_eq!(mock.template_selection_expression(), Some(r"\$default"));
+    assert_eq!(
+        mock.request_templates()
+            .unwrap()
+            .get("$default")
+            .map(String::as_str),
+        Some(r#"{"statusCode": 200}"#)
+    );
+    let responses = apigw
+        .get_integration_responses()
+        .api_id(&api)
+        .integration_id(target)
+        .send()
+        .await
+        .unwrap();
+    let reply = &responses.items()[0];
+    assert_eq!(reply.integration_response_key(), Some("$default"));
+    assert_eq!(
+        reply
+            .response_templates()
+            .unwrap()
+            .get("$default")
+            .map(String::as_str),
+        Some(r#"{"action":"pong"}"#)
+    );
+    let again = app.run(&["up", "--output", "json"]).expect(0).json();
+    assert_eq!(
+        again["changes"], 0,
+        "the heartbeat is found again as it was made"
+    );
+
+    app.config(&format!("{BASE}heartbeat: false\n"));
+    app.run(&["up"]).expect(0);
+    let routes = apigw.get_routes().api_id(&api).send().await.unwrap();
+    assert!(routes.items().iter().all(|r| r.route_key() != Some("ping")));
+    let integrations = apigw.get_integrations().api_id(&api).send().await.unwrap();
+    assert!(integrations
+        .items()
+        .iter()
+        .all(|i| i.integration_type().unwrap().as_str() != "MOCK"));
 }

@@ -274,6 +274,46 @@ async fn a_binary_frame_closes_the_socket_with_1003_and_invokes_nothing() {
     );
 }
 
+/// The heartbeat: `ping` is answered `{"action":"pong"}` by the gateway itself, as the deployed MOCK integration
+/// answers it: no function runs and the backend hears nothing; dev's log says so. With `heartbeat: false`, `ping` is
+/// an action like any other.
+#[tokio::test(flavor = "multi_thread")]
+async fn ping_is_answered_by_the_gateway_and_invokes_nothing() {
+    let (dev, seen) = dev_with_backend("", &[], &cache()).await;
+    let (mut ws, _) = authenticated(&dev, &seen).await;
+    let before = seen.lock().unwrap().calls.len();
+    for _ in 0..3 {
+        ws.send(Message::Text(r#"{"action":"ping"}"#.into()))
+            .await
+            .unwrap();
+        assert_eq!(next_text(&mut ws).await, r#"{"action":"pong"}"#);
+    }
+    assert_eq!(
+        seen.lock().unwrap().calls.len(),
+        before,
+        "the backend heard of a ping"
+    );
+    wait_for("dev's log line", || {
+        dev.output()
+            .contains("route ping → answered by the gateway (MOCK, no function)")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !dev.output().contains("→ route ping → connect"),
+        "{}",
+        dev.output()
+    );
+
+    let (off, seen) = dev_with_backend("heartbeat: false\n", &[], &cache()).await;
+    let (mut ws, _) = authenticated(&off, &seen).await;
+    ws.send(Message::Text(r#"{"action":"ping"}"#.into()))
+        .await
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+    assert_eq!(reply["message"], "Forbidden", "no route for it: {reply}");
+}
+
 /// A connection is gone the moment it closes: while its `$disconnect` still runs (the backend is slow to answer
 /// the DELETE), `@connections` POST, GET and DELETE already answer 410 GoneException.
 #[tokio::test(flavor = "multi_thread")]

@@ -103,3 +103,41 @@ async fn the_deploy_policy_is_enough_and_every_statement_is_needed() {
         eprintln!("without {sid}: fails naming {}", named.unwrap());
     }
 }
+
+/// KMS honours a new key's tags for authorization only minutes after they are set, and the deploy policy lets the
+/// deploy identity delete the stage key only while it carries the stage's tags: a `teardown` right after the first
+/// `up` (a CI job's ephemeral stage) is refused at first, waits, and succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_teardown_right_after_the_first_up_waits_for_kms_to_honour_the_keys_tags() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    proxy.layer().set(crate::support::aws_behaviour::Behaviour {
+        kms: crate::support::aws_kms::Timings {
+            new_key: Some(std::time::Duration::from_millis(100)),
+            tag_authz: Some(std::time::Duration::from_secs(10)),
+        },
+        ..crate::support::aws_behaviour::Behaviour::aws()
+    });
+    let app = App::new(&proxy.endpoint, &config("quick", "iam-user"));
+    let policy = app.run(&["policy", "--output", "json"]).expect(0).json()["policy"].clone();
+    proxy.layer().enforce(Some(&policy));
+    // The suite's runs cap the wait at 5 s; this one allows KMS's own bound to play out.
+    app.run(&["up"])
+        .env("WSDEPLOY_KMS_TAG_WAIT_SECS", "300")
+        .expect(0);
+    let down = app
+        .run(&["teardown", "--yes"])
+        .env("WSDEPLOY_KMS_TAG_WAIT_SECS", "300")
+        .expect(0);
+    let hits = proxy.layer().hits();
+    down.check(
+        hits.contains_key("KMS key's tags not yet honoured by authorization")
+            && !hits.contains_key("access denied by the identity's policy"),
+        &format!("the refusal was met and waited out: {hits:?}"),
+    );
+    let conf = moto.sdk_config().await;
+    assert_eq!(
+        crate::deploy::leftovers(&conf, "quick-dev").await,
+        Vec::<String>::new()
+    );
+}

@@ -152,6 +152,14 @@ async fn every_policy_is_least_privilege() {
         logs.push(format!("{arn}:*"));
         logs.push(arn);
     }
+    // ... and decrypt their environment with the stage's own key.
+    let key = aws_sdk_kms::Client::new(&conf)
+        .describe_key()
+        .key_id("alias/wsdeploy/chat-dev")
+        .send()
+        .await
+        .unwrap();
+    logs.push(key.key_metadata().unwrap().arn().unwrap().to_string());
     for p in iam
         .list_role_policies()
         .role_name("chat-dev-lambda")
@@ -399,4 +407,150 @@ async fn a_signing_secret_is_adopted_only_by_its_own_stage() {
             "{project}: the file says whose secret it holds"
         );
     }
+}
+
+/// The key that encrypts the functions' environment, and so the signing secret, at rest.
+async fn stage_key(conf: &aws_config::SdkConfig) -> Option<(String, String, String)> {
+    let kms = aws_sdk_kms::Client::new(conf);
+    let out = kms
+        .describe_key()
+        .key_id("alias/wsdeploy/chat-dev")
+        .send()
+        .await
+        .ok()?;
+    let m = out.key_metadata()?;
+    Some((
+        m.key_id().to_string(),
+        m.arn()?.to_string(),
+        m.key_state()?.as_str().to_string(),
+    ))
+}
+
+async fn key_state(conf: &aws_config::SdkConfig, id: &str) -> String {
+    let kms = aws_sdk_kms::Client::new(conf);
+    let out = kms.describe_key().key_id(id).send().await.unwrap();
+    out.key_metadata()
+        .unwrap()
+        .key_state()
+        .unwrap()
+        .as_str()
+        .to_string()
+}
+
+/// The signing secret sits in the functions' environment encrypted with a key of the stage's own, so reading it
+/// takes kms:Decrypt on that key, not just lambda:GetFunctionConfiguration. `up` creates the key (waiting out KMS's
+/// propagation and the role's, which Lambda reports as a CreateGrant error), names it in the role's policy and hands
+/// it to the functions; an identity without kms:Decrypt gets a sentence, never a silently new secret; the key can
+/// be swapped for Lambda's own and back (the stage key is restored, not duplicated); teardown schedules its
+/// deletion and leaves nothing live.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_signing_secret_is_encrypted_with_a_key_of_the_stages_own() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let conf = moto.sdk_config().await;
+    // The role outlives the key's own propagation wait, so Lambda's CreateGrant on it is refused a while.
+    proxy.layer().set(crate::support::aws_behaviour::Behaviour {
+        role_propagation: Some(std::time::Duration::from_secs(2)),
+        ..crate::support::aws_behaviour::Behaviour::aws()
+    });
+    let app = App::new(&proxy.endpoint, BASE);
+    let plan = app.run(&["plan"]).expect(0);
+    plan.check(
+        plan.stdout
+            .contains("+ kms key           alias/wsdeploy/chat-dev"),
+        "plan shows the key",
+    );
+    app.run(&["up"]).expect(0);
+    let (id, arn, state) = stage_key(&conf)
+        .await
+        .expect("the stage's alias names a key");
+    assert_eq!(state, "Enabled");
+    for f in ["chat-dev-connect", "chat-dev-disconnect"] {
+        assert_eq!(proxy.layer().function_key(f), Some(arn.clone()), "{f}");
+    }
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let role_policy = iam
+        .get_role_policy()
+        .role_name("chat-dev-lambda")
+        .policy_name("chat-dev-logs")
+        .send()
+        .await
+        .unwrap();
+    let doc = decode(role_policy.policy_document());
+    assert!(
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["Action"] == "kms:Decrypt" && s["Resource"] == arn.as_str()),
+        "the functions may decrypt their environment with this key and no other: {doc}"
+    );
+    let hits = proxy.layer().hits();
+    for met in [
+        "new KMS key not yet available",
+        "new role not yet assumable",
+    ] {
+        assert!(hits.contains_key(met), "{met}: {hits:?}");
+    }
+
+    // Without kms:Decrypt the deployed secret cannot be read: say so, change nothing.
+    let mut policy = app.run(&["policy", "--output", "json"]).expect(0).json()["policy"].clone();
+    for s in policy["Statement"].as_array_mut().unwrap() {
+        if s["Sid"] == "KeysThroughLambda" {
+            s["Action"] = serde_json::json!(["kms:CreateGrant", "kms:Encrypt"]);
+        }
+    }
+    proxy.layer().enforce(Some(&policy));
+    let blind = app.run(&["up"]).expect(1);
+    blind.check(
+        blind.code == 1
+            && blind.stderr.contains("kms:Decrypt")
+            && blind
+                .stderr
+                .contains("cannot read the environment of the function"),
+        "a clear sentence about kms:Decrypt",
+    );
+    proxy.layer().enforce(None);
+    let again = app.run(&["up", "--output", "json"]).expect(0).json();
+    assert_eq!(again["changes"], 0, "nothing changed meanwhile");
+
+    // Lambda's own key instead: the functions move, the stage key is scheduled for deletion.
+    let managed = BASE.replace(
+        "  architecture: x86_64\n",
+        "  architecture: x86_64\n  env_key: aws-managed\n",
+    );
+    app.config(&managed);
+    app.run(&["up"]).expect(0);
+    assert_eq!(proxy.layer().function_key("chat-dev-connect"), None);
+    assert_eq!(stage_key(&conf).await, None, "the alias is gone");
+    assert_eq!(key_state(&conf, &id).await, "PendingDeletion");
+
+    // And back: the same key, restored and aliased again, not a second one.
+    app.config(BASE);
+    let back = app.run(&["up"]).expect(0);
+    back.check(
+        back.stdout.contains("kms key"),
+        "up says what it did to the key",
+    );
+    let (again_id, again_arn, state) = stage_key(&conf).await.unwrap();
+    assert_eq!(
+        (again_id.as_str(), state.as_str()),
+        (id.as_str(), "Enabled")
+    );
+    assert_eq!(
+        proxy.layer().function_key("chat-dev-connect"),
+        Some(again_arn)
+    );
+
+    app.run(&["teardown", "--yes"]).expect(0);
+    assert_eq!(key_state(&conf, &id).await, "PendingDeletion");
+    assert_eq!(
+        crate::deploy::live_stage_keys(&conf, "chat-dev").await,
+        Vec::<String>::new()
+    );
+    let twice = app.run(&["teardown", "--yes"]).expect(0);
+    twice.check(
+        twice.stdout.contains("Nothing to tear down") || !twice.stdout.contains("kms key"),
+        "a second teardown finds nothing",
+    );
 }

@@ -382,29 +382,84 @@ fn express_signature_check_agrees_with_the_reference_vectors_and_the_lambdas_sig
     assert_eq!(check("'n3w'", "POST"), "mismatch");
 }
 
-/// The frontend snippet sends the user's token on its socket, so it refuses a URL that would carry it in
-/// cleartext: `wss://` anywhere, `ws://` only on this machine (what `wsdeploy dev` serves).
-#[test]
-fn the_frontend_snippet_refuses_cleartext_urls_outside_this_machine() {
+/// The frontend snippet in a temporary folder, as `wsdeploy-socket.mjs`, beside `lib` standing in for the socket
+/// library: the snippet's own logic is under test, not the library's.
+fn snippet_beside(lib: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     std::fs::copy(
         root().join("templates/frontend/wsdeploy-socket.js"),
         t.path().join("wsdeploy-socket.mjs"),
     )
     .unwrap();
-    // A stand-in for the socket library: the snippet's own checks are under test, not the library.
-    let lib = t.path().join("node_modules/reconnecting-websocket");
-    std::fs::create_dir_all(&lib).unwrap();
+    let dir = t.path().join("node_modules/reconnecting-websocket");
+    std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
-        lib.join("package.json"),
+        dir.join("package.json"),
         r#"{"type":"module","main":"index.js"}"#,
     )
     .unwrap();
-    std::fs::write(
-        lib.join("index.js"),
+    std::fs::write(dir.join("index.js"), lib).unwrap();
+    t
+}
+
+/// The snippet pings on an open socket at its heartbeat interval, keeps the gateway's pongs from the app, stops
+/// pinging when the socket closes (so the page's timers end with it), and starts again on a new socket.
+#[test]
+fn the_frontend_snippet_pings_while_open_and_hides_the_pongs() {
+    let t = snippet_beside(
+        "export default class FakeSocket {\n\
+           static CLOSED = 3;\n\
+           constructor() { this.sent = []; this.on = {}; this.readyState = 0; globalThis.fake = this; }\n\
+           addEventListener(e, f) { (this.on[e] ||= []).push(f); }\n\
+           emit(e, v) { for (const f of this.on[e] || []) f(v); }\n\
+           send(m) { this.sent.push(m); }\n\
+           close() { this.readyState = 3; this.emit('close'); }\n\
+         }\n",
+    );
+    let script = "const { connectSocket } = await import(process.argv[1]);\n\
+        const got = [];\n\
+        const sock = connectSocket({ url: 'ws://127.0.0.1:1/local', getToken: async () => 't', onMessage: (m) => got.push(m), heartbeatMs: 20 });\n\
+        const sleep = (ms) => new Promise((r) => setTimeout(r, ms));\n\
+        const pings = () => fake.sent.filter((m) => m === '{\"action\":\"ping\"}').length;\n\
+        await sleep(70); const before = pings();\n\
+        fake.emit('open'); await sleep(110); const open = pings();\n\
+        fake.emit('message', { data: '{\"action\":\"pong\"}' }); fake.emit('message', { data: '{\"n\":1}' });\n\
+        fake.emit('close'); await sleep(70); const closed = pings();\n\
+        fake.emit('open'); await sleep(50); const reopened = pings();\n\
+        sock.close();\n\
+        console.log(JSON.stringify({ before, open, closed, reopened, got }));";
+    let (ok, out) = run(Command::new("node")
+        .arg("--input-type=module")
+        .arg("-e")
+        .arg(script)
+        .arg(t.path().join("wsdeploy-socket.mjs")));
+    assert!(ok, "{out}");
+    let last = out.lines().find(|l| l.starts_with('{')).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["before"], 0, "no ping before the socket opens: {v}");
+    assert!(
+        v["open"].as_u64().unwrap() >= 3,
+        "pings every 20 ms while open: {v}"
+    );
+    assert_eq!(v["closed"], v["open"], "no ping after close: {v}");
+    assert!(
+        v["reopened"].as_u64().unwrap() > v["closed"].as_u64().unwrap(),
+        "pings again on a new socket: {v}"
+    );
+    assert_eq!(
+        v["got"],
+        serde_json::json!([{ "n": 1 }]),
+        "the pong never reaches the app: {v}"
+    );
+}
+
+/// The frontend snippet sends the user's token on its socket, so it refuses a URL that would carry it in
+/// cleartext: `wss://` anywhere, `ws://` only on this machine (what `wsdeploy dev` serves).
+#[test]
+fn the_frontend_snippet_refuses_cleartext_urls_outside_this_machine() {
+    let t = snippet_beside(
         "export default class { constructor(url) { this.url = url; } addEventListener() {} }\n",
-    )
-    .unwrap();
+    );
     let script = "const { connectSocket } = await import(process.argv[1]); const out = {};\n\
         for (const url of process.argv.slice(2)) {\n\
           try { connectSocket({ url, getToken: async () => 't', onMessage: () => {} }); out[url] = 'ok'; }\n\

@@ -47,6 +47,8 @@ pub(crate) struct Behaviour {
     /// for `AutoDeploy` stages (moto has no deployments at all).
     /// <https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html>
     pub failed_deployment: Option<String>,
+    /// KMS's eventual consistency, and Lambda's use of a customer managed key (see `aws_kms`).
+    pub kms: crate::support::aws_kms::Timings,
 }
 
 impl Behaviour {
@@ -62,6 +64,10 @@ impl Behaviour {
             refuse_inactive_keys: true,
             conflict_on_exists: true,
             failed_deployment: None,
+            kms: crate::support::aws_kms::Timings {
+                new_key: Some(Duration::from_millis(100)),
+                tag_authz: Some(Duration::from_millis(600)),
+            },
         }
     }
 
@@ -77,6 +83,7 @@ impl Behaviour {
             refuse_inactive_keys: false,
             conflict_on_exists: false,
             failed_deployment: None,
+            kms: crate::support::aws_kms::Timings::default(),
         }
     }
 }
@@ -98,7 +105,7 @@ pub(crate) struct Answer {
 
 impl Answer {
     /// REST-JSON services (Lambda, API Gateway): the error type travels in `x-amzn-errortype`.
-    fn rest(status: u16, code: &str, message: &str) -> Answer {
+    pub(crate) fn rest(status: u16, code: &str, message: &str) -> Answer {
         Answer {
             status,
             headers: vec![
@@ -117,7 +124,7 @@ impl Answer {
         }
     }
 
-    fn json11(status: u16, code: &str, message: &str) -> Answer {
+    pub(crate) fn json11(status: u16, code: &str, message: &str) -> Answer {
         Answer {
             status,
             headers: vec![("content-type".into(), "application/x-amz-json-1.1".into())],
@@ -146,6 +153,7 @@ struct State {
     route_responses: BTreeMap<(String, String), Vec<(String, String)>>,
     /// How often each behaviour acted, for tests to show the code met it.
     hits: BTreeMap<&'static str, usize>,
+    kms: crate::support::aws_kms::Kms,
 }
 
 #[derive(Clone)]
@@ -238,18 +246,25 @@ impl Layer {
     }
 
     /// `AccessDenied`, as AWS answers it, for the first check the identity's policy does not allow.
-    fn authorize(&self, r: &Req<'_>) -> Option<Answer> {
+    fn authorize(&self, r: &Req<'_>, b: &Behaviour) -> Option<Answer> {
         if access_key_of(r.headers).as_deref() != Some("testing") {
             return None;
         }
+        let (kms, tags_pending) = {
+            let s = self.state.lock().unwrap();
+            (s.kms.checks(r, b.kms), s.kms.tags_pending(r, b.kms))
+        };
+        let checks = kms.unwrap_or_else(|| crate::support::iam_enforce::checks(r));
         let mut iam = self.iam.lock().unwrap();
         let evaluator = iam.as_mut()?;
-        let denied = crate::support::iam_enforce::checks(r)
-            .into_iter()
-            .find(|c| !evaluator.allows(c))?;
+        let denied = checks.into_iter().find(|c| !evaluator.allows(c))?;
         Self::hit(
             &mut self.state.lock().unwrap(),
-            "access denied by the identity's policy",
+            if tags_pending {
+                "KMS key's tags not yet honoured by authorization"
+            } else {
+                "access denied by the identity's policy"
+            },
         );
         let message = crate::support::iam_enforce::denial(&denied);
         Some(if is_query(r) {
@@ -277,7 +292,10 @@ impl Layer {
     /// slot for the time a write takes).
     pub(crate) async fn before(&self, r: &Req<'_>, upstream: &Upstream) -> Before {
         let b = self.behaviour.lock().unwrap().clone();
-        if let Some(a) = self.refuse_key(r, &b).or_else(|| self.authorize(r)) {
+        if let Some(a) = self.refuse_key(r, &b).or_else(|| self.authorize(r, &b)) {
+            return Before::Answer(a);
+        }
+        if let Some(a) = self.kms_before(r, &b) {
             return Before::Answer(a);
         }
         let seg = segments(r.path);
@@ -314,6 +332,27 @@ impl Layer {
             }
         }
         Before::Forward(None)
+    }
+
+    /// KMS's new keys, and Lambda's refusal of a key it cannot use (see `aws_kms`).
+    fn kms_before(&self, r: &Req<'_>, b: &Behaviour) -> Option<Answer> {
+        let testing = access_key_of(r.headers).as_deref() == Some("testing");
+        let mut iam = self.iam.lock().unwrap();
+        let mut s = self.state.lock().unwrap();
+        let mut denied = |c: &crate::support::iam_enforce::Check| {
+            testing && iam.as_mut().is_some_and(|e| !e.allows(c))
+        };
+        let (what, answer) = s
+            .kms
+            .before(r, b.kms)
+            .or_else(|| s.kms.lambda_refusal(r, &mut denied))?;
+        Self::hit(&mut s, what);
+        Some(answer)
+    }
+
+    /// The key a function's environment is encrypted with, as AWS would show it (moto does not keep it).
+    pub(crate) fn function_key(&self, name: &str) -> Option<String> {
+        self.state.lock().unwrap().kms.function_key(name)
     }
 
     fn refuse_key(&self, r: &Req<'_>, b: &Behaviour) -> Option<Answer> {
@@ -363,13 +402,16 @@ impl Layer {
                     .role_propagation
                     .zip(s.roles.get(role))
                     .is_some_and(|(d, at)| at.elapsed() < d);
+                let kms = body["KMSKeyArn"].as_str().is_some_and(|a| !a.is_empty());
                 young.then(|| {
                     Self::hit(&mut s, "new role not yet assumable");
-                    Answer::rest(
-                        400,
-                        "InvalidParameterValueException",
-                        "The role defined for the function cannot be assumed by Lambda.",
-                    )
+                    // With a customer managed key, Lambda first grants the role the key's use, and says so.
+                    let message = if kms {
+                        format!("Lambda was unable to configure access to your environment variables because the KMS key is invalid for CreateGrant. Please check your KMS key settings. KMS Exception: InvalidArnException KMS Message: ARN does not refer to a valid principal: {}", body["Role"].as_str().unwrap_or_default())
+                    } else {
+                        "The role defined for the function cannot be assumed by Lambda.".into()
+                    };
+                    Answer::rest(400, "InvalidParameterValueException", &message)
                 })
             }
             ["2015-03-31", "functions", name, "code" | "configuration" | "policy", ..]
@@ -477,6 +519,23 @@ impl Layer {
 
     /// Learns from moto's answer (what was created when) and reshapes it as AWS would answer.
     pub(crate) fn after(&self, r: &Req<'_>, status: u16, body: Vec<u8>) -> Vec<u8> {
+        let body = self.after_moto(r, status, body);
+        if !(200..300).contains(&status) {
+            return body;
+        }
+        let testing = access_key_of(r.headers).as_deref() == Some("testing");
+        let mut iam = self.iam.lock().unwrap();
+        let mut s = self.state.lock().unwrap();
+        let mut denied = |c: &crate::support::iam_enforce::Check| {
+            testing && iam.as_mut().is_some_and(|e| !e.allows(c))
+        };
+        if *r.method == Method::POST && r.path.trim_end_matches('/') == "/2015-03-31/functions" {
+            s.kms.created(r);
+        }
+        s.kms.after(r, body, &mut denied)
+    }
+
+    fn after_moto(&self, r: &Req<'_>, status: u16, body: Vec<u8>) -> Vec<u8> {
         let b = self.behaviour.lock().unwrap().clone();
         let ok = (200..300).contains(&status);
         let seg = segments(r.path);

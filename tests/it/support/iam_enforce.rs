@@ -28,7 +28,8 @@ fn check(action: impl Into<String>, resource: impl Into<String>) -> Check {
     }
 }
 
-fn region_of(r: &Req<'_>) -> String {
+/// The region a request is signed for (its credential scope).
+pub(crate) fn region_of(r: &Req<'_>) -> String {
     r.headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -48,6 +49,9 @@ pub(crate) fn checks(r: &Req<'_>) -> Vec<Check> {
     }
     if let Some(target) = r.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         let op = target.rsplit('.').next().unwrap_or(target);
+        if target.starts_with("ResourceGroupsTaggingAPI") {
+            return vec![check(format!("tag:{op}"), "*")];
+        }
         let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
         let groups = format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:");
         let resource = match (body["logGroupName"].as_str(), body["resourceArn"].as_str()) {

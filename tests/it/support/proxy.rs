@@ -39,6 +39,8 @@ struct Shared {
     /// Hold every response from the k-th request on (and say so), so the caller can kill the client there.
     stop_after: AtomicUsize,
     stopped: AtomicBool,
+    /// Requests still being processed (the held one excluded).
+    in_flight: AtomicUsize,
     /// Answer every request with this AWS query-protocol error: (status, code).
     fixed: Mutex<Option<(u16, String)>>,
     layer: Layer,
@@ -64,6 +66,7 @@ impl Proxy {
             injected: AtomicUsize::new(0),
             stop_after: AtomicUsize::new(usize::MAX),
             stopped: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
             fixed: Mutex::new(None),
             layer: Layer::new(behaviour),
         });
@@ -77,7 +80,18 @@ impl Proxy {
                 };
                 let s = s.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(s.clone(), req));
+                    // Each request runs to its end even if the client goes away mid-way (a killed wsdeploy), as AWS
+                    // completes what it received: the layer still learns what moto did.
+                    let service = hyper::service::service_fn(move |req| {
+                        let s = s.clone();
+                        s.in_flight.fetch_add(1, Ordering::SeqCst);
+                        let task = tokio::spawn(async move {
+                            let answer = handle(s.clone(), req).await;
+                            s.in_flight.fetch_sub(1, Ordering::SeqCst);
+                            answer
+                        });
+                        async move { task.await.map_err(std::io::Error::other)? }
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
@@ -114,7 +128,8 @@ impl Proxy {
         self.shared.injected.load(Ordering::SeqCst)
     }
 
-    /// From now on, the k-th request (counting from 1 after this call) is forwarded and then held unanswered.
+    /// From now on, the k-th mutating request (counting from 1 after this call) is forwarded and then held
+    /// unanswered, and so is every mutating request after it.
     pub(crate) fn stop_after(&self, k: usize) {
         self.take();
         self.shared.stopped.store(false, Ordering::SeqCst);
@@ -123,6 +138,18 @@ impl Proxy {
 
     pub(crate) fn stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every request the proxy received has been processed (a killed client's too), but the held one.
+    pub(crate) async fn settled(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.shared.in_flight.load(Ordering::SeqCst) > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "requests still in flight after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     pub(crate) fn resume(&self) {
@@ -260,6 +287,7 @@ async fn handle(
             )),
         };
     }
+    // The k-th mutating request: a crash after a read leaves AWS as the last write left it.
     let n = {
         let mut seen = s.seen.lock().unwrap();
         seen.push(Seen {
@@ -267,7 +295,11 @@ async fn handle(
             mutating,
             bytes: body.len(),
         });
-        seen.len()
+        if mutating {
+            seen.iter().filter(|x| x.mutating).count()
+        } else {
+            0
+        }
     };
     let req = Req {
         method: &parts.method,
@@ -295,9 +327,10 @@ async fn handle(
             (status, headers, bytes)
         }
     };
-    if n >= s.stop_after.load(Ordering::SeqCst) {
+    if n > 0 && n >= s.stop_after.load(Ordering::SeqCst) {
         // Processed upstream, never answered: the state a SIGKILL right after this request leaves behind.
         s.stopped.store(true, Ordering::SeqCst);
+        s.in_flight.fetch_sub(1, Ordering::SeqCst);
         std::future::pending::<()>().await;
     }
     let mut out = Response::builder().status(StatusCode::from_u16(status).unwrap());
