@@ -21,6 +21,10 @@ pub(crate) const SPECIAL_ROUTES: [&str; 3] = ["$connect", "$disconnect", "$defau
 /// Route response key (and selection expression) that sends a two-way route's answer back to the client.
 /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-route-response.html>
 pub(crate) const REPLY_KEY: &str = "$default";
+/// API Gateway's default account-level throttle, per region: steady-state requests per second and burst
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html>).
+pub(crate) const ACCOUNT_THROTTLE_RATE: u32 = 10_000;
+pub(crate) const ACCOUNT_THROTTLE_BURST: u32 = 5_000;
 /// The heartbeat: the action a client sends to keep its socket inside the idle limit, and what API Gateway answers
 /// it from a MOCK integration, with no function involved.
 pub(crate) const HEARTBEAT_ACTION: &str = "ping";

@@ -267,6 +267,7 @@ pub(crate) async fn create_stage(
             .api_id(api_id)
             .stage_name(&d.stage)
             .auto_deploy(true)
+            .default_route_settings(throttle(d))
             .set_tags(Some(d.tags.clone().into_iter().collect()))
             .send()
     };
@@ -274,23 +275,35 @@ pub(crate) async fn create_stage(
         .map_err(|e| explain(&format!("create the stage {}", d.stage), e))
 }
 
-pub(crate) async fn auto_deploy(
+/// The stage's default route settings: its throttle. A stage-wide rate or burst of 0 would refuse every message
+/// with 429 (the config refuses it); for WebSocket APIs the limits apply to every route, `$connect` included
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-protect.html>).
+fn throttle(d: &Desired) -> aws_sdk_apigatewayv2::types::RouteSettings {
+    aws_sdk_apigatewayv2::types::RouteSettings::builder()
+        .throttling_rate_limit(d.throttle.0)
+        .throttling_burst_limit(d.throttle.1)
+        .build()
+}
+
+/// Auto-deploy on, and the stage's throttle.
+pub(crate) async fn update_stage(
     apigw: &Client,
     api_id: &str,
-    stage: &str,
+    d: &Desired,
     step: &dyn Step,
 ) -> Result<()> {
     let call = || {
         apigw
             .update_stage()
             .api_id(api_id)
-            .stage_name(stage)
+            .stage_name(&d.stage)
             .auto_deploy(true)
+            .default_route_settings(throttle(d))
             .send()
     };
     write(step, call)
         .await
-        .map_err(|e| explain("turn on auto-deploy", e))?;
+        .map_err(|e| explain(&format!("update the stage {}", d.stage), e))?;
     Ok(())
 }
 

@@ -248,6 +248,7 @@ impl<'a> Applier<'a> {
             | UpdateFunctionCode { .. }
             | UpdateFunctionConfig { .. }
             | DeleteFunction { .. }
+            | SetConcurrency { .. }
             | AddPermission { .. } => self.act_lambda(a, step).await,
             Retag { target, diff } => self.retag(target, diff, step).await.map(|()| "tags".into()),
             CreateEnvKey | AliasEnvKey { .. } | RestoreEnvKey { .. } | DeleteEnvKey { .. } => {
@@ -349,6 +350,12 @@ impl<'a> Applier<'a> {
                 said("updated")
             }
             DeleteFunction { name } => lambda::delete(&c.lambda, name).await.and(said("deleted")),
+            SetConcurrency { function, reserved } => {
+                let name = &self.spec(function)?.name;
+                self.settle_function(name, step).await?;
+                lambda::set_concurrency(&c.lambda, name, *reserved).await?;
+                said(&reserved.map_or_else(|| "shared pool".into(), |n| format!("{n} reserved")))
+            }
             AddPermission { function, replace } => {
                 let source = d.invoke_source_arn(&self.api_id()?);
                 let name = &self.spec(function)?.name;
@@ -464,9 +471,9 @@ impl<'a> Applier<'a> {
             CreateStage => apigw::create_stage(&c.apigw, &self.api_id()?, d, step)
                 .await
                 .and(said("auto-deploy")),
-            UpdateStage => apigw::auto_deploy(&c.apigw, &self.api_id()?, &d.stage, step)
+            UpdateStage { .. } => apigw::update_stage(&c.apigw, &self.api_id()?, d, step)
                 .await
-                .and(said("auto-deploy")),
+                .and(said("updated")),
             other => anyhow::bail!("internal error: {other:?} is not a api action"),
         }
     }

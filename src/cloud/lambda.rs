@@ -197,6 +197,46 @@ pub(crate) async fn wait_ready(
     })
 }
 
+/// Reserves concurrency for the function, or gives it back to the account's pool. Lambda keeps at least 100
+/// concurrent executions unreserved per account and region, and new accounts may have a quota of only 10, so a
+/// reservation can be refused whatever its size
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html>): that error says what to do.
+pub(crate) async fn set_concurrency(
+    lambda: &Client,
+    name: &str,
+    reserved: Option<i32>,
+) -> Result<()> {
+    let Some(n) = reserved else {
+        return gone(
+            lambda
+                .delete_function_concurrency()
+                .function_name(name)
+                .send()
+                .await,
+        )
+        .map_err(|e| explain(&format!("release the reserved concurrency of {name}"), e));
+    };
+    match lambda
+        .put_function_concurrency()
+        .function_name(name)
+        .reserved_concurrent_executions(n)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.message()
+                .is_some_and(|m| m.contains("UnreservedConcurrentExecution")) =>
+        {
+            anyhow::bail!(
+                "cannot reserve {n} concurrent executions for {name}: {}. Lower lambda.reserved_concurrency, remove it, or ask AWS for a higher \"Concurrent executions\" quota (Service Quotas, Lambda)",
+                e.message().unwrap_or_default()
+            )
+        }
+        Err(e) => Err(explain(&format!("reserve concurrency for {name}"), e)),
+    }
+}
+
 pub(crate) async fn delete(lambda: &Client, name: &str) -> Result<()> {
     gone(lambda.delete_function().function_name(name).send().await)
         .map_err(|e| explain(&format!("delete the function {name}"), e))

@@ -162,6 +162,9 @@ async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionO
     let obs = FunctionObs {
         arn,
         memory_mb: cfg.memory_size().unwrap_or_default(),
+        reserved: out
+            .concurrency()
+            .and_then(aws_sdk_lambda::types::Concurrency::reserved_concurrent_executions),
         timeout_s: cfg.timeout().unwrap_or_default(),
         architecture,
         runtime: cfg
@@ -351,6 +354,9 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
             .map(|s| StageObs {
                 name: s.stage_name().unwrap_or_default().into(),
                 auto_deploy: s.auto_deploy() == Some(true),
+                throttle: s
+                    .default_route_settings()
+                    .and_then(|r| Some((r.throttling_rate_limit()?, r.throttling_burst_limit()?))),
             })
             .collect(),
         id,

@@ -32,6 +32,9 @@ pub struct Layer {
     /// function runs, nothing is billed but the message), so that clients keep their sockets inside API Gateway's
     /// 10-minute idle limit. Default true.
     pub heartbeat: Option<bool>,
+    /// Stage-wide throttling of the messages API Gateway accepts (connections included), so that a flood hits
+    /// API Gateway's 429 rather than your functions and backend. Defaults: rate 100 per second, burst 200.
+    pub throttle: Option<Throttle>,
     /// How the backend gets permission to post to connections.
     pub credentials: Option<CredentialsMode>,
     /// Env files wsdeploy writes its outputs into.
@@ -42,6 +45,17 @@ pub struct Layer {
     pub tags: Option<BTreeMap<String, String>>,
     /// What `wsdeploy dev` runs beside the gateway (your backend, say).
     pub dev: Option<Dev>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Throttle {
+    /// Requests per second, sustained (API Gateway's token bucket refill rate). More than 0.
+    #[schemars(range(min = 0.001))]
+    pub rate: Option<f64>,
+    /// Requests at once (the bucket's size). At least 1.
+    #[schemars(range(min = 1))]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -91,6 +105,10 @@ pub struct Lambda {
         pattern = r"^(stage|aws-managed|arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+)$"
     ))]
     pub env_key: Option<String>,
+    /// Concurrent executions reserved for each bundled function (default: none, they share the account's pool).
+    /// It also caps them, so that a flood of `auth` messages cannot take the concurrency your other functions need.
+    #[schemars(range(min = 1))]
+    pub reserved_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -190,10 +208,11 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev });
+merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle });
 merge_struct!(Dev { command, dir, open; });
+merge_struct!(Throttle { rate, burst; });
 merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms, allow_http; });
-merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days, env_key; });
+merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days, env_key, reserved_concurrency; });
 merge_struct!(Env { ; frontend, backend });
 merge_struct!(FrontendEnv { file, url; });
 merge_struct!(BackendEnv { file, endpoint, region, access_key_id, secret_access_key, signing_secret; });

@@ -47,6 +47,7 @@ pub struct StageConfig {
     pub lambda: LambdaSettings,
     /// `ping` answered by the gateway itself (see `facts::HEARTBEAT_ACTION`).
     pub heartbeat: bool,
+    pub throttle: ThrottleSettings,
     pub credentials: CredentialsMode,
     pub env: EnvSettings,
     pub tags: BTreeMap<String, String>,
@@ -78,6 +79,14 @@ pub struct LambdaSettings {
     pub timeout_s: u32,
     pub log_retention_days: u32,
     pub env_key: EnvKey,
+    pub reserved_concurrency: Option<u32>,
+}
+
+/// Stage-wide throttling: requests per second and at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ThrottleSettings {
+    pub rate: f64,
+    pub burst: u32,
 }
 
 /// The KMS key that encrypts the functions' environment (`lambda.env_key`).
@@ -362,18 +371,8 @@ fn resolve_layer(
         );
     }
     let routes = l.routes.clone().unwrap_or_else(default_routes);
-    check_routes(checker, &routes, &origin);
     let heartbeat = l.heartbeat.unwrap_or(true);
-    if heartbeat && routes.contains_key(crate::facts::HEARTBEAT_ACTION) {
-        checker.error(
-            origin(&["routes", crate::facts::HEARTBEAT_ACTION]),
-            format!(
-                "the route `{}` is the heartbeat's, answered by API Gateway itself",
-                crate::facts::HEARTBEAT_ACTION
-            ),
-            "rename your route, or set `heartbeat: false` to send it to a function",
-        );
-    }
+    check_routes(checker, &routes, heartbeat, &origin);
     let env = resolve_env(checker, &l, &origin);
     let env_key = env_key(
         checker,
@@ -402,8 +401,10 @@ fn resolve_layer(
             timeout_s,
             log_retention_days: lambda.log_retention_days.unwrap_or(14),
             env_key,
+            reserved_concurrency: lambda.reserved_concurrency,
         },
         heartbeat,
+        throttle: ThrottleSettings::of(l.throttle.as_ref()),
         credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
         env,
         tags: l.tags.clone().unwrap_or_default(),
@@ -447,6 +448,23 @@ fn env_key(
         }
     }
 }
+
+impl ThrottleSettings {
+    fn of(t: Option<&super::model::Throttle>) -> ThrottleSettings {
+        let t = t.cloned().unwrap_or_default();
+        ThrottleSettings {
+            rate: t.rate.unwrap_or(DEFAULT_THROTTLE.rate),
+            burst: t.burst.unwrap_or(DEFAULT_THROTTLE.burst),
+        }
+    }
+}
+
+/// A small app's traffic with room to spare: far below API Gateway's account defaults (10,000 per second, 5,000 at
+/// once), which a single flooding client could otherwise use up for every API in the account.
+pub(crate) const DEFAULT_THROTTLE: ThrottleSettings = ThrottleSettings {
+    rate: 100.0,
+    burst: 200,
+};
 
 pub(crate) fn default_routes() -> BTreeMap<String, String> {
     [("auth", "connect"), ("$disconnect", "disconnect")]
@@ -493,8 +511,17 @@ fn backend_url(
 fn check_routes(
     checker: &mut Checker<'_>,
     routes: &BTreeMap<String, String>,
+    heartbeat: bool,
     origin: &dyn Fn(&[&str]) -> Vec<String>,
 ) {
+    let ping = crate::facts::HEARTBEAT_ACTION;
+    if heartbeat && routes.contains_key(ping) {
+        checker.error(
+            origin(&["routes", ping]),
+            format!("the route `{ping}` is the heartbeat's, answered by API Gateway itself"),
+            "rename your route, or set `heartbeat: false` to send it to a function",
+        );
+    }
     if routes.is_empty() {
         checker.error(
             origin(&["routes"]),

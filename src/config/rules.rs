@@ -6,6 +6,7 @@ use super::load::{did_you_mean, ConfigFile};
 use super::model::{self, Layer};
 use super::resolve::EnvKey;
 
+use crate::facts::{ACCOUNT_THROTTLE_BURST, ACCOUNT_THROTTLE_RATE};
 use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
 use crate::facts::{LAMBDA_MEMORY_MB, LAMBDA_NAME_LEN, LAMBDA_TIMEOUT_S};
 
@@ -113,6 +114,9 @@ impl<'a> Checker<'a> {
                 self.route(at(&["routes"]), key, function);
             }
         }
+        if let Some(t) = &layer.throttle {
+            self.throttle(prefix, t);
+        }
         if let Some(l) = &layer.lambda {
             self.lambda(prefix, l);
         }
@@ -180,6 +184,39 @@ impl<'a> Checker<'a> {
         false
     }
 
+    /// `throttle:`: a 0 makes API Gateway refuse every message with 429; above the account's limits it has no effect.
+    fn throttle(&mut self, prefix: &[String], t: &model::Throttle) {
+        let at = |rest: &[&str]| under(prefix, rest);
+        if let Some(rate) = t.rate {
+            if rate.is_nan() || rate <= 0.0 || rate.is_infinite() {
+                self.error(
+                    at(&["throttle", "rate"]),
+                    format!("a rate of {rate} makes API Gateway refuse every message (429)"),
+                    "give the requests per second the stage may take, e.g. 100",
+                );
+            } else if rate > f64::from(ACCOUNT_THROTTLE_RATE) {
+                self.warn(
+                    at(&["throttle", "rate"]),
+                    format!("{rate} per second is above API Gateway's account limit ({ACCOUNT_THROTTLE_RATE})"),
+                    "the account's limit applies anyway; ask AWS to raise it first",
+                );
+            }
+        }
+        if t.burst == Some(0) {
+            self.error(
+                at(&["throttle", "burst"]),
+                "a burst of 0 makes API Gateway refuse every message (429)",
+                "give how many requests may arrive at once, e.g. 200",
+            );
+        } else if let Some(b) = t.burst.filter(|b| *b > ACCOUNT_THROTTLE_BURST) {
+            self.warn(
+                at(&["throttle", "burst"]),
+                format!("a burst of {b} is above API Gateway's account limit ({ACCOUNT_THROTTLE_BURST})"),
+                "the account's limit applies anyway; ask AWS to raise it first",
+            );
+        }
+    }
+
     /// `lambda:`: within what Lambda and CloudWatch Logs accept.
     fn lambda(&mut self, prefix: &[String], l: &model::Lambda) {
         let at = |rest: &[&str]| under(prefix, rest);
@@ -195,6 +232,13 @@ impl<'a> Checker<'a> {
                     format!("the client gets an error after {INTEGRATION_TIMEOUT_S} s whatever this says; {INTEGRATION_TIMEOUT_S} or less is enough"),
                 );
             }
+        }
+        if l.reserved_concurrency == Some(0) {
+            self.error(
+                at(&["lambda", "reserved_concurrency"]),
+                "a reserved concurrency of 0 stops every invocation of the functions",
+                "give at least 1, or remove the key to let them share the account's pool",
+            );
         }
         if let Some(d) = l.log_retention_days {
             if !LOG_RETENTION_DAYS.contains(&d) {

@@ -37,6 +37,11 @@ pub enum Action {
     DeleteFunction {
         name: String,
     },
+    /// Reserves `reserved` concurrent executions for the function, or returns it to the shared pool (`None`).
+    SetConcurrency {
+        function: String,
+        reserved: Option<i32>,
+    },
     AddPermission {
         function: String,
         replace: bool,
@@ -74,7 +79,10 @@ pub enum Action {
         key: String,
     },
     CreateStage,
-    UpdateStage,
+    /// Sets auto-deploy and the stage's throttling, which are all the stage settings wsdeploy manages.
+    UpdateStage {
+        fields: Vec<String>,
+    },
     CreateUser,
     PutUserPolicy,
     /// A spare key: inactive past its grace period, or making room for a new key (IAM allows two per user).
@@ -220,11 +228,14 @@ impl Action {
             | UpdateFunctionCode { .. }
             | UpdateFunctionConfig { .. }
             | CreateStage
-            | UpdateStage
+            | UpdateStage { .. }
             | PutUserPolicy
             // After the stage's key is created: the policy names it.
             | PutRolePolicy => Phase::Functions,
-            CreateIntegration { .. } | AddPermission { .. } | CreateAccessKey => Phase::Wiring,
+            CreateIntegration { .. }
+            | AddPermission { .. }
+            | CreateAccessKey
+            | SetConcurrency { .. } => Phase::Wiring,
             CreateRoute { .. } | UpdateRoute { .. } | DeleteRoute { .. } => Phase::Routes,
             CreateRouteResponse { .. } | DeleteIntegration { .. } => Phase::Responses,
             // The key goes once no function uses it any more.
@@ -248,7 +259,7 @@ impl Action {
                 | DeleteRoute { .. }
                 | CreateRouteResponse { .. }
                 | CreateStage
-                | UpdateStage
+                | UpdateStage { .. }
                 | Retag {
                     target: TagTarget::Api { .. },
                     ..
@@ -272,6 +283,7 @@ impl Action {
             | UpdateFunctionConfig { function, .. } => ("function".into(), fname(function)),
             DeleteFunction { name } => ("function".into(), name.clone()),
             AddPermission { function, .. } => ("invoke permission".into(), fname(function)),
+            SetConcurrency { function, .. } => ("concurrency".into(), fname(function)),
             CreateApi | UpdateApi { .. } => ("websocket api".into(), d.api.clone()),
             DeleteApi { id, .. } => ("websocket api".into(), format!("{} ({id})", d.api)),
             CreateIntegration { function } if function == super::state::HEARTBEAT_TARGET => {
@@ -283,7 +295,7 @@ impl Action {
                 ("route".into(), key.clone())
             }
             CreateRouteResponse { key } => ("route response".into(), key.clone()),
-            CreateStage | UpdateStage => ("stage".into(), d.stage.clone()),
+            CreateStage | UpdateStage { .. } => ("stage".into(), d.stage.clone()),
             CreateUser | DeleteUser => ("iam user".into(), d.user.clone()),
             PutUserPolicy => ("user policy".into(), d.user.clone()),
             CreateAccessKey => ("access key".into(), d.user.clone()),
@@ -314,7 +326,8 @@ impl Action {
         match self {
             UpdateFunctionCode { fields, .. }
             | UpdateFunctionConfig { fields, .. }
-            | UpdateRoute { fields, .. } => fields.join(", "),
+            | UpdateRoute { fields, .. }
+            | UpdateStage { fields } => fields.join(", "),
             PutRetention { days, .. } => format!("retention {days} days"),
             DeleteApi { reason, .. } => reason.clone(),
             AddPermission { replace: true, .. } => "source ARN".into(),
@@ -326,9 +339,12 @@ impl Action {
             }
             UpdateRoleTrust => "trust policy".into(),
             PutRolePolicy | PutUserPolicy => "policy document".into(),
-            UpdateStage => "auto-deploy".into(),
             UpdateApi { .. } => "route selection".into(),
             AliasEnvKey { .. } => "alias".into(),
+            SetConcurrency {
+                reserved: Some(n), ..
+            } => format!("reserve {n}"),
+            SetConcurrency { reserved: None, .. } => "back to the shared pool".into(),
             RestoreEnvKey { pending: true, .. } => "cancel the scheduled deletion, enable".into(),
             RestoreEnvKey { pending: false, .. } => "enable".into(),
             DeleteEnvKey { schedule: true, .. } => "deletion scheduled in 7 days".into(),

@@ -188,10 +188,19 @@ fn plan_log_groups(d: &Desired, o: &Observed, a: &mut Vec<Action>) {
 fn plan_functions(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     use Action::*;
     for f in &d.functions {
+        let concurrency = SetConcurrency {
+            function: f.function.clone(),
+            reserved: f.reserved,
+        };
         match o.functions.get(&f.name) {
-            None => a.push(CreateFunction {
-                function: f.function.clone(),
-            }),
+            None => {
+                a.push(CreateFunction {
+                    function: f.function.clone(),
+                });
+                if f.reserved.is_some() {
+                    a.push(concurrency);
+                }
+            }
             Some(of) if !d.owns(&of.tags) => {
                 return Err(foreign("Lambda function", &f.name, &of.tags))
             }
@@ -209,6 +218,9 @@ fn plan_functions(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), 
                         function: f.function.clone(),
                         fields: config,
                     });
+                }
+                if of.reserved != f.reserved {
+                    a.push(concurrency);
                 }
                 let target = TagTarget::Function {
                     function: f.function.clone(),
@@ -341,10 +353,20 @@ fn plan_new_api(d: &Desired, a: &mut Vec<Action>) {
 }
 
 fn plan_stage(d: &Desired, api: &ApiObs, a: &mut Vec<Action>) {
-    match api.stages.iter().find(|s| s.name == d.stage) {
-        None => a.push(Action::CreateStage),
-        Some(s) if !s.auto_deploy => a.push(Action::UpdateStage),
-        Some(_) => {}
+    let Some(s) = api.stages.iter().find(|s| s.name == d.stage) else {
+        a.push(Action::CreateStage);
+        return;
+    };
+    let mut fields = vec![];
+    if !s.auto_deploy {
+        fields.push("auto-deploy".to_string());
+    }
+    if s.throttle != Some(d.throttle) {
+        let (rate, burst) = d.throttle;
+        fields.push(format!("throttle {rate}/s, burst {burst}"));
+    }
+    if !fields.is_empty() {
+        a.push(Action::UpdateStage { fields });
     }
 }
 

@@ -67,6 +67,7 @@ fn converged(d: &Desired) -> Observed {
                     env: f.env.clone(),
                     code_sha256: f.artifact.code_sha256.clone(),
                     kms_key_arn: env_key_arn.clone(),
+                    reserved: f.reserved,
                     tags: d.tags.clone(),
                     permission_source: Some(d.invoke_source_arn(api_id)),
                 },
@@ -158,6 +159,7 @@ fn converged_api(d: &Desired, api_id: &str) -> ApiObs {
         stages: vec![StageObs {
             name: d.stage.clone(),
             auto_deploy: true,
+            throttle: Some(d.throttle),
         }],
     }
 }
@@ -848,4 +850,26 @@ fn the_heartbeat_is_a_mock_on_its_own_route_and_a_half_made_one_is_replaced() {
     assert!(p.contains(&DeleteIntegration {
         id: format!("int-{HEARTBEAT_TARGET}")
     }));
+}
+
+#[test]
+fn the_stage_is_throttled_from_its_creation_and_a_new_limit_is_one_update() {
+    let d = desired("");
+    assert_eq!(d.throttle, (100.0, 200), "a small app's defaults");
+    let tighter = desired("throttle: { rate: 20.5, burst: 40 }\n");
+    assert_eq!(
+        plan_of(&tighter, &converged(&d)),
+        vec![UpdateStage {
+            fields: vec!["throttle 20.5/s, burst 40".into()]
+        }]
+    );
+    let mut o = converged(&d);
+    o.apis[0].stages[0].auto_deploy = false;
+    o.apis[0].stages[0].throttle = None;
+    assert_eq!(
+        plan_of(&d, &o),
+        vec![UpdateStage {
+            fields: vec!["auto-deploy".into(), "throttle 100/s, burst 200".into()]
+        }]
+    );
 }

@@ -126,6 +126,8 @@ const FUNCTION_ACTIONS: &[&str] = &[
     "lambda:GetPolicy",
     "lambda:AddPermission",
     "lambda:RemovePermission",
+    "lambda:PutFunctionConcurrency",
+    "lambda:DeleteFunctionConcurrency",
     "lambda:ListTags",
     "lambda:TagResource",
     "lambda:UntagResource",

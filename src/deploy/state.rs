@@ -96,6 +96,8 @@ pub struct Desired {
     pub credentials: CredentialsMode,
     pub log_retention_days: i32,
     pub env_key: EnvKey,
+    /// Stage-wide throttle: (requests per second, burst).
+    pub throttle: (f64, i32),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +109,8 @@ pub struct FunctionSpec {
     pub timeout_s: i32,
     pub architecture: Architecture,
     pub env: BTreeMap<String, String>,
+    /// Reserved concurrent executions (`None`: the account's unreserved pool).
+    pub reserved: Option<i32>,
     pub artifact: Artifact,
 }
 
@@ -138,6 +142,7 @@ impl Desired {
                 Ok(FunctionSpec {
                     name: cfg.function_name(&f),
                     memory_mb: cfg.lambda.memory_mb as i32,
+                    reserved: cfg.lambda.reserved_concurrency.map(|n| n as i32),
                     timeout_s: cfg.lambda.timeout_s as i32,
                     architecture: cfg.lambda.architecture,
                     env,
@@ -178,6 +183,7 @@ impl Desired {
             credentials: cfg.credentials,
             log_retention_days: cfg.lambda.log_retention_days as i32,
             env_key: cfg.lambda.env_key.clone(),
+            throttle: (cfg.throttle.rate, cfg.throttle.burst as i32),
         })
     }
 
@@ -433,6 +439,7 @@ pub struct FunctionObs {
     pub role: String,
     pub env: BTreeMap<String, String>,
     pub code_sha256: String,
+    pub reserved: Option<i32>,
     /// The customer managed key its environment is encrypted with (`None`: Lambda's AWS-managed key).
     pub kms_key_arn: Option<String>,
     pub tags: Tags,
@@ -485,6 +492,8 @@ pub struct RouteObs {
 pub struct StageObs {
     pub name: String,
     pub auto_deploy: bool,
+    /// The stage's default route throttling: (rate, burst), when set.
+    pub throttle: Option<(f64, i32)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

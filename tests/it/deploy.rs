@@ -694,3 +694,104 @@ async fn the_heartbeat_is_a_mock_integration_that_no_function_serves() {
         .iter()
         .all(|i| i.integration_type().unwrap().as_str() != "MOCK"));
 }
+
+async fn reserved(lambda: &aws_sdk_lambda::Client, name: &str) -> Option<i32> {
+    lambda
+        .get_function_concurrency()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap()
+        .reserved_concurrent_executions()
+}
+
+/// `lambda.reserved_concurrency` reserves (and caps) each function's concurrency; a reservation the account's
+/// quota cannot hold (Lambda keeps 100 unreserved) fails with what to do; removing the key gives it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn reserved_concurrency_is_applied_and_a_refusal_says_what_to_do() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let with = |n: u32| {
+        BASE.replace(
+            "  architecture: x86_64\n",
+            &format!("  architecture: x86_64\n  reserved_concurrency: {n}\n"),
+        )
+    };
+    let app = App::new(&proxy.endpoint, &with(5));
+    app.run(&["up"]).expect(0);
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk_config().await);
+    for f in ["chat-dev-connect", "chat-dev-disconnect"] {
+        assert_eq!(reserved(&lambda, f).await, Some(5), "{f}");
+    }
+    let again = app.run(&["up", "--output", "json"]).expect(0).json();
+    assert_eq!(again["changes"], 0);
+
+    app.config(&with(600));
+    let refused = app.run(&["up"]).expect(1);
+    refused.check(
+        refused
+            .stderr
+            .contains("cannot reserve 600 concurrent executions")
+            && refused.stderr.contains("Concurrent executions\" quota"),
+        "says the account's quota is the limit and what to do",
+    );
+
+    app.config(BASE);
+    app.run(&["up"]).expect(0);
+    for f in ["chat-dev-connect", "chat-dev-disconnect"] {
+        assert_eq!(
+            reserved(&lambda, f).await,
+            None,
+            "{f} is back in the shared pool"
+        );
+    }
+}
+
+/// The stage's throttle: API Gateway's account-wide defaults (10,000/s) would let one flooding client reach the
+/// functions and the backend, so every stage gets a small app's limits unless the config says otherwise; a change
+/// is one `UpdateStage` (which moto lacks: the layer plays it), and then nothing is left to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_stage_is_throttled_and_a_new_limit_is_one_update() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
+    let api = app.run(&["up", "--output", "json"]).expect(0).json()["api_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Read through the proxy: the layer lays the updates moto cannot store over its stage.
+    let apigw = aws_sdk_apigatewayv2::Client::new(
+        &crate::support::moto::sdk_config_at(&proxy.endpoint).await,
+    );
+    let limits = || async {
+        let stage = apigw
+            .get_stage()
+            .api_id(&api)
+            .stage_name("dev")
+            .send()
+            .await
+            .unwrap();
+        let r = stage.default_route_settings().unwrap();
+        (r.throttling_rate_limit(), r.throttling_burst_limit())
+    };
+    assert_eq!(
+        limits().await,
+        (Some(100.0), Some(200)),
+        "a small app's defaults"
+    );
+
+    app.config(&format!("{BASE}throttle: {{ rate: 20, burst: 40 }}\n"));
+    let plan = app.run(&["plan"]).expect(0);
+    plan.check(
+        plan.stdout
+            .contains("~ stage             dev  (throttle 20/s, burst 40)")
+            && plan
+                .stdout
+                .contains("0 to create, 1 to update, 0 to delete"),
+        "one update of the stage",
+    );
+    app.run(&["up"]).expect(0);
+    assert_eq!(limits().await, (Some(20.0), Some(40)));
+    let again = app.run(&["up", "--output", "json"]).expect(0).json();
+    assert_eq!(again["changes"], 0);
+}

@@ -6,7 +6,7 @@
 //     previousSigningSecret: process.env.WS_SIGNING_SECRET_PREVIOUS, // set while `wsdeploy up --rotate-signing-secret` rolls
 //   }));
 //
-//   POST   /socket-connections                {"connectionId": "..."}, Authorization: Bearer <the user's token>
+//   POST   /socket-connections                {"connectionId": "...", "sourceIp": "..."}, Authorization: Bearer <the user's token>
 //   DELETE /socket-connections/:connectionId
 //
 // Both are refused (401) without a valid X-Wsdeploy-Signature. A 2xx to the POST tells the browser
@@ -19,7 +19,8 @@ const { rawJson, requireLambdaSignature } = require('./signature');
  * @param {object} opts
  * @param {object} opts.express        your express module (so this file adds no dependency of its own)
  * @param {object} opts.store          { add(connectionId, userId), remove(connectionId) }, both may be async
- * @param {Function} opts.userFromToken  token -> user id, or null when the token is not valid (may be async)
+ * @param {Function} opts.userFromToken  (token, { sourceIp }) -> user id, or null when the token is not valid (may be
+ *   async); sourceIp is the client's address as API Gateway saw it, signed with the call, for rate limiting
  * @param {string} opts.signingSecret  WS_SIGNING_SECRET from the env file wsdeploy writes
  * @param {string} [opts.previousSigningSecret]  WS_SIGNING_SECRET_PREVIOUS, present while a rotation is rolling out
  */
@@ -34,7 +35,8 @@ function socketConnections({ express, store, userFromToken, signingSecret, previ
         return res.status(400).json({ error: 'connectionId is required' });
       }
       const token = /^Bearer (.+)$/.exec(req.get('authorization') || '')?.[1];
-      const userId = token ? await userFromToken(token) : null;
+      const sourceIp = typeof req.body?.sourceIp === 'string' ? req.body.sourceIp : undefined;
+      const userId = token ? await userFromToken(token, { sourceIp }) : null;
       if (userId == null) return res.status(401).json({ error: 'unauthorized' });
       await store.add(connectionId, userId);
       res.status(201).json({ connectionId });

@@ -128,13 +128,20 @@ impl Backend {
         Ok(Backend { client, settings })
     }
 
-    /// `POST {connect_path}` with `{"connectionId": id}` and the user's token as Bearer.
+    /// `POST {connect_path}` with `{"connectionId": id, "sourceIp": ip}` and the user's token as Bearer. The
+    /// client's address travels in the body, not a header, so that the signature covers it: a captured call
+    /// replayed with another address would not verify.
     pub async fn register(
         &self,
         connection_id: &str,
         token: &str,
+        source_ip: Option<&str>,
     ) -> Result<StatusCode, CallError> {
-        let body = serde_json::json!({ "connectionId": connection_id }).to_string();
+        let mut body = serde_json::json!({ "connectionId": connection_id });
+        if let Some(ip) = source_ip.filter(|ip| !ip.is_empty()) {
+            body["sourceIp"] = ip.into();
+        }
+        let body = body.to_string();
         self.call(
             Method::POST,
             &self.settings.connect_path,

@@ -45,7 +45,9 @@ pub async fn handle(
         }
     };
     let started = std::time::Instant::now();
-    let result = backend.register(connection_id, &token).await;
+    // The client's address as API Gateway saw it, so the backend can rate-limit `auth` attempts per address.
+    let source_ip = ctx.identity.source_ip.as_deref();
+    let result = backend.register(connection_id, &token, source_ip).await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(status) if status.is_success() => {

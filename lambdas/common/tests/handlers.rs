@@ -131,7 +131,8 @@ async fn auth_message_registers_the_connection_with_a_signed_call() {
     assert_eq!(req.headers.get("content-type").unwrap(), "application/json");
     assert_eq!(
         serde_json::from_slice::<Value>(&req.body).unwrap(),
-        json!({"connectionId": CONN})
+        json!({"connectionId": CONN, "sourceIp": "127.0.0.1"}),
+        "the client's address, inside what the signature covers"
     );
     assert_signed(req);
 }
@@ -390,10 +391,10 @@ async fn an_idle_connection_is_not_reused_after_a_freeze() {
         Duration::from_millis(100),
     )
     .unwrap();
-    assert_eq!(b.register(CONN, "t").await.unwrap().as_u16(), 201);
+    assert_eq!(b.register(CONN, "t", None).await.unwrap().as_u16(), 201);
     // The environment "freezes" past the backend's idle timeout; the pool has let the connection go by then.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(b.register(CONN, "t").await.unwrap().as_u16(), 201);
+    assert_eq!(b.register(CONN, "t", None).await.unwrap().as_u16(), 201);
     assert_eq!(
         accepted.load(std::sync::atomic::Ordering::SeqCst),
         2,
@@ -410,7 +411,7 @@ async fn a_delete_on_a_dropped_connection_is_retried() {
         Duration::from_secs(60),
     )
     .unwrap();
-    assert_eq!(b.register(CONN, "t").await.unwrap().as_u16(), 201);
+    assert_eq!(b.register(CONN, "t", None).await.unwrap().as_u16(), 201);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(b.unregister(CONN).await.unwrap().as_u16(), 204);
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);

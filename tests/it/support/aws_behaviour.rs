@@ -153,6 +153,8 @@ struct State {
     route_responses: BTreeMap<(String, String), Vec<(String, String)>>,
     /// How often each behaviour acted, for tests to show the code met it.
     hits: BTreeMap<&'static str, usize>,
+    /// (api, stage) -> the fields `UpdateStage` set, which moto cannot (it has no `UpdateStage`).
+    stage_updates: BTreeMap<(String, String), serde_json::Map<String, Value>>,
     kms: crate::support::aws_kms::Kms,
 }
 
@@ -304,6 +306,11 @@ impl Layer {
             return Before::Answer(a);
         }
         if let ["v2", "apis", api, rest @ ..] = seg.as_slice() {
+            if *r.method == Method::PATCH {
+                if let ["stages", stage] = rest {
+                    return Before::Answer(self.update_stage(api, stage, r.body, upstream).await);
+                }
+            }
             if *r.method == Method::GET {
                 if let ["routes", route, "routeresponses"] = rest {
                     return Before::Answer(self.list_route_responses(api, route, upstream).await);
@@ -496,6 +503,38 @@ impl Layer {
         live
     }
 
+    /// `UpdateStage`, which moto lacks: the fields it sets are kept here and laid over moto's stage from then on
+    /// (<https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html#UpdateStage>).
+    async fn update_stage(
+        &self,
+        api: &str,
+        stage: &str,
+        body: &[u8],
+        upstream: &Upstream,
+    ) -> Answer {
+        let path = format!("/v2/apis/{api}/stages/{stage}");
+        let Some(current) = upstream.get(&path).await else {
+            return Answer::rest(
+                404,
+                "NotFoundException",
+                "Invalid stage identifier specified",
+            );
+        };
+        let set: Value = serde_json::from_slice(body).unwrap_or_default();
+        let mut s = self.state.lock().unwrap();
+        Self::hit(&mut s, "UpdateStage (played by the layer)");
+        let kept = s
+            .stage_updates
+            .entry((api.to_string(), stage.to_string()))
+            .or_default();
+        if let Some(fields) = set.as_object() {
+            kept.extend(fields.clone());
+        }
+        let mut v: Value = serde_json::from_slice(&current).unwrap_or_default();
+        overlay(&mut v, kept);
+        Answer::ok_json(v)
+    }
+
     async fn list_route_responses(&self, api: &str, route: &str, upstream: &Upstream) -> Answer {
         if upstream
             .get(&format!("/v2/apis/{api}/routes/{route}"))
@@ -611,6 +650,30 @@ impl Layer {
                 }
                 v.to_string().into_bytes()
             }
+            (Method::GET, ["v2", "apis", api, "stages", rest @ ..])
+                if ok && s.stage_updates.keys().any(|(a, _)| a == api) =>
+            {
+                let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                let mut one = |stage: &mut Value| {
+                    let name = stage["stageName"].as_str().unwrap_or_default().to_string();
+                    if let Some(kept) = s.stage_updates.get(&(api.to_string(), name)) {
+                        overlay(stage, kept);
+                    }
+                };
+                match rest {
+                    [] => v["items"]
+                        .as_array_mut()
+                        .into_iter()
+                        .flatten()
+                        .for_each(&mut one),
+                    _ => one(&mut v),
+                }
+                if rest.len() == 1 && b.failed_deployment.is_some() {
+                    v["lastDeploymentStatusMessage"] = json!(b.failed_deployment);
+                    Self::hit(&mut s, "stage deployment failed");
+                }
+                v.to_string().into_bytes()
+            }
             (Method::GET, ["v2", "apis", _, "stages", _])
                 if ok && b.failed_deployment.is_some() =>
             {
@@ -633,6 +696,15 @@ impl Layer {
                 body
             }
             _ => body,
+        }
+    }
+}
+
+/// Lays the fields an `UpdateStage` set over a stage as moto returns it.
+fn overlay(stage: &mut Value, fields: &serde_json::Map<String, Value>) {
+    if let Some(o) = stage.as_object_mut() {
+        for (k, v) in fields {
+            o.insert(k.clone(), v.clone());
         }
     }
 }

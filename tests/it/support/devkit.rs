@@ -106,10 +106,10 @@ pub(crate) async fn authenticated(dev: &Dev, seen: &Shared) -> (Ws, String) {
     .unwrap();
     assert_eq!(next_text(&mut ws).await, r#"{"ok":true,"type":"auth"}"#);
     let body = seen.lock().unwrap().calls[calls_before].3.clone();
-    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["connectionId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let body = serde_json::from_slice::<serde_json::Value>(&body).unwrap();
+    // The client's address reaches the backend inside the signed body, for rate limiting.
+    assert_eq!(body["sourceIp"], "127.0.0.1", "{body}");
+    let id = body["connectionId"].as_str().unwrap().to_string();
     (ws, id)
 }
 

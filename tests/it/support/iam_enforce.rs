@@ -152,6 +152,14 @@ fn lambda_checks(r: &Req<'_>, region: &str) -> Vec<Check> {
             function(name),
         ),
         ["2015-03-31", "functions", name, "policy", _] => ("RemovePermission", function(name)),
+        ["2017-10-31", "functions", name, "concurrency"] => (
+            match *m {
+                Method::PUT => "PutFunctionConcurrency",
+                Method::DELETE => "DeleteFunctionConcurrency",
+                _ => "GetFunctionConcurrency",
+            },
+            function(name),
+        ),
         ["2017-03-31", "tags", arn] => (
             match *m {
                 Method::GET => "ListTags",

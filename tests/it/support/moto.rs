@@ -24,6 +24,9 @@ impl Moto {
         let log = tempfile::NamedTempFile::new().expect("a log file");
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // AWS's default account quota: Lambda then keeps 100 unreserved, as AWS does (moto enforces nothing
+            // without it).
+            .env("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000")
             .stdin(Stdio::null())
             .stdout(log.reopen().expect("log"))
             .stderr(log.reopen().expect("log"))
@@ -57,15 +60,20 @@ impl Moto {
 
     /// An SDK config for checking what wsdeploy did, independently of wsdeploy's own code.
     pub(crate) async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(aws_config::Region::new(REGION))
-            .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                "testing", "testing", None, None, "tests",
-            ))
-            .load()
-            .await
+        sdk_config_at(&self.endpoint).await
     }
+}
+
+/// An SDK config for `endpoint`: moto itself, or the proxy (to see what the AWS-behaviour layer adds).
+pub(crate) async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await
 }
 
 impl Drop for Moto {

@@ -26,18 +26,19 @@ export class SocketConnectionsController {
     private readonly users: SocketUserResolver,
   ) {}
 
-  /** The `auth` route: {"connectionId": "..."} with the user's token as `Authorization: Bearer ...`. */
+  /** The `auth` route: {"connectionId": "...", "sourceIp": "..."} with the user's token as `Authorization: Bearer ...`. */
   @Post()
   async create(
     @Headers('authorization') authorization: string | undefined,
-    @Body() body: { connectionId?: unknown },
+    @Body() body: { connectionId?: unknown; sourceIp?: unknown },
   ): Promise<{ connectionId: string }> {
     const connectionId = body?.connectionId;
     if (typeof connectionId !== 'string' || connectionId === '') {
       throw new BadRequestException('connectionId is required');
     }
     const token = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
-    const userId = token ? await this.users.userIdFromToken(token) : null;
+    const sourceIp = typeof body?.sourceIp === 'string' ? body.sourceIp : undefined;
+    const userId = token ? await this.users.userIdFromToken(token, { sourceIp }) : null;
     if (userId === null) throw new UnauthorizedException();
     // upsert: the Lambda retries, and a user may send the auth message twice on one socket.
     await this.connections.upsert({ connectionId, userId }, ['connectionId']);

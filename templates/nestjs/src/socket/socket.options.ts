@@ -1,9 +1,12 @@
 // What the socket module needs from your app. wsdeploy writes the values into your backend's env file.
 import { Type } from '@nestjs/common';
 
-/** Turns the token your frontend sends ({"action": "auth", "token": ...}) into a user id, or null when invalid. */
+/**
+ * Turns the token your frontend sends ({"action": "auth", "token": ...}) into a user id, or null when invalid.
+ * `sourceIp` is the client's address as API Gateway saw it (signed with the call): rate-limit on it if you like.
+ */
 export abstract class SocketUserResolver {
-  abstract userIdFromToken(token: string): Promise<number | null>;
+  abstract userIdFromToken(token: string, context: { sourceIp?: string }): Promise<number | null>;
 }
 
 export interface SocketModuleOptions {
