@@ -153,11 +153,7 @@ pub(crate) async fn find_unaliased(
 /// (`internal/service/kms/alias.go`). If a concurrent run aliased its own key first, this run's key is scheduled
 /// for deletion and the aliased one is used.
 pub(crate) async fn create(kms: &Client, d: &Desired, step: &dyn Step) -> Result<String> {
-    let tags: Vec<Tag> = d
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
-        .collect::<Result<_, _>>()?;
+    let tags = kms_tags(&d.tags)?;
     let out = kms
         .create_key()
         .description(format!(
@@ -280,13 +276,15 @@ pub(crate) async fn delete(
     })
 }
 
+fn kms_tags(tags: &Tags) -> Result<Vec<Tag>> {
+    tags.iter()
+        .map(|(k, v)| Ok(Tag::builder().tag_key(k).tag_value(v).build()?))
+        .collect()
+}
+
 pub(crate) async fn retag(kms: &Client, id: &str, diff: &TagDiff, step: &dyn Step) -> Result<()> {
     if !diff.set.is_empty() {
-        let tags: Vec<Tag> = diff
-            .set
-            .iter()
-            .map(|(k, v)| Tag::builder().tag_key(k).tag_value(v).build())
-            .collect::<Result<_, _>>()?;
+        let tags = kms_tags(&diff.set)?;
         abac(kms, id, step, || {
             kms.tag_resource()
                 .key_id(id)

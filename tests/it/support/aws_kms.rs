@@ -65,6 +65,24 @@ fn check(action: &str, resource: String, conditions: BTreeMap<String, String>) -
     }
 }
 
+/// `[{"TagKey": k, "TagValue": v}, …]` as a map.
+fn tags_of(v: &Value) -> BTreeMap<String, String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
+            (s("TagKey"), s("TagValue"))
+        })
+        .collect()
+}
+
+/// The condition of a KMS call Lambda makes on the caller's behalf.
+fn via_lambda(r: &Req<'_>) -> BTreeMap<String, String> {
+    let service = format!("lambda.{}.amazonaws.com", region_of(r));
+    BTreeMap::from([("kms:ViaService".to_string(), service)])
+}
+
 /// The function a Lambda configuration path names: `/2015-03-31/functions/{name}[/configuration]`.
 fn function_of(path: &str) -> Option<(String, bool)> {
     let rest = path.strip_prefix("/2015-03-31/functions")?;
@@ -116,14 +134,9 @@ impl Kms {
         };
         let checks = match op {
             "CreateKey" => {
-                let tags: BTreeMap<String, String> = body["Tags"]
-                    .as_array()
+                let tags: BTreeMap<String, String> = tags_of(&body["Tags"])
                     .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
-                        (format!("aws:RequestTag/{}", s("TagKey")), s("TagValue"))
-                    })
+                    .map(|(k, v)| (format!("aws:RequestTag/{k}"), v))
                     .collect();
                 let mut all = vec![check(&action, "*".into(), tags.clone())];
                 if !tags.is_empty() {
@@ -223,14 +236,8 @@ impl Kms {
             }
             Some(_) => {}
         }
-        let region = region_of(r);
-        let mut via = BTreeMap::new();
-        via.insert(
-            "kms:ViaService".to_string(),
-            format!("lambda.{region}.amazonaws.com"),
-        );
         for action in ["kms:CreateGrant", "kms:Encrypt"] {
-            let c = check(action, arn.to_string(), via.clone());
+            let c = check(action, arn.to_string(), via_lambda(r));
             if denied(&c) {
                 return Some((
                     "lambda refused a KMS key the caller may not use",
@@ -310,12 +317,9 @@ impl Kms {
             return body;
         };
         o.insert("KMSKeyArn".into(), json!(arn));
-        let mut via = BTreeMap::new();
-        via.insert(
-            "kms:ViaService".to_string(),
-            format!("lambda.{}.amazonaws.com", region_of(r)),
-        );
-        if *r.method == Method::GET && decrypt_denied(&check("kms:Decrypt", arn.clone(), via)) {
+        if *r.method == Method::GET
+            && decrypt_denied(&check("kms:Decrypt", arn.clone(), via_lambda(r)))
+        {
             o.insert(
                 "Environment".into(),
                 json!({ "Error": {
@@ -330,16 +334,6 @@ impl Kms {
     fn learn(&mut self, op: &str, r: &Req<'_>, answer: &[u8]) {
         let req: Value = serde_json::from_slice(r.body).unwrap_or_default();
         let key_id = || id_of(req["KeyId"].as_str().unwrap_or_default());
-        let tags_of = |v: &Value| -> BTreeMap<String, String> {
-            v.as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| {
-                    let s = |k: &str| t[k].as_str().unwrap_or_default().to_string();
-                    (s("TagKey"), s("TagValue"))
-                })
-                .collect()
-        };
         match op {
             "CreateKey" => {
                 let a: Value = serde_json::from_slice(answer).unwrap_or_default();
