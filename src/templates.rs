@@ -23,10 +23,11 @@ macro_rules! embed {
 type Files = &'static [(&'static str, &'static [u8])];
 
 const EXPRESS: Files = embed!("express":
-    "index.js", "memory-store.js", "signature.js", "socket-connections.js", "socket-service.js");
+    "index.js", "memory-store.js", "replay-buffer.js", "signature.js", "socket-connections.js",
+    "socket-service.js");
 const NESTJS: Files = embed!("nestjs/src/socket":
     "lambda-signature.guard.ts", "socket-connection.entity.ts", "socket-connections.controller.ts",
-    "socket.module.ts", "socket.options.ts", "socket.service.ts");
+    "socket-message.entity.ts", "socket.module.ts", "socket.options.ts", "socket.service.ts");
 const FRONTEND: Files = embed!("frontend": "wsdeploy-socket.js");
 const WORKFLOW: Files = embed!("github": "wsdeploy.yml");
 
@@ -80,13 +81,13 @@ pub(crate) fn next_steps(kind: Backend, backend_dir: &Path, frontend_dir: &Path)
                 .into(),
         ),
         Backend::Nestjs => steps.push(
-            "import SocketModule.register({ userResolver: YourResolver }) in your AppModule, add SocketConnection to \
-             your TypeORM entities, and create the app with NestFactory.create(AppModule, { rawBody: true })"
+            "import SocketModule.register({ userResolver: YourResolver }) in your AppModule, add SocketConnection and \
+             SocketMessage to your TypeORM entities, and create the app with NestFactory.create(AppModule, { rawBody: true })"
                 .into(),
         ),
     }
     steps.push(format!(
-        "in {f}: npm install reconnecting-websocket, then connectSocket({{ url, getToken, onMessage }}) from wsdeploy-socket.js"
+        "in {f}: connectSocket({{ url, getToken, onMessage }}) from wsdeploy-socket.js (no package to install)"
     ));
     steps
 }
@@ -126,9 +127,13 @@ mod tests {
         let front = t.path().join("web");
         std::fs::create_dir_all(front.join("src")).unwrap();
         let planned = app_files(Backend::Nestjs, &t.path().join("api"), &front);
+        let service = NESTJS
+            .iter()
+            .find(|(name, _)| *name == "socket.service.ts")
+            .unwrap();
         assert!(planned.contains(&Planned {
             path: t.path().join("api/src/socket/socket.service.ts"),
-            contents: NESTJS[5].1
+            contents: service.1
         }));
         assert_eq!(
             planned.last().unwrap().path,

@@ -13,8 +13,10 @@ const { socketConnections, SocketService, MemoryConnectionStore } = require('./w
 process.loadEnvFile(path.join(__dirname, '.env'));
 
 const store = new MemoryConnectionStore();
+// Keeps each user's last messages, so that a page that reconnects gets what it missed (see ./wsdeploy).
 const sockets = new SocketService(store);
 const tokens = new Map(); // token -> user name; a real app verifies its JWTs or sessions instead
+const members = new Set(); // everyone who joined: a message is for them, connected at this instant or not
 const history = [];       // the last messages, for pages that (re)load
 
 const app = express();
@@ -24,6 +26,7 @@ app.use(
   socketConnections({
     express,
     store,
+    sockets,
     userFromToken: (token) => tokens.get(token) ?? null,
     signingSecret: process.env.WS_SIGNING_SECRET,
     previousSigningSecret: process.env.WS_SIGNING_SECRET_PREVIOUS,
@@ -39,6 +42,7 @@ app.post('/login', express.json(), (req, res) => {
   }
   const token = crypto.randomBytes(24).toString('base64url');
   tokens.set(token, name);
+  members.add(name);
   res.json({ token, name, history });
 });
 
@@ -51,8 +55,9 @@ app.post('/messages', express.json(), async (req, res, next) => {
     const message = { type: 'message', from, text, at: new Date().toISOString() };
     history.push(message);
     if (history.length > 50) history.shift();
-    // Everyone connected, sender included: one sendMessage per user reaches each of their tabs.
-    const counts = await Promise.all(store.connectedUsers().map((user) => sockets.sendMessage(user, message)));
+    // Everyone, sender included: one sendMessage per user reaches each of their tabs, and a page between two
+    // sockets gets it when it resumes.
+    const counts = await Promise.all([...members].map((user) => sockets.sendMessage(user, message)));
     res.json({ delivered: counts.reduce((a, b) => a + b, 0) });
   } catch (err) {
     next(err);
@@ -65,10 +70,6 @@ app.get('/env.js', (_req, res) => {
   const url = /^VITE_WS_URL=(.*)$/m.exec(text)?.[1]?.trim().replace(/^"(.*)"$/, '$1');
   res.type('text/javascript').set('cache-control', 'no-store');
   res.send(`export const WS_URL = ${JSON.stringify(url ?? '')};\n`);
-});
-app.get('/vendor/reconnecting-websocket.mjs', (_req, res) => {
-  // dotfiles: the project may sit under a hidden folder (~/.local/...); this one file is all that is sent.
-  res.sendFile(require.resolve('reconnecting-websocket/dist/reconnecting-websocket-mjs.js'), { dotfiles: 'allow' });
 });
 app.use(express.static(path.join(__dirname, 'public')));
 

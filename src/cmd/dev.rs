@@ -23,12 +23,14 @@ pub struct Args {
     /// Address to bind; anything but loopback exposes the gateway to your network.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
-    /// Close a socket after this many seconds without a message (API Gateway: 600).
-    #[arg(long, default_value_t = crate::facts::IDLE_TIMEOUT_S, value_name = "SECONDS")]
-    pub idle_timeout: u64,
-    /// Close a socket after this many seconds whatever happens (API Gateway: 7200).
-    #[arg(long, default_value_t = crate::facts::MAX_CONNECTION_S, value_name = "SECONDS")]
-    pub max_connection: u64,
+    /// Close a socket after this long without a message from its client [default: 10m, as API Gateway]. Seconds,
+    /// or a duration such as `3s` or `10m`.
+    #[arg(long, value_name = "DURATION", value_parser = duration_or_seconds)]
+    pub idle_timeout: Option<Duration>,
+    /// Close a socket after this long whatever happens [default: 2h, as API Gateway]. Seconds, or a duration such
+    /// as `10s` or `2h`.
+    #[arg(long, value_name = "DURATION", value_parser = duration_or_seconds)]
+    pub max_connection: Option<Duration>,
     /// Refuse new sockets (HTTP 429) while this many are open, so that a runaway client cannot exhaust this
     /// machine.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
@@ -37,6 +39,20 @@ pub struct Args {
     /// arrive, so that a client trickling bytes cannot hold connections open.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
+}
+
+/// `90` (seconds, as these flags always took) or a humantime duration (`90s`, `1m 30s`); zero is refused, since a
+/// socket closed at once tests nothing.
+fn duration_or_seconds(text: &str) -> std::result::Result<Duration, String> {
+    let d = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|e| format!("{e} (examples: 600, 3s, 10m, 2h)"))?,
+    };
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
 }
 
 impl Args {
@@ -51,8 +67,12 @@ impl Args {
         let opts = Options {
             host: self.host,
             port: self.port,
-            idle: Duration::from_secs(self.idle_timeout),
-            max_life: Duration::from_secs(self.max_connection),
+            idle: self
+                .idle_timeout
+                .unwrap_or(Duration::from_secs(crate::facts::IDLE_TIMEOUT_S)),
+            max_life: self
+                .max_connection
+                .unwrap_or(Duration::from_secs(crate::facts::MAX_CONNECTION_S)),
             max_connections: self.max_connections,
             header_timeout: self.header_timeout,
             log: Log {

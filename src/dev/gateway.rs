@@ -368,6 +368,12 @@ impl Gateway {
         (code, reason): (u16, &str),
         (connected_at, ip, ua): (SystemTime, &str, &str),
     ) {
+        // Why it closed, for the developer reading the log: the client's close code or the gateway's own limit.
+        let why = if reason.is_empty() {
+            code.to_string()
+        } else {
+            format!("{code}: {reason}")
+        };
         if let Some(route) = self.routes.get("$disconnect") {
             let started = Instant::now();
             let (ctx, _) = self.context(id, "$disconnect", "DISCONNECT", connected_at, ip, ua);
@@ -382,12 +388,12 @@ impl Gateway {
                 Err(e) => e.to_string(),
             };
             self.log.line(&format!(
-                "disconnect {id} ({code}) → {} {outcome} ({:.1} ms)",
+                "disconnect {id} ({why}) → {} {outcome} ({:.1} ms)",
                 route.pool.name,
                 started.elapsed().as_secs_f64() * 1000.0
             ));
         } else {
-            self.log.line(&format!("disconnect {id} ({code})"));
+            self.log.line(&format!("disconnect {id} ({why})"));
         }
     }
 }

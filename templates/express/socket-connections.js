@@ -2,11 +2,13 @@
 //
 //   app.use(socketConnections({
 //     express, store, userFromToken,
+//     sockets,                                       // your SocketService: replays what a reconnecting page missed
 //     signingSecret: process.env.WS_SIGNING_SECRET,
 //     previousSigningSecret: process.env.WS_SIGNING_SECRET_PREVIOUS, // set while `wsdeploy up --rotate-signing-secret` rolls
 //   }));
 //
-//   POST   /socket-connections                {"connectionId": "...", "sourceIp": "..."}, Authorization: Bearer <the user's token>
+//   POST   /socket-connections                {"connectionId": "...", "sourceIp": "...", "resumeAfter": 17},
+//                                              Authorization: Bearer <the user's token>
 //   DELETE /socket-connections/:connectionId
 //
 // Both are refused (401) without a valid X-Wsdeploy-Signature. A 2xx to the POST tells the browser
@@ -21,10 +23,12 @@ const { rawJson, requireLambdaSignature } = require('./signature');
  * @param {object} opts.store          { add(connectionId, userId), remove(connectionId) }, both may be async
  * @param {Function} opts.userFromToken  (token, { sourceIp }) -> user id, or null when the token is not valid (may be
  *   async); sourceIp is the client's address as API Gateway saw it, signed with the call, for rate limiting
+ * @param {object} [opts.sockets]     your SocketService; with it, a page that reconnects with the last message id it
+ *   saw (`resumeAfter`) is sent what it missed as soon as its new connection is registered
  * @param {string} opts.signingSecret  WS_SIGNING_SECRET from the env file wsdeploy writes
  * @param {string} [opts.previousSigningSecret]  WS_SIGNING_SECRET_PREVIOUS, present while a rotation is rolling out
  */
-function socketConnections({ express, store, userFromToken, signingSecret, previousSigningSecret }) {
+function socketConnections({ express, store, userFromToken, sockets, signingSecret, previousSigningSecret }) {
   const router = express.Router();
   const signed = [rawJson(express), requireLambdaSignature([signingSecret, previousSigningSecret])];
 
@@ -39,6 +43,14 @@ function socketConnections({ express, store, userFromToken, signingSecret, previ
       const userId = token ? await userFromToken(token, { sourceIp }) : null;
       if (userId == null) return res.status(401).json({ error: 'unauthorized' });
       await store.add(connectionId, userId);
+      const resumeAfter = req.body?.resumeAfter;
+      if (sockets && Number.isSafeInteger(resumeAfter) && resumeAfter >= 0) {
+        // Before the answer, so the missed messages reach the page before its `auth` reply; a failure here loses
+        // the replay (the page reports a gap), never the connection.
+        await sockets.replayTo(userId, connectionId, resumeAfter).catch((err) => {
+          console.error(`wsdeploy: replay to ${connectionId} failed`, err);
+        });
+      }
       res.status(201).json({ connectionId });
     } catch (err) {
       next(err);

@@ -1,5 +1,6 @@
 //! The chat example (examples/chat) as a newcomer runs it: `wsdeploy dev` starts the gateway, the Lambdas and the
-//! example's own backend (`dev.command`), and two users chat in headless Chromium (tests/node/chat.mjs).
+//! example's own backend (`dev.command`), and two users chat in headless Chromium (tests/node/chat.mjs), then
+//! receive 150 numbered pushes across the reconnects that API Gateway's limits (shortened) force on them.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,9 @@ fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| format!("<{e}>"))
 }
 
+/// API Gateway's idle and connection limits (10 minutes, 2 hours), shortened so that 30 s of pushes cross several.
+const LIMITS: [&str; 4] = ["--idle-timeout", "3s", "--max-connection", "10s"];
+
 /// `wsdeploy dev` on the example, in the background; its output goes to files in `dir`.
 struct DevRun {
     child: std::process::Child,
@@ -49,8 +53,9 @@ impl DevRun {
 
 fn dev_output(dir: &Path) -> String {
     format!(
-        "command: (cd {} && wsdeploy dev -c chat/wsdeploy.yaml --port 0 --output json)\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- chat/wsdeploy.yaml ---\n{}",
+        "command: (cd {} && wsdeploy dev -c chat/wsdeploy.yaml --port 0 --output json {})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- chat/wsdeploy.yaml ---\n{}",
         dir.display(),
+        LIMITS.join(" "),
         read(&dir.join("dev.out")),
         read(&dir.join("dev.err")),
         read(&dir.join("chat/wsdeploy.yaml")),
@@ -106,6 +111,7 @@ fn two_users_chat_in_chromium_through_the_example() {
                 "--output",
                 "json",
             ])
+            .args(LIMITS)
             .current_dir(&dir)
             .env("WSDEPLOY_CACHE_DIR", cache())
             .env("NO_COLOR", "1")
@@ -203,6 +209,64 @@ fn two_users_chat_in_chromium_through_the_example() {
     ] {
         assert!(log.contains(hop), "no `{hop}` in dev's log:\n{}", report());
     }
+    let out = read(&dir.join("browser.out"));
+    let summary: serde_json::Value = out
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON summary from the browser test:\n{}", report()));
+    eprintln!("{summary}");
+    // The limits were crossed: alice renewed (make-before-break) and bob was dropped at the connection limit,
+    // several times each in 30 s; no gap was reported, since the replay covered every drop.
+    let lines = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    assert!(
+        summary["sockets"]["alice"].as_u64() >= Some(3)
+            && summary["sockets"]["bob"].as_u64() >= Some(2),
+        "fewer new sockets than the limits force: {summary}\n{}",
+        report()
+    );
+    assert!(
+        lines("1001: maximum connection duration") >= 2,
+        "bob was never dropped:\n{}",
+        report()
+    );
+    // Make-before-break: alice's page never lost its socket; bob's did, and said so.
+    assert_eq!(
+        summary["statuses"]["alice"],
+        serde_json::json!(["connected", "renewing"]),
+        "{}",
+        report()
+    );
+    assert!(
+        summary["statuses"]["bob"]
+            .as_array()
+            .is_some_and(|s| s.contains(&"reconnecting".into())),
+        "{}",
+        report()
+    );
+    assert_eq!(
+        summary["gaps"],
+        serde_json::json!({"alice": 0, "bob": 0}),
+        "{}",
+        report()
+    );
+    // The heartbeat kept the quiet direction alive, and it is the gateway's own answer: no function ran for it.
+    assert_eq!(
+        lines("1001: idle timeout"),
+        0,
+        "a socket went idle:\n{}",
+        report()
+    );
+    assert!(
+        lines("route ping → answered by the gateway (MOCK, no function)") >= 20,
+        "too few heartbeats:\n{}",
+        report()
+    );
+    assert!(
+        !log.contains("route ping → chat"),
+        "a function served the ping:\n{}",
+        report()
+    );
     assert_eq!(dev.stop(), 0, "{}", dev.output());
     // Stopping dev stopped the example's backend too (npm and the node it started).
     assert!(

@@ -90,7 +90,7 @@ fn the_example_runs_exactly_what_init_writes() {
     let run = init_like_the_example(t.path(), &["--output", "json"]);
     run.check(run.code == 0, "init --backend express");
     let files = run.json()["files"].as_array().unwrap().clone();
-    assert_eq!(files.len(), 6, "{files:?}");
+    assert_eq!(files.len(), 7, "{files:?}");
     let example = root().join("examples/chat");
     for f in files {
         let rel = Path::new(f.as_str().unwrap())
@@ -382,126 +382,45 @@ fn express_signature_check_agrees_with_the_reference_vectors_and_the_lambdas_sig
     assert_eq!(check("'n3w'", "POST"), "mismatch");
 }
 
-/// The frontend snippet in a temporary folder, as `wsdeploy-socket.mjs`, beside `lib` standing in for the socket
-/// library: the snippet's own logic is under test, not the library's.
-fn snippet_beside(lib: &str) -> tempfile::TempDir {
+/// A `node --test` file of tests/node run against `module` (a template copied as .mjs where it is ESM: Node 20
+/// loads a .js file as CommonJS), given to it as $SUBJECT.
+fn node_tests(file: &str, module: &Path) {
+    let runner = root().join("tests/node");
+    let (ok, out) = run(Command::new("node")
+        .args(["--test", "--test-reporter=spec", file])
+        .env("SUBJECT", module)
+        .current_dir(&runner));
+    assert!(ok, "{out}");
+}
+
+/// The frontend snippet's logic through a socket whose gateway side the test plays: the heartbeat, make-before-break
+/// renewal, exponential backoff with jitter, resume with the last id, in-order delivery without duplicates, gaps,
+/// refusals and cleartext URLs (tests/node/snippet.test.mjs says each).
+#[test]
+fn the_frontend_snippet_survives_the_gateways_limits() {
     let t = tempfile::tempdir().unwrap();
+    let module = t.path().join("wsdeploy-socket.mjs");
     std::fs::copy(
         root().join("templates/frontend/wsdeploy-socket.js"),
-        t.path().join("wsdeploy-socket.mjs"),
+        &module,
     )
     .unwrap();
-    let dir = t.path().join("node_modules/reconnecting-websocket");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("package.json"),
-        r#"{"type":"module","main":"index.js"}"#,
-    )
-    .unwrap();
-    std::fs::write(dir.join("index.js"), lib).unwrap();
-    t
+    node_tests("snippet.test.mjs", &module);
 }
 
-/// The snippet pings on an open socket at its heartbeat interval, keeps the gateway's pongs from the app, stops
-/// pinging when the socket closes (so the page's timers end with it), and starts again on a new socket.
+/// The Express template's replay buffer: one id sequence per user, starting above any earlier one, bounded by
+/// count and by age (tests/node/replay-buffer.test.mjs).
 #[test]
-fn the_frontend_snippet_pings_while_open_and_hides_the_pongs() {
-    let t = snippet_beside(
-        "export default class FakeSocket {\n\
-           static CLOSED = 3;\n\
-           constructor() { this.sent = []; this.on = {}; this.readyState = 0; globalThis.fake = this; }\n\
-           addEventListener(e, f) { (this.on[e] ||= []).push(f); }\n\
-           emit(e, v) { for (const f of this.on[e] || []) f(v); }\n\
-           send(m) { this.sent.push(m); }\n\
-           close() { this.readyState = 3; this.emit('close'); }\n\
-         }\n",
-    );
-    let script = "const { connectSocket } = await import(process.argv[1]);\n\
-        const got = [];\n\
-        const sock = connectSocket({ url: 'ws://127.0.0.1:1/local', getToken: async () => 't', onMessage: (m) => got.push(m), heartbeatMs: 20 });\n\
-        const sleep = (ms) => new Promise((r) => setTimeout(r, ms));\n\
-        const pings = () => fake.sent.filter((m) => m === '{\"action\":\"ping\"}').length;\n\
-        await sleep(70); const before = pings();\n\
-        fake.emit('open'); await sleep(110); const open = pings();\n\
-        fake.emit('message', { data: '{\"action\":\"pong\"}' }); fake.emit('message', { data: '{\"n\":1}' });\n\
-        fake.emit('close'); await sleep(70); const closed = pings();\n\
-        fake.emit('open'); await sleep(50); const reopened = pings();\n\
-        sock.close();\n\
-        console.log(JSON.stringify({ before, open, closed, reopened, got }));";
-    let (ok, out) = run(Command::new("node")
-        .arg("--input-type=module")
-        .arg("-e")
-        .arg(script)
-        .arg(t.path().join("wsdeploy-socket.mjs")));
-    assert!(ok, "{out}");
-    let last = out.lines().find(|l| l.starts_with('{')).unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"));
-    assert_eq!(v["before"], 0, "no ping before the socket opens: {v}");
-    assert!(
-        v["open"].as_u64().unwrap() >= 3,
-        "pings every 20 ms while open: {v}"
-    );
-    assert_eq!(v["closed"], v["open"], "no ping after close: {v}");
-    assert!(
-        v["reopened"].as_u64().unwrap() > v["closed"].as_u64().unwrap(),
-        "pings again on a new socket: {v}"
-    );
-    assert_eq!(
-        v["got"],
-        serde_json::json!([{ "n": 1 }]),
-        "the pong never reaches the app: {v}"
+fn the_express_replay_buffer_is_bounded_and_its_ids_never_go_back() {
+    node_tests(
+        "replay-buffer.test.mjs",
+        &root().join("templates/express/replay-buffer.js"),
     );
 }
 
-/// The frontend snippet sends the user's token on its socket, so it refuses a URL that would carry it in
-/// cleartext: `wss://` anywhere, `ws://` only on this machine (what `wsdeploy dev` serves).
-#[test]
-fn the_frontend_snippet_refuses_cleartext_urls_outside_this_machine() {
-    let t = snippet_beside(
-        "export default class { constructor(url) { this.url = url; } addEventListener() {} }\n",
-    );
-    let script = "const { connectSocket } = await import(process.argv[1]); const out = {};\n\
-        for (const url of process.argv.slice(2)) {\n\
-          try { connectSocket({ url, getToken: async () => 't', onMessage: () => {} }); out[url] = 'ok'; }\n\
-          catch (e) { out[url] = e.message; }\n\
-        }\n\
-        console.log(JSON.stringify(out));";
-    let urls = [
-        ("wss://abc.execute-api.eu-west-3.amazonaws.com/prod", true),
-        ("ws://127.0.0.1:3001/local", true),
-        ("ws://localhost:3001/local", true),
-        ("ws://[::1]:3001/local", true),
-        ("ws://api.example.com/prod", false),
-        ("ws://192.168.1.20:3001/local", false),
-        ("http://127.0.0.1:3001/local", false),
-    ];
-    let (ok, out) = run(Command::new("node")
-        .arg("--input-type=module")
-        .arg("-e")
-        .arg(script)
-        .arg(t.path().join("wsdeploy-socket.mjs"))
-        .args(urls.iter().map(|(u, _)| u)));
-    assert!(ok, "{out}");
-    let last = out
-        .lines()
-        .find(|l| l.starts_with("{\""))
-        .unwrap_or_default();
-    let got: serde_json::Value =
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"));
-    for (url, allowed) in urls {
-        let answer = got[url].as_str().unwrap();
-        assert_eq!(answer == "ok", allowed, "{url}: {answer}");
-        if !allowed {
-            assert!(answer.contains("cleartext"), "{url}: {answer}");
-        }
-    }
-}
-
-/// The NestJS guard, compiled with the real packages and run: it looks at the signature before anything else, so
-/// an unsigned call is a 401 even where the app's own set-up would fail (no raw body), never a 500; and its
-/// verifier gives the reference vectors' verdicts.
-#[test]
-fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
+/// The NestJS template compiled to JavaScript with its own TypeScript, in a temporary folder; its packages resolve
+/// through NODE_PATH (templates/nestjs/node_modules).
+fn compiled_nestjs() -> tempfile::TempDir {
     let nest = root().join("templates/nestjs");
     let out_dir = tempfile::tempdir().unwrap();
     let (ok, out) = run(Command::new("node")
@@ -515,6 +434,30 @@ fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
         ])
         .arg(out_dir.path()));
     assert!(ok, "{out}");
+    out_dir
+}
+
+/// The NestJS template's replay buffer on a real SQL engine (sql.js): consecutive ids per user, in-process sends
+/// in order, two instances colliding on an id both kept, bounds by count and age with the sequence carried on
+/// (tests/node/nestjs-replay.test.mjs).
+#[test]
+fn the_nestjs_replay_table_keeps_one_sequence_per_user_across_instances() {
+    let out_dir = compiled_nestjs();
+    let (ok, out) = run(Command::new("node")
+        .args(["--test", "--test-reporter=spec", "nestjs-replay.test.mjs"])
+        .env("SUBJECT", out_dir.path())
+        .env("NODE_PATH", root().join("templates/nestjs/node_modules"))
+        .current_dir(root().join("tests/node")));
+    assert!(ok, "{out}");
+}
+
+/// The NestJS guard, compiled with the real packages and run: it looks at the signature before anything else, so
+/// an unsigned call is a 401 even where the app's own set-up would fail (no raw body), never a 500; and its
+/// verifier gives the reference vectors' verdicts.
+#[test]
+fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
+    let nest = root().join("templates/nestjs");
+    let out_dir = compiled_nestjs();
     let guard = out_dir.path().join("socket/lambda-signature.guard.js");
     assert!(guard.is_file(), "{}", guard.display());
     // The compiled guard lives outside the template: its packages resolve through NODE_PATH.

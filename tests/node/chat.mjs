@@ -1,7 +1,12 @@
-// Two users chat in headless Chromium through the example app (examples/chat) under `wsdeploy dev`.
+// Two users chat in headless Chromium through the example app (examples/chat) under
+// `wsdeploy dev --idle-timeout 3s --max-connection 10s`, then the backend pushes a numbered message every 200 ms
+// for PUSH_SECONDS: each page must show every one exactly once, in order, across the sockets API Gateway's limits
+// make it go through. alice renews her socket before the limit (make-before-break, renewMs 7 s); bob does not
+// (renewMs 60 s), so the gateway drops him every 10 s and he comes back with backoff and resumes.
 //   node chat.mjs <page URL> <screenshot.png>
-// Run by tests/it/browser.rs, which starts `wsdeploy dev` (and with it the example's backend) first.
-// Exits 0 when every step passed; otherwise prints the step that failed, the pages' console and exits 1.
+// Run by tests/it/example.rs, which starts `wsdeploy dev` (and with it the example's backend) first.
+// Exits 0 when every step passed, printing a JSON summary last; otherwise prints the step that failed, the pages'
+// console and exits 1.
 import { chromium } from 'playwright-core';
 
 const [url, screenshot] = process.argv.slice(2);
@@ -10,6 +15,10 @@ if (!url || !screenshot) {
   process.exit(2);
 }
 const STEP_MS = 15_000;
+const PUSH_SECONDS = Number(process.env.PUSH_SECONDS || 30);
+const PUSH_EVERY_MS = 200;
+// Inside the gateway's 3 s idle limit, and alice's renewal inside its 10 s connection limit.
+const TIMERS = { alice: '&heartbeatMs=1000&renewMs=7000', bob: '&heartbeatMs=1000&renewMs=60000' };
 const log = [];
 
 const browser = await chromium.launch({
@@ -26,6 +35,7 @@ let step = 'start';
 let pageA;
 let pageB;
 try {
+  const sockets = { alice: 0, bob: 0 };
   const open = async (name) => {
     const context = await browser.newContext({ viewport: { width: 720, height: 560 } });
     const page = await context.newPage();
@@ -33,11 +43,12 @@ try {
     page.on('console', (m) => log.push(`[${name} console.${m.type()}] ${m.text()}`));
     page.on('pageerror', (e) => log.push(`[${name} pageerror] ${e.message}`));
     page.on('websocket', (ws) => {
+      sockets[name] += 1;
       log.push(`[${name}] websocket ${ws.url()}`);
-      ws.on('framereceived', (f) => log.push(`[${name}] <- ${f.payload}`));
+      ws.on('framereceived', (f) => log.push(`[${name}] <- ${String(f.payload).slice(0, 200)}`));
       ws.on('close', () => log.push(`[${name}] websocket closed`));
     });
-    await page.goto(`${url}?user=${name}`);
+    await page.goto(`${url}?user=${name}${TIMERS[name]}`);
     return page;
   };
   const connected = (page) =>
@@ -71,8 +82,57 @@ try {
   await send(pageB, 'yes!');
   await sees(pageA, 'bob', 'yes!');
 
+  step = `the backend pushes a numbered message every ${PUSH_EVERY_MS} ms for ${PUSH_SECONDS} s`;
+  const before = { ...sockets };
+  // Every status each page shows from now on.
+  for (const page of [pageA, pageB]) {
+    await page.evaluate(() => {
+      const el = document.getElementById('status');
+      window.statuses = [];
+      new MutationObserver(() => window.statuses.push(el.dataset.status)).observe(el, { attributes: true });
+    });
+  }
+  const { token } = await (await fetch(new URL('/login', url), {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ticker' }),
+  })).json();
+  const count = Math.round((PUSH_SECONDS * 1000) / PUSH_EVERY_MS);
+  const started = Date.now();
+  for (let n = 1; n <= count; n++) {
+    const res = await fetch(new URL('/messages', url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ text: `tick ${n}` }),
+    });
+    if (!res.ok) throw new Error(`POST /messages for tick ${n}: HTTP ${res.status} ${await res.text()}`);
+    const wait = started + n * PUSH_EVERY_MS - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+
+  step = `each page shows tick 1 to ${count} exactly once, in order`;
+  const ticks = (page) =>
+    page.$$eval('#messages li span', (spans) =>
+      spans.map((s) => s.textContent).filter((t) => /^tick \d+$/.test(t)).map((t) => Number(t.slice(5))));
+  for (const page of [pageA, pageB]) {
+    await page.locator('#messages li span', { hasText: new RegExp(`^tick ${count}$`) }).first().waitFor();
+  }
+  const expected = Array.from({ length: count }, (_, i) => i + 1);
+  const summary = { ticks: count, sockets: {}, gaps: {}, statuses: {} };
+  for (const [page, name] of [[pageA, 'alice'], [pageB, 'bob']]) {
+    const got = await ticks(page);
+    if (JSON.stringify(got) !== JSON.stringify(expected)) {
+      const missing = expected.filter((n) => !got.includes(n));
+      const twice = got.filter((n, i) => got.indexOf(n) !== i);
+      const late = got.filter((n, i) => i > 0 && n < got[i - 1]);
+      throw new Error(`${name} got ${got.length} ticks: missing [${missing}], twice [${twice}], out of order [${late}]`);
+    }
+    summary.sockets[name] = sockets[name] - before[name];
+    summary.gaps[name] = await page.locator('#messages li.gap').count();
+    summary.statuses[name] = [...new Set(await page.evaluate(() => window.statuses))].sort();
+  }
+
   await pageB.screenshot({ path: screenshot, fullPage: true });
-  console.log(`ok: chat between two pages, a reload included; screenshot ${screenshot}`);
+  console.log(`ok: chat between two pages, a reload included; ${count} pushes each arrived once, in order; screenshot ${screenshot}`);
+  console.log(JSON.stringify(summary));
 } catch (err) {
   console.error(`FAILED at step: ${step}\n${err.message}\n\n-- browser log --\n${log.join('\n')}`);
   for (const [page, name] of [[pageB, 'bob'], [pageA, 'alice']]) {

@@ -1,10 +1,12 @@
 // The page: log in, open the socket through the wsdeploy snippet, send through the backend's REST endpoint and
-// show what arrives through the socket. `?user=NAME` joins at once.
+// show what arrives through the socket. `?user=NAME` joins at once; `&heartbeatMs=...&renewMs=...` shorten the
+// snippet's timers for a `wsdeploy dev --idle-timeout 3s --max-connection 10s` session.
 import { connectSocket } from './wsdeploy-socket.js';
 import { WS_URL } from '/env.js';
 
 const $ = (id) => document.getElementById(id);
 let session = null;
+const params = new URLSearchParams(location.search);
 
 function setStatus(status) {
   $('status').textContent = status;
@@ -20,6 +22,14 @@ function show(message) {
   li.querySelector('span').textContent = message.text;
   $('messages').append(li);
   li.scrollIntoView({ block: 'end' });
+}
+
+// The backend no longer had some messages when this page came back: a real app would reload its state here.
+function showGap() {
+  const li = document.createElement('li');
+  li.className = 'gap';
+  li.textContent = 'some messages were missed while offline';
+  $('messages').append(li);
 }
 
 async function post(path, body, token) {
@@ -40,11 +50,18 @@ async function join(name) {
   $('chat').hidden = false;
   document.title = `${name} · wsdeploy chat`;
   history.forEach(show);
+  const timers = {};
+  for (const key of ['heartbeatMs', 'renewMs']) {
+    const value = Number(params.get(key));
+    if (value > 0) timers[key] = value;
+  }
   connectSocket({
     url: WS_URL,
     getToken: () => session.token,
     onMessage: (data) => data.type === 'message' && show(data),
     onStatus: setStatus,
+    onGap: showGap,
+    ...timers,
   });
   $('text').focus();
 }
@@ -65,5 +82,5 @@ $('send').addEventListener('submit', async (e) => {
   }
 });
 
-const preset = new URLSearchParams(location.search).get('user');
+const preset = params.get('user');
 if (preset) join(preset).catch((err) => alert(err.message));

@@ -6,4 +6,5 @@ module.exports = {
   ...require('./socket-connections'),
   ...require('./socket-service'),
   ...require('./memory-store'),
+  ...require('./replay-buffer'),
 };

@@ -128,18 +128,23 @@ impl Backend {
         Ok(Backend { client, settings })
     }
 
-    /// `POST {connect_path}` with `{"connectionId": id, "sourceIp": ip}` and the user's token as Bearer. The
-    /// client's address travels in the body, not a header, so that the signature covers it: a captured call
-    /// replayed with another address would not verify.
+    /// `POST {connect_path}` with `{"connectionId": id, "sourceIp": ip, "resumeAfter": n}` and the user's token
+    /// as Bearer. The client's address travels in the body, not a header, so that the signature covers it: a
+    /// captured call replayed with another address would not verify. `resumeAfter`, when the client sent one, is
+    /// the last message id it saw: the backend replays what it sent the user after that to this new connection.
     pub async fn register(
         &self,
         connection_id: &str,
         token: &str,
         source_ip: Option<&str>,
+        resume_after: Option<u64>,
     ) -> Result<StatusCode, CallError> {
         let mut body = serde_json::json!({ "connectionId": connection_id });
         if let Some(ip) = source_ip.filter(|ip| !ip.is_empty()) {
             body["sourceIp"] = ip.into();
+        }
+        if let Some(id) = resume_after {
+            body["resumeAfter"] = id.into();
         }
         let body = body.to_string();
         self.call(

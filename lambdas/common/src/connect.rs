@@ -32,8 +32,11 @@ pub async fn handle(
         );
         return fail(500, "internal error", false);
     }
-    let token = match token_of(&event, on_connect) {
-        Ok(t) => t,
+    let AuthRequest {
+        token,
+        resume_after,
+    } = match auth_request(&event, on_connect) {
+        Ok(a) => a,
         Err(why) => {
             tracing::info!(
                 connection_id,
@@ -47,7 +50,9 @@ pub async fn handle(
     let started = std::time::Instant::now();
     // The client's address as API Gateway saw it, so the backend can rate-limit `auth` attempts per address.
     let source_ip = ctx.identity.source_ip.as_deref();
-    let result = backend.register(connection_id, &token, source_ip).await;
+    let result = backend
+        .register(connection_id, &token, source_ip, resume_after)
+        .await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match result {
         Ok(status) if status.is_success() => {
@@ -86,16 +91,31 @@ pub async fn handle(
     }
 }
 
-/// The token from the message body (`{"action":"auth","token":"..."}`) or, on `$connect`, the `token` query parameter.
-fn token_of(
+/// What the client sent to authenticate its socket.
+struct AuthRequest {
+    token: String,
+    /// The id of the last message the client saw (a previous socket's), so the backend replays what came after.
+    resume_after: Option<u64>,
+}
+
+/// The largest id JavaScript holds exactly (`Number.MAX_SAFE_INTEGER`): ids come from and go to browsers.
+const MAX_MESSAGE_ID: u64 = (1 << 53) - 1;
+const MALFORMED_RESUME: &str =
+    "malformed resumeAfter: the id of the last message received, a whole number";
+
+/// The token and resume point from the message body (`{"action":"auth","token":"...","resumeAfter":17}`) or, on
+/// `$connect`, the `token` and `resumeAfter` query parameters.
+fn auth_request(
     event: &ApiGatewayWebsocketProxyRequest,
     on_connect: bool,
-) -> Result<String, &'static str> {
-    let token = if on_connect {
-        event
-            .query_string_parameters
-            .first("token")
-            .map(str::to_string)
+) -> Result<AuthRequest, &'static str> {
+    let (token, resume_after) = if on_connect {
+        let query = &event.query_string_parameters;
+        let resume = match query.first("resumeAfter") {
+            None => None,
+            Some(s) => Some(s.parse::<u64>().map_err(|_| MALFORMED_RESUME)?),
+        };
+        (query.first("token").map(str::to_string), resume)
     } else {
         let body = event.body.as_deref().unwrap_or("");
         if event.is_base64_encoded {
@@ -104,12 +124,20 @@ fn token_of(
         let v: serde_json::Value = serde_json::from_str(body).map_err(|_| {
             "the message is not JSON: send {\"action\":\"auth\",\"token\":\"<token>\"}"
         })?;
-        match v.get("token") {
+        let token = match v.get("token") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(s.clone()),
             Some(_) => return Err("malformed token: it must be a string"),
-        }
+        };
+        let resume = match v.get("resumeAfter") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(n) => Some(n.as_u64().ok_or(MALFORMED_RESUME)?),
+        };
+        (token, resume)
     };
+    if resume_after.is_some_and(|id| id > MAX_MESSAGE_ID) {
+        return Err(MALFORMED_RESUME);
+    }
     let token = token.ok_or(if on_connect {
         "missing token: connect with ?token=<token>"
     } else {
@@ -121,5 +149,8 @@ fn token_of(
     {
         return Err("malformed token");
     }
-    Ok(token)
+    Ok(AuthRequest {
+        token,
+        resume_after,
+    })
 }

@@ -137,6 +137,29 @@ async fn auth_message_registers_the_connection_with_a_signed_call() {
     assert_signed(req);
 }
 
+/// A client that reconnects says which message it saw last; the backend gets it inside the signed body, so that it
+/// can replay what the user missed to the new connection.
+#[tokio::test]
+async fn the_last_message_id_seen_travels_to_the_backend_signed() {
+    let server = server_answering(201).await;
+    let b = backend(&server.uri(), 2000);
+    let body = r#"{"action":"auth","token":"t","resumeAfter":9007199254740991}"#;
+    let r = common::connect::handle(&b, event("auth", Some(body), None)).await;
+    assert_eq!(body_of(&r), json!({"type": "auth", "ok": true}));
+    let mut on_connect = serde_json::to_value(event("$connect", None, None)).unwrap();
+    on_connect["queryStringParameters"] = json!({ "token": "t", "resumeAfter": "41" });
+    let r = common::connect::handle(&b, serde_json::from_value(on_connect).unwrap()).await;
+    assert_eq!(r.status_code, 200, "{}", body_of(&r));
+    let reqs = server.received_requests().await.unwrap();
+    let bodies: Vec<Value> = reqs
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies[0]["resumeAfter"], json!(9_007_199_254_740_991_u64));
+    assert_eq!(bodies[1]["resumeAfter"], json!(41));
+    reqs.iter().for_each(assert_signed);
+}
+
 #[tokio::test]
 async fn a_refused_token_is_reported_to_the_client() {
     for status in [401, 403] {
@@ -193,6 +216,22 @@ async fn missing_or_malformed_tokens_get_a_clear_reply_and_no_backend_call() {
         ),
         (r#"{"action":"auth","token":""}"#, "malformed token"),
         ("auth please", "not JSON"),
+        (
+            r#"{"action":"auth","token":"t","resumeAfter":"17"}"#,
+            "malformed resumeAfter",
+        ),
+        (
+            r#"{"action":"auth","token":"t","resumeAfter":-1}"#,
+            "malformed resumeAfter",
+        ),
+        (
+            r#"{"action":"auth","token":"t","resumeAfter":1.5}"#,
+            "malformed resumeAfter",
+        ),
+        (
+            r#"{"action":"auth","token":"t","resumeAfter":9007199254740992}"#,
+            "malformed resumeAfter",
+        ),
     ] {
         let r = common::connect::handle(&b, event("auth", Some(body), None)).await;
         let v = body_of(&r);
@@ -391,10 +430,16 @@ async fn an_idle_connection_is_not_reused_after_a_freeze() {
         Duration::from_millis(100),
     )
     .unwrap();
-    assert_eq!(b.register(CONN, "t", None).await.unwrap().as_u16(), 201);
+    assert_eq!(
+        b.register(CONN, "t", None, None).await.unwrap().as_u16(),
+        201
+    );
     // The environment "freezes" past the backend's idle timeout; the pool has let the connection go by then.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(b.register(CONN, "t", None).await.unwrap().as_u16(), 201);
+    assert_eq!(
+        b.register(CONN, "t", None, None).await.unwrap().as_u16(),
+        201
+    );
     assert_eq!(
         accepted.load(std::sync::atomic::Ordering::SeqCst),
         2,
@@ -411,7 +456,10 @@ async fn a_delete_on_a_dropped_connection_is_retried() {
         Duration::from_secs(60),
     )
     .unwrap();
-    assert_eq!(b.register(CONN, "t", None).await.unwrap().as_u16(), 201);
+    assert_eq!(
+        b.register(CONN, "t", None, None).await.unwrap().as_u16(),
+        201
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(b.unregister(CONN).await.unwrap().as_u16(), 204);
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);

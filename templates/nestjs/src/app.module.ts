@@ -3,6 +3,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { SocketConnection } from './socket/socket-connection.entity';
+import { SocketMessage } from './socket/socket-message.entity';
 import { SocketModule } from './socket/socket.module';
 import { SocketUserResolver } from './socket/socket.options';
 import { SocketService } from './socket/socket.service';
@@ -18,7 +19,7 @@ class ExampleUserResolver extends SocketUserResolver {
 
 @Module({
   imports: [
-    TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [User, SocketConnection] }),
+    TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [User, SocketConnection, SocketMessage] }),
     SocketModule.register({ userResolver: ExampleUserResolver }),
   ],
 })

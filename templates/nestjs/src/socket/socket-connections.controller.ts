@@ -7,6 +7,7 @@ import {
   Delete,
   Headers,
   HttpCode,
+  Logger,
   Param,
   Post,
   UnauthorizedException,
@@ -17,20 +18,27 @@ import { Repository } from 'typeorm';
 import { LambdaSignatureGuard } from './lambda-signature.guard';
 import { SocketConnection } from './socket-connection.entity';
 import { SocketUserResolver } from './socket.options';
+import { SocketService } from './socket.service';
 
 @Controller('socket-connections')
 @UseGuards(LambdaSignatureGuard)
 export class SocketConnectionsController {
+  private readonly logger = new Logger(SocketConnectionsController.name);
+
   constructor(
     @InjectRepository(SocketConnection) private readonly connections: Repository<SocketConnection>,
     private readonly users: SocketUserResolver,
+    private readonly sockets: SocketService,
   ) {}
 
-  /** The `auth` route: {"connectionId": "...", "sourceIp": "..."} with the user's token as `Authorization: Bearer ...`. */
+  /**
+   * The `auth` route: {"connectionId": "...", "sourceIp": "...", "resumeAfter": 17} with the user's token as
+   * `Authorization: Bearer ...`. resumeAfter, from a page that reconnects, is the last message id it saw.
+   */
   @Post()
   async create(
     @Headers('authorization') authorization: string | undefined,
-    @Body() body: { connectionId?: unknown; sourceIp?: unknown },
+    @Body() body: { connectionId?: unknown; sourceIp?: unknown; resumeAfter?: unknown },
   ): Promise<{ connectionId: string }> {
     const connectionId = body?.connectionId;
     if (typeof connectionId !== 'string' || connectionId === '') {
@@ -42,6 +50,14 @@ export class SocketConnectionsController {
     if (userId === null) throw new UnauthorizedException();
     // upsert: the Lambda retries, and a user may send the auth message twice on one socket.
     await this.connections.upsert({ connectionId, userId }, ['connectionId']);
+    const resumeAfter = body.resumeAfter;
+    if (typeof resumeAfter === 'number' && Number.isSafeInteger(resumeAfter) && resumeAfter >= 0) {
+      // Before the answer, so the missed messages reach the page before its `auth` reply; a failure loses the
+      // replay (the page reports a gap), never the connection.
+      await this.sockets.replayTo(userId, connectionId, resumeAfter).catch((err: unknown) => {
+        this.logger.error(`replay to ${connectionId} failed: ${String(err)}`);
+      });
+    }
     return { connectionId };
   }
 

@@ -23,6 +23,8 @@ export interface SocketModuleOptions {
   region?: string;
   accessKeyId?: string;
   secretAccessKey?: string;
+  /** How many of a user's messages are kept for pages that reconnect, and for how long (defaults 200, 5 min). */
+  replay?: { maxMessages?: number; maxAgeMs?: number };
 }
 
 export const SOCKET_OPTIONS = Symbol('SOCKET_OPTIONS');
@@ -33,6 +35,7 @@ export interface ResolvedSocketOptions {
   endpoint: string;
   region: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  replay: { maxMessages: number; maxAgeMs: number };
 }
 
 export function resolveSocketOptions(o: SocketModuleOptions, env = process.env): ResolvedSocketOptions {
@@ -51,5 +54,6 @@ export function resolveSocketOptions(o: SocketModuleOptions, env = process.env):
     region: need(o.region ?? env.WS_API_REGION, 'WS_API_REGION'),
     credentials:
       accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
+    replay: { maxMessages: o.replay?.maxMessages ?? 200, maxAgeMs: o.replay?.maxAgeMs ?? 5 * 60 * 1000 },
   };
 }
