@@ -307,6 +307,64 @@ pub(crate) async fn update_stage(
     Ok(())
 }
 
+/// Gives one route its own throttle. Both limits are always sent: a route setting without one takes API Gateway's
+/// default for it, not the stage's (terraform-aws-modules/terraform-aws-apigateway-v2#78). The route must exist,
+/// or API Gateway answers 404 "Unable to find Route by key ... within the provided RouteSettings"
+/// (terraform-aws-modules/terraform-aws-apigateway-v2#80); the plan sets it after the routes.
+/// <https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename.html#UpdateStage>
+pub(crate) async fn throttle_route(
+    apigw: &Client,
+    api_id: &str,
+    stage: &str,
+    (key, (rate, burst)): (&str, (f64, i32)),
+    step: &dyn Step,
+) -> Result<()> {
+    let settings = aws_sdk_apigatewayv2::types::RouteSettings::builder()
+        .throttling_rate_limit(rate)
+        .throttling_burst_limit(burst)
+        .build();
+    let call = || {
+        apigw
+            .update_stage()
+            .api_id(api_id)
+            .stage_name(stage)
+            .route_settings(key, settings.clone())
+            .send()
+    };
+    write(step, call)
+        .await
+        .map_err(|e| explain(&format!("throttle the route {key} of the stage {stage}"), e))?;
+    Ok(())
+}
+
+/// Removes a route's own settings, so the stage's apply to it. Settings left behind for a deleted route make every
+/// later update of the stage fail with "Unable to find Route by key" (serverless-api-gateway-throttling#43), so the
+/// plan removes them before any route goes; already gone is done.
+/// <https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename-routesettings-routekey.html>
+pub(crate) async fn unthrottle_route(
+    apigw: &Client,
+    api_id: &str,
+    stage: &str,
+    key: &str,
+    step: &dyn Step,
+) -> Result<()> {
+    let call = || {
+        apigw
+            .delete_route_settings()
+            .api_id(api_id)
+            .stage_name(stage)
+            .route_key(key)
+            .send()
+    };
+    gone(write(step, call).await).map_err(|e| {
+        explain(
+            &format!("remove the route {key}'s throttle from the stage {stage}"),
+            e,
+        )
+    })?;
+    Ok(())
+}
+
 pub(crate) async fn retag(
     apigw: &Client,
     arn: &str,

@@ -474,6 +474,21 @@ impl<'a> Applier<'a> {
             UpdateStage { .. } => apigw::update_stage(&c.apigw, &self.api_id()?, d, step)
                 .await
                 .and(said("updated")),
+            ThrottleRoute { key, .. } => {
+                let limits = d
+                    .route_throttle
+                    .get(key)
+                    .copied()
+                    .context("internal error: a route throttle the config does not give")?;
+                apigw::throttle_route(&c.apigw, &self.api_id()?, &d.stage, (key, limits), step)
+                    .await
+                    .and(said("throttled"))
+            }
+            UnthrottleRoute { key } => {
+                apigw::unthrottle_route(&c.apigw, &self.api_id()?, &d.stage, key, step)
+                    .await
+                    .and(said("removed"))
+            }
             other => anyhow::bail!("internal error: {other:?} is not a api action"),
         }
     }

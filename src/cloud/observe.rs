@@ -357,6 +357,17 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
                 throttle: s
                     .default_route_settings()
                     .and_then(|r| Some((r.throttling_rate_limit()?, r.throttling_burst_limit()?))),
+                route_throttle: s
+                    .route_settings()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(key, r)| {
+                        Some((
+                            key.clone(),
+                            (r.throttling_rate_limit()?, r.throttling_burst_limit()?),
+                        ))
+                    })
+                    .collect(),
             })
             .collect(),
         id,

@@ -56,6 +56,21 @@ pub struct Throttle {
     /// Requests at once (the bucket's size). At least 1.
     #[schemars(range(min = 1))]
     pub burst: Option<u32>,
+    /// Route key -> limits of its own, e.g. `auth: { rate: 10, burst: 20 }` so that a flood of auth messages
+    /// reaches your backend at that pace at most. A limit left out is the stage's.
+    pub routes: Option<BTreeMap<String, RouteThrottle>>,
+}
+
+/// One route's throttle; a value left out is the stage's.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteThrottle {
+    /// Requests per second, sustained. More than 0.
+    #[schemars(range(min = 0.001))]
+    pub rate: Option<f64>,
+    /// Requests at once. At least 1.
+    #[schemars(range(min = 1))]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -210,7 +225,7 @@ macro_rules! merge_struct {
 
 merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle });
 merge_struct!(Dev { command, dir, open; });
-merge_struct!(Throttle { rate, burst; });
+merge_struct!(Throttle { rate, burst; routes });
 merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms, allow_http; });
 merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days, env_key, reserved_concurrency; });
 merge_struct!(Env { ; frontend, backend });

@@ -82,11 +82,14 @@ pub struct LambdaSettings {
     pub reserved_concurrency: Option<u32>,
 }
 
-/// Stage-wide throttling: requests per second and at once.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// Stage-wide throttling, requests per second and at once, and the routes' own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ThrottleSettings {
     pub rate: f64,
     pub burst: u32,
+    /// Route key -> (rate, burst), both always set: a route's setting without a burst would take API Gateway's
+    /// default, not the stage's.
+    pub routes: BTreeMap<String, (f64, u32)>,
 }
 
 /// The KMS key that encrypts the functions' environment (`lambda.env_key`).
@@ -373,6 +376,8 @@ fn resolve_layer(
     let routes = l.routes.clone().unwrap_or_else(default_routes);
     let heartbeat = l.heartbeat.unwrap_or(true);
     check_routes(checker, &routes, heartbeat, &origin);
+    let throttle = ThrottleSettings::of(l.throttle.as_ref());
+    check_route_throttles(checker, &throttle, &routes, heartbeat, &origin);
     let env = resolve_env(checker, &l, &origin);
     let env_key = env_key(
         checker,
@@ -404,7 +409,7 @@ fn resolve_layer(
             reserved_concurrency: lambda.reserved_concurrency,
         },
         heartbeat,
-        throttle: ThrottleSettings::of(l.throttle.as_ref()),
+        throttle,
         credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
         env,
         tags: l.tags.clone().unwrap_or_default(),
@@ -452,9 +457,18 @@ fn env_key(
 impl ThrottleSettings {
     fn of(t: Option<&super::model::Throttle>) -> ThrottleSettings {
         let t = t.cloned().unwrap_or_default();
+        let rate = t.rate.unwrap_or(DEFAULT_THROTTLE.rate);
+        let burst = t.burst.unwrap_or(DEFAULT_THROTTLE.burst);
+        let routes = t
+            .routes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(key, r)| (key, (r.rate.unwrap_or(rate), r.burst.unwrap_or(burst))))
+            .collect();
         ThrottleSettings {
-            rate: t.rate.unwrap_or(DEFAULT_THROTTLE.rate),
-            burst: t.burst.unwrap_or(DEFAULT_THROTTLE.burst),
+            rate,
+            burst,
+            routes,
         }
     }
 }
@@ -464,6 +478,7 @@ impl ThrottleSettings {
 pub(crate) const DEFAULT_THROTTLE: ThrottleSettings = ThrottleSettings {
     rate: 100.0,
     burst: 200,
+    routes: BTreeMap::new(),
 };
 
 pub(crate) fn default_routes() -> BTreeMap<String, String> {
@@ -534,6 +549,29 @@ fn check_routes(
             "no `$disconnect` route: your backend is never told when a socket closes",
             "add `$disconnect: disconnect`",
         );
+    }
+}
+
+/// A route's throttle must name one of the stage's routes: API Gateway refuses settings for a route it does not
+/// have ("Unable to find Route by key ... within the provided RouteSettings").
+fn check_route_throttles(
+    checker: &mut Checker<'_>,
+    throttle: &ThrottleSettings,
+    routes: &BTreeMap<String, String>,
+    heartbeat: bool,
+    origin: &dyn Fn(&[&str]) -> Vec<String>,
+) {
+    let ping = crate::facts::HEARTBEAT_ACTION;
+    for key in throttle.routes.keys() {
+        let is_route = routes.contains_key(key) || (heartbeat && key == ping);
+        if !is_route {
+            let known: Vec<&str> = routes.keys().map(String::as_str).collect();
+            checker.error(
+                origin(&["throttle", "routes", key]),
+                format!("`{key}` is not a route of this stage"),
+                format!("throttle one of its routes: {}", known.join(", ")),
+            );
+        }
     }
 }
 

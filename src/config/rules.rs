@@ -187,30 +187,44 @@ impl<'a> Checker<'a> {
     /// `throttle:`: a 0 makes API Gateway refuse every message with 429; above the account's limits it has no effect.
     fn throttle(&mut self, prefix: &[String], t: &model::Throttle) {
         let at = |rest: &[&str]| under(prefix, rest);
-        if let Some(rate) = t.rate {
+        self.limits(&at(&["throttle"]), t.rate, t.burst);
+        for (key, r) in t.routes.iter().flatten() {
+            self.limits(&at(&["throttle", "routes", key]), r.rate, r.burst);
+        }
+    }
+
+    /// A rate and a burst, the stage's or a route's, at `path`.
+    fn limits(&mut self, path: &[String], rate: Option<f64>, burst: Option<u32>) {
+        let at = |leaf: &str| {
+            path.iter()
+                .cloned()
+                .chain([leaf.to_string()])
+                .collect::<Vec<_>>()
+        };
+        if let Some(rate) = rate {
             if rate.is_nan() || rate <= 0.0 || rate.is_infinite() {
                 self.error(
-                    at(&["throttle", "rate"]),
+                    at("rate"),
                     format!("a rate of {rate} makes API Gateway refuse every message (429)"),
                     "give the requests per second the stage may take, e.g. 100",
                 );
             } else if rate > f64::from(ACCOUNT_THROTTLE_RATE) {
                 self.warn(
-                    at(&["throttle", "rate"]),
+                    at("rate"),
                     format!("{rate} per second is above API Gateway's account limit ({ACCOUNT_THROTTLE_RATE})"),
                     "the account's limit applies anyway; ask AWS to raise it first",
                 );
             }
         }
-        if t.burst == Some(0) {
+        if burst == Some(0) {
             self.error(
-                at(&["throttle", "burst"]),
+                at("burst"),
                 "a burst of 0 makes API Gateway refuse every message (429)",
                 "give how many requests may arrive at once, e.g. 200",
             );
-        } else if let Some(b) = t.burst.filter(|b| *b > ACCOUNT_THROTTLE_BURST) {
+        } else if let Some(b) = burst.filter(|b| *b > ACCOUNT_THROTTLE_BURST) {
             self.warn(
-                at(&["throttle", "burst"]),
+                at("burst"),
                 format!("a burst of {b} is above API Gateway's account limit ({ACCOUNT_THROTTLE_BURST})"),
                 "the account's limit applies anyway; ask AWS to raise it first",
             );

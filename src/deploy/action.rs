@@ -83,6 +83,16 @@ pub enum Action {
     UpdateStage {
         fields: Vec<String>,
     },
+    /// Gives a route its own throttle. After the routes: API Gateway refuses settings for a route it does not have.
+    ThrottleRoute {
+        key: String,
+        fields: Vec<String>,
+    },
+    /// Removes a route's own throttle (it then has the stage's). Before any route is deleted: settings left for a
+    /// deleted route make every later stage update fail.
+    UnthrottleRoute {
+        key: String,
+    },
     CreateUser,
     PutUserPolicy,
     /// A spare key: inactive past its grace period, or making room for a new key (IAM allows two per user).
@@ -197,7 +207,8 @@ impl Action {
             | DeleteAccessKey { .. }
             | DeleteUser
             | DeletePolicy
-            | DeleteEnvKey { .. } => Change::Delete,
+            | DeleteEnvKey { .. }
+            | UnthrottleRoute { .. } => Change::Delete,
             _ => Change::Update,
         }
     }
@@ -235,9 +246,12 @@ impl Action {
             CreateIntegration { .. }
             | AddPermission { .. }
             | CreateAccessKey
-            | SetConcurrency { .. } => Phase::Wiring,
+            | SetConcurrency { .. }
+            | UnthrottleRoute { .. } => Phase::Wiring,
             CreateRoute { .. } | UpdateRoute { .. } | DeleteRoute { .. } => Phase::Routes,
-            CreateRouteResponse { .. } | DeleteIntegration { .. } => Phase::Responses,
+            CreateRouteResponse { .. } | DeleteIntegration { .. } | ThrottleRoute { .. } => {
+                Phase::Responses
+            }
             // The key goes once no function uses it any more.
             DeleteFunction { .. } | DeleteLogGroup { .. } | DeleteRole | DeleteEnvKey { .. } => {
                 Phase::Cleanup
@@ -260,6 +274,8 @@ impl Action {
                 | CreateRouteResponse { .. }
                 | CreateStage
                 | UpdateStage { .. }
+                | ThrottleRoute { .. }
+                | UnthrottleRoute { .. }
                 | Retag {
                     target: TagTarget::Api { .. },
                     ..
@@ -296,6 +312,9 @@ impl Action {
             }
             CreateRouteResponse { key } => ("route response".into(), key.clone()),
             CreateStage | UpdateStage { .. } => ("stage".into(), d.stage.clone()),
+            ThrottleRoute { key, .. } | UnthrottleRoute { key } => {
+                ("route throttle".into(), key.clone())
+            }
             CreateUser | DeleteUser => ("iam user".into(), d.user.clone()),
             PutUserPolicy => ("user policy".into(), d.user.clone()),
             CreateAccessKey => ("access key".into(), d.user.clone()),
@@ -327,7 +346,9 @@ impl Action {
             UpdateFunctionCode { fields, .. }
             | UpdateFunctionConfig { fields, .. }
             | UpdateRoute { fields, .. }
-            | UpdateStage { fields } => fields.join(", "),
+            | UpdateStage { fields }
+            | ThrottleRoute { fields, .. } => fields.join(", "),
+            UnthrottleRoute { .. } => "the stage's limits from now on".into(),
             PutRetention { days, .. } => format!("retention {days} days"),
             DeleteApi { reason, .. } => reason.clone(),
             AddPermission { replace: true, .. } => "source ARN".into(),

@@ -52,10 +52,13 @@ pub(crate) fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Acti
     let api = plan_api(d, o, &mut actions)?;
     if let Some(api) = api {
         plan_stage(d, api, &mut actions);
+        let stage = api.stages.iter().find(|s| s.name == d.stage);
+        plan_route_throttles(d, stage.map(|s| &s.route_throttle), &mut actions);
         let kept = plan_integrations(d, o, api, &mut actions);
         plan_routes(d, api, &kept, &mut actions);
     } else {
         plan_new_api(d, &mut actions);
+        plan_route_throttles(d, None, &mut actions);
     }
     plan_credentials(d, o, api, opts, &mut actions)?;
     actions.sort_by_key(Action::phase);
@@ -367,6 +370,32 @@ fn plan_stage(d: &Desired, api: &ApiObs, a: &mut Vec<Action>) {
     }
     if !fields.is_empty() {
         a.push(Action::UpdateStage { fields });
+    }
+}
+
+/// Routes' own throttles: set where the stage's differ from the config (a new stage has none), removed where the
+/// config has none any more.
+fn plan_route_throttles(
+    d: &Desired,
+    observed: Option<&BTreeMap<String, (f64, i32)>>,
+    a: &mut Vec<Action>,
+) {
+    let none = BTreeMap::new();
+    let observed = observed.unwrap_or(&none);
+    for (key, limits) in &d.route_throttle {
+        if observed.get(key) != Some(limits) {
+            let (rate, burst) = limits;
+            a.push(Action::ThrottleRoute {
+                key: key.clone(),
+                fields: vec![format!("throttle {rate}/s, burst {burst}")],
+            });
+        }
+    }
+    for key in observed
+        .keys()
+        .filter(|k| !d.route_throttle.contains_key(*k))
+    {
+        a.push(Action::UnthrottleRoute { key: key.clone() });
     }
 }
 

@@ -160,6 +160,7 @@ fn converged_api(d: &Desired, api_id: &str) -> ApiObs {
             name: d.stage.clone(),
             auto_deploy: true,
             throttle: Some(d.throttle),
+            route_throttle: d.route_throttle.clone(),
         }],
     }
 }
@@ -871,5 +872,33 @@ fn the_stage_is_throttled_from_its_creation_and_a_new_limit_is_one_update() {
         vec![UpdateStage {
             fields: vec!["auto-deploy".into(), "throttle 100/s, burst 200".into()]
         }]
+    );
+}
+
+#[test]
+fn a_routes_own_throttle_is_set_after_the_routes_and_removed_before_them() {
+    let d = desired("throttle: { routes: { auth: { rate: 5 } } }\n");
+    assert_eq!(d.route_throttle["auth"], (5.0, 200), "the stage's burst");
+    let throttle = ThrottleRoute {
+        key: "auth".into(),
+        fields: vec!["throttle 5/s, burst 200".into()],
+    };
+    // A new stage: after its routes exist.
+    let fresh = plan_of(&d, &Observed::default());
+    let at = |a: &Action| fresh.iter().position(|x| x == a).unwrap();
+    assert!(at(&throttle) > at(&CreateRoute { key: "auth".into() }));
+    assert_eq!(throttle.phase(), Phase::Responses);
+    // A stage without it: one action.
+    assert_eq!(plan_of(&d, &converged(&desired(""))), vec![throttle]);
+    // Gone from the config: removed, in a phase before routes are deleted.
+    let removed = plan_of(&desired(""), &converged(&d));
+    assert_eq!(removed, vec![UnthrottleRoute { key: "auth".into() }]);
+    assert!(
+        removed[0].phase()
+            < DeleteRoute {
+                key: "x".into(),
+                id: "r".into()
+            }
+            .phase()
     );
 }

@@ -98,6 +98,8 @@ pub struct Desired {
     pub env_key: EnvKey,
     /// Stage-wide throttle: (requests per second, burst).
     pub throttle: (f64, i32),
+    /// Route key -> the route's own throttle.
+    pub route_throttle: BTreeMap<String, (f64, i32)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +186,12 @@ impl Desired {
             log_retention_days: cfg.lambda.log_retention_days as i32,
             env_key: cfg.lambda.env_key.clone(),
             throttle: (cfg.throttle.rate, cfg.throttle.burst as i32),
+            route_throttle: cfg
+                .throttle
+                .routes
+                .iter()
+                .map(|(key, (rate, burst))| (key.clone(), (*rate, *burst as i32)))
+                .collect(),
         })
     }
 
@@ -494,6 +502,8 @@ pub struct StageObs {
     pub auto_deploy: bool,
     /// The stage's default route throttling: (rate, burst), when set.
     pub throttle: Option<(f64, i32)>,
+    /// Route key -> that route's throttling, for the routes that have settings of their own.
+    pub route_throttle: BTreeMap<String, (f64, i32)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -795,3 +795,81 @@ async fn every_stage_is_throttled_and_a_new_limit_is_one_update() {
     let again = app.run(&["up", "--output", "json"]).expect(0).json();
     assert_eq!(again["changes"], 0);
 }
+
+/// A route's own throttle (`throttle.routes`): set once its route exists (API Gateway refuses settings for a route
+/// it does not have, on a new stage too), always with both limits (one left out would be API Gateway's default, not
+/// the stage's), and removed before its route is deleted, since settings left for a deleted route make every later
+/// stage update fail. The layer plays all three refusals.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_route_has_its_own_throttle_until_it_goes() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let routes = "routes: { auth: connect, $disconnect: disconnect, typing: connect }\n";
+    let app = App::new(
+        &proxy.endpoint,
+        &format!("{BASE}{routes}throttle: {{ rate: 50, routes: {{ auth: {{ rate: 5 }}, typing: {{ rate: 1, burst: 2 }} }} }}\n"),
+    );
+    let api = app.run(&["up", "--output", "json"]).expect(0).json()["api_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let apigw = aws_sdk_apigatewayv2::Client::new(
+        &crate::support::moto::sdk_config_at(&proxy.endpoint).await,
+    );
+    let routes_limits = || async {
+        let stage = apigw
+            .get_stage()
+            .api_id(&api)
+            .stage_name("dev")
+            .send()
+            .await
+            .unwrap();
+        let mut out: Vec<(String, Option<f64>, Option<i32>)> = stage
+            .route_settings()
+            .into_iter()
+            .flatten()
+            .map(|(k, r)| {
+                (
+                    k.clone(),
+                    r.throttling_rate_limit(),
+                    r.throttling_burst_limit(),
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    assert_eq!(
+        routes_limits().await,
+        vec![
+            ("auth".to_string(), Some(5.0), Some(200)),
+            ("typing".to_string(), Some(1.0), Some(2)),
+        ],
+        "the burst left out is the stage's"
+    );
+    assert_eq!(
+        app.run(&["up", "--output", "json"]).expect(0).json()["changes"],
+        0
+    );
+
+    // typing goes, its throttle with it, before the route.
+    app.config(&format!(
+        "{BASE}throttle: {{ rate: 50, routes: {{ auth: {{ rate: 5 }} }} }}\n"
+    ));
+    let plan = app.run(&["plan"]).expect(0);
+    plan.check(
+        plan.stdout.contains("- route throttle    typing")
+            && plan.stdout.contains("- route             typing"),
+        "the throttle and the route go",
+    );
+    app.run(&["up"]).expect(0);
+    assert_eq!(
+        routes_limits().await,
+        vec![("auth".to_string(), Some(5.0), Some(200))]
+    );
+    // Any stage update would fail had typing's settings stayed behind.
+    app.config(&format!(
+        "{BASE}throttle: {{ rate: 60, routes: {{ auth: {{ rate: 5 }} }} }}\n"
+    ));
+    app.run(&["up"]).expect(0);
+}

@@ -311,6 +311,21 @@ impl Layer {
                     return Before::Answer(self.update_stage(api, stage, r.body, upstream).await);
                 }
             }
+            if *r.method == Method::DELETE {
+                if let ["stages", stage, "routesettings", key] = rest {
+                    return Before::Answer(
+                        self.delete_route_settings(api, stage, key, upstream).await,
+                    );
+                }
+            }
+            if *r.method == Method::POST && rest == ["stages"] {
+                let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
+                if let Some(a) =
+                    Self::unknown_route_setting(api, &body["routeSettings"], upstream).await
+                {
+                    return Before::Answer(a);
+                }
+            }
             if *r.method == Method::GET {
                 if let ["routes", route, "routeresponses"] = rest {
                     return Before::Answer(self.list_route_responses(api, route, upstream).await);
@@ -521,6 +536,25 @@ impl Layer {
             );
         };
         let set: Value = serde_json::from_slice(body).unwrap_or_default();
+        let mut v: Value = serde_json::from_slice(&current).unwrap_or_default();
+        // Route settings are merged route by route, and every route the stage would then have settings for must
+        // exist: settings left behind for a deleted route fail each later update (serverless-api-gateway-throttling#43).
+        let before = {
+            let s = self.state.lock().unwrap();
+            let mut seen = v.clone();
+            if let Some(kept) = s.stage_updates.get(&(api.to_string(), stage.to_string())) {
+                overlay(&mut seen, kept);
+            }
+            seen["routeSettings"].clone()
+        };
+        let mut route_settings = before.as_object().cloned().unwrap_or_default();
+        if let Some(given) = set["routeSettings"].as_object() {
+            route_settings.extend(given.clone());
+        }
+        let route_settings = Value::Object(route_settings);
+        if let Some(a) = Self::unknown_route_setting(api, &route_settings, upstream).await {
+            return a;
+        }
         let mut s = self.state.lock().unwrap();
         Self::hit(&mut s, "UpdateStage (played by the layer)");
         let kept = s
@@ -530,9 +564,80 @@ impl Layer {
         if let Some(fields) = set.as_object() {
             kept.extend(fields.clone());
         }
-        let mut v: Value = serde_json::from_slice(&current).unwrap_or_default();
+        kept.insert("routeSettings".into(), route_settings);
         overlay(&mut v, kept);
         Answer::ok_json(v)
+    }
+
+    /// API Gateway refuses route settings for a route the API does not have: 404 `NotFoundException`, "Unable to
+    /// find Route by key ... within the provided RouteSettings" (terraform-aws-modules/terraform-aws-apigateway-v2#80).
+    async fn unknown_route_setting(
+        api: &str,
+        settings: &Value,
+        upstream: &Upstream,
+    ) -> Option<Answer> {
+        let keys: Vec<&String> = settings.as_object()?.keys().collect();
+        if keys.is_empty() {
+            return None;
+        }
+        let routes: Value = upstream
+            .get(&format!("/v2/apis/{api}/routes"))
+            .await
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let known: Vec<&str> = routes["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["routeKey"].as_str())
+            .collect();
+        let missing = keys.into_iter().find(|k| !known.contains(&k.as_str()))?;
+        Some(Answer::rest(
+            404,
+            "NotFoundException",
+            &format!("Unable to find Route by key {missing} within the provided RouteSettings"),
+        ))
+    }
+
+    /// `DeleteRouteSettings`, which moto lacks: the route's settings leave the stage; 404 when it has none
+    /// (<https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/apis-apiid-stages-stagename-routesettings-routekey.html>).
+    async fn delete_route_settings(
+        &self,
+        api: &str,
+        stage: &str,
+        key: &str,
+        upstream: &Upstream,
+    ) -> Answer {
+        let current: Value = upstream
+            .get(&format!("/v2/apis/{api}/stages/{stage}"))
+            .await
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let mut s = self.state.lock().unwrap();
+        Self::hit(&mut s, "DeleteRouteSettings (played by the layer)");
+        let kept = s
+            .stage_updates
+            .entry((api.to_string(), stage.to_string()))
+            .or_default();
+        let mut settings = kept
+            .get("routeSettings")
+            .or(current.get("routeSettings"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        if settings.remove(key).is_none() {
+            return Answer::rest(
+                404,
+                "NotFoundException",
+                &format!("Unable to find RouteSettings for key {key}"),
+            );
+        }
+        kept.insert("routeSettings".into(), Value::Object(settings));
+        Answer {
+            status: 204,
+            headers: vec![],
+            body: String::new(),
+        }
     }
 
     async fn list_route_responses(&self, api: &str, route: &str, upstream: &Upstream) -> Answer {
