@@ -41,6 +41,7 @@ pub enum Command {
     Send(cmd::send::Args),
     Dev(cmd::dev::Args),
     Conformance(cmd::conformance::Args),
+    Cost(cmd::cost::Args),
     Build(cmd::build::Args),
     Schema(cmd::schema::Args),
     Completions(cmd::completions::Args),

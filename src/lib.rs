@@ -7,6 +7,7 @@ mod cloud;
 mod cmd;
 mod config;
 mod conformance;
+mod cost;
 mod deploy;
 mod dev;
 pub mod envfile;
@@ -49,6 +50,7 @@ async fn dispatch(command: Command, ctx: &cmd::Context) -> Result<(), Error> {
         Command::Policy(a) => a.run(ctx).await,
         Command::Teardown(a) => a.run(ctx).await,
         Command::Outputs(a) => a.run(ctx).await,
+        Command::Cost(a) => a.run(ctx).await,
         Command::Send(a) => a.run(ctx).await,
         Command::Dev(a) => a.run(ctx).await,
         Command::Conformance(a) => a.run(ctx).await,

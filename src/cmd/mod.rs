@@ -3,6 +3,7 @@
 pub(crate) mod build;
 pub(crate) mod completions;
 pub(crate) mod conformance;
+pub(crate) mod cost;
 pub(crate) mod dev;
 pub(crate) mod init;
 pub(crate) mod outputs;

@@ -22,6 +22,16 @@ impl Args {
         let (d, actions) = (&planned.desired, &planned.actions);
         let names = d.names.clone();
         let count = |c: Change| actions.iter().filter(|a| a.change() == c).count();
+        // The config's expected traffic, priced with the defaults `wsdeploy cost` uses.
+        let cost = s.stage.expect.map(|e| {
+            let load = crate::cost::Load {
+                connections: e.connections,
+                messages_per_minute: e.messages_per_minute,
+                message_kb: e.message_kb,
+                function_ms: crate::cost::DEFAULT_FUNCTION_MS,
+            };
+            (e, crate::cost::estimate(&s.stage, &load).usd_per_month)
+        });
         ctx.ui.out_json(&json!({
             "project": d.project,
             "stage": d.stage,
@@ -34,6 +44,7 @@ impl Args {
                 v
             }).collect::<Vec<_>>(),
             "summary": { "create": count(Change::Create), "update": count(Change::Update), "delete": count(Change::Delete) },
+            "cost_usd_per_month": cost.map(|(_, usd)| usd),
         }));
         ctx.ui.out(format!(
             "Stage {} in {} ({}):\n{}",
@@ -42,6 +53,14 @@ impl Args {
             d.account,
             render(actions, &names)
         ));
+        if let Some((e, total)) = cost {
+            ctx.ui.out(format!(
+                "Cost: about {} a month at {} sockets and {} messages a minute (`wsdeploy cost` itemizes it).",
+                crate::cost::usd(total),
+                crate::cost::amount(e.connections),
+                crate::cost::amount(e.messages_per_minute)
+            ));
+        }
         Ok(())
     }
 }

@@ -45,6 +45,23 @@ pub struct Layer {
     pub tags: Option<BTreeMap<String, String>>,
     /// What `wsdeploy dev` runs beside the gateway (your backend, say).
     pub dev: Option<Dev>,
+    /// The traffic you expect, so that `plan` shows what the stage would cost a month (`wsdeploy cost` details it).
+    pub expect: Option<Expect>,
+}
+
+/// Expected traffic, for the cost estimate.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Sockets open at any moment, on average.
+    #[schemars(range(min = 0))]
+    pub connections: Option<f64>,
+    /// Messages a minute, both ways (clients' and the backend's pushes), heartbeats aside.
+    #[schemars(range(min = 0))]
+    pub messages_per_minute: Option<f64>,
+    /// The average message's size in KB (default 1): API Gateway bills each 32 KB started as one message.
+    #[schemars(range(min = 0))]
+    pub message_kb: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -223,7 +240,8 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle });
+merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle, expect });
+merge_struct!(Expect { connections, messages_per_minute, message_kb; });
 merge_struct!(Dev { command, dir, open; });
 merge_struct!(Throttle { rate, burst; routes });
 merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms, allow_http; });

@@ -52,6 +52,16 @@ pub struct StageConfig {
     pub env: EnvSettings,
     pub tags: BTreeMap<String, String>,
     pub dev: DevSettings,
+    /// The traffic the config expects, for `plan`'s cost row; both numbers given, or none.
+    pub expect: Option<ExpectedLoad>,
+}
+
+/// `expect:` with its default message size.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ExpectedLoad {
+    pub connections: f64,
+    pub messages_per_minute: f64,
+    pub message_kb: f64,
 }
 
 /// What `wsdeploy dev` runs beside the gateway.
@@ -377,6 +387,7 @@ fn resolve_layer(
     let heartbeat = l.heartbeat.unwrap_or(true);
     check_routes(checker, &routes, heartbeat, &origin);
     let throttle = ThrottleSettings::of(l.throttle.as_ref());
+    let expect = expected_load(checker, l.expect.as_ref(), &origin);
     check_route_throttles(checker, &throttle, &routes, heartbeat, &origin);
     let env = resolve_env(checker, &l, &origin);
     let env_key = env_key(
@@ -413,6 +424,7 @@ fn resolve_layer(
         credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
         env,
         tags: l.tags.clone().unwrap_or_default(),
+        expect,
         dev: {
             let d = l.dev.clone().unwrap_or_default();
             let base = checker.file.dir.clone();
@@ -550,6 +562,29 @@ fn check_routes(
             "add `$disconnect: disconnect`",
         );
     }
+}
+
+/// `expect:`, for the cost row of `plan`: both numbers, or it is no load.
+fn expected_load(
+    checker: &mut Checker<'_>,
+    e: Option<&super::model::Expect>,
+    origin: &dyn Fn(&[&str]) -> Vec<String>,
+) -> Option<ExpectedLoad> {
+    let e = e?;
+    let (Some(connections), Some(messages_per_minute)) = (e.connections, e.messages_per_minute)
+    else {
+        checker.error(
+            origin(&["expect"]),
+            "`expect` needs both `connections` and `messages_per_minute`",
+            "e.g. expect: { connections: 1000, messages_per_minute: 600 }",
+        );
+        return None;
+    };
+    Some(ExpectedLoad {
+        connections,
+        messages_per_minute,
+        message_kb: e.message_kb.unwrap_or(1.0),
+    })
 }
 
 /// A route's throttle must name one of the stage's routes: API Gateway refuses settings for a route it does not

@@ -117,6 +117,21 @@ impl<'a> Checker<'a> {
         if let Some(t) = &layer.throttle {
             self.throttle(prefix, t);
         }
+        if let Some(e) = &layer.expect {
+            for (key, value) in [
+                ("connections", e.connections),
+                ("messages_per_minute", e.messages_per_minute),
+                ("message_kb", e.message_kb),
+            ] {
+                if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                    self.error(
+                        at(&["expect", key]),
+                        format!("`{key}` must be a number of 0 or more"),
+                        "give the average you expect, e.g. 1000",
+                    );
+                }
+            }
+        }
         if let Some(l) = &layer.lambda {
             self.lambda(prefix, l);
         }

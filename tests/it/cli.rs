@@ -2,7 +2,7 @@
 
 use crate::support::util::{fixtures, wsdeploy};
 
-const VERBS: [&str; 11] = [
+const VERBS: [&str; 12] = [
     "init",
     "validate",
     "plan",
@@ -14,6 +14,7 @@ const VERBS: [&str; 11] = [
     "dev",
     "schema",
     "completions",
+    "cost",
 ];
 
 fn two_stage_app() -> tempfile::TempDir {
@@ -245,6 +246,53 @@ fn validate_summarises_every_stage() {
     let app = two_stage_app();
     let run = wsdeploy(app.path(), &["validate"]).expect(0);
     insta::assert_snapshot!(run.stdout);
+}
+
+/// `cost` as a person reads it: each meter of the bill with its quantity and price, the total and what it assumes.
+/// The load comes from flags or from the stage's `expect:`; without either it is bad usage (exit 2).
+#[test]
+fn cost_itemizes_a_month_of_the_expected_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("wsdeploy.yaml"),
+        "project: chat\nregion: eu-west-3\nbackend: { url: 'https://api.example.com' }\nstages:\n  dev: {}\n  prod:\n    expect: { connections: 1000, messages_per_minute: 600 }\n",
+    )
+    .unwrap();
+    let from_config = wsdeploy(tmp.path(), &["cost", "-s", "prod"]).expect(0);
+    insta::assert_snapshot!(from_config.stdout);
+    let flags = [
+        "cost",
+        "-s",
+        "dev",
+        "--connections",
+        "1000",
+        "--messages",
+        "10",
+        "--per",
+        "second",
+    ];
+    let from_flags = wsdeploy(tmp.path(), &flags).expect(0);
+    assert_eq!(
+        from_flags.stdout.replace("Stage dev", "Stage prod"),
+        from_config.stdout
+    );
+    let json = wsdeploy(tmp.path(), &[&flags[..], &["--output", "json"]].concat()).expect(0);
+    let total = json.json()["usd_per_month"].as_f64().unwrap();
+    assert!((total - 57.19).abs() < 0.005, "{total}");
+    let none = wsdeploy(tmp.path(), &["cost", "-s", "dev"]).expect(2);
+    assert!(
+        none.stderr.contains("give --connections and --messages"),
+        "{}",
+        none.stderr
+    );
+    let negative = wsdeploy(tmp.path(), &["cost", "-s", "prod", "--connections", "-5"]).expect(2);
+    assert!(
+        negative
+            .stderr
+            .contains("--connections must be a number of 0 or more"),
+        "{}",
+        negative.stderr
+    );
 }
 
 /// A file too large to be a config, or nested far too deep, is refused before any YAML parser reads it: quickly,

@@ -780,15 +780,26 @@ async fn every_stage_is_throttled_and_a_new_limit_is_one_update() {
         "a small app's defaults"
     );
 
-    app.config(&format!("{BASE}throttle: {{ rate: 20, burst: 40 }}\n"));
+    // With an expected load, plan prices it as `cost` does.
+    app.config(&format!("{BASE}throttle: {{ rate: 20, burst: 40 }}\nexpect: {{ connections: 1000, messages_per_minute: 600 }}\n"));
     let plan = app.run(&["plan"]).expect(0);
+    let cost = app.run(&["cost", "--output", "json"]).expect(0).json()["usd_per_month"].clone();
+    let line = format!(
+        "Cost: about ${:.2} a month at 1k sockets and 600 messages a minute",
+        cost.as_f64().unwrap()
+    );
     plan.check(
         plan.stdout
             .contains("~ stage             dev  (throttle 20/s, burst 40)")
             && plan
                 .stdout
-                .contains("0 to create, 1 to update, 0 to delete"),
-        "one update of the stage",
+                .contains("0 to create, 1 to update, 0 to delete")
+            && plan.stdout.contains(&line),
+        "one update of the stage, and the cost",
+    );
+    assert_eq!(
+        app.run(&["plan", "--output", "json"]).expect(0).json()["cost_usd_per_month"],
+        cost
     );
     app.run(&["up"]).expect(0);
     assert_eq!(limits().await, (Some(20.0), Some(40)));
