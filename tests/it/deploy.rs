@@ -747,6 +747,36 @@ async fn reserved_concurrency_is_applied_and_a_refusal_says_what_to_do() {
     }
 }
 
+/// The `dev` stage of a first `up`, read through the proxy: the layer lays what moto cannot store (UpdateStage,
+/// route settings) over moto's stage.
+struct DevStage {
+    apigw: aws_sdk_apigatewayv2::Client,
+    api: String,
+}
+
+impl DevStage {
+    async fn up(app: &App, proxy: &Proxy) -> DevStage {
+        let api = app.run(&["up", "--output", "json"]).expect(0).json()["api_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let apigw = aws_sdk_apigatewayv2::Client::new(
+            &crate::support::moto::sdk_config_at(&proxy.endpoint).await,
+        );
+        DevStage { apigw, api }
+    }
+
+    async fn read(&self) -> aws_sdk_apigatewayv2::operation::get_stage::GetStageOutput {
+        self.apigw
+            .get_stage()
+            .api_id(&self.api)
+            .stage_name("dev")
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// The stage's throttle: API Gateway's account-wide defaults (10,000/s) would let one flooding client reach the
 /// functions and the backend, so every stage gets a small app's limits unless the config says otherwise; a change
 /// is one `UpdateStage` (which moto lacks: the layer plays it), and then nothing is left to do.
@@ -755,22 +785,9 @@ async fn every_stage_is_throttled_and_a_new_limit_is_one_update() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto.endpoint).await;
     let app = App::new(&proxy.endpoint, BASE);
-    let api = app.run(&["up", "--output", "json"]).expect(0).json()["api_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // Read through the proxy: the layer lays the updates moto cannot store over its stage.
-    let apigw = aws_sdk_apigatewayv2::Client::new(
-        &crate::support::moto::sdk_config_at(&proxy.endpoint).await,
-    );
+    let dev = DevStage::up(&app, &proxy).await;
     let limits = || async {
-        let stage = apigw
-            .get_stage()
-            .api_id(&api)
-            .stage_name("dev")
-            .send()
-            .await
-            .unwrap();
+        let stage = dev.read().await;
         let r = stage.default_route_settings().unwrap();
         (r.throttling_rate_limit(), r.throttling_burst_limit())
     };
@@ -820,21 +837,9 @@ async fn a_route_has_its_own_throttle_until_it_goes() {
         &proxy.endpoint,
         &format!("{BASE}{routes}throttle: {{ rate: 50, routes: {{ auth: {{ rate: 5 }}, typing: {{ rate: 1, burst: 2 }} }} }}\n"),
     );
-    let api = app.run(&["up", "--output", "json"]).expect(0).json()["api_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let apigw = aws_sdk_apigatewayv2::Client::new(
-        &crate::support::moto::sdk_config_at(&proxy.endpoint).await,
-    );
+    let dev = DevStage::up(&app, &proxy).await;
     let routes_limits = || async {
-        let stage = apigw
-            .get_stage()
-            .api_id(&api)
-            .stage_name("dev")
-            .send()
-            .await
-            .unwrap();
+        let stage = dev.read().await;
         let mut out: Vec<(String, Option<f64>, Option<i32>)> = stage
             .route_settings()
             .into_iter()

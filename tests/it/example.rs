@@ -215,10 +215,16 @@ fn two_users_chat_in_chromium_through_the_example() {
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| panic!("no JSON summary from the browser test:\n{}", report()));
-    eprintln!("{summary}");
+    let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    eprintln!(
+        "{summary}\nheartbeats answered by the gateway: {}; sockets dropped at the connection limit: {}; auth invocations: {}",
+        count("→ answered by the gateway (MOCK, no function)"),
+        count("1001: maximum connection duration"),
+        count("route auth → chat-local-connect 200"),
+    );
     // The limits were crossed: alice renewed (make-before-break) and bob was dropped at the connection limit,
     // several times each in 30 s; no gap was reported, since the replay covered every drop.
-    let lines = |what: &str| log.lines().filter(|l| l.contains(what)).count();
+    let lines = count;
     assert!(
         summary["sockets"]["alice"].as_u64() >= Some(3)
             && summary["sockets"]["bob"].as_u64() >= Some(2),
