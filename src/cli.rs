@@ -38,6 +38,7 @@ pub enum Command {
     Up(cmd::up::Args),
     Teardown(cmd::teardown::Args),
     Outputs(cmd::outputs::Args),
+    Status(cmd::status::Args),
     Send(cmd::send::Args),
     Dev(cmd::dev::Args),
     Conformance(cmd::conformance::Args),

@@ -50,6 +50,7 @@ async fn dispatch(command: Command, ctx: &cmd::Context) -> Result<(), Error> {
         Command::Policy(a) => a.run(ctx).await,
         Command::Teardown(a) => a.run(ctx).await,
         Command::Outputs(a) => a.run(ctx).await,
+        Command::Status(a) => a.run(ctx).await,
         Command::Cost(a) => a.run(ctx).await,
         Command::Send(a) => a.run(ctx).await,
         Command::Dev(a) => a.run(ctx).await,

@@ -184,8 +184,29 @@ async fn function(c: &Clients, name: String) -> Result<Option<(String, FunctionO
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
         permission_source,
+        broken: broken(cfg),
     };
     Ok(Some((name, obs)))
+}
+
+/// Why a function cannot run: its state is `Failed`, or its last update failed (the previous code and settings stay
+/// live then, but the config's are not). `Pending` and `InProgress` pass by themselves and are not problems.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html>
+fn broken(cfg: &aws_sdk_lambda::types::FunctionConfiguration) -> Option<String> {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    if cfg.state() == Some(&State::Failed) {
+        return Some(format!(
+            "is Failed ({})",
+            cfg.state_reason().unwrap_or("no reason given")
+        ));
+    }
+    if cfg.last_update_status() == Some(&LastUpdateStatus::Failed) {
+        return Some(format!(
+            "failed its last update ({})",
+            cfg.last_update_status_reason().unwrap_or("no reason given")
+        ));
+    }
+    None
 }
 
 /// The function's environment. With a customer managed key, Lambda shows it only to callers allowed `kms:Decrypt`

@@ -12,6 +12,7 @@ pub(crate) mod policy;
 pub(crate) mod schema;
 pub(crate) mod send;
 pub(crate) mod session;
+pub(crate) mod status;
 pub(crate) mod teardown;
 pub(crate) mod up;
 pub(crate) mod validate;

@@ -683,4 +683,4 @@ pub(crate) fn render(actions: &[Action], names: &Names) -> String {
 
 #[cfg(test)]
 #[path = "plan_tests.rs"]
-mod tests;
+pub(crate) mod tests;

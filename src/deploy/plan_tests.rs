@@ -7,7 +7,7 @@ use crate::config::{Config, Overrides};
 use crate::deploy::action::{Phase, TagTarget};
 use crate::deploy::state::*;
 
-fn desired(extra: &str) -> Desired {
+pub(crate) fn desired(extra: &str) -> Desired {
     let src = format!(
         "project: chat\nregion: eu-west-3\nbackend: {{ url: 'https://api.example.com' }}\n{extra}"
     );
@@ -40,7 +40,7 @@ fn aws_caller() -> Caller {
 }
 
 /// What AWS holds after a successful `up` of `d`, written independently of `apply`.
-fn converged(d: &Desired) -> Observed {
+pub(crate) fn converged(d: &Desired) -> Observed {
     let api_id = "api1";
     let env_key = (d.env_key == crate::config::EnvKey::Stage).then(|| EnvKeyObs {
         id: "key1".into(),
@@ -70,6 +70,7 @@ fn converged(d: &Desired) -> Observed {
                     reserved: f.reserved,
                     tags: d.tags.clone(),
                     permission_source: Some(d.invoke_source_arn(api_id)),
+                    broken: None,
                 },
             )
         })

@@ -216,6 +216,32 @@ impl Desired {
         .expect("every function has an artifact")
     }
 
+    /// The stage as the config wants it, but with the code and signing secrets it has now: what `status` compares
+    /// against, since it builds nothing and rotates nothing (a function without a secret still shows as drift).
+    pub fn as_deployed(cfg: &StageConfig, caller: &Caller, o: &Observed) -> Desired {
+        let artifacts = cfg
+            .functions()
+            .into_iter()
+            .map(|f| {
+                let code_sha256 = o
+                    .functions
+                    .get(&cfg.function_name(&f))
+                    .map(|obs| obs.code_sha256.clone())
+                    .unwrap_or_default();
+                let artifact = Artifact {
+                    zip: PathBuf::new(),
+                    code_sha256,
+                    bytes: 0,
+                };
+                (f, artifact)
+            })
+            .collect();
+        let signing = o
+            .signing_secrets()
+            .unwrap_or_else(|| SigningSecrets::single(String::new()));
+        Desired::new(cfg, caller, &artifacts, &signing).expect("every function has an artifact")
+    }
+
     /// The API's host: from the endpoint AWS gave, else built from the partition's DNS suffix.
     fn api_host(&self, api: &ApiRef) -> String {
         api.endpoint
@@ -453,6 +479,8 @@ pub struct FunctionObs {
     pub tags: Tags,
     /// Source ARN of our invoke permission statement, if present.
     pub permission_source: Option<String>,
+    /// Why the function cannot run (its state `Failed`, or its last update failed), when it cannot.
+    pub broken: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

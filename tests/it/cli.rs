@@ -2,7 +2,7 @@
 
 use crate::support::util::{fixtures, wsdeploy};
 
-const VERBS: [&str; 12] = [
+const VERBS: [&str; 13] = [
     "init",
     "validate",
     "plan",
@@ -15,6 +15,7 @@ const VERBS: [&str; 12] = [
     "schema",
     "completions",
     "cost",
+    "status",
 ];
 
 fn two_stage_app() -> tempfile::TempDir {

@@ -889,3 +889,91 @@ async fn a_route_has_its_own_throttle_until_it_goes() {
     ));
     app.run(&["up"]).expect(0);
 }
+
+/// `status` on a healthy stage, then on one broken three ways behind wsdeploy's back (the connect function's
+/// invoke permission removed, the auth route's response deleted, the backend's key deactivated): each problem is
+/// named with what it does to users and its fix, exit 1; after `up`, healthy again.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_names_each_problem_with_its_fix() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(&proxy.endpoint, BASE);
+    let dev = DevStage::up(&app, &proxy).await;
+    let healthy = app.run(&["status"]).expect(0);
+    healthy.check(healthy.stdout.contains("is healthy"), "healthy after up");
+
+    let conf = crate::support::moto::sdk_config_at(&proxy.endpoint).await;
+    aws_sdk_lambda::Client::new(&conf)
+        .remove_permission()
+        .function_name("chat-dev-connect")
+        .statement_id("wsdeploy-apigateway-invoke")
+        .send()
+        .await
+        .unwrap();
+    let routes = dev
+        .apigw
+        .get_routes()
+        .api_id(&dev.api)
+        .send()
+        .await
+        .unwrap();
+    let auth = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some("auth"))
+        .unwrap()
+        .route_id()
+        .unwrap()
+        .to_string();
+    let responses = dev
+        .apigw
+        .get_route_responses()
+        .api_id(&dev.api)
+        .route_id(&auth)
+        .send()
+        .await
+        .unwrap();
+    for r in responses.items() {
+        dev.apigw
+            .delete_route_response()
+            .api_id(&dev.api)
+            .route_id(&auth)
+            .route_response_id(r.route_response_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let key = env_file(&app.backend_env)["WS_API_ACCESS_KEY_ID"].clone();
+    aws_sdk_iam::Client::new(&conf)
+        .update_access_key()
+        .user_name("chat-dev-backend")
+        .access_key_id(&key)
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+
+    let broken = app.run(&["status"]).expect(1);
+    for line in [
+        "✗ API Gateway may not invoke chat-dev-connect: the routes it serves answer \"Internal server error\"",
+        "✗ the route auth has no response: clients never hear its reply",
+        &format!("✗ the backend's access key {key} is inactive: AWS refuses its @connections calls"),
+        "fix: run `wsdeploy up -s dev --rotate-credentials`, then restart your backend with its env file",
+        "fix: run `wsdeploy up -s dev`",
+    ] {
+        broken.check(broken.stdout.contains(line), line);
+    }
+    // The report, then the error document, as every verb that fails with --output json.
+    let out = app.run(&["status", "--output", "json"]).expect(1).stdout;
+    let json: Value = serde_json::Deserializer::from_str(&out)
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(json["healthy"], false);
+    assert_eq!(json["problems"].as_array().unwrap().len(), 3, "{json}");
+
+    app.run(&["up", "--rotate-credentials"]).expect(0);
+    let again = app.run(&["status"]).expect(0);
+    again.check(again.stdout.contains("is healthy"), "healthy after up");
+}

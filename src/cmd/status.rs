@@ -1,0 +1,69 @@
+//! `wsdeploy status`: is this stage healthy?
+
+use serde_json::json;
+
+use crate::deploy::health::{problems, Problem};
+use crate::deploy::{plan, Desired, Options};
+use crate::error::Result;
+
+use super::Context;
+
+/// Check the deployed stage and name each problem with its fix: a function that cannot run, a missing invoke
+/// permission or route response, a failed deployment, a backend access key that AWS refuses, a throttle of 0, and
+/// any other difference from the config. Exit 1 when there is a problem, so CI can gate on it.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  wsdeploy status -s prod\n  wsdeploy status -s prod --output json | jq .problems"
+)]
+pub struct Args {}
+
+impl Args {
+    pub async fn run(self, ctx: &Context) -> Result<()> {
+        let s = ctx.session().await?;
+        let o = &s.observed;
+        let d = Desired::as_deployed(&s.stage, &s.caller, o);
+        let drift = plan(&d, o, &Options::default()).map_err(anyhow::Error::from)?;
+        let failure = match o.kept_api() {
+            Some(api) => {
+                crate::cloud::apigw::deployment_failure(&s.clients.apigw, &api.id, &d.stage).await?
+            }
+            None => None,
+        };
+        let found = problems(&d, o, &drift, failure.as_deref());
+        ctx.ui.out_json(&json!({
+            "stage": d.stage,
+            "region": d.region,
+            "healthy": found.is_empty(),
+            "problems": found,
+        }));
+        ctx.ui.out(report(&d, o, &found));
+        if !found.is_empty() {
+            return Err(anyhow::anyhow!(
+                "{} problem{} in the stage {}",
+                found.len(),
+                if found.len() == 1 { "" } else { "s" },
+                d.stage
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+fn report(d: &Desired, o: &crate::deploy::Observed, found: &[Problem]) -> String {
+    if found.is_empty() {
+        let routes = o.kept_api().map_or(0, |a| a.routes.len());
+        return format!(
+            "Stage {} in {} ({}) is healthy: {} functions that can run, {routes} routes, the backend's key active, no difference from the config.",
+            d.stage,
+            d.region,
+            d.account,
+            d.functions.len()
+        );
+    }
+    let mut out = format!("Stage {} in {} ({}):\n", d.stage, d.region, d.account);
+    for p in found {
+        out.push_str(&format!("  ✗ {}\n      fix: {}\n", p.what, p.fix));
+    }
+    out.trim_end().to_string()
+}
