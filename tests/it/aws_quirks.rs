@@ -273,31 +273,9 @@ async fn a_lost_route_response_is_repaired_by_the_next_up() {
     let api_id = first["api_id"].as_str().unwrap().to_string();
     let conf = sdk(&proxy.endpoint, ("testing", "testing")).await;
     let apigw = aws_sdk_apigatewayv2::Client::new(&conf);
-    let routes = apigw.get_routes().api_id(&api_id).send().await.unwrap();
-    let auth = routes
-        .items()
-        .iter()
-        .find(|r| r.route_key() == Some("auth"))
-        .unwrap()
-        .route_id()
-        .unwrap()
-        .to_string();
-    let responses = apigw
-        .get_route_responses()
-        .api_id(&api_id)
-        .route_id(&auth)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(responses.items().len(), 1, "exactly one $default response");
-    apigw
-        .delete_route_response()
-        .api_id(&api_id)
-        .route_id(&auth)
-        .route_response_id(responses.items()[0].route_response_id().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let (auth, deleted) =
+        crate::support::moto::delete_route_responses(&apigw, &api_id, "auth").await;
+    assert_eq!(deleted, 1, "exactly one $default response");
     let plan = app.run(&["plan", "--output", "json"]).expect(0).json();
     assert_eq!(
         plan["actions"][0]["action"], "create_route_response",

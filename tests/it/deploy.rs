@@ -910,39 +910,7 @@ async fn status_names_each_problem_with_its_fix() {
         .send()
         .await
         .unwrap();
-    let routes = dev
-        .apigw
-        .get_routes()
-        .api_id(&dev.api)
-        .send()
-        .await
-        .unwrap();
-    let auth = routes
-        .items()
-        .iter()
-        .find(|r| r.route_key() == Some("auth"))
-        .unwrap()
-        .route_id()
-        .unwrap()
-        .to_string();
-    let responses = dev
-        .apigw
-        .get_route_responses()
-        .api_id(&dev.api)
-        .route_id(&auth)
-        .send()
-        .await
-        .unwrap();
-    for r in responses.items() {
-        dev.apigw
-            .delete_route_response()
-            .api_id(&dev.api)
-            .route_id(&auth)
-            .route_response_id(r.route_response_id().unwrap())
-            .send()
-            .await
-            .unwrap();
-    }
+    crate::support::moto::delete_route_responses(&dev.apigw, &dev.api, "auth").await;
     let key = env_file(&app.backend_env)["WS_API_ACCESS_KEY_ID"].clone();
     aws_sdk_iam::Client::new(&conf)
         .update_access_key()

@@ -82,3 +82,38 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Deletes the responses of the route `key` behind wsdeploy's back, as a crash between its two calls or a person in
+/// the console would; returns the route's id and how many responses it had.
+pub(crate) async fn delete_route_responses(
+    apigw: &aws_sdk_apigatewayv2::Client,
+    api: &str,
+    key: &str,
+) -> (String, usize) {
+    let routes = apigw.get_routes().api_id(api).send().await.unwrap();
+    let route = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some(key))
+        .and_then(|r| r.route_id())
+        .unwrap_or_else(|| panic!("no route {key} in {api}"))
+        .to_string();
+    let responses = apigw
+        .get_route_responses()
+        .api_id(api)
+        .route_id(&route)
+        .send()
+        .await
+        .unwrap();
+    for r in responses.items() {
+        apigw
+            .delete_route_response()
+            .api_id(api)
+            .route_id(&route)
+            .route_response_id(r.route_response_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    (route, responses.items().len())
+}
