@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::config::{Architecture, EnvKey, StageConfig};
-use crate::facts::{HEARTBEAT_ACTION, MAX_CONNECTION_S, MAX_FRAME_BYTES};
+use crate::facts::{HEARTBEAT_ACTION, MAX_CONNECTION_S, MESSAGE_BILLING_BYTES};
 
 /// AWS's public list prices in us-east-1, in US dollars, as published on each service's pricing page in 2025
 /// (<https://aws.amazon.com/api-gateway/pricing/>, <https://aws.amazon.com/lambda/pricing/>,
@@ -87,7 +87,7 @@ pub(crate) fn estimate(stage: &StageConfig, load: &Load) -> Estimate {
     let connection_minutes = load.connections * MINUTES_PER_MONTH;
     // Each socket is opened and authenticated (auth message and reply) and closed once per lifetime.
     let sockets = connection_minutes / SOCKET_MINUTES;
-    let units = (load.message_kb * 1024.0 / MAX_FRAME_BYTES as f64)
+    let units = (load.message_kb * 1024.0 / MESSAGE_BILLING_BYTES as f64)
         .ceil()
         .max(1.0);
     let app_messages = load.messages_per_minute * MINUTES_PER_MONTH * units;

@@ -10,6 +10,9 @@ pub(crate) const INTEGRATION_TIMEOUT_S: u32 = 29;
 pub(crate) const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// The largest single WebSocket frame, in bytes (32 KB); larger messages arrive in several frames.
 pub(crate) const MAX_FRAME_BYTES: usize = 32 * 1024;
+/// Messages are billed in units of this size: each 32 KB started is one message
+/// (<https://aws.amazon.com/api-gateway/pricing/>). The same number as the frame limit, a different fact.
+pub(crate) const MESSAGE_BILLING_BYTES: usize = 32 * 1024;
 /// A connection without a message for this long is closed (10 minutes).
 pub(crate) const IDLE_TIMEOUT_S: u64 = 10 * 60;
 /// A connection is closed after this long whatever happens (2 hours).

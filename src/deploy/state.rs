@@ -197,49 +197,49 @@ impl Desired {
 
     /// The stage's names and policies without its code, for verbs that never upload (`outputs`, `teardown`).
     pub fn without_code(cfg: &StageConfig, caller: &Caller) -> Desired {
-        let none = Artifact {
-            zip: PathBuf::new(),
-            code_sha256: String::new(),
-            bytes: 0,
-        };
-        let artifacts = cfg
-            .functions()
-            .into_iter()
-            .map(|f| (f, none.clone()))
-            .collect();
-        Desired::new(
+        Desired::with_code(
             cfg,
             caller,
-            &artifacts,
+            |_| String::new(),
             &SigningSecrets::single(String::new()),
         )
-        .expect("every function has an artifact")
     }
 
     /// The stage as the config wants it, but with the code and signing secrets it has now: what `status` compares
     /// against, since it builds nothing and rotates nothing (a function without a secret still shows as drift).
     pub fn as_deployed(cfg: &StageConfig, caller: &Caller, o: &Observed) -> Desired {
+        let code = |f: &str| {
+            o.functions
+                .get(&cfg.function_name(f))
+                .map(|obs| obs.code_sha256.clone())
+                .unwrap_or_default()
+        };
+        let signing = o
+            .signing_secrets()
+            .unwrap_or_else(|| SigningSecrets::single(String::new()));
+        Desired::with_code(cfg, caller, code, &signing)
+    }
+
+    /// Every function's artifact stands for code this run does not build: `code(function)` is its SHA-256.
+    fn with_code(
+        cfg: &StageConfig,
+        caller: &Caller,
+        code: impl Fn(&str) -> String,
+        signing: &SigningSecrets,
+    ) -> Desired {
         let artifacts = cfg
             .functions()
             .into_iter()
             .map(|f| {
-                let code_sha256 = o
-                    .functions
-                    .get(&cfg.function_name(&f))
-                    .map(|obs| obs.code_sha256.clone())
-                    .unwrap_or_default();
                 let artifact = Artifact {
                     zip: PathBuf::new(),
-                    code_sha256,
+                    code_sha256: code(&f),
                     bytes: 0,
                 };
                 (f, artifact)
             })
             .collect();
-        let signing = o
-            .signing_secrets()
-            .unwrap_or_else(|| SigningSecrets::single(String::new()));
-        Desired::new(cfg, caller, &artifacts, &signing).expect("every function has an artifact")
+        Desired::new(cfg, caller, &artifacts, signing).expect("every function has an artifact")
     }
 
     /// The API's host: from the endpoint AWS gave, else built from the partition's DNS suffix.

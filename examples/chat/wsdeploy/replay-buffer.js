@@ -33,9 +33,9 @@ class MemoryReplayBuffer {
   append(userId, encode, now = Date.now()) {
     let user = this.users.get(userId);
     if (!user) this.users.set(userId, (user = { next: now * 1000, lastAt: now, entries: [] }));
-    const entry = { id: user.next++, at: now, body: null };
+    const id = user.next++;
+    const entry = { id, at: now, body: encode(id) };
     user.lastAt = now;
-    entry.body = encode(entry.id);
     user.entries.push(entry);
     this.trim(user, now);
     return entry;
