@@ -39,6 +39,7 @@ pub enum Command {
     Teardown(cmd::teardown::Args),
     Outputs(cmd::outputs::Args),
     Status(cmd::status::Args),
+    Logs(cmd::logs::Args),
     Send(cmd::send::Args),
     Dev(cmd::dev::Args),
     Conformance(cmd::conformance::Args),

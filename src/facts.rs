@@ -75,3 +75,18 @@ pub(crate) const LOG_RETENTION_DAYS: [u32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 ];
+
+/// The access log line: one JSON object per connect, message and disconnect, with WebSocket APIs' `$context`
+/// variables (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-logging.html>). API
+/// Gateway refuses a format without `$context.requestId` or `$context.extendedRequestId`
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>). `wsdeploy logs` reads
+/// these names back (see `logfmt`).
+pub(crate) const ACCESS_LOG_FORMAT: &str = r#"{"requestId":"$context.requestId","requestTime":"$context.requestTime","eventType":"$context.eventType","routeKey":"$context.routeKey","connectionId":"$context.connectionId","status":"$context.status","integrationError":"$context.integration.error","integrationLatency":"$context.integrationLatency","error":"$context.error.message","ip":"$context.identity.sourceIp"}"#;
+
+/// The role API Gateway pushes logs to CloudWatch with, set in the account's API Gateway settings. One per
+/// account, shared by every stage (and every other API Gateway API of the account).
+pub(crate) const ACCOUNT_LOGGING_ROLE: &str = "wsdeploy-apigateway-cloudwatch";
+
+/// AWS's managed policy for that role (<https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>).
+pub(crate) const ACCOUNT_LOGGING_POLICY: &str =
+    "policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs";

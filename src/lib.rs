@@ -15,6 +15,7 @@ mod error;
 mod facts;
 mod fsutil;
 mod lambdas;
+mod logfmt;
 mod secret;
 mod templates;
 mod ui;
@@ -51,6 +52,7 @@ async fn dispatch(command: Command, ctx: &cmd::Context) -> Result<(), Error> {
         Command::Teardown(a) => a.run(ctx).await,
         Command::Outputs(a) => a.run(ctx).await,
         Command::Status(a) => a.run(ctx).await,
+        Command::Logs(a) => a.run(ctx).await,
         Command::Cost(a) => a.run(ctx).await,
         Command::Send(a) => a.run(ctx).await,
         Command::Dev(a) => a.run(ctx).await,

@@ -13,7 +13,7 @@ use aws_sdk_apigatewayv2::Client;
 use super::{
     already, explain, gone, is_concurrent_modification, retry_for, SdkResult, PROPAGATION_BUDGET,
 };
-use crate::deploy::state::{ApiRef, Desired, TagDiff};
+use crate::deploy::state::{ApiRef, Desired, StageLogging, TagDiff};
 use crate::facts::{HEARTBEAT_REPLY, REPLY_KEY, ROUTE_SELECTION};
 use crate::ui::Step;
 
@@ -258,7 +258,7 @@ pub(crate) async fn make_route_reply(
 pub(crate) async fn create_stage(
     apigw: &Client,
     api_id: &str,
-    d: &Desired,
+    (d, logging): (&Desired, &StageLogging),
     step: &dyn Step,
 ) -> Result<()> {
     let call = || {
@@ -267,7 +267,8 @@ pub(crate) async fn create_stage(
             .api_id(api_id)
             .stage_name(&d.stage)
             .auto_deploy(true)
-            .default_route_settings(throttle(d))
+            .default_route_settings(route_defaults(d, logging))
+            .set_access_log_settings(access_log(logging))
             .set_tags(Some(d.tags.clone().into_iter().collect()))
             .send()
     };
@@ -278,18 +279,35 @@ pub(crate) async fn create_stage(
 /// The stage's default route settings: its throttle. A stage-wide rate or burst of 0 would refuse every message
 /// with 429 (the config refuses it); for WebSocket APIs the limits apply to every route, `$connect` included
 /// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-protect.html>).
-fn throttle(d: &Desired) -> aws_sdk_apigatewayv2::types::RouteSettings {
+/// Its execution logging level too (WebSocket APIs take it in the default route settings); data tracing, which
+/// would log every message's body and so users' tokens, stays off.
+fn route_defaults(
+    d: &Desired,
+    logging: &StageLogging,
+) -> aws_sdk_apigatewayv2::types::RouteSettings {
     aws_sdk_apigatewayv2::types::RouteSettings::builder()
         .throttling_rate_limit(d.throttle.0)
         .throttling_burst_limit(d.throttle.1)
+        .logging_level(logging.level.as_aws().into())
+        .data_trace_enabled(false)
         .build()
 }
 
-/// Auto-deploy on, and the stage's throttle.
+fn access_log(logging: &StageLogging) -> Option<aws_sdk_apigatewayv2::types::AccessLogSettings> {
+    logging.access.as_ref().map(|(arn, format)| {
+        aws_sdk_apigatewayv2::types::AccessLogSettings::builder()
+            .destination_arn(arn)
+            .format(format)
+            .build()
+    })
+}
+
+/// Auto-deploy on, the stage's throttle and logging. Access logs are turned off by deleting their settings
+/// (`DeleteAccessLogSettings`): an update without them leaves them as they are.
 pub(crate) async fn update_stage(
     apigw: &Client,
     api_id: &str,
-    d: &Desired,
+    (d, logging): (&Desired, &StageLogging),
     step: &dyn Step,
 ) -> Result<()> {
     let call = || {
@@ -298,12 +316,24 @@ pub(crate) async fn update_stage(
             .api_id(api_id)
             .stage_name(&d.stage)
             .auto_deploy(true)
-            .default_route_settings(throttle(d))
+            .default_route_settings(route_defaults(d, logging))
+            .set_access_log_settings(access_log(logging))
             .send()
     };
     write(step, call)
         .await
         .map_err(|e| explain(&format!("update the stage {}", d.stage), e))?;
+    if logging.access.is_none() {
+        let call = || {
+            apigw
+                .delete_access_log_settings()
+                .api_id(api_id)
+                .stage_name(&d.stage)
+                .send()
+        };
+        gone(write(step, call).await)
+            .map_err(|e| explain(&format!("turn off the access logs of {}", d.stage), e))?;
+    }
     Ok(())
 }
 

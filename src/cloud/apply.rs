@@ -28,6 +28,8 @@ pub(crate) struct Ids {
     pub new_key: Option<(String, String)>,
     /// The ARN of the stage's KMS key (`lambda.env_key: stage`), observed or created by this run.
     stage_key_arn: Option<String>,
+    /// Whether the account has API Gateway's CloudWatch role (observed, or set by this run).
+    account_logging: bool,
 }
 
 impl Ids {
@@ -35,6 +37,7 @@ impl Ids {
     pub(crate) fn from_observed(d: &Desired, o: &Observed) -> Ids {
         let mut ids = Ids {
             stage_key_arn: o.env_key.as_ref().map(|k| k.arn.clone()),
+            account_logging: o.account_logging_role.is_some(),
             ..Ids::default()
         };
         let Some(api) = o.kept_api() else { return ids };
@@ -241,6 +244,14 @@ impl<'a> Applier<'a> {
             | CreatePolicy
             | CreatePolicyVersion { .. }
             | DeletePolicy => self.act_iam(a, step).await,
+            CreateAccountLoggingRole => super::account::create_role(self.c, self.d)
+                .await
+                .map(|()| "created, AmazonAPIGatewayPushToCloudWatchLogs attached".into()),
+            SetAccountLoggingRole => {
+                super::account::set_role(self.c, self.d, step).await?;
+                self.remember(|ids| ids.account_logging = true);
+                Ok("set in API Gateway's account settings".into())
+            }
             CreateLogGroup { .. }
             | PutRetention { .. }
             | DeleteLogGroup { .. }
@@ -468,12 +479,33 @@ impl<'a> Applier<'a> {
                     .await
                     .and(said("replies to the client"))
             }
-            CreateStage => apigw::create_stage(&c.apigw, &self.api_id()?, d, step)
-                .await
-                .and(said("auto-deploy")),
-            UpdateStage { .. } => apigw::update_stage(&c.apigw, &self.api_id()?, d, step)
-                .await
-                .and(said("updated")),
+            CreateStage | UpdateStage { .. } | ThrottleRoute { .. } | UnthrottleRoute { .. } => {
+                self.act_stage(a, step).await
+            }
+            other => anyhow::bail!("internal error: {other:?} is not a api action"),
+        }
+    }
+
+    /// The stage: its settings, logging and route throttles.
+    async fn act_stage(&self, a: &Action, step: &dyn Step) -> Result<String> {
+        use Action::*;
+        let (c, d) = (self.c, self.d);
+        let said = |s: &str| Ok(s.to_string());
+        let logging = d.stage_logging(self.ids().account_logging);
+        match a {
+            CreateStage => {
+                apigw::create_stage(&c.apigw, &self.api_id()?, (d, &logging), step).await?;
+                said(if logging.access.is_some() {
+                    "auto-deploy, access logs"
+                } else {
+                    "auto-deploy"
+                })
+            }
+            UpdateStage { .. } => {
+                apigw::update_stage(&c.apigw, &self.api_id()?, (d, &logging), step)
+                    .await
+                    .and(said("updated"))
+            }
             ThrottleRoute { key, .. } => {
                 let limits = d
                     .route_throttle
@@ -489,7 +521,7 @@ impl<'a> Applier<'a> {
                     .await
                     .and(said("removed"))
             }
-            other => anyhow::bail!("internal error: {other:?} is not a api action"),
+            other => anyhow::bail!("internal error: {other:?} is not a stage action"),
         }
     }
 

@@ -51,3 +51,42 @@ pub(crate) async fn retag(logs: &Client, arn: &str, diff: &TagDiff) -> Result<()
     }
     Ok(())
 }
+
+/// The events of `group` from `start_ms` on (at most `limit`), matching `pattern` (a CloudWatch Logs filter pattern;
+/// a quoted term matches that exact text): (timestamp, event id, message), oldest first. A group that does not
+/// exist (yet) has none.
+pub(crate) async fn events(
+    logs: &Client,
+    group: &str,
+    start_ms: i64,
+    pattern: Option<&str>,
+    limit: usize,
+) -> Result<Vec<(i64, String, String)>> {
+    let mut out = vec![];
+    let mut pages = logs
+        .filter_log_events()
+        .log_group_name(group)
+        .start_time(start_ms)
+        .set_filter_pattern(pattern.map(str::to_string))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = match page {
+            Ok(p) => p,
+            Err(e) if e.as_service_error().is_some_and(super::is_not_found) => return Ok(out),
+            Err(e) => return Err(explain(&format!("read the log group {group}"), e)),
+        };
+        for e in page.events() {
+            out.push((
+                e.timestamp().unwrap_or_default(),
+                e.event_id().unwrap_or_default().to_string(),
+                e.message().unwrap_or_default().to_string(),
+            ));
+        }
+        if out.len() >= limit {
+            out.truncate(limit);
+            break;
+        }
+    }
+    Ok(out)
+}

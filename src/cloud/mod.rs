@@ -2,6 +2,7 @@
 //! `AWS_ENDPOINT_URL` for emulators), each call retried by the SDK's own retry config. Thin on purpose: the decisions
 //! are in `deploy::plan`.
 
+pub(crate) mod account;
 pub(crate) mod apigw;
 pub(crate) mod apply;
 pub(crate) mod iam;
@@ -44,6 +45,8 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub apigw: aws_sdk_apigatewayv2::Client,
+    /// API Gateway's first API, for the account settings only.
+    pub apigw_account: aws_sdk_apigateway::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
 }
@@ -57,6 +60,7 @@ impl Clients {
             lambda: aws_sdk_lambda::Client::new(&config),
             tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             apigw: aws_sdk_apigatewayv2::Client::new(&config),
+            apigw_account: aws_sdk_apigateway::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             config,

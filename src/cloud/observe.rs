@@ -9,10 +9,10 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::{explain, is_not_found, policy_json, Clients};
 use crate::config::rules::BUNDLED_FUNCTIONS;
-use crate::config::{Architecture, Names};
+use crate::config::{Architecture, ExecutionLogging, Names};
 use crate::deploy::state::{
     ApiObs, Caller, Desired, FunctionObs, IntegrationObs, KeyObs, LogGroupObs, Observed, PolicyObs,
-    RoleObs, RouteObs, StageObs, Tags, UserObs, PERMISSION_SID,
+    RoleObs, RouteObs, StageLogging, StageObs, Tags, UserObs, PERMISSION_SID,
 };
 
 /// Who the credentials belong to, and what the account holds for the stage. The caller (one STS call, also the
@@ -27,15 +27,16 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         );
         Ok::<_, anyhow::Error>((caller, managed_policy(c, &arn).await?))
     };
-    let (role, functions, log_groups, apis, user, (caller, managed_policy), env_key) = tokio::try_join!(
+    let (role, functions, apis, user, (caller, managed_policy), env_key, account) = tokio::try_join!(
         role(c, l),
         functions(c, l),
-        log_groups(c, l),
         apis(c, l),
         user(c, l),
         policy,
         super::kms::find(&c.kms, l),
+        super::account::observe(c),
     )?;
+    let log_groups = log_groups(c, l, &apis).await?;
     // Without its alias, the key is searched by its tags: a run may have stopped right after creating it (KMS has
     // no idempotent create), and a stage torn down less than 7 days ago left a key that can be restored.
     let (env_key, stray_env_keys) = match env_key {
@@ -58,6 +59,8 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         env_signing_secret: None,
         env_key,
         stray_env_keys,
+        account_logging_role: account.0,
+        account_logging_role_exists: account.1,
     };
     Ok((caller, observed))
 }
@@ -244,50 +247,58 @@ pub(crate) fn permission_source(policy: &str, sid: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-async fn log_groups(c: &Clients, l: &Names) -> Result<BTreeMap<String, LogGroupObs>> {
-    let wanted: Vec<String> = BUNDLED_FUNCTIONS
+/// The stage's log groups: the functions', the access logs' and, for each of its APIs, the execution logs'.
+async fn log_groups(
+    c: &Clients,
+    l: &Names,
+    apis: &[ApiObs],
+) -> Result<BTreeMap<String, LogGroupObs>> {
+    let mut wanted: Vec<String> = BUNDLED_FUNCTIONS
         .iter()
-        .map(|f| Desired::log_group(&format!("{}-{f}", l.prefix)))
+        .map(|f| Desired::log_group(&l.function(f)))
         .collect();
-    let mut found = BTreeMap::new();
-    let mut pages = c
-        .logs
-        .describe_log_groups()
-        .log_group_name_prefix(format!("/aws/lambda/{}-", l.prefix))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| explain("list the Lambda log groups", e))?;
-        for g in page.log_groups() {
-            let name = g.log_group_name().unwrap_or_default();
-            if wanted.iter().any(|w| w == name) {
-                let arn = g.log_group_arn().unwrap_or_default().to_string();
-                found.insert(name.to_string(), (g.retention_in_days(), arn));
-            }
-        }
-    }
-    let reads = found
-        .into_iter()
-        .map(|(name, (retention, arn))| async move {
-            let tags = c
-                .logs
-                .list_tags_for_resource()
-                .resource_arn(&arn)
-                .send()
-                .await
-                .map_err(|e| explain(&format!("read the tags of the log group {name}"), e))?;
-            let tags = tags
-                .tags()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            Ok::<_, anyhow::Error>((name, LogGroupObs { retention, tags }))
-        });
+    wanted.push(l.access_log_group.clone());
+    wanted.extend(apis.iter().map(|a| l.execution_log_group(&a.id)));
+    let reads = wanted.into_iter().map(|name| log_group(c, name));
     Ok(futures_util::future::try_join_all(reads)
         .await?
         .into_iter()
+        .flatten()
         .collect())
+}
+
+/// One log group by its exact name (listed by prefix, the only way CloudWatch Logs finds a name) and its tags.
+async fn log_group(c: &Clients, name: String) -> Result<Option<(String, LogGroupObs)>> {
+    let page = c
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&name)
+        .send()
+        .await
+        .map_err(|e| explain(&format!("read the log group {name}"), e))?;
+    let Some(g) = page
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name.as_str()))
+    else {
+        return Ok(None);
+    };
+    let retention = g.retention_in_days();
+    let arn = g.log_group_arn().unwrap_or_default().trim_end_matches(":*");
+    let tags = c
+        .logs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| explain(&format!("read the tags of the log group {name}"), e))?;
+    let tags = tags
+        .tags()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(Some((name, LogGroupObs { retention, tags })))
 }
 
 async fn apis(c: &Clients, l: &Names) -> Result<Vec<ApiObs>> {
@@ -389,10 +400,31 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
                         ))
                     })
                     .collect(),
+                logging: stage_logging(s),
             })
             .collect(),
         id,
     })
+}
+
+fn stage_logging(s: &aws_sdk_apigatewayv2::types::Stage) -> StageLogging {
+    let access = s.access_log_settings().and_then(|a| {
+        let arn = a.destination_arn().filter(|x| !x.is_empty())?;
+        Some((
+            arn.trim_end_matches(":*").to_string(),
+            a.format().unwrap_or_default().to_string(),
+        ))
+    });
+    let level = match s
+        .default_route_settings()
+        .and_then(|r| r.logging_level())
+        .map(aws_sdk_apigatewayv2::types::LoggingLevel::as_str)
+    {
+        Some("ERROR") => ExecutionLogging::Error,
+        Some("INFO") => ExecutionLogging::Info,
+        _ => ExecutionLogging::Off,
+    };
+    StageLogging { access, level }
 }
 
 /// An integration, and for a MOCK (the heartbeat) the keys of its responses: without one, it answers nothing.

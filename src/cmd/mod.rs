@@ -6,6 +6,7 @@ pub(crate) mod conformance;
 pub(crate) mod cost;
 pub(crate) mod dev;
 pub(crate) mod init;
+pub(crate) mod logs;
 pub(crate) mod outputs;
 pub(crate) mod plan;
 pub(crate) mod policy;
@@ -76,6 +77,22 @@ impl Context {
         Overrides {
             region: self.global.aws.region.clone().or(env_region),
         }
+    }
+
+    /// Asks `question` on the terminal, unless `--yes` answered it; without a terminal and without `--yes`, fails
+    /// with `unattended` (what to pass in CI).
+    pub fn confirm(&self, question: &str, unattended: &str) -> Result<bool> {
+        if self.global.yes {
+            return Ok(true);
+        }
+        if !self.ui.interactive {
+            return Err(crate::error::Error::usage(unattended.to_string()));
+        }
+        Ok(dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(false)
+            .interact()
+            .map_err(anyhow::Error::from)?)
     }
 
     /// Loads and checks the whole config file, showing its warnings. Errors abort before anything else happens.

@@ -19,6 +19,9 @@ impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let s = ctx.session().await?;
         let planned = s.plan(&ctx.ui.progress(), &self.keys).await?;
+        if !self.keys.setup_account_logging {
+            planned.check_account_logging(ctx, &self.keys)?;
+        }
         let (d, actions) = (&planned.desired, &planned.actions);
         let names = d.names.clone();
         let count = |c: Change| actions.iter().filter(|a| a.change() == c).count();

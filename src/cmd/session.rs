@@ -118,6 +118,11 @@ pub struct KeyArgs {
     /// restart it with the env file before the next `up`, which retires the previous one.
     #[arg(long)]
     pub rotate_signing_secret: bool,
+    /// When the stage logs and API Gateway's account settings have no CloudWatch role: create one
+    /// (wsdeploy-apigateway-cloudwatch) and set it, for every API Gateway API of the account and region. Asks
+    /// first unless --yes.
+    #[arg(long)]
+    pub setup_account_logging: bool,
 }
 
 impl KeyArgs {
@@ -130,7 +135,30 @@ impl KeyArgs {
             rotate_credentials: self.rotate_credentials,
             now,
             key_grace_secs: self.key_grace.as_secs() as i64,
+            setup_account_logging: self.setup_account_logging,
         }
+    }
+}
+
+impl Planned {
+    /// Says what the plan leaves undone for want of the account's logging role, and asks before setting it: it is
+    /// account-wide. `Ok(false)`: the user said no.
+    pub fn check_account_logging(&self, ctx: &Context, keys: &KeyArgs) -> Result<bool> {
+        if self.actions.contains(&Action::SetAccountLoggingRole) {
+            let question = format!(
+                "Set {} as API Gateway's CloudWatch role for account {} in {}? Every API Gateway API there may then log.",
+                crate::facts::ACCOUNT_LOGGING_ROLE,
+                self.desired.account,
+                self.desired.region
+            );
+            return ctx.confirm(&question, "--setup-account-logging changes the account's API Gateway settings and there is no terminal to confirm on: pass --yes as well");
+        }
+        if !keys.setup_account_logging {
+            if let Some(p) = crate::deploy::health::account_logging(&self.desired, &self.observed) {
+                ctx.ui.warn(format!("{}. To fix it: {}", p.what, p.fix));
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::cloud::apply::{Applier, Ids};
 use crate::deploy::{plan_teardown, render, Desired};
 use crate::envfile;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::Context;
 
@@ -31,25 +31,18 @@ impl Args {
             ));
         } else {
             ctx.ui.out(render(&actions, &d.names));
-            if !ctx.global.yes {
-                if !ctx.ui.interactive {
-                    return Err(Error::usage("teardown deletes resources and there is no terminal to confirm on: pass --yes"));
-                }
-                let question = format!(
-                    "Delete these {} resources of stage {} in account {}?",
-                    actions.len(),
-                    d.stage,
-                    d.account
-                );
-                let ok = dialoguer::Confirm::new()
-                    .with_prompt(question)
-                    .default(false)
-                    .interact()
-                    .map_err(anyhow::Error::from)?;
-                if !ok {
-                    ctx.ui.info("Nothing was deleted.");
-                    return Ok(());
-                }
+            let question = format!(
+                "Delete these {} resources of stage {} in account {}?",
+                actions.len(),
+                d.stage,
+                d.account
+            );
+            if !ctx.confirm(
+                &question,
+                "teardown deletes resources and there is no terminal to confirm on: pass --yes",
+            )? {
+                ctx.ui.info("Nothing was deleted.");
+                return Ok(());
             }
             let progress = ctx.ui.progress();
             Applier::new(&s.clients, &d, Ids::from_observed(&d, observed), &progress)

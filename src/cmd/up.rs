@@ -62,6 +62,10 @@ impl Args {
         if !planned.actions.is_empty() {
             ctx.ui.out(render(&planned.actions, &planned.desired.names));
         }
+        if !planned.check_account_logging(ctx, &self.keys)? {
+            ctx.ui.info("Nothing was changed.");
+            return Ok(());
+        }
         let done = self.apply(&s, &planned, &progress).await?;
         let key_id = done
             .new_key

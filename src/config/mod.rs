@@ -8,9 +8,10 @@ pub(crate) mod resolve;
 pub(crate) mod rules;
 
 pub(crate) use load::ConfigError;
-pub(crate) use model::{json_schema, Architecture, CredentialsMode};
+pub(crate) use model::{json_schema, Architecture, CredentialsMode, ExecutionLogging};
 pub(crate) use resolve::{
-    is_local, replies, Config, DevSettings, EnvKey, Names, Overrides, StageConfig, LOCAL_STAGE,
+    is_local, replies, Config, DevSettings, EnvKey, LogSettings, Names, Overrides, StageConfig,
+    LOCAL_STAGE,
 };
 
 #[cfg(test)]

@@ -47,6 +47,42 @@ pub struct Layer {
     pub dev: Option<Dev>,
     /// The traffic you expect, so that `plan` shows what the stage would cost a month (`wsdeploy cost` details it).
     pub expect: Option<Expect>,
+    /// API Gateway's own logs of the stage: access logs (on by default) and execution logs (off by default).
+    pub logs: Option<Logs>,
+}
+
+/// API Gateway's logs of the stage. Both kinds need API Gateway's CloudWatch role in the account's settings
+/// (`wsdeploy up --setup-account-logging` sets it).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Logs {
+    /// One JSON line per connect, message and disconnect (connectionId, routeKey, eventType, status,
+    /// integrationError, requestId, ip) in a log group of the stage's. Default true.
+    pub access: Option<bool>,
+    /// API Gateway's execution logs (what it did with each message, step by step): `off` (the default), `error` or
+    /// `info`. They are verbose: CloudWatch bills their ingestion.
+    pub execution: Option<ExecutionLogging>,
+    /// Days the API's logs are kept: one of CloudWatch Logs' retention values (default: lambda.log_retention_days).
+    pub retention_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutionLogging {
+    Off,
+    Error,
+    Info,
+}
+
+impl ExecutionLogging {
+    /// API Gateway's `LoggingLevel`.
+    pub fn as_aws(self) -> &'static str {
+        match self {
+            ExecutionLogging::Off => "OFF",
+            ExecutionLogging::Error => "ERROR",
+            ExecutionLogging::Info => "INFO",
+        }
+    }
 }
 
 /// Expected traffic, for the cost estimate.
@@ -240,7 +276,8 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle, expect });
+merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle, expect, logs });
+merge_struct!(Logs { access, execution, retention_days; });
 merge_struct!(Expect { connections, messages_per_minute, message_kb; });
 merge_struct!(Dev { command, dir, open; });
 merge_struct!(Throttle { rate, burst; routes });

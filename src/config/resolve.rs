@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::diag::Report;
 use super::load::{self, did_you_mean, ConfigError, ConfigFile};
-use super::model::{Architecture, CredentialsMode, Layer, Merge};
+use super::model::{Architecture, CredentialsMode, ExecutionLogging, Layer, Merge};
 use super::rules::{self, Checker};
 use crate::secret::SigningSecrets;
 
@@ -54,6 +54,32 @@ pub struct StageConfig {
     pub dev: DevSettings,
     /// The traffic the config expects, for `plan`'s cost row; both numbers given, or none.
     pub expect: Option<ExpectedLoad>,
+    pub logs: LogSettings,
+}
+
+/// API Gateway's logs of the stage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogSettings {
+    pub access: bool,
+    pub execution: ExecutionLogging,
+    pub retention_days: u32,
+}
+
+impl LogSettings {
+    /// Whether the stage logs at all, and so needs API Gateway's CloudWatch role in the account.
+    pub fn any(&self) -> bool {
+        self.access || self.execution != ExecutionLogging::Off
+    }
+
+    /// Access logs on, execution logs off, kept as long as the functions' logs.
+    fn of(g: Option<&super::model::Logs>, lambda: &super::model::Lambda) -> LogSettings {
+        let g = g.cloned().unwrap_or_default();
+        LogSettings {
+            access: g.access.unwrap_or(true),
+            execution: g.execution.unwrap_or(ExecutionLogging::Off),
+            retention_days: g.retention_days.or(lambda.log_retention_days).unwrap_or(14),
+        }
+    }
 }
 
 /// `expect:` with its default message size.
@@ -390,6 +416,7 @@ fn resolve_layer(
     let expect = expected_load(checker, l.expect.as_ref(), &origin);
     check_route_throttles(checker, &throttle, &routes, heartbeat, &origin);
     let env = resolve_env(checker, &l, &origin);
+    let logs = LogSettings::of(l.logs.as_ref(), &lambda);
     let env_key = env_key(
         checker,
         lambda.env_key.as_deref(),
@@ -425,6 +452,7 @@ fn resolve_layer(
         env,
         tags: l.tags.clone().unwrap_or_default(),
         expect,
+        logs,
         dev: {
             let d = l.dev.clone().unwrap_or_default();
             let base = checker.file.dir.clone();
@@ -740,9 +768,17 @@ pub struct Names {
     pub policy: String,
     /// The alias of the stage's KMS key (`lambda.env_key: stage`), by which it is found again.
     pub env_key_alias: String,
+    /// The log group of the API's access logs (`logs.access`).
+    pub access_log_group: String,
 }
 
 impl Names {
+    /// The log group API Gateway creates for the stage's execution logs (it cannot be chosen).
+    /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>
+    pub fn execution_log_group(&self, api_id: &str) -> String {
+        format!("API-Gateway-Execution-Logs_{api_id}/{}", self.stage)
+    }
+
     /// A bundled function's name in this stage.
     pub fn function(&self, function: &str) -> String {
         format!("{}-{function}", self.prefix)
@@ -760,6 +796,7 @@ impl StageConfig {
             user: format!("{prefix}-backend"),
             policy: format!("{prefix}-manage-connections"),
             env_key_alias: format!("alias/wsdeploy/{prefix}"),
+            access_log_group: format!("/aws/apigateway/{prefix}-access"),
             prefix,
         }
     }

@@ -135,6 +135,10 @@ impl<'a> Checker<'a> {
         if let Some(l) = &layer.lambda {
             self.lambda(prefix, l);
         }
+        if let Some(d) = layer.logs.as_ref().and_then(|l| l.retention_days) {
+            self.retention(at(&["logs", "retention_days"]), d);
+        }
+
         if let Some(env) = &layer.env {
             self.env(prefix, env);
         }
@@ -270,18 +274,23 @@ impl<'a> Checker<'a> {
             );
         }
         if let Some(d) = l.log_retention_days {
-            if !LOG_RETENTION_DAYS.contains(&d) {
-                let near = LOG_RETENTION_DAYS
-                    .iter()
-                    .min_by_key(|v| v.abs_diff(d))
-                    .copied()
-                    .unwrap_or(14);
-                self.error(
-                    at(&["lambda", "log_retention_days"]),
-                    format!("CloudWatch Logs does not offer a retention of {d} days"),
-                    format!("use {near}, or one of {LOG_RETENTION_DAYS:?}"),
-                );
-            }
+            self.retention(at(&["lambda", "log_retention_days"]), d);
+        }
+    }
+
+    /// A number of days CloudWatch Logs can keep a log group's events for.
+    fn retention(&mut self, path: Vec<String>, d: u32) {
+        if !LOG_RETENTION_DAYS.contains(&d) {
+            let near = LOG_RETENTION_DAYS
+                .iter()
+                .min_by_key(|v| v.abs_diff(d))
+                .copied()
+                .unwrap_or(14);
+            self.error(
+                path,
+                format!("CloudWatch Logs does not offer a retention of {d} days"),
+                format!("use {near}, or one of {LOG_RETENTION_DAYS:?}"),
+            );
         }
     }
 

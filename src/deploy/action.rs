@@ -129,6 +129,10 @@ pub enum Action {
         schedule: bool,
         alias: bool,
     },
+    /// Creates the role API Gateway writes CloudWatch Logs with (AWS's managed policy for it attached).
+    CreateAccountLoggingRole,
+    /// Sets that role in the account's API Gateway settings, once IAM lets API Gateway assume it.
+    SetAccountLoggingRole,
     /// Tags changed in the config, applied to a resource that exists.
     Retag {
         target: TagTarget,
@@ -197,6 +201,7 @@ impl Action {
             | CreateAccessKey
             | CreatePolicy
             | CreateEnvKey
+            | CreateAccountLoggingRole
             | AddPermission { replace: false, .. } => Change::Create,
             DeleteRole
             | DeleteLogGroup { .. }
@@ -230,7 +235,10 @@ impl Action {
             | CreatePolicy
             | CreatePolicyVersion { .. }
             | DeleteUser
-            | DeletePolicy => Phase::Foundations,
+            | DeletePolicy
+            // Before the stage, whose logging settings API Gateway refuses without it.
+            | CreateAccountLoggingRole
+            | SetAccountLoggingRole => Phase::Foundations,
             Retag { target, .. } => match target {
                 TagTarget::Function { .. } => Phase::Functions,
                 _ => Phase::Foundations,
@@ -327,6 +335,11 @@ impl Action {
             CreateEnvKey | AliasEnvKey { .. } | RestoreEnvKey { .. } | DeleteEnvKey { .. } => {
                 ("kms key".into(), d.env_key_alias.clone())
             }
+            // One lane: the role must exist before it is set.
+            CreateAccountLoggingRole | SetAccountLoggingRole => (
+                "account logging".into(),
+                crate::facts::ACCOUNT_LOGGING_ROLE.into(),
+            ),
             // The same lane as the resource's other actions, so a retag never races its update.
             Retag { target, .. } => match target {
                 TagTarget::Role => ("role".into(), d.role.clone()),
@@ -359,6 +372,10 @@ impl Action {
                 parts.join(", ")
             }
             UpdateRoleTrust => "trust policy".into(),
+            CreateAccountLoggingRole => "API Gateway's role to write CloudWatch Logs".into(),
+            SetAccountLoggingRole => {
+                "API Gateway's CloudWatch role for this account and region".into()
+            }
             PutRolePolicy | PutUserPolicy => "policy document".into(),
             UpdateApi { .. } => "route selection".into(),
             AliasEnvKey { .. } => "alias".into(),

@@ -65,9 +65,36 @@ pub(crate) fn problems(
             fix: up.clone(),
         });
     }
+    out.extend(account_logging(d, o));
     out.extend(backend_key(d, o));
     out.extend(drift.iter().filter_map(|a| drifted(a, &d.names, &up)));
     out
+}
+
+/// Logging the config asks for, which API Gateway refuses while its account settings have no CloudWatch role.
+pub(crate) fn account_logging(d: &Desired, o: &Observed) -> Option<Problem> {
+    if !d.logs.any() || o.account_logging_role.is_some() {
+        return None;
+    }
+    let kinds = match (
+        d.logs.access,
+        d.logs.execution != crate::config::ExecutionLogging::Off,
+    ) {
+        (true, true) => "access and execution logs",
+        (true, false) => "access logs",
+        _ => "execution logs",
+    };
+    Some(Problem {
+        what: format!(
+            "API Gateway's account settings ({}, {}) have no CloudWatch role, so the stage {} has none of the {kinds} its config asks for",
+            d.account, d.region, d.stage
+        ),
+        fix: format!(
+            "run `wsdeploy up -s {} --setup-account-logging` (it creates the role {} and sets it for the account's API Gateway), or set `logs: {{ access: false }}`",
+            d.stage,
+            crate::facts::ACCOUNT_LOGGING_ROLE
+        ),
+    })
 }
 
 /// The access key the backend's env file holds must be one of the stage's user's, and active.

@@ -39,6 +39,15 @@ pub(crate) struct Options {
     pub now: i64,
     /// How long a deactivated access key is kept (so it can be reactivated) before a run deletes it.
     pub key_grace_secs: i64,
+    /// Create API Gateway's CloudWatch role and set it in the account, if the stage logs and the account has none.
+    pub setup_account_logging: bool,
+}
+
+impl Options {
+    /// Whether the account will have API Gateway's CloudWatch role once the plan ran.
+    pub(crate) fn account_logging(&self, d: &Desired, o: &Observed) -> bool {
+        o.account_logging_role.is_some() || (d.logs.any() && self.setup_account_logging)
+    }
 }
 
 /// Actions that make AWS match `d`, ordered by phase. Empty when nothing changed. Each step below looks at one
@@ -47,11 +56,13 @@ pub(crate) fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Acti
     let mut actions = vec![];
     plan_env_key(d, o, &mut actions)?;
     plan_role(d, o, &mut actions)?;
+    plan_account_logging(d, o, opts, &mut actions);
     plan_log_groups(d, o, &mut actions);
     plan_functions(d, o, &mut actions)?;
     let api = plan_api(d, o, &mut actions)?;
     if let Some(api) = api {
-        plan_stage(d, api, &mut actions);
+        plan_execution_log_group(d, o, api, &mut actions);
+        plan_stage(d, api, opts.account_logging(d, o), &mut actions);
         let stage = api.stages.iter().find(|s| s.name == d.stage);
         plan_route_throttles(d, stage.map(|s| &s.route_throttle), &mut actions);
         let kept = plan_integrations(d, o, api, &mut actions);
@@ -164,26 +175,65 @@ fn retag(d: &Desired, observed: &Tags, target: TagTarget, a: &mut Vec<Action>) {
     }
 }
 
-/// Each function's log group, created ahead of the function so its retention applies from the first line.
+/// API Gateway's CloudWatch role in the account settings, when the stage logs, the account has none and the user
+/// asked for it (`--setup-account-logging`): it is account-wide, so it is never set behind the user's back.
+fn plan_account_logging(d: &Desired, o: &Observed, opts: &Options, a: &mut Vec<Action>) {
+    if !d.logs.any() || o.account_logging_role.is_some() || !opts.setup_account_logging {
+        return;
+    }
+    if !o.account_logging_role_exists {
+        a.push(Action::CreateAccountLoggingRole);
+    }
+    a.push(Action::SetAccountLoggingRole);
+}
+
+/// Each function's log group, created ahead of the function so its retention applies from the first line; the
+/// access log group likewise, and removed once the config turns access logs off.
 fn plan_log_groups(d: &Desired, o: &Observed, a: &mut Vec<Action>) {
+    let mut groups: Vec<(String, i32)> = d
+        .functions
+        .iter()
+        .map(|f| (Desired::log_group(&f.name), d.log_retention_days))
+        .collect();
+    let access = d.names.access_log_group.clone();
+    if d.logs.access {
+        groups.push((access, d.logs.retention_days as i32));
+    } else if o.log_groups.get(&access).is_some_and(|g| d.owns(&g.tags)) {
+        a.push(Action::DeleteLogGroup { name: access });
+    }
+    for (name, days) in groups {
+        plan_log_group(d, o, name, days, a);
+    }
+}
+
+/// The group API Gateway made for the stage's execution logs: kept no longer than the stage's other logs (AWS
+/// creates it to never expire). It carries no tags: it is the stage's because its name holds the API's id.
+fn plan_execution_log_group(d: &Desired, o: &Observed, api: &ApiObs, a: &mut Vec<Action>) {
+    let name = d.execution_log_group(&api.id);
+    let days = d.logs.retention_days as i32;
+    if o.log_groups
+        .get(&name)
+        .is_some_and(|g| g.retention != Some(days))
+    {
+        a.push(Action::PutRetention { name, days });
+    }
+}
+
+fn plan_log_group(d: &Desired, o: &Observed, name: String, days: i32, a: &mut Vec<Action>) {
     use Action::{CreateLogGroup, PutRetention};
-    for f in &d.functions {
-        let name = Desired::log_group(&f.name);
-        let days = d.log_retention_days;
-        match o.log_groups.get(&name) {
-            None => a.extend([
-                CreateLogGroup { name: name.clone() },
-                PutRetention { name, days },
-            ]),
-            Some(g) => {
-                if g.retention != Some(days) {
-                    a.push(PutRetention {
-                        name: name.clone(),
-                        days,
-                    });
-                }
-                retag(d, &g.tags, TagTarget::LogGroup { name }, a);
+    match o.log_groups.get(&name) {
+        None => a.extend([
+            CreateLogGroup { name: name.clone() },
+            PutRetention { name, days },
+        ]),
+        Some(g) => {
+            if g.retention != Some(days) {
+                a.push(PutRetention {
+                    name: name.clone(),
+                    days,
+                });
             }
+            retag(d, &g.tags, TagTarget::LogGroup { name }, a);
         }
     }
 }
@@ -355,7 +405,7 @@ fn plan_new_api(d: &Desired, a: &mut Vec<Action>) {
     }
 }
 
-fn plan_stage(d: &Desired, api: &ApiObs, a: &mut Vec<Action>) {
+fn plan_stage(d: &Desired, api: &ApiObs, account_logging: bool, a: &mut Vec<Action>) {
     let Some(s) = api.stages.iter().find(|s| s.name == d.stage) else {
         a.push(Action::CreateStage);
         return;
@@ -367,6 +417,19 @@ fn plan_stage(d: &Desired, api: &ApiObs, a: &mut Vec<Action>) {
     if s.throttle != Some(d.throttle) {
         let (rate, burst) = d.throttle;
         fields.push(format!("throttle {rate}/s, burst {burst}"));
+    }
+    let logging = d.stage_logging(account_logging);
+    if s.logging.access != logging.access {
+        fields.push(match &logging.access {
+            Some(_) => format!("access logs → {}", d.names.access_log_group),
+            None => "access logs off".into(),
+        });
+    }
+    if s.logging.level != logging.level {
+        fields.push(format!(
+            "execution logs {}",
+            logging.level.as_aws().to_lowercase()
+        ));
     }
     if !fields.is_empty() {
         a.push(Action::UpdateStage { fields });
@@ -600,6 +663,10 @@ pub(crate) fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, Pl
             id: api.id.clone(),
             reason: String::new(),
         });
+        let group = d.execution_log_group(&api.id);
+        if o.log_groups.contains_key(&group) {
+            a.push(DeleteLogGroup { name: group });
+        }
     }
     for (name, f) in &o.functions {
         if !d.owns(&f.tags) {

@@ -84,12 +84,19 @@ pub(crate) fn converged(d: &Desired) -> Observed {
         log_groups: d
             .functions
             .iter()
-            .map(|f| {
+            .map(|f| (Desired::log_group(&f.name), d.log_retention_days))
+            .chain(d.logs.access.then(|| {
+                (
+                    d.names.access_log_group.clone(),
+                    d.logs.retention_days as i32,
+                )
+            }))
+            .map(|(name, days)| {
                 let g = LogGroupObs {
-                    retention: Some(d.log_retention_days),
+                    retention: Some(days),
                     tags: d.tags.clone(),
                 };
-                (Desired::log_group(&f.name), g)
+                (name, g)
             })
             .collect(),
         functions,
@@ -104,6 +111,8 @@ pub(crate) fn converged(d: &Desired) -> Observed {
         env_signing_secret: Some("s3cret".into()),
         env_key,
         stray_env_keys: vec![],
+        account_logging_role: Some(d.account_logging_role_arn()),
+        account_logging_role_exists: true,
     }
 }
 
@@ -162,6 +171,7 @@ fn converged_api(d: &Desired, api_id: &str) -> ApiObs {
             auto_deploy: true,
             throttle: Some(d.throttle),
             route_throttle: d.route_throttle.clone(),
+            logging: d.stage_logging(true),
         }],
     }
 }
@@ -397,6 +407,7 @@ fn rotating(now: i64) -> Options {
         rotate_credentials: true,
         now,
         key_grace_secs: 100,
+        setup_account_logging: false,
     }
 }
 
@@ -508,6 +519,9 @@ fn changed_tags_are_applied_to_what_exists() {
             &TagTarget::LogGroup {
                 name: "/aws/lambda/chat-dev-disconnect".into()
             },
+            &TagTarget::LogGroup {
+                name: "/aws/apigateway/chat-dev-access".into()
+            },
             &TagTarget::Api { id: "api1".into() },
             &TagTarget::User,
             &TagTarget::Function {
@@ -600,13 +614,13 @@ fn policy_mode_uses_a_managed_policy_instead_of_a_user() {
 fn teardown_deletes_everything_found() {
     let d = desired("");
     let p = plan_teardown(&d, &converged(&d)).unwrap();
-    assert_eq!(p.len(), 1 + 2 + 2 + 1 + 1 + 1, "{p:?}");
+    assert_eq!(p.len(), 1 + 2 + 3 + 1 + 1 + 1, "{p:?}");
     assert!(p.iter().all(|a| a.change() == Change::Delete));
     assert_eq!(plan_teardown(&d, &Observed::default()).unwrap(), vec![]);
     let text = render(&p, &d.names);
     assert!(
         text.contains("  - websocket api     chat-dev (api1)")
-            && text.ends_with("0 to create, 0 to update, 8 to delete."),
+            && text.ends_with("0 to create, 0 to update, 9 to delete."),
         "{text}"
     );
 }
@@ -669,6 +683,7 @@ fn teardown_deletes_only_log_groups_and_policies_tagged_for_this_stage() {
     assert_eq!(
         groups,
         [
+            "/aws/apigateway/chat-dev-access",
             "/aws/lambda/chat-dev-connect",
             "/aws/lambda/chat-dev-disconnect"
         ]
@@ -902,4 +917,61 @@ fn a_routes_own_throttle_is_set_after_the_routes_and_removed_before_them() {
             }
             .phase()
     );
+}
+
+/// Logging needs the account's CloudWatch role: without it the stage is left without logs (no drift to chase), the
+/// role is created and set only when asked, before the stage; the execution log group API Gateway made is kept as
+/// long as the others and goes with the API.
+#[test]
+fn stage_logging_waits_for_the_account_role_and_is_set_up_only_when_asked() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.account_logging_role = None;
+    o.account_logging_role_exists = false;
+    o.apis[0].stages[0].logging = d.stage_logging(false);
+    assert_eq!(plan_of(&d, &o), vec![], "nothing API Gateway would accept");
+    let asked = Options {
+        setup_account_logging: true,
+        ..Options::default()
+    };
+    let p = plan(&d, &o, &asked).unwrap();
+    assert_eq!(
+        p,
+        vec![
+            CreateAccountLoggingRole,
+            SetAccountLoggingRole,
+            UpdateStage {
+                fields: vec!["access logs → /aws/apigateway/chat-dev-access".into()]
+            }
+        ]
+    );
+    assert!(p[1].phase() < p[2].phase());
+
+    let quiet = desired("logs: { access: false, execution: error, retention_days: 7 }\n");
+    let mut o = converged(&d);
+    let exec = d.execution_log_group("api1");
+    o.log_groups.insert(
+        exec.clone(),
+        LogGroupObs {
+            retention: None,
+            tags: Tags::new(),
+        },
+    );
+    assert_eq!(
+        plan_of(&quiet, &o),
+        vec![
+            PutRetention {
+                name: exec.clone(),
+                days: 7
+            },
+            UpdateStage {
+                fields: vec!["access logs off".into(), "execution logs error".into()]
+            },
+            DeleteLogGroup {
+                name: "/aws/apigateway/chat-dev-access".into()
+            },
+        ]
+    );
+    let down = plan_teardown(&d, &o).unwrap();
+    assert!(down.contains(&DeleteLogGroup { name: exec }), "{down:?}");
 }

@@ -23,9 +23,9 @@ struct StageArns {
     user: String,
     policy: String,
     functions: String,
-    log_groups: [String; 2],
+    log_groups: Vec<String>,
     describe_log_groups: String,
-    apis: [String; 3],
+    apis: Vec<String>,
     env_key_alias: String,
     keys: String,
     lambda_service: String,
@@ -45,18 +45,40 @@ fn arns(cfg: &StageConfig, scope: &Scope<'_>) -> StageArns {
         user: format!("arn:{p}:iam::{a}:user/{}", n.user),
         policy: format!("arn:{p}:iam::{a}:policy/{}", n.policy),
         functions: format!("arn:{p}:lambda:{r}:{a}:function:{}-*", n.prefix),
-        log_groups: [group.clone(), format!("{group}:*")],
+        log_groups: [
+            group,
+            format!("arn:{p}:logs:{r}:{a}:log-group:{}", n.access_log_group),
+            // API Gateway names it after the API's id, unknown before the API exists.
+            format!(
+                "arn:{p}:logs:{r}:{a}:log-group:{}",
+                n.execution_log_group("*")
+            ),
+        ]
+        .into_iter()
+        .flat_map(|g| [format!("{g}:*"), g])
+        .collect(),
         describe_log_groups: format!("arn:{p}:logs:{r}:{a}:log-group:*"),
-        apis: [
+        apis: vec![
             format!("arn:{p}:apigateway:{r}::/apis"),
             format!("arn:{p}:apigateway:{r}::/apis/*"),
             format!("arn:{p}:apigateway:{r}::/tags/*"),
+            // The account's CloudWatch role: read by every run, set by `up --setup-account-logging`.
+            format!("arn:{p}:apigateway:{r}::/account"),
         ],
         env_key_alias: format!("arn:{p}:kms:{r}:{a}:{}", n.env_key_alias),
         keys: format!("arn:{p}:kms:{r}:{a}:key/*"),
         lambda_service: format!("lambda.{r}.{}", scope.partition.dns_suffix),
         stage_key: cfg.lambda.env_key == EnvKey::Stage,
     }
+}
+
+fn account_role(scope: &Scope<'_>) -> String {
+    format!(
+        "arn:{}:iam::{}:role/{}",
+        scope.partition.id,
+        scope.account,
+        crate::facts::ACCOUNT_LOGGING_ROLE
+    )
 }
 
 fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
@@ -141,6 +163,8 @@ const LOG_GROUP_ACTIONS: &[&str] = &[
     "logs:ListTagsForResource",
     "logs:TagResource",
     "logs:UntagResource",
+    // `wsdeploy logs` reads them.
+    "logs:FilterLogEvents",
 ];
 
 /// What they do to the WebSocket API (API Gateway authorizes by HTTP method on the resource path).
@@ -191,14 +215,30 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
         statement(
             "LogGroups",
             LOG_GROUP_ACTIONS,
-            each(&|s| s.log_groups.to_vec()),
+            each(&|s| s.log_groups.clone()),
         ),
         statement(
             "ListLogGroups",
             &["logs:DescribeLogGroups"],
             each(&|s| vec![s.describe_log_groups.clone()]),
         ),
-        statement("WebSocketApi", API_ACTIONS, each(&|s| s.apis.to_vec())),
+        statement("WebSocketApi", API_ACTIONS, each(&|s| s.apis.clone())),
+        statement(
+            "AccountLoggingRole",
+            &["iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy"],
+            vec![account_role(scope)],
+        ),
+        // Setting the account's CloudWatch role passes it to API Gateway.
+        {
+            let mut s = statement(
+                "PassAccountLoggingRole",
+                &["iam:PassRole"],
+                vec![account_role(scope)],
+            );
+            s["Condition"] =
+                json!({ "StringEquals": { "iam:PassedToService": "apigateway.amazonaws.com" } });
+            s
+        },
     ];
     let mut statements = statements;
     statements.extend(key_statements(stages, &all));
@@ -417,6 +457,8 @@ mod tests {
                     assert!(
                         r.contains("chat-")
                             || r.contains("/chat-")
+                            || r.contains(crate::facts::ACCOUNT_LOGGING_ROLE)
+                            || r.contains("API-Gateway-Execution-Logs_*/")
                             || r.ends_with("log-group:*")
                             || r.contains(":apigateway:"),
                         "{r} is not scoped to the project"

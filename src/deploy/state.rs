@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::config::resolve::{FUNCTION_ENV_SIGNING_SECRET, FUNCTION_ENV_SIGNING_SECRET_PREVIOUS};
-use crate::config::{Architecture, CredentialsMode, EnvKey, Names, StageConfig};
+use crate::config::{
+    Architecture, CredentialsMode, EnvKey, ExecutionLogging, LogSettings, Names, StageConfig,
+};
 use crate::secret::SigningSecrets;
 
 pub(crate) type Tags = BTreeMap<String, String>;
@@ -100,6 +102,17 @@ pub struct Desired {
     pub throttle: (f64, i32),
     /// Route key -> the route's own throttle.
     pub route_throttle: BTreeMap<String, (f64, i32)>,
+    /// API Gateway's logs of the stage.
+    pub logs: LogSettings,
+}
+
+/// The stage's logging settings as API Gateway holds them: where access logs go, in what format, and the
+/// execution logging level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageLogging {
+    /// (log group ARN, format).
+    pub access: Option<(String, String)>,
+    pub level: ExecutionLogging,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +205,7 @@ impl Desired {
                 .iter()
                 .map(|(key, (rate, burst))| (key.clone(), (*rate, *burst as i32)))
                 .collect(),
+            logs: cfg.logs.clone(),
         })
     }
 
@@ -268,6 +282,44 @@ impl Desired {
 
     pub fn log_group(function_name: &str) -> String {
         format!("/aws/lambda/{function_name}")
+    }
+
+    pub fn execution_log_group(&self, api_id: &str) -> String {
+        self.names.execution_log_group(api_id)
+    }
+
+    /// What the stage's logging should be, given whether the account has API Gateway's CloudWatch role: without
+    /// it, API Gateway refuses any logging setting ("CloudWatch Logs role ARN must be set in account settings to
+    /// enable logging", sst/ion #373), so the stage is left without logs until the role is there.
+    /// The destination is the group's ARN without the trailing `:*` that `DescribeLogGroups` gives
+    /// (terraform-provider-aws trims it for `aws_apigatewayv2_stage.access_log_settings.destination_arn`).
+    pub fn stage_logging(&self, account_role: bool) -> StageLogging {
+        if !account_role {
+            return StageLogging {
+                access: None,
+                level: ExecutionLogging::Off,
+            };
+        }
+        StageLogging {
+            access: self.logs.access.then(|| {
+                (
+                    self.log_group_arn(&self.names.access_log_group),
+                    crate::facts::ACCESS_LOG_FORMAT.to_string(),
+                )
+            }),
+            level: self.logs.execution,
+        }
+    }
+
+    /// The role API Gateway writes CloudWatch Logs with, for the whole account and region (one per account: a
+    /// stage's teardown leaves it for the others).
+    pub fn account_logging_role_arn(&self) -> String {
+        format!(
+            "arn:{}:iam::{}:role/{}",
+            self.partition.id,
+            self.account,
+            crate::facts::ACCOUNT_LOGGING_ROLE
+        )
     }
 
     pub fn role_trust_policy() -> Value {
@@ -426,6 +478,10 @@ pub struct Observed {
     pub env_key: Option<EnvKeyObs>,
     /// Other keys of the stage without the alias (two runs that each created one before either aliased it).
     pub stray_env_keys: Vec<EnvKeyObs>,
+    /// The CloudWatch role in API Gateway's account settings (`GetAccount`'s `cloudwatchRoleArn`), if set.
+    pub account_logging_role: Option<String>,
+    /// Whether the role wsdeploy creates for that setting exists.
+    pub account_logging_role_exists: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -532,6 +588,7 @@ pub struct StageObs {
     pub throttle: Option<(f64, i32)>,
     /// Route key -> that route's throttling, for the routes that have settings of their own.
     pub route_throttle: BTreeMap<String, (f64, i32)>,
+    pub logging: StageLogging,
 }
 
 #[derive(Debug, Clone, PartialEq)]

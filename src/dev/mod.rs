@@ -34,9 +34,11 @@ impl Log {
         }
     }
 
+    /// A function's output line, laid out as `wsdeploy logs` shows the deployed functions' lines.
     pub(crate) fn function(&self, name: &str, line: &str) {
         if !self.quiet {
-            say(&format!("[{name}] {line}"));
+            let text = crate::logfmt::text(name, line, crate::logfmt::Colour::Off);
+            say(&format!("[{name}] {text}"));
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::support::util::{fixtures, wsdeploy};
 
-const VERBS: [&str; 13] = [
+const VERBS: [&str; 14] = [
     "init",
     "validate",
     "plan",
@@ -16,6 +16,7 @@ const VERBS: [&str; 13] = [
     "completions",
     "cost",
     "status",
+    "logs",
 ];
 
 fn two_stage_app() -> tempfile::TempDir {

@@ -97,19 +97,25 @@ pub(crate) async fn leftovers(conf: &aws_config::SdkConfig, prefix: &str) -> Vec
             .filter(|n| n.starts_with(&format!("{prefix}-")))
             .map(|n| format!("function {n}")),
     );
-    let groups = aws_sdk_cloudwatchlogs::Client::new(conf)
-        .describe_log_groups()
-        .log_group_name_prefix(format!("/aws/lambda/{prefix}-"))
-        .send()
-        .await
-        .unwrap();
-    left.extend(
-        groups
-            .log_groups()
-            .iter()
-            .filter_map(|g| g.log_group_name())
-            .map(|n| format!("log group {n}")),
-    );
+    for group_prefix in [
+        format!("/aws/lambda/{prefix}-"),
+        format!("/aws/apigateway/{prefix}-"),
+        "API-Gateway-Execution-Logs_".to_string(),
+    ] {
+        let groups = aws_sdk_cloudwatchlogs::Client::new(conf)
+            .describe_log_groups()
+            .log_group_name_prefix(group_prefix)
+            .send()
+            .await
+            .unwrap();
+        left.extend(
+            groups
+                .log_groups()
+                .iter()
+                .filter_map(|g| g.log_group_name())
+                .map(|n| format!("log group {n}")),
+        );
+    }
     let iam = aws_sdk_iam::Client::new(conf);
     left.extend(
         iam.list_roles()
@@ -552,7 +558,11 @@ async fn lifecycle_up_noop_change_teardown() {
     let down = app
         .run(&["teardown", "--yes", "--output", "json"])
         .expect(0);
-    assert_eq!(down.json()["deleted"], 8, "seven resources and the KMS key");
+    assert_eq!(
+        down.json()["deleted"],
+        9,
+        "seven resources, the access log group and the KMS key"
+    );
     assert_no_secret_in(&down, &[key_secret, signing]);
     let left = leftovers(&conf, "chat-dev").await;
     assert!(left.is_empty(), "teardown left {left:?}");
@@ -603,7 +613,7 @@ async fn two_stages_live_side_by_side() {
     let prod_left = leftovers(&conf, "chat-prod").await;
     assert_eq!(
         prod_left.len(),
-        1 + 2 + 2 + 1 + 1 + 2,
+        1 + 2 + 3 + 1 + 1 + 2,
         "prod is untouched: {prod_left:?}"
     );
     let out = app
@@ -749,13 +759,13 @@ async fn reserved_concurrency_is_applied_and_a_refusal_says_what_to_do() {
 
 /// The `dev` stage of a first `up`, read through the proxy: the layer lays what moto cannot store (UpdateStage,
 /// route settings) over moto's stage.
-struct DevStage {
-    apigw: aws_sdk_apigatewayv2::Client,
-    api: String,
+pub(crate) struct DevStage {
+    pub(crate) apigw: aws_sdk_apigatewayv2::Client,
+    pub(crate) api: String,
 }
 
 impl DevStage {
-    async fn up(app: &App, proxy: &Proxy) -> DevStage {
+    pub(crate) async fn up(app: &App, proxy: &Proxy) -> DevStage {
         let api = app.run(&["up", "--output", "json"]).expect(0).json()["api_id"]
             .as_str()
             .unwrap()
@@ -766,7 +776,7 @@ impl DevStage {
         DevStage { apigw, api }
     }
 
-    async fn read(&self) -> aws_sdk_apigatewayv2::operation::get_stage::GetStageOutput {
+    pub(crate) async fn read(&self) -> aws_sdk_apigatewayv2::operation::get_stage::GetStageOutput {
         self.apigw
             .get_stage()
             .api_id(&self.api)
@@ -899,6 +909,17 @@ async fn status_names_each_problem_with_its_fix() {
     let proxy = Proxy::start(&moto.endpoint).await;
     let app = App::new(&proxy.endpoint, BASE);
     let dev = DevStage::up(&app, &proxy).await;
+    // Access logs are on by default, but the account has no CloudWatch role yet.
+    let unlogged = app.run(&["status"]).expect(1);
+    unlogged.check(
+        unlogged
+            .stdout
+            .contains("have no CloudWatch role, so the stage dev has none of the access logs")
+            && unlogged.stdout.contains("--setup-account-logging"),
+        "the missing account role is a problem, with its fix",
+    );
+    app.run(&["up", "--setup-account-logging", "--yes"])
+        .expect(0);
     let healthy = app.run(&["status"]).expect(0);
     healthy.check(healthy.stdout.contains("is healthy"), "healthy after up");
 

@@ -30,6 +30,8 @@ mod init;
 mod lambdas;
 /// `wsdeploy policy`: enough to deploy, and every statement needed.
 mod policy;
+/// A production stage: API Gateway's logs and the account role they need, `wsdeploy logs`, a custom domain.
+mod production;
 /// Faults, crashes and races: the next run converges, nothing is orphaned.
 mod reliability;
 /// Secrets never shown, least-privilege policies.

@@ -17,10 +17,17 @@ fn config(project: &str, credentials: &str) -> String {
         )
 }
 
-/// Cold `up`, no-op `up`, rotation, a switch to `credentials: policy` with the policy attached to a role of the
-/// user's own, then `teardown`. The first run that fails, if any.
-async fn life(app: &App, project: &str, admin: &aws_sdk_iam::Client) -> Option<Run> {
-    let steps: [&[&str]; 3] = [&["up"], &["up"], &["up", "--rotate-credentials"]];
+/// Cold `up`, the account's logging role set up (in an account that has none: the previous life's is removed),
+/// rotation, a switch to `credentials: policy` with the policy attached to a role of the user's own, then
+/// `teardown`. The first run that fails, if any.
+async fn life(app: &App, project: &str, conf: &aws_config::SdkConfig) -> Option<Run> {
+    let admin = &aws_sdk_iam::Client::new(conf);
+    forget_account_logging(conf).await;
+    let steps: [&[&str]; 3] = [
+        &["up"],
+        &["up", "--setup-account-logging", "--yes"],
+        &["up", "--rotate-credentials"],
+    ];
     for args in steps {
         let run = app.run(args).run();
         if run.code != 0 {
@@ -53,11 +60,37 @@ async fn life(app: &App, project: &str, admin: &aws_sdk_iam::Client) -> Option<R
     (run.code != 0).then_some(run)
 }
 
+/// An account without API Gateway's CloudWatch role, as before a first `up --setup-account-logging`.
+async fn forget_account_logging(conf: &aws_config::SdkConfig) {
+    let role = "wsdeploy-apigateway-cloudwatch";
+    let policy = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs";
+    let iam = aws_sdk_iam::Client::new(conf);
+    let _ = iam
+        .detach_role_policy()
+        .role_name(role)
+        .policy_arn(policy)
+        .send()
+        .await;
+    let _ = iam.delete_role().role_name(role).send().await;
+    aws_sdk_apigateway::Client::new(conf)
+        .update_account()
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/cloudwatchRoleArn")
+                .value("")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deploy_policy_is_enough_and_every_statement_is_needed() {
     let moto = Moto::start();
     let proxy = Proxy::start(&moto.endpoint).await;
-    let admin = aws_sdk_iam::Client::new(&moto.sdk_config().await);
+    let admin = moto.sdk_config().await;
     let app = App::new(&proxy.endpoint, &config("full", "iam-user"));
     let printed = app.run(&["policy", "--output", "json"]).expect(0).json();
     assert_eq!(

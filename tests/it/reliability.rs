@@ -9,7 +9,8 @@ use crate::support::util::wsdeploy;
 
 /// Everything one stage owns in AWS, by kind, after a converged `up` of BASE.
 /// API, functions, log groups, role, user, the KMS key and its alias.
-const STAGE_RESOURCES: usize = 1 + 2 + 2 + 1 + 1 + 2;
+/// API, two functions, two function log groups and the access log group, role, user, KMS alias and key.
+const STAGE_RESOURCES: usize = 1 + 2 + 3 + 1 + 1 + 2;
 
 fn config(project: &str) -> String {
     BASE.replace("project: chat", &format!("project: {project}"))

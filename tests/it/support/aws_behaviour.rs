@@ -12,8 +12,15 @@ use std::time::{Duration, Instant};
 use hyper::{HeaderMap, Method};
 use serde_json::{json, Value};
 
+#[path = "aws_logging.rs"]
+mod logging;
+
 /// Which behaviours are on, and how long each lasts.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "one switch per AWS behaviour"
+)]
 pub(crate) struct Behaviour {
     /// API Gateway v2 serialises writes per API: a mutating call on an API while another one on the same API is in
     /// flight answers 409 `ConflictException` "Unable to complete operation due to concurrent modification. Please
@@ -49,6 +56,8 @@ pub(crate) struct Behaviour {
     pub failed_deployment: Option<String>,
     /// KMS's eventual consistency, and Lambda's use of a customer managed key (see `aws_kms`).
     pub kms: crate::support::aws_kms::Timings,
+    /// Stage logging needs the account's CloudWatch role, and a well-formed access log format (see `logging`).
+    pub logging_needs_account_role: bool,
 }
 
 impl Behaviour {
@@ -68,6 +77,7 @@ impl Behaviour {
                 new_key: Some(Duration::from_millis(100)),
                 tag_authz: Some(Duration::from_millis(600)),
             },
+            logging_needs_account_role: true,
         }
     }
 
@@ -84,6 +94,7 @@ impl Behaviour {
             conflict_on_exists: false,
             failed_deployment: None,
             kms: crate::support::aws_kms::Timings::default(),
+            logging_needs_account_role: false,
         }
     }
 }
@@ -305,9 +316,18 @@ impl Layer {
         if let Some(a) = self.lambda_before(r, &seg, &b) {
             return Before::Answer(a);
         }
+        if *r.method == Method::PATCH && seg == ["account"] {
+            if let Some(a) = self.refuse_account_role(r.body, &b) {
+                return Before::Answer(a);
+            }
+        }
         if let ["v2", "apis", api, rest @ ..] = seg.as_slice() {
             if *r.method == Method::PATCH {
                 if let ["stages", stage] = rest {
+                    let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
+                    if let Some(a) = self.refuse_stage_logging(&body, &b, upstream).await {
+                        return Before::Answer(a);
+                    }
                     return Before::Answer(self.update_stage(api, stage, r.body, upstream).await);
                 }
             }
@@ -317,12 +337,20 @@ impl Layer {
                         self.delete_route_settings(api, stage, key, upstream).await,
                     );
                 }
+                if let ["stages", stage, "accesslogsettings"] = rest {
+                    return Before::Answer(
+                        self.delete_access_log_settings(api, stage, upstream).await,
+                    );
+                }
             }
             if *r.method == Method::POST && rest == ["stages"] {
                 let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
                 if let Some(a) =
                     Self::unknown_route_setting(api, &body["routeSettings"], upstream).await
                 {
+                    return Before::Answer(a);
+                }
+                if let Some(a) = self.refuse_stage_logging(&body, &b, upstream).await {
                     return Before::Answer(a);
                 }
             }

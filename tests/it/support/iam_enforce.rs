@@ -62,6 +62,28 @@ pub(crate) fn checks(r: &Req<'_>) -> Vec<Check> {
         return vec![check(format!("logs:{op}"), resource)];
     }
     let path = r.path;
+    // API Gateway's first API, for the account settings: authorized by method on its path like the second.
+    // Setting its CloudWatch role passes that role to API Gateway.
+    if path == "/account" {
+        let mut checks = vec![check(
+            format!("apigateway:{}", r.method),
+            format!("arn:aws:apigateway:{region}::/account"),
+        )];
+        let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
+        for op in body["patchOperations"].as_array().into_iter().flatten() {
+            if let (Some("/cloudwatchRoleArn"), Some(role)) =
+                (op["path"].as_str(), op["value"].as_str())
+            {
+                let mut c = check("iam:PassRole", role);
+                c.conditions.insert(
+                    "iam:PassedToService".into(),
+                    "apigateway.amazonaws.com".into(),
+                );
+                checks.push(c);
+            }
+        }
+        return checks;
+    }
     if let Some(rest) = path.strip_prefix("/v2") {
         let rest = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
         return vec![check(

@@ -7,7 +7,13 @@ moto takes a condition on a context key the request does not carry as met; AWS d
 specify in a policy condition is not present in the request context, the values do not match",
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html). So a statement whose
 condition names a key the request lacks (other than with an ...IfExists operator) is dropped before moto decides:
-a key whose tags KMS does not yet apply to authorization has no aws:ResourceTag values at all."""
+a key whose tags KMS does not yet apply to authorization has no aws:ResourceTag values at all.
+
+moto also takes an Allow statement whose condition does not match as a refusal of the whole policy, even when another
+statement allows the request (two iam:PassRole statements, for two services). AWS combines statements: an explicit
+Deny wins, else any Allow allows
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html). So each statement is
+asked on its own and the answers combined that way."""
 import json
 import sys
 
@@ -34,10 +40,23 @@ def applicable(policy: str, present: set) -> str:
     return json.dumps(doc)
 
 
+def allowed(policy: str, action: str, resource: str, conditions: dict) -> bool:
+    doc = json.loads(applicable(policy, set(conditions)))
+    results = []
+    for s in doc["Statement"]:
+        one = dict(doc, Statement=[s])
+        r = IAMPolicy(json.dumps(one)).is_action_permitted(
+            action, resource, incoming_condition_values=conditions or None
+        )
+        if s.get("Effect") == "Deny" and r == PermissionResult.DENIED:
+            return False
+        results.append(r)
+    return PermissionResult.PERMITTED in results
+
+
 for line in sys.stdin:
     q = json.loads(line)
-    conditions = q.get("conditions") or {}
-    result = IAMPolicy(applicable(q["policy"], set(conditions))).is_action_permitted(
-        q["action"], q["resource"], incoming_condition_values=conditions or None
+    print(
+        json.dumps(allowed(q["policy"], q["action"], q["resource"], q.get("conditions") or {})),
+        flush=True,
     )
-    print(json.dumps(result == PermissionResult.PERMITTED), flush=True)

@@ -27,6 +27,8 @@ impl Moto {
             // AWS's default account quota: Lambda then keeps 100 unreserved, as AWS does (moto enforces nothing
             // without it).
             .env("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000")
+            // AWS's managed policies exist, as in every account (API Gateway's CloudWatch role attaches one).
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdin(Stdio::null())
             .stdout(log.reopen().expect("log"))
             .stderr(log.reopen().expect("log"))

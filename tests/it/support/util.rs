@@ -119,6 +119,15 @@ impl Cmd {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown))
     }
 
+    /// Starts it in the background with its stdout to read.
+    pub(crate) fn spawn_reading(mut self) -> std::process::Child {
+        self.command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown))
+    }
+
     pub(crate) fn run(mut self) -> Run {
         let out = self
             .command
