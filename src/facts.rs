@@ -90,3 +90,7 @@ pub(crate) const ACCOUNT_LOGGING_ROLE: &str = "wsdeploy-apigateway-cloudwatch";
 /// AWS's managed policy for that role (<https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>).
 pub(crate) const ACCOUNT_LOGGING_POLICY: &str =
     "policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs";
+
+/// The TLS policy of a custom domain: TLS 1.2 at least (`TLS_1_0` is API Gateway's default).
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-custom-domain-tls-version.html>
+pub(crate) const DOMAIN_TLS: &str = "TLS_1_2";

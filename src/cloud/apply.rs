@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use super::{apigw, iam, kms, lambda, logs, Clients};
+use super::{apigw, domain, iam, kms, lambda, logs, Clients};
 use crate::config::Names;
 use crate::deploy::action::TagTarget;
 use crate::deploy::state::{
@@ -30,6 +30,10 @@ pub(crate) struct Ids {
     stage_key_arn: Option<String>,
     /// Whether the account has API Gateway's CloudWatch role (observed, or set by this run).
     account_logging: bool,
+    /// The custom domain's regional host and its Route 53 zone (observed, or created by this run).
+    pub domain_target: Option<(String, String)>,
+    /// The name's alias record as observed: what a DELETE must repeat.
+    record: Option<(String, String)>,
 }
 
 impl Ids {
@@ -38,6 +42,14 @@ impl Ids {
         let mut ids = Ids {
             stage_key_arn: o.env_key.as_ref().map(|k| k.arn.clone()),
             account_logging: o.account_logging_role.is_some(),
+            domain_target: o
+                .domain
+                .as_ref()
+                .map(|dom| (dom.target.clone(), dom.target_zone.clone())),
+            record: o
+                .record
+                .as_ref()
+                .and_then(|r| Some((r.alias_target.clone()?, r.alias_zone.clone()?))),
             ..Ids::default()
         };
         let Some(api) = o.kept_api() else { return ids };
@@ -265,6 +277,13 @@ impl<'a> Applier<'a> {
             CreateEnvKey | AliasEnvKey { .. } | RestoreEnvKey { .. } | DeleteEnvKey { .. } => {
                 self.act_kms(a, step).await
             }
+            CreateDomain { .. }
+            | UpdateDomain { .. }
+            | DeleteDomain { .. }
+            | CreateApiMapping { .. }
+            | DeleteApiMapping { .. }
+            | UpsertRecord { .. }
+            | DeleteRecord { .. } => self.act_domain(a, step).await,
             _ => self.act_api(a, step).await,
         }
     }
@@ -483,6 +502,52 @@ impl<'a> Applier<'a> {
                 self.act_stage(a, step).await
             }
             other => anyhow::bail!("internal error: {other:?} is not a api action"),
+        }
+    }
+
+    /// The custom domain, its mapping and its DNS record.
+    async fn act_domain(&self, a: &Action, step: &dyn Step) -> Result<String> {
+        use aws_sdk_route53::types::ChangeAction;
+        use Action::*;
+        let (c, d) = (self.c, self.d);
+        let said = |s: &str| Ok(s.to_string());
+        match a {
+            CreateDomain { name, certificate } => {
+                let target = domain::create(c, d, name, certificate).await?;
+                let shown = format!("created → {}", target.0);
+                self.remember(|ids| ids.domain_target = Some(target));
+                Ok(shown)
+            }
+            UpdateDomain {
+                name, certificate, ..
+            } => domain::update(c, name, certificate)
+                .await
+                .and(said("updated")),
+            DeleteDomain { name } => domain::delete(c, name).await.and(said("deleted")),
+            CreateApiMapping { name } => domain::map(c, name, &self.api_id()?, &d.stage)
+                .await
+                .and(said("mapped")),
+            DeleteApiMapping { name, id } => domain::unmap(c, name, id).await.and(said("deleted")),
+            UpsertRecord { name, zone, .. } => {
+                let (target, target_zone) = self
+                    .ids()
+                    .domain_target
+                    .context("internal error: a DNS record before its domain")?;
+                let change = (ChangeAction::Upsert, target.as_str(), target_zone.as_str());
+                domain::change_record(c, zone, name, change, step).await?;
+                said(&format!("A alias → {target}"))
+            }
+            DeleteRecord { name, zone } => {
+                let (target, target_zone) = self
+                    .ids()
+                    .record
+                    .context("internal error: deleting a DNS record that was not read")?;
+                let change = (ChangeAction::Delete, target.as_str(), target_zone.as_str());
+                domain::change_record(c, zone, name, change, step)
+                    .await
+                    .and(said("deleted"))
+            }
+            other => anyhow::bail!("internal error: {other:?} is not a domain action"),
         }
     }
 

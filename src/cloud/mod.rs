@@ -5,6 +5,7 @@
 pub(crate) mod account;
 pub(crate) mod apigw;
 pub(crate) mod apply;
+pub(crate) mod domain;
 pub(crate) mod iam;
 pub(crate) mod kms;
 pub(crate) mod lambda;
@@ -47,6 +48,8 @@ pub struct Clients {
     pub apigw: aws_sdk_apigatewayv2::Client,
     /// API Gateway's first API, for the account settings only.
     pub apigw_account: aws_sdk_apigateway::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
 }
@@ -61,6 +64,8 @@ impl Clients {
             tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             apigw: aws_sdk_apigatewayv2::Client::new(&config),
             apigw_account: aws_sdk_apigateway::Client::new(&config),
+            acm: aws_sdk_acm::Client::new(&config),
+            route53: aws_sdk_route53::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             config,

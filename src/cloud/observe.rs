@@ -61,6 +61,10 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         stray_env_keys,
         account_logging_role: account.0,
         account_logging_role_exists: account.1,
+        domain: None,
+        certificate: None,
+        zone: None,
+        record: None,
     };
     Ok((caller, observed))
 }

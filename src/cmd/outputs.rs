@@ -43,7 +43,7 @@ impl Args {
             .filter(|_| self.show_secrets)
             .map(|(a, b)| (a.as_str(), b.as_str()));
         let api_ref = api.reference();
-        let doc = outputs(&s, &d, Some(&api_ref), key_id, shown);
+        let doc = outputs(&s, &d, (Some(&api_ref), None), key_id, shown);
         ctx.ui.out_json(&doc);
         ctx.ui.out(format!(
             "stage {} ({}, account {})\n  websocket_url        {}\n  management_endpoint  {}\n  api_id               {}\n  functions            {}",

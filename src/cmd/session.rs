@@ -35,6 +35,7 @@ impl Context {
         let stage = config.stage(self.global.stage.as_deref())?.clone();
         let clients = Clients::new(&self.global.aws, &stage.region).await;
         let (caller, mut observed) = observe(&clients, &stage.names()).await?;
+        crate::cloud::domain::observe(&clients, stage.domain.as_ref(), &mut observed).await?;
         if let Some(b) = &stage.env.backend {
             if let Ok(text) = std::fs::read_to_string(&b.file) {
                 observed.env_access_key_id =
@@ -200,11 +201,26 @@ impl Session {
     }
 }
 
+/// The stage's domain: its regional host and, when wsdeploy does not manage the name's zone, the record to create.
+fn domain_output(name: &str, o: &Observed, target: Option<&str>) -> Value {
+    let target = target.or(o.domain.as_ref().map(|d| d.target.as_str()));
+    json!({
+        "name": name,
+        "target": target,
+        "zone": o.zone.as_ref().map(|z| &z.id),
+        "dns_record": if o.zone.is_none() {
+            target.map(|t| json!({ "name": name, "type": "CNAME", "value": t }))
+        } else {
+            None
+        },
+    })
+}
+
 /// The document `up --output json` and `outputs --output json` print (the public contract: scripts rely on these names; see the README's "Commands").
 pub(crate) fn outputs(
     s: &Session,
     d: &Desired,
-    api: Option<&ApiRef>,
+    (api, target): (Option<&ApiRef>, Option<&str>),
     key_id: Option<&str>,
     secrets: Option<(&str, &str)>,
 ) -> Value {
@@ -228,6 +244,7 @@ pub(crate) fn outputs(
             CredentialsMode::IamUser => json!({ "mode": "iam-user", "user": d.names.user, "access_key_id": key_id }),
             CredentialsMode::Policy => json!({ "mode": "policy", "policy_arn": d.policy_arn() }),
         },
+        "domain": d.domain.as_ref().map(|dom| domain_output(&dom.name, &s.observed, target)),
         "env_files": {
             "frontend": s.stage.env.frontend.as_ref().map(|f| &f.file),
             "backend": s.stage.env.backend.as_ref().map(|b| &b.file),

@@ -43,6 +43,8 @@ struct Done {
     written: Vec<(String, bool)>,
     /// What `up` waited for, and how long (seconds).
     waits: Vec<(String, f64)>,
+    /// The custom domain's regional host, when the stage has one.
+    domain_target: Option<String>,
 }
 
 impl Args {
@@ -84,7 +86,13 @@ impl Args {
             )
         });
         let d = &planned.desired;
-        let mut doc = outputs(&s, d, Some(&done.api), key_id.as_deref(), shown);
+        let mut doc = outputs(
+            &s,
+            d,
+            (Some(&done.api), done.domain_target.as_deref()),
+            key_id.as_deref(),
+            shown,
+        );
         doc["changes"] = planned.actions.len().into();
         doc["waits"] = done
             .waits
@@ -163,6 +171,7 @@ impl Args {
             new_key: ids.new_key,
             written,
             waits: applier.waits(),
+            domain_target: ids.domain_target.map(|(target, _)| target),
         })
     }
 }
@@ -186,6 +195,12 @@ fn summary(s: &Session, planned: &Planned, done: &Done, started: Instant) -> Str
         format!("  Management endpoint  {}", d.management_endpoint(api)),
         format!("  Functions            {}", functions.join(", ")),
     ];
+    if let (Some(dom), Some(target)) = (&d.domain, &done.domain_target) {
+        lines.push(match &planned.observed.zone {
+            Some(z) => format!("  Domain               {} → {target} (alias record in the zone {})", dom.name, z.name),
+            None => format!("  Domain               {} → {target}\n  DNS record to create {} CNAME {target} (at your DNS provider: this account has no Route 53 zone for it)", dom.name, dom.name),
+        });
+    }
     for (what, secs) in &done.waits {
         lines.push(format!("  Waited               {secs:.1}s for {what}"));
     }

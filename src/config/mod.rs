@@ -10,8 +10,8 @@ pub(crate) mod rules;
 pub(crate) use load::ConfigError;
 pub(crate) use model::{json_schema, Architecture, CredentialsMode, ExecutionLogging};
 pub(crate) use resolve::{
-    is_local, replies, Config, DevSettings, EnvKey, LogSettings, Names, Overrides, StageConfig,
-    LOCAL_STAGE,
+    is_local, replies, Config, DevSettings, DomainSettings, EnvKey, LogSettings, Names, Overrides,
+    StageConfig, LOCAL_STAGE,
 };
 
 #[cfg(test)]

@@ -49,6 +49,30 @@ pub struct Layer {
     pub expect: Option<Expect>,
     /// API Gateway's own logs of the stage: access logs (on by default) and execution logs (off by default).
     pub logs: Option<Logs>,
+    /// The stage on a domain of yours, e.g. `ws.example.com`, instead of `{id}.execute-api.{region}.amazonaws.com`.
+    /// Set it per stage: two stages cannot share a domain.
+    pub domain: Option<Domain>,
+}
+
+/// A custom domain for the stage: a regional API Gateway domain name (TLS 1.2), mapped to the stage.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    /// The host name clients connect to, e.g. ws.example.com.
+    #[schemars(
+        regex(pattern = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"),
+        length(max = 253)
+    )]
+    pub name: Option<String>,
+    /// An ACM certificate in the stage's region that covers the name. Default: the ISSUED one that covers it.
+    #[schemars(regex(
+        pattern = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$"
+    ))]
+    pub certificate_arn: Option<String>,
+    /// The Route 53 hosted zone that gets the alias record. Default: the public zone of this account that holds
+    /// the name, if any; otherwise `up` prints the record to create at your DNS provider.
+    #[schemars(regex(pattern = r"^Z[A-Z0-9]{1,31}$"))]
+    pub hosted_zone_id: Option<String>,
 }
 
 /// API Gateway's logs of the stage. Both kinds need API Gateway's CloudWatch role in the account's settings
@@ -276,7 +300,8 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle, expect, logs });
+merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle, expect, logs, domain });
+merge_struct!(Domain { name, certificate_arn, hosted_zone_id; });
 merge_struct!(Logs { access, execution, retention_days; });
 merge_struct!(Expect { connections, messages_per_minute, message_kb; });
 merge_struct!(Dev { command, dir, open; });

@@ -55,6 +55,15 @@ pub struct StageConfig {
     /// The traffic the config expects, for `plan`'s cost row; both numbers given, or none.
     pub expect: Option<ExpectedLoad>,
     pub logs: LogSettings,
+    pub domain: Option<DomainSettings>,
+}
+
+/// The stage's own domain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DomainSettings {
+    pub name: String,
+    pub certificate_arn: Option<String>,
+    pub hosted_zone_id: Option<String>,
 }
 
 /// API Gateway's logs of the stage.
@@ -230,6 +239,7 @@ impl Config {
                 }
             }
             warn_shared_backend_files(&mut checker, &stages);
+            refuse_shared_domains(&mut checker, &stages);
             report.diagnostics.extend(checker.out);
         }
         report.normalize();
@@ -312,6 +322,24 @@ fn warn_shared_backend_files(checker: &mut Checker<'_>, stages: &BTreeMap<String
                 file.display()
             ),
             format!("give each deployed stage its own file, e.g. stages.{last}.env.backend.file: .env.{last}: a stage's secrets are its own"),
+        );
+    }
+}
+
+/// A domain maps to one stage: a second stage's `up` would take it over.
+fn refuse_shared_domains(checker: &mut Checker<'_>, stages: &BTreeMap<String, StageConfig>) {
+    let mut by_name: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in stages.values().filter(|s| s.stage != LOCAL_STAGE) {
+        if let Some(d) = &s.domain {
+            by_name.entry(d.name.as_str()).or_default().push(&s.stage);
+        }
+    }
+    for (name, stages) in by_name.into_iter().filter(|(_, s)| s.len() > 1) {
+        let last = stages[stages.len() - 1];
+        checker.error(
+            origin(checker.file, last, &["domain", "name"]),
+            format!("stages {} ask for the same domain, {name}", stages.join(" and ")),
+            format!("a domain serves one stage: give each its own (stages.{last}.domain.name: {last}.{name}), or set `domain` only under the stage that has it"),
         );
     }
 }
@@ -417,6 +445,7 @@ fn resolve_layer(
     check_route_throttles(checker, &throttle, &routes, heartbeat, &origin);
     let env = resolve_env(checker, &l, &origin);
     let logs = LogSettings::of(l.logs.as_ref(), &lambda);
+    let domain = domain(checker, l.domain.as_ref(), region.as_deref(), &origin);
     let env_key = env_key(
         checker,
         lambda.env_key.as_deref(),
@@ -453,6 +482,7 @@ fn resolve_layer(
         tags: l.tags.clone().unwrap_or_default(),
         expect,
         logs,
+        domain,
         dev: {
             let d = l.dev.clone().unwrap_or_default();
             let base = checker.file.dir.clone();
@@ -492,6 +522,40 @@ fn env_key(
             key
         }
     }
+}
+
+/// `domain:` with its name given; its certificate, if given, in the stage's region (a regional domain name takes
+/// only a certificate of its own region:
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-regional-api-custom-domain-create.html>).
+fn domain(
+    checker: &mut Checker<'_>,
+    d: Option<&super::model::Domain>,
+    region: Option<&str>,
+    origin: &dyn Fn(&[&str]) -> Vec<String>,
+) -> Option<DomainSettings> {
+    let d = d?;
+    let Some(name) = d.name.clone() else {
+        checker.error(
+            origin(&["domain"]),
+            "`domain` has no `name`",
+            "add `name: ws.example.com` (the host clients connect to), or remove `domain`",
+        );
+        return None;
+    };
+    if let (Some(arn), Some(ours)) = (&d.certificate_arn, region) {
+        if let Some(theirs) = arn.split(':').nth(3).filter(|r| *r != ours) {
+            checker.error(
+                origin(&["domain", "certificate_arn"]),
+                format!("the certificate is in {theirs}, the stage in {ours}"),
+                format!("a regional API Gateway domain takes a certificate of its own region: request one in {ours} (`aws acm request-certificate --region {ours} --domain-name {name} --validation-method DNS`)"),
+            );
+        }
+    }
+    Some(DomainSettings {
+        name,
+        certificate_arn: d.certificate_arn.clone(),
+        hosted_zone_id: d.hosted_zone_id.clone(),
+    })
 }
 
 impl ThrottleSettings {

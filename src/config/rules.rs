@@ -138,6 +138,9 @@ impl<'a> Checker<'a> {
         if let Some(d) = layer.logs.as_ref().and_then(|l| l.retention_days) {
             self.retention(at(&["logs", "retention_days"]), d);
         }
+        if let Some(d) = &layer.domain {
+            self.domain(prefix, d);
+        }
 
         if let Some(env) = &layer.env {
             self.env(prefix, env);
@@ -291,6 +294,49 @@ impl<'a> Checker<'a> {
                 format!("CloudWatch Logs does not offer a retention of {d} days"),
                 format!("use {near}, or one of {LOG_RETENTION_DAYS:?}"),
             );
+        }
+    }
+
+    /// `domain:`: a host name of the user's, and where its certificate and DNS zone are.
+    fn domain(&mut self, prefix: &[String], dom: &model::Domain) {
+        let at = |rest: &[&str]| under(prefix, rest);
+        if let Some(name) = &dom.name {
+            if let Err(why) = host_name(name) {
+                self.error(
+                    at(&["domain", "name"]),
+                    format!("`{name}` is not a domain name clients can connect to: {why}"),
+                    "give a host name of yours such as ws.example.com (lowercase, no scheme, no path)",
+                );
+            }
+        }
+        if let Some(arn) = &dom.certificate_arn {
+            let parts: Vec<&str> = arn.split(':').collect();
+            let ok = parts.len() == 6
+                && parts[0] == "arn"
+                && parts[1].starts_with("aws")
+                && parts[2] == "acm"
+                && parts[5].starts_with("certificate/");
+            if !ok {
+                self.error(
+                    at(&["domain", "certificate_arn"]),
+                    format!("`{arn}` is not an ACM certificate ARN"),
+                    "give an ARN such as arn:aws:acm:eu-west-3:123456789012:certificate/…, or leave it out to use the ISSUED certificate that covers the name",
+                );
+            }
+        }
+        if let Some(zone) = &dom.hosted_zone_id {
+            let ok = zone.starts_with('Z')
+                && zone.len() <= 32
+                && zone
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            if !ok {
+                self.error(
+                    at(&["domain", "hosted_zone_id"]),
+                    format!("`{zone}` is not a Route 53 hosted zone id"),
+                    "give the zone's id as `aws route53 list-hosted-zones` shows it after /hostedzone/, e.g. Z0123456789ABCDEFGHIJ",
+                );
+            }
         }
     }
 
@@ -564,6 +610,39 @@ pub(crate) fn check_backend_url(s: &str) -> Result<url::Url, &'static str> {
         return Err("has a query or fragment; give the base URL only");
     }
     Ok(url)
+}
+
+/// Whether `name` is a host name API Gateway takes for a custom domain: lowercase labels of letters, digits and
+/// '-', at least two, no wildcard, at most 253 characters, and not one of AWS's own.
+pub(crate) fn host_name(name: &str) -> Result<(), &'static str> {
+    if name.contains("://") || name.contains('/') {
+        return Err("it has a scheme or a path");
+    }
+    if name.len() > 253 {
+        return Err("it is longer than 253 characters");
+    }
+    if name.starts_with("*.") {
+        return Err("a wildcard maps every name to one stage; give the stage's own name");
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err("it has no parent domain");
+    }
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    if !labels.iter().all(label_ok) {
+        return Err("each label must be 1 to 63 lowercase letters, digits or '-', not starting or ending with '-'");
+    }
+    if name.ends_with(".amazonaws.com") || name.ends_with(".amazonaws.com.cn") {
+        return Err("it is one of AWS's own names");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -133,6 +133,38 @@ pub enum Action {
     CreateAccountLoggingRole,
     /// Sets that role in the account's API Gateway settings, once IAM lets API Gateway assume it.
     SetAccountLoggingRole,
+    /// The stage's custom domain: a regional API Gateway domain name with TLS 1.2 and this certificate.
+    CreateDomain {
+        name: String,
+        certificate: String,
+    },
+    UpdateDomain {
+        name: String,
+        certificate: String,
+        fields: Vec<String>,
+    },
+    DeleteDomain {
+        name: String,
+    },
+    /// Maps the stage at the domain's root, so clients connect to `wss://{name}`.
+    CreateApiMapping {
+        name: String,
+    },
+    /// A mapping of the domain to anything but this stage's API and stage (an API replaced since, say).
+    DeleteApiMapping {
+        name: String,
+        id: String,
+    },
+    /// The name's `A` alias to the domain's regional host, in the Route 53 zone `zone`.
+    UpsertRecord {
+        name: String,
+        zone: String,
+        replace: bool,
+    },
+    DeleteRecord {
+        name: String,
+        zone: String,
+    },
     /// Tags changed in the config, applied to a resource that exists.
     Retag {
         target: TagTarget,
@@ -160,6 +192,8 @@ pub enum TagTarget {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// What points at something about to go: a DNS record and API mappings, before their domain and API.
+    Unlink,
     /// Duplicates and spare keys that would block a create.
     Clear,
     /// Role, API, user, log groups, policies: what needs nothing else.
@@ -202,6 +236,9 @@ impl Action {
             | CreatePolicy
             | CreateEnvKey
             | CreateAccountLoggingRole
+            | CreateDomain { .. }
+            | CreateApiMapping { .. }
+            | UpsertRecord { replace: false, .. }
             | AddPermission { replace: false, .. } => Change::Create,
             DeleteRole
             | DeleteLogGroup { .. }
@@ -213,6 +250,9 @@ impl Action {
             | DeleteUser
             | DeletePolicy
             | DeleteEnvKey { .. }
+            | DeleteDomain { .. }
+            | DeleteApiMapping { .. }
+            | DeleteRecord { .. }
             | UnthrottleRoute { .. } => Change::Delete,
             _ => Change::Update,
         }
@@ -221,6 +261,7 @@ impl Action {
     pub fn phase(&self) -> Phase {
         use Action::*;
         match self {
+            DeleteRecord { .. } | DeleteApiMapping { .. } => Phase::Unlink,
             DeleteApi { .. } | DeleteAccessKey { .. } => Phase::Clear,
             CreateRole
             | UpdateRoleTrust
@@ -238,7 +279,10 @@ impl Action {
             | DeletePolicy
             // Before the stage, whose logging settings API Gateway refuses without it.
             | CreateAccountLoggingRole
-            | SetAccountLoggingRole => Phase::Foundations,
+            | SetAccountLoggingRole
+            // Needs only its certificate.
+            | CreateDomain { .. }
+            | UpdateDomain { .. } => Phase::Foundations,
             Retag { target, .. } => match target {
                 TagTarget::Function { .. } => Phase::Functions,
                 _ => Phase::Foundations,
@@ -251,7 +295,10 @@ impl Action {
             | PutUserPolicy
             // After the stage's key is created: the policy names it.
             | PutRolePolicy => Phase::Functions,
-            CreateIntegration { .. }
+            // The mapping needs the API's stage; the record, the domain's regional host.
+            CreateApiMapping { .. }
+            | UpsertRecord { .. }
+            | CreateIntegration { .. }
             | AddPermission { .. }
             | CreateAccessKey
             | SetConcurrency { .. }
@@ -261,9 +308,11 @@ impl Action {
                 Phase::Responses
             }
             // The key goes once no function uses it any more.
-            DeleteFunction { .. } | DeleteLogGroup { .. } | DeleteRole | DeleteEnvKey { .. } => {
-                Phase::Cleanup
-            }
+            DeleteFunction { .. }
+            | DeleteLogGroup { .. }
+            | DeleteRole
+            | DeleteEnvKey { .. }
+            | DeleteDomain { .. } => Phase::Cleanup,
             DeactivateAccessKey { .. } => Phase::AfterEnv,
         }
     }
@@ -335,6 +384,15 @@ impl Action {
             CreateEnvKey | AliasEnvKey { .. } | RestoreEnvKey { .. } | DeleteEnvKey { .. } => {
                 ("kms key".into(), d.env_key_alias.clone())
             }
+            CreateDomain { name, .. } | UpdateDomain { name, .. } | DeleteDomain { name } => {
+                ("domain name".into(), name.clone())
+            }
+            CreateApiMapping { name } | DeleteApiMapping { name, .. } => {
+                ("api mapping".into(), name.clone())
+            }
+            UpsertRecord { name, .. } | DeleteRecord { name, .. } => {
+                ("dns record".into(), name.clone())
+            }
             // One lane: the role must exist before it is set.
             CreateAccountLoggingRole | SetAccountLoggingRole => (
                 "account logging".into(),
@@ -360,6 +418,7 @@ impl Action {
             | UpdateFunctionConfig { fields, .. }
             | UpdateRoute { fields, .. }
             | UpdateStage { fields }
+            | UpdateDomain { fields, .. }
             | ThrottleRoute { fields, .. } => fields.join(", "),
             UnthrottleRoute { .. } => "the stage's limits from now on".into(),
             PutRetention { days, .. } => format!("retention {days} days"),
@@ -372,6 +431,11 @@ impl Action {
                 parts.join(", ")
             }
             UpdateRoleTrust => "trust policy".into(),
+            CreateDomain { certificate, .. } => format!("regional, TLS 1.2, {certificate}"),
+            CreateApiMapping { .. } => "the stage at its root".into(),
+            DeleteApiMapping { id, .. } => format!("mapping {id}"),
+            UpsertRecord { zone, .. } => format!("A alias, zone {zone}"),
+            DeleteRecord { zone, .. } => format!("zone {zone}"),
             CreateAccountLoggingRole => "API Gateway's role to write CloudWatch Logs".into(),
             SetAccountLoggingRole => {
                 "API Gateway's CloudWatch role for this account and region".into()

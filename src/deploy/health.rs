@@ -66,9 +66,37 @@ pub(crate) fn problems(
         });
     }
     out.extend(account_logging(d, o));
+    out.extend(domain_dns(d, o));
     out.extend(backend_key(d, o));
     out.extend(drift.iter().filter_map(|a| drifted(a, &d.names, &up)));
     out
+}
+
+/// The domain's name must lead to the API: its alias record, where this account holds the zone. (A zone elsewhere
+/// is the user's to check; `up` printed the record to create.)
+fn domain_dns(d: &Desired, o: &Observed) -> Option<Problem> {
+    let want = d.domain.as_ref()?;
+    let dom = o.domain.as_ref()?;
+    let zone = o.zone.as_ref()?;
+    if o.record.as_ref().is_some_and(|r| r.points_at(&dom.target)) {
+        return None;
+    }
+    let now = o.record.as_ref().map_or_else(
+        || "has no A record".to_string(),
+        |r| {
+            format!(
+                "points at {}",
+                r.alias_target.as_deref().unwrap_or("addresses of its own")
+            )
+        },
+    );
+    Some(Problem {
+        what: format!(
+            "{} {now} in the zone {}, not at the API's domain {}: clients cannot connect to wss://{}",
+            want.name, zone.name, dom.target, want.name
+        ),
+        fix: format!("run `wsdeploy up -s {}`", d.stage),
+    })
 }
 
 /// Logging the config asks for, which API Gateway refuses while its account settings have no CloudWatch role.
@@ -133,8 +161,11 @@ fn drifted(a: &Action, names: &Names, up: &str) -> Option<Problem> {
     use Action::*;
     let (kind, name) = a.resource(names);
     let what = match a {
-        // Housekeeping that changes nothing for users, or a key `backend_key` says more of.
-        DeleteAccessKey { .. } | DeactivateAccessKey { .. } | CreateAccessKey => return None,
+        // Housekeeping, a key `backend_key` says more of, or a record `domain_dns` says more of.
+        DeleteAccessKey { .. }
+        | DeactivateAccessKey { .. }
+        | CreateAccessKey
+        | UpsertRecord { .. } => return None,
         AddPermission { .. } => {
             format!("API Gateway may not invoke {name}: the routes it serves answer \"Internal server error\"")
         }

@@ -113,6 +113,10 @@ pub(crate) fn converged(d: &Desired) -> Observed {
         stray_env_keys: vec![],
         account_logging_role: Some(d.account_logging_role_arn()),
         account_logging_role_exists: true,
+        domain: None,
+        certificate: None,
+        zone: None,
+        record: None,
     }
 }
 

@@ -241,8 +241,60 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
         },
     ];
     let mut statements = statements;
+    statements.extend(domain_statements(stages, scope));
     statements.extend(key_statements(stages, &all));
     json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// What `up` and `teardown` do for the stages with a `domain:`: their domain names and mappings, the certificate
+/// and zone lookups (ACM's list and Route 53's zone list cannot be scoped to what is not yet known), the record.
+fn domain_statements(stages: &[&StageConfig], scope: &Scope<'_>) -> Vec<Value> {
+    let p = &scope.partition.id;
+    let names: Vec<String> = stages
+        .iter()
+        .filter_map(|s| {
+            let d = s.domain.as_ref()?;
+            Some(format!(
+                "arn:{p}:apigateway:{}::/domainnames/{}",
+                s.region, d.name
+            ))
+        })
+        .flat_map(|arn| [format!("{arn}/*"), arn])
+        .collect();
+    if names.is_empty() {
+        return vec![];
+    }
+    let regions: Vec<String> = stages
+        .iter()
+        .filter(|s| s.domain.is_some())
+        .map(|s| format!("arn:{p}:apigateway:{}::/domainnames", s.region))
+        .collect();
+    vec![
+        statement(
+            "DomainName",
+            API_ACTIONS,
+            names.into_iter().chain(regions).collect(),
+        ),
+        // ACM and Route 53's zone list cannot be scoped to a certificate or zone not yet known.
+        statement(
+            "FindCertificateAndZone",
+            &[
+                "acm:ListCertificates",
+                "acm:DescribeCertificate",
+                "route53:ListHostedZonesByName",
+                "route53:GetHostedZone",
+            ],
+            vec!["*".into()],
+        ),
+        statement(
+            "DomainRecord",
+            &[
+                "route53:ListResourceRecordSets",
+                "route53:ChangeResourceRecordSets",
+            ],
+            vec![format!("arn:{}:route53:::hostedzone/*", scope.partition.id)],
+        ),
+    ]
 }
 
 /// What `up` and `teardown` do with KMS keys. Lambda encrypts the functions' environment and shows it back on behalf
@@ -369,6 +421,46 @@ mod tests {
 
     /// The conditions the emulator's policy evaluator cannot check (it knows `StringEquals` only), checked here.
     #[test]
+    fn a_domain_is_granted_by_its_name_and_only_to_the_stages_that_have_one() {
+        assert!(statement_of(&policy("aws"), "DomainName").is_none());
+        let src = "project: chat\nregion: eu-west-3\nbackend: { url: 'https://api.example.com' }\nstages: { dev: {}, prod: { domain: { name: ws.example.com } } }\n";
+        let c = Config::from_source(
+            std::path::Path::new("w.yaml"),
+            src.into(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let stages: Vec<&StageConfig> = ["dev", "prod"]
+            .iter()
+            .map(|s| c.stage(Some(s)).unwrap())
+            .collect();
+        let partition = Partition::of_arn("arn:aws:iam::1:root");
+        let doc = deploy_policy(
+            &stages,
+            &Scope {
+                account: "123456789012",
+                partition: &partition,
+            },
+        );
+        assert_eq!(
+            statement(&doc, "DomainName")["Resource"],
+            json!([
+                "arn:aws:apigateway:eu-west-3::/domainnames",
+                "arn:aws:apigateway:eu-west-3::/domainnames/ws.example.com",
+                "arn:aws:apigateway:eu-west-3::/domainnames/ws.example.com/*"
+            ])
+        );
+    }
+
+    fn statement_of<'a>(doc: &'a Value, sid: &str) -> Option<&'a Value> {
+        doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == sid)
+    }
+
+    #[test]
     fn passing_the_role_and_detaching_the_policy_are_conditional() {
         let doc = policy("aws");
         let pass = statement(&doc, "PassLambdaRole");
@@ -433,6 +525,10 @@ mod tests {
                 for r in s["Resource"].as_array().unwrap() {
                     let r = r.as_str().unwrap();
                     let sid = s["Sid"].as_str().unwrap();
+                    if sid == "FindCertificateAndZone" {
+                        assert_eq!(r, "*", "ACM and Route 53's zone list are not scoped");
+                        continue;
+                    }
                     if matches!(sid, "DetachManagedPolicy" | "CreateStageKey") {
                         assert_eq!(r, "*", "scoped by its condition instead");
                         assert!(s["Condition"].is_object());
@@ -458,6 +554,8 @@ mod tests {
                         r.contains("chat-")
                             || r.contains("/chat-")
                             || r.contains(crate::facts::ACCOUNT_LOGGING_ROLE)
+                            || r.contains(":route53:::hostedzone/")
+                            || r.contains("::/domainnames")
                             || r.contains("API-Gateway-Execution-Logs_*/")
                             || r.ends_with("log-group:*")
                             || r.contains(":apigateway:"),

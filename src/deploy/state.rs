@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::config::resolve::{FUNCTION_ENV_SIGNING_SECRET, FUNCTION_ENV_SIGNING_SECRET_PREVIOUS};
 use crate::config::{
-    Architecture, CredentialsMode, EnvKey, ExecutionLogging, LogSettings, Names, StageConfig,
+    Architecture, CredentialsMode, DomainSettings, EnvKey, ExecutionLogging, LogSettings, Names,
+    StageConfig,
 };
 use crate::secret::SigningSecrets;
 
@@ -104,6 +105,8 @@ pub struct Desired {
     pub route_throttle: BTreeMap<String, (f64, i32)>,
     /// API Gateway's logs of the stage.
     pub logs: LogSettings,
+    /// The stage's own domain, if the config gives one.
+    pub domain: Option<DomainSettings>,
 }
 
 /// The stage's logging settings as API Gateway holds them: where access logs go, in what format, and the
@@ -206,6 +209,7 @@ impl Desired {
                 .map(|(key, (rate, burst))| (key.clone(), (*rate, *burst as i32)))
                 .collect(),
             logs: cfg.logs.clone(),
+            domain: cfg.domain.clone(),
         })
     }
 
@@ -272,8 +276,12 @@ impl Desired {
             )
     }
 
+    /// What clients connect to: the stage's own domain (mapped at its root, so no stage path), else API Gateway's.
     pub fn websocket_url(&self, api: &ApiRef) -> String {
-        format!("wss://{}/{}", self.api_host(api), self.stage)
+        match &self.domain {
+            Some(d) => format!("wss://{}", d.name),
+            None => format!("wss://{}/{}", self.api_host(api), self.stage),
+        }
     }
 
     pub fn management_endpoint(&self, api: &ApiRef) -> String {
@@ -478,10 +486,85 @@ pub struct Observed {
     pub env_key: Option<EnvKeyObs>,
     /// Other keys of the stage without the alias (two runs that each created one before either aliased it).
     pub stray_env_keys: Vec<EnvKeyObs>,
+    /// The stage's custom domain name (`domain.name`), if API Gateway has it.
+    pub domain: Option<DomainObs>,
+    /// The certificate the domain should use: the config's, or the ISSUED one of the region that covers the name.
+    pub certificate: Option<CertObs>,
+    /// The Route 53 zone that holds the name (the config's, or this account's public zone for it).
+    pub zone: Option<ZoneObs>,
+    /// The name's `A` record in that zone.
+    pub record: Option<RecordObs>,
     /// The CloudWatch role in API Gateway's account settings (`GetAccount`'s `cloudwatchRoleArn`), if set.
     pub account_logging_role: Option<String>,
     /// Whether the role wsdeploy creates for that setting exists.
     pub account_logging_role_exists: bool,
+}
+
+/// A custom domain name of API Gateway's, as `GetDomainName` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainObs {
+    pub tags: Tags,
+    /// The regional host that DNS must point at (`ApiGatewayDomainName`) and its Route 53 zone (`HostedZoneId`).
+    pub target: String,
+    pub target_zone: String,
+    pub certificate_arn: String,
+    pub security_policy: String,
+    pub mappings: Vec<MappingObs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingObs {
+    pub id: String,
+    pub api_id: String,
+    pub stage: String,
+    pub key: String,
+}
+
+/// An ACM certificate and whether it can serve the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertObs {
+    pub arn: String,
+    /// `ISSUED`, `PENDING_VALIDATION`, `EXPIRED`, ...
+    pub status: String,
+    /// Its names (domain and alternative names), which must cover the domain.
+    pub names: Vec<String>,
+}
+
+impl CertObs {
+    /// Whether one of its names is `name`, or a wildcard one level above it (`*.example.com` covers
+    /// `ws.example.com`, not `a.ws.example.com`).
+    pub fn covers(&self, name: &str) -> bool {
+        self.names.iter().any(|n| {
+            n.eq_ignore_ascii_case(name)
+                || n.strip_prefix("*.").is_some_and(|parent| {
+                    name.split_once('.')
+                        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(parent))
+                })
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneObs {
+    pub id: String,
+    pub name: String,
+}
+
+/// An `A` record: an alias (to `alias_target`) or plain addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordObs {
+    pub alias_target: Option<String>,
+    pub alias_zone: Option<String>,
+}
+
+impl RecordObs {
+    /// Whether it aliases `target` (Route 53 gives names back lowercased with a trailing dot).
+    pub fn points_at(&self, target: &str) -> bool {
+        self.alias_target.as_deref().is_some_and(|t| {
+            t.trim_end_matches('.')
+                .eq_ignore_ascii_case(target.trim_end_matches('.'))
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use hyper::{HeaderMap, Method};
 use serde_json::{json, Value};
 
+#[path = "aws_domain.rs"]
+mod domain;
 #[path = "aws_logging.rs"]
 mod logging;
 
@@ -166,6 +168,8 @@ struct State {
     hits: BTreeMap<&'static str, usize>,
     /// (api, stage) -> the fields `UpdateStage` set, which moto cannot (it has no `UpdateStage`).
     stage_updates: BTreeMap<(String, String), serde_json::Map<String, Value>>,
+    /// Domain name -> the configurations `UpdateDomainName` set (moto has no `UpdateDomainName`).
+    domain_updates: BTreeMap<String, Value>,
     kms: crate::support::aws_kms::Kms,
 }
 
@@ -315,6 +319,26 @@ impl Layer {
         let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
         if let Some(a) = self.lambda_before(r, &seg, &b) {
             return Before::Answer(a);
+        }
+        match (r.method.clone(), seg.as_slice()) {
+            (Method::POST, ["v2", "domainnames"]) => {
+                let region = crate::support::iam_enforce::region_of(r);
+                if let Some(a) = self
+                    .refuse_domain_certificate(r.body, &region, upstream)
+                    .await
+                {
+                    return Before::Answer(a);
+                }
+            }
+            (Method::PATCH, ["v2", "domainnames", name]) => {
+                return Before::Answer(self.update_domain(name, r.body, upstream).await);
+            }
+            (Method::POST, ["2013-04-01", "hostedzone", _, "rrset"]) => {
+                if let Some(a) = self.refuse_alias(r.body) {
+                    return Before::Answer(a);
+                }
+            }
+            _ => {}
         }
         if *r.method == Method::PATCH && seg == ["account"] {
             if let Some(a) = self.refuse_account_role(r.body, &b) {
@@ -712,6 +736,23 @@ impl Layer {
         let ok = (200..300).contains(&status);
         let seg = segments(r.path);
         let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+        if ok {
+            if let ["v2", "domainnames", rest @ ..] = seg.as_slice() {
+                if rest.len() <= 1 {
+                    let region = crate::support::iam_enforce::region_of(r);
+                    let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                    match v["items"].as_array_mut() {
+                        Some(items) => items.iter_mut().for_each(|d| self.shape_domain(d, &region)),
+                        None => self.shape_domain(&mut v, &region),
+                    }
+                    return v.to_string().into_bytes();
+                }
+            }
+            let target = r.headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+            if target == Some("CertificateManager.ListCertificates") {
+                return self.filter_certificates(r.body, body);
+            }
+        }
         let mut s = self.state.lock().unwrap();
         let params = form(r.body);
         if ok {
@@ -864,6 +905,32 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
+    /// The answer of a successful JSON-1.1 call (ACM, say) to moto.
+    pub(crate) async fn post_json11(
+        &self,
+        target: &str,
+        body: &Value,
+        service: &str,
+    ) -> Option<Value> {
+        let r = self
+            .client
+            .post(format!("{}/", self.base))
+            .header("x-amz-target", target)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header(
+                "authorization",
+                format!("AWS4-HMAC-SHA256 Credential=testing/20260101/eu-west-3/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+            )
+            .body(body.to_string())
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        serde_json::from_slice(&r.bytes().await.ok()?).ok()
+    }
+
     /// The body of a successful GET, signed as moto needs (it reads the region from the credential scope).
     pub(crate) async fn get(&self, path: &str) -> Option<Vec<u8>> {
         let r = self

@@ -29,6 +29,8 @@ impl Moto {
             .env("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000")
             // AWS's managed policies exist, as in every account (API Gateway's CloudWatch role attaches one).
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            // ACM issues a requested certificate at once, as DNS validation does once its record exists.
+            .env("MOTO_ACM_VALIDATION_WAIT", "0")
             .stdin(Stdio::null())
             .stdout(log.reopen().expect("log"))
             .stderr(log.reopen().expect("log"))
