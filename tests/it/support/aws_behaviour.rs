@@ -160,6 +160,9 @@ struct State {
     /// Function name -> (until, created rather than updated).
     functions: BTreeMap<String, (Instant, bool)>,
     roles: BTreeMap<String, Instant>,
+    /// New roles that have been refused once: IAM's propagation is over only after the delay *and* a first
+    /// refusal, so that a busy test machine (where the delay can pass before the first use) still meets it.
+    roles_refused: BTreeSet<String>,
     keys: BTreeMap<String, Instant>,
     refused_keys: BTreeSet<String>,
     /// (api, route) -> route responses created through the layer: (id, key).
@@ -171,6 +174,20 @@ struct State {
     /// Domain name -> the configurations `UpdateDomainName` set (moto has no `UpdateDomainName`).
     domain_updates: BTreeMap<String, Value>,
     kms: crate::support::aws_kms::Kms,
+}
+
+impl State {
+    /// Whether a role created through the layer is still propagating: within the delay, or never refused yet.
+    fn role_young(&mut self, role: &str, delay: Option<Duration>) -> bool {
+        let (Some(d), Some(at)) = (delay, self.roles.get(role)) else {
+            return false;
+        };
+        let young = at.elapsed() < d || !self.roles_refused.contains(role);
+        if young {
+            self.roles_refused.insert(role.to_string());
+        }
+        young
+    }
 }
 
 #[derive(Clone)]
@@ -472,10 +489,7 @@ impl Layer {
                 let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
                 let role = body["Role"].as_str().unwrap_or("");
                 let role = role.rsplit('/').next().unwrap_or("");
-                let young = b
-                    .role_propagation
-                    .zip(s.roles.get(role))
-                    .is_some_and(|(d, at)| at.elapsed() < d);
+                let young = s.role_young(role, b.role_propagation);
                 let kms = body["KMSKeyArn"].as_str().is_some_and(|a| !a.is_empty());
                 young.then(|| {
                     Self::hit(&mut s, "new role not yet assumable");

@@ -62,7 +62,6 @@ impl Layer {
     /// `UpdateAccount` setting a role IAM has not propagated yet: "The role ARN does not have required permissions
     /// configured" (terraform-provider-aws retries it in `aws_api_gateway_account` for its propagation timeout).
     pub(super) fn refuse_account_role(&self, body: &[u8], b: &Behaviour) -> Option<Answer> {
-        let d = b.role_propagation?;
         let v: Value = serde_json::from_slice(body).unwrap_or_default();
         let arn = v["patchOperations"]
             .as_array()?
@@ -72,8 +71,7 @@ impl Layer {
             .to_string();
         let name = arn.rsplit('/').next().unwrap_or_default();
         let mut s = self.state.lock().unwrap();
-        let fresh = s.roles.get(name).is_some_and(|t| t.elapsed() < d);
-        if !fresh {
+        if !s.role_young(name, b.role_propagation) {
             return None;
         }
         Self::hit(&mut s, "account role refused until IAM propagates it");
