@@ -10,6 +10,7 @@ pub(crate) mod iam;
 pub(crate) mod kms;
 pub(crate) mod lambda;
 pub(crate) mod logs;
+pub(crate) mod metrics;
 pub(crate) mod observe;
 
 use std::time::{Duration, Instant};
@@ -50,6 +51,7 @@ pub struct Clients {
     pub apigw_account: aws_sdk_apigateway::Client,
     pub acm: aws_sdk_acm::Client,
     pub route53: aws_sdk_route53::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
 }
@@ -66,6 +68,7 @@ impl Clients {
             apigw_account: aws_sdk_apigateway::Client::new(&config),
             acm: aws_sdk_acm::Client::new(&config),
             route53: aws_sdk_route53::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             sts: aws_sdk_sts::Client::new(&config),
             config,

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::cloud::metrics::LastHour;
 use crate::deploy::health::{problems, Problem};
 use crate::deploy::{plan, Desired, Options};
 use crate::error::Result;
@@ -9,8 +10,9 @@ use crate::error::Result;
 use super::Context;
 
 /// Check the deployed stage and name each problem with its fix: a function that cannot run, a missing invoke
-/// permission or route response, a failed deployment, a backend access key that AWS refuses, a throttle of 0, and
-/// any other difference from the config. Exit 1 when there is a problem, so CI can gate on it.
+/// permission or route response, a failed deployment, a backend access key that AWS refuses, a throttle of 0, logs
+/// the account's settings do not allow, a DNS record that points elsewhere, and any other difference from the
+/// config; then the last hour of CloudWatch metrics. Exit 1 when there is a problem, so CI can gate on it.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  wsdeploy status -s prod\n  wsdeploy status -s prod --output json | jq .problems"
@@ -30,13 +32,21 @@ impl Args {
             None => None,
         };
         let found = problems(&d, o, &drift, failure.as_deref());
+        let metrics = match o.kept_api() {
+            Some(api) => Some(crate::cloud::metrics::last_hour(&s.clients, &d, &api.id).await?),
+            None => None,
+        };
         ctx.ui.out_json(&json!({
             "stage": d.stage,
             "region": d.region,
             "healthy": found.is_empty(),
             "problems": found,
+            "last_hour": metrics,
         }));
         ctx.ui.out(report(&d, o, &found));
+        if let Some(m) = &metrics {
+            ctx.ui.out(last_hour(m));
+        }
         if !found.is_empty() {
             return Err(anyhow::anyhow!(
                 "{} problem{} in the stage {}",
@@ -48,6 +58,46 @@ impl Args {
         }
         Ok(())
     }
+}
+
+/// The last hour in a few lines: what CloudWatch has, nothing for what it has not.
+fn last_hour(m: &LastHour) -> String {
+    if m.api.is_empty() && m.functions.is_empty() {
+        return "Last hour: no traffic (CloudWatch has no datapoint for the stage).".into();
+    }
+    let mut out = String::from("Last hour:");
+    let words = [
+        ("ConnectCount", "connections"),
+        ("MessageCount", "messages"),
+        ("IntegrationError", "integration errors"),
+        ("ClientError", "client errors"),
+        ("ExecutionError", "execution errors"),
+    ];
+    let api: Vec<String> = words
+        .iter()
+        .filter_map(|(k, w)| {
+            m.api
+                .get(*k)
+                .map(|v| format!("{} {w}", crate::cost::amount(*v)))
+        })
+        .collect();
+    if !api.is_empty() {
+        out.push_str(&format!("\n  API          {}", api.join(", ")));
+    }
+    for (f, values) in &m.functions {
+        let mut parts = vec![];
+        if let Some(v) = values.get("Invocations") {
+            parts.push(format!("{} invocations", crate::cost::amount(*v)));
+        }
+        if let Some(v) = values.get("Errors") {
+            parts.push(format!("{} errors", crate::cost::amount(*v)));
+        }
+        if let Some(v) = values.get("DurationP99") {
+            parts.push(format!("p99 {v:.0} ms"));
+        }
+        out.push_str(&format!("\n  {f}  {}", parts.join(", ")));
+    }
+    out
 }
 
 fn report(d: &Desired, o: &crate::deploy::Observed, found: &[Problem]) -> String {

@@ -223,6 +223,12 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
             each(&|s| vec![s.describe_log_groups.clone()]),
         ),
         statement("WebSocketApi", API_ACTIONS, each(&|s| s.apis.clone())),
+        // `status` reads the last hour's metrics; CloudWatch metrics have no resource to scope to.
+        statement(
+            "ReadMetrics",
+            &["cloudwatch:GetMetricData"],
+            vec!["*".into()],
+        ),
         statement(
             "AccountLoggingRole",
             &["iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy"],
@@ -388,14 +394,11 @@ mod tests {
     use super::*;
     use crate::config::{Config, Overrides};
 
-    fn policy(partition: &str) -> Value {
-        let src = "project: chat\nregion: eu-west-3\nbackend: { url: 'https://api.example.com' }\nstages: { dev: {}, prod: { region: us-east-1 } }\n";
-        let c = Config::from_source(
-            std::path::Path::new("w.yaml"),
-            src.into(),
-            &Overrides::default(),
-        )
-        .unwrap();
+    /// The policy for the stages dev and prod of a config whose `stages:` mapping is `stages`.
+    fn policy_of(stages: &str, partition: &str) -> Value {
+        let src = format!("project: chat\nregion: eu-west-3\nbackend: {{ url: 'https://api.example.com' }}\nstages: {stages}\n");
+        let c = Config::from_source(std::path::Path::new("w.yaml"), src, &Overrides::default())
+            .unwrap();
         let stages: Vec<&StageConfig> = ["dev", "prod"]
             .iter()
             .map(|s| c.stage(Some(s)).unwrap())
@@ -410,6 +413,10 @@ mod tests {
         )
     }
 
+    fn policy(partition: &str) -> Value {
+        policy_of("{ dev: {}, prod: { region: us-east-1 } }", partition)
+    }
+
     fn statement<'a>(doc: &'a Value, sid: &str) -> &'a Value {
         doc["Statement"]
             .as_array()
@@ -419,28 +426,12 @@ mod tests {
             .unwrap()
     }
 
-    /// The conditions the emulator's policy evaluator cannot check (it knows `StringEquals` only), checked here.
     #[test]
     fn a_domain_is_granted_by_its_name_and_only_to_the_stages_that_have_one() {
         assert!(statement_of(&policy("aws"), "DomainName").is_none());
-        let src = "project: chat\nregion: eu-west-3\nbackend: { url: 'https://api.example.com' }\nstages: { dev: {}, prod: { domain: { name: ws.example.com } } }\n";
-        let c = Config::from_source(
-            std::path::Path::new("w.yaml"),
-            src.into(),
-            &Overrides::default(),
-        )
-        .unwrap();
-        let stages: Vec<&StageConfig> = ["dev", "prod"]
-            .iter()
-            .map(|s| c.stage(Some(s)).unwrap())
-            .collect();
-        let partition = Partition::of_arn("arn:aws:iam::1:root");
-        let doc = deploy_policy(
-            &stages,
-            &Scope {
-                account: "123456789012",
-                partition: &partition,
-            },
+        let doc = policy_of(
+            "{ dev: {}, prod: { domain: { name: ws.example.com } } }",
+            "aws",
         );
         assert_eq!(
             statement(&doc, "DomainName")["Resource"],
@@ -460,6 +451,7 @@ mod tests {
             .find(|s| s["Sid"] == sid)
     }
 
+    /// The conditions the emulator's policy evaluator cannot check (it knows `StringEquals` only), checked here.
     #[test]
     fn passing_the_role_and_detaching_the_policy_are_conditional() {
         let doc = policy("aws");
@@ -525,6 +517,10 @@ mod tests {
                 for r in s["Resource"].as_array().unwrap() {
                     let r = r.as_str().unwrap();
                     let sid = s["Sid"].as_str().unwrap();
+                    if sid == "ReadMetrics" {
+                        assert_eq!(r, "*", "CloudWatch metrics have no resource");
+                        continue;
+                    }
                     if sid == "FindCertificateAndZone" {
                         assert_eq!(r, "*", "ACM and Route 53's zone list are not scoped");
                         continue;

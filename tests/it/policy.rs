@@ -18,15 +18,16 @@ fn config(project: &str, credentials: &str) -> String {
 }
 
 /// Cold `up`, the account's logging role set up (in an account that has none: the previous life's is removed),
-/// rotation, a switch to `credentials: policy` with the policy attached to a role of the user's own, then
+/// rotation, `status` (metrics included), a switch to `credentials: policy` with the policy attached to a role of the user's own, then
 /// `teardown`. The first run that fails, if any.
 async fn life(app: &App, project: &str, conf: &aws_config::SdkConfig) -> Option<Run> {
     let admin = &aws_sdk_iam::Client::new(conf);
     forget_account_logging(conf).await;
-    let steps: [&[&str]; 3] = [
+    let steps: [&[&str]; 4] = [
         &["up"],
         &["up", "--setup-account-logging", "--yes"],
         &["up", "--rotate-credentials"],
+        &["status"],
     ];
     for args in steps {
         let run = app.run(args).run();

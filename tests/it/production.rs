@@ -634,3 +634,88 @@ async fn a_stage_on_its_own_domain_from_certificate_to_dns_record() {
         "{hits:?}"
     );
 }
+
+async fn put_metric(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    name: &str,
+    dims: &[(&str, &str)],
+    values: &[f64],
+) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let now = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    let data = values.iter().map(|v| {
+        MetricDatum::builder()
+            .metric_name(name)
+            .set_dimensions(Some(
+                dims.iter()
+                    .map(|(k, x)| Dimension::builder().name(*k).value(*x).build())
+                    .collect(),
+            ))
+            .value(*v)
+            .timestamp(now.into())
+            .build()
+    });
+    cw.put_metric_data()
+        .namespace(namespace)
+        .set_metric_data(Some(data.collect()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// `status` ends with the last hour of CloudWatch: API Gateway's connections, messages and errors for the stage,
+/// each function's invocations, errors and p99 duration, only what CloudWatch has. The SDK speaks CloudWatch's CBOR
+/// protocol, which the layer translates for moto (and it plays the percentile moto does not compute).
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_the_last_hours_metrics() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let conf = sdk_config_at(&proxy.endpoint).await;
+    let app = App::new(
+        &proxy.endpoint,
+        &format!("{BASE}logs: {{ access: false }}\n"),
+    );
+    let api = app.run(&["up", "--output", "json"]).expect(0).json()["api_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let quiet = app.run(&["status"]).expect(0);
+    quiet.check(
+        quiet.stdout.contains("Last hour: no traffic"),
+        "says there is none yet",
+    );
+
+    let cw = aws_sdk_cloudwatch::Client::new(&conf);
+    let stage = [("ApiId", api.as_str()), ("Stage", "dev")];
+    put_metric(&cw, "AWS/ApiGateway", "ConnectCount", &stage, &[5.0, 7.0]).await;
+    put_metric(&cw, "AWS/ApiGateway", "MessageCount", &stage, &[340.0]).await;
+    put_metric(&cw, "AWS/ApiGateway", "ClientError", &stage, &[2.0]).await;
+    let connect = [("FunctionName", "chat-dev-connect")];
+    put_metric(&cw, "AWS/Lambda", "Invocations", &connect, &[12.0]).await;
+    put_metric(&cw, "AWS/Lambda", "Errors", &connect, &[0.0]).await;
+    put_metric(&cw, "AWS/Lambda", "Duration", &connect, &[20.0, 31.0, 45.0]).await;
+
+    let json = app.run(&["status", "--output", "json"]).expect(0).json();
+    let hour = &json["last_hour"];
+    assert_eq!(hour["api"]["ConnectCount"], 12.0);
+    assert_eq!(hour["api"]["MessageCount"], 340.0);
+    assert_eq!(hour["api"]["ClientError"], 2.0);
+    assert!(
+        hour["api"].get("IntegrationError").is_none(),
+        "no datapoint, no number: {hour}"
+    );
+    assert_eq!(hour["functions"]["chat-dev-connect"]["DurationP99"], 45.0);
+    assert_eq!(hour["functions"]["chat-dev-connect"]["Errors"], 0.0);
+    assert!(hour["functions"].get("chat-dev-disconnect").is_none());
+    let text = app.run(&["status"]).expect(0);
+    text.check(
+        text.stdout.contains("Last hour:\n  API          12 connections, 340 messages, 2 client errors\n  chat-dev-connect  12 invocations, 0 errors, p99 45 ms"),
+        "the last hour in a few lines",
+    );
+    let hits = proxy.layer().hits();
+    assert!(
+        hits.contains_key("CloudWatch percentile computed by the layer"),
+        "{hits:?}"
+    );
+}

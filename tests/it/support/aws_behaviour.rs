@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use hyper::{HeaderMap, Method};
 use serde_json::{json, Value};
 
+#[path = "aws_cbor.rs"]
+mod cbor;
 #[path = "aws_domain.rs"]
 mod domain;
 #[path = "aws_logging.rs"]
@@ -113,7 +115,7 @@ pub(crate) struct Req<'a> {
 pub(crate) struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 impl Answer {
@@ -125,7 +127,9 @@ impl Answer {
                 ("content-type".into(), "application/json".into()),
                 ("x-amzn-errortype".into(), code.into()),
             ],
-            body: json!({ "Type": "User", "message": message }).to_string(),
+            body: json!({ "Type": "User", "message": message })
+                .to_string()
+                .into_bytes(),
         }
     }
 
@@ -133,7 +137,7 @@ impl Answer {
         Answer {
             status,
             headers: vec![("content-type".into(), "text/xml".into())],
-            body: format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>layer</RequestId></ErrorResponse>"),
+            body: format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>layer</RequestId></ErrorResponse>").into_bytes(),
         }
     }
 
@@ -141,7 +145,9 @@ impl Answer {
         Answer {
             status,
             headers: vec![("content-type".into(), "application/x-amz-json-1.1".into())],
-            body: json!({ "__type": code, "message": message }).to_string(),
+            body: json!({ "__type": code, "message": message })
+                .to_string()
+                .into_bytes(),
         }
     }
 
@@ -149,7 +155,7 @@ impl Answer {
         Answer {
             status: 200,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: body.to_string(),
+            body: body.to_string().into_bytes(),
         }
     }
 }
@@ -301,7 +307,12 @@ impl Layer {
             },
         );
         let message = crate::support::iam_enforce::denial(&denied);
-        Some(if is_query(r) {
+        Some(if cbor::operation(r).is_some() {
+            cbor::answer(
+                400,
+                &json!({ "__type": "AccessDenied", "message": message }),
+            )
+        } else if is_query(r) {
             Answer::query(403, "AccessDenied", &message)
         } else if r.headers.contains_key("x-amz-target") {
             Answer::json11(400, "AccessDeniedException", &message)
@@ -328,6 +339,9 @@ impl Layer {
         let b = self.behaviour.lock().unwrap().clone();
         if let Some(a) = self.refuse_key(r, &b).or_else(|| self.authorize(r, &b)) {
             return Before::Answer(a);
+        }
+        if let Some(op) = cbor::operation(r) {
+            return Before::Answer(self.translate_cbor(r, op, upstream).await);
         }
         if let Some(a) = self.kms_before(r, &b) {
             return Before::Answer(a);
@@ -702,7 +716,7 @@ impl Layer {
         Answer {
             status: 204,
             headers: vec![],
-            body: String::new(),
+            body: vec![],
         }
     }
 
@@ -926,23 +940,44 @@ impl Upstream {
         body: &Value,
         service: &str,
     ) -> Option<Value> {
-        let r = self
+        let (status, v) = self
+            .post_json(target, body, "application/x-amz-json-1.1", service)
+            .await;
+        (200..300).contains(&status).then_some(v)
+    }
+
+    /// A JSON-protocol call to moto: (status, answer).
+    pub(crate) async fn post_json(
+        &self,
+        target: &str,
+        body: &Value,
+        content_type: &str,
+        service: &str,
+    ) -> (u16, Value) {
+        let sent = self
             .client
             .post(format!("{}/", self.base))
             .header("x-amz-target", target)
-            .header("content-type", "application/x-amz-json-1.1")
+            .header("content-type", content_type)
             .header(
                 "authorization",
                 format!("AWS4-HMAC-SHA256 Credential=testing/20260101/eu-west-3/{service}/aws4_request, SignedHeaders=host, Signature=0"),
             )
             .body(body.to_string())
             .send()
-            .await
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        serde_json::from_slice(&r.bytes().await.ok()?).ok()
+            .await;
+        let Ok(r) = sent else {
+            return (
+                502,
+                json!({ "__type": "ServiceUnavailable", "message": "moto unreachable" }),
+            );
+        };
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({})),
+        )
     }
 
     /// The body of a successful GET, signed as moto needs (it reads the region from the credential scope).

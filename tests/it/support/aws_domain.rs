@@ -187,7 +187,7 @@ impl Layer {
         Some(Answer {
             status: 400,
             headers: vec![("content-type".into(), "text/xml".into())],
-            body: format!("<ErrorResponse><Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[Tried to create an alias that targets {target}., type A in zone {zone}, but the alias target name does not lie within the target zone]</Message></Error><RequestId>layer</RequestId></ErrorResponse>"),
+            body: format!("<ErrorResponse><Error><Type>Sender</Type><Code>InvalidChangeBatch</Code><Message>[Tried to create an alias that targets {target}., type A in zone {zone}, but the alias target name does not lie within the target zone]</Message></Error><RequestId>layer</RequestId></ErrorResponse>").into_bytes(),
         })
     }
 }

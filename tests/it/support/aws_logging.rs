@@ -106,7 +106,7 @@ impl Layer {
         Answer {
             status: 204,
             headers: vec![],
-            body: String::new(),
+            body: vec![],
         }
     }
 }

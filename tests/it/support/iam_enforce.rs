@@ -62,6 +62,10 @@ pub(crate) fn checks(r: &Req<'_>) -> Vec<Check> {
         return vec![check(format!("logs:{op}"), resource)];
     }
     let path = r.path;
+    // CloudWatch's RPC v2 CBOR: `/service/{service}/operation/{op}`; metrics have no resource.
+    if let Some(op) = path.strip_prefix("/service/GraniteServiceVersion20100801/operation/") {
+        return vec![check(format!("cloudwatch:{op}"), "*")];
+    }
     // API Gateway's first API, for the account settings: authorized by method on its path like the second.
     // Setting its CloudWatch role passes that role to API Gateway.
     if path == "/account" {

@@ -318,7 +318,7 @@ async fn handle(
                 .into_iter()
                 .map(|(k, v)| (k, v.into_bytes()))
                 .collect(),
-            a.body.into_bytes(),
+            a.body,
         ),
         Before::Forward(slot) => {
             let (status, headers, bytes) = forward(&s, &parts, &body).await?;
