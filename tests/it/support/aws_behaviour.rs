@@ -165,11 +165,17 @@ struct State {
     apis_writing: BTreeMap<String, usize>,
     /// Function name -> (until, created rather than updated).
     functions: BTreeMap<String, (Instant, bool)>,
+    /// Functions read once since their last change: each change shows `Pending`/`InProgress` until its delay has
+    /// passed *and* it was read once, so a loaded machine (where the delay can pass before the first read) still
+    /// meets it.
+    functions_shown: BTreeSet<String>,
     roles: BTreeMap<String, Instant>,
     /// New roles that have been refused once: IAM's propagation is over only after the delay *and* a first
     /// refusal, so that a busy test machine (where the delay can pass before the first use) still meets it.
     roles_refused: BTreeSet<String>,
     keys: BTreeMap<String, Instant>,
+    /// New access keys refused once (propagation is over after the delay *and* one refusal, as for roles).
+    keys_refused: BTreeSet<String>,
     refused_keys: BTreeSet<String>,
     /// (api, route) -> route responses created through the layer: (id, key).
     route_responses: BTreeMap<(String, String), Vec<(String, String)>>,
@@ -466,7 +472,13 @@ impl Layer {
         let young = b
             .key_propagation
             .zip(s.keys.get(&key))
-            .is_some_and(|(d, at)| at.elapsed() < d);
+            .is_some_and(|(d, at)| at.elapsed() < d)
+            || (b.key_propagation.is_some()
+                && s.keys.contains_key(&key)
+                && !s.keys_refused.contains(&key));
+        if young {
+            s.keys_refused.insert(key.clone());
+        }
         let dead = b.refuse_inactive_keys && s.refused_keys.contains(&key);
         if !young && !dead {
             return None;
@@ -813,6 +825,7 @@ impl Layer {
                 if let (Some(d), Some(name)) = (b.lambda_pending, v["FunctionName"].as_str()) {
                     s.functions
                         .insert(name.to_string(), (Instant::now() + d, true));
+                    s.functions_shown.remove(name);
                     pending(&mut v, true);
                     return v.to_string().into_bytes();
                 }
@@ -822,6 +835,7 @@ impl Layer {
                 if let Some(d) = b.lambda_updating {
                     s.functions
                         .insert(function_name(name), (Instant::now() + d, false));
+                    s.functions_shown.remove(&function_name(name));
                     let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
                     pending(&mut v, false);
                     return v.to_string().into_bytes();
@@ -834,7 +848,8 @@ impl Layer {
                 let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
                 let name = function_name(name);
                 if let Some((until, created)) = s.functions.get(&name).copied() {
-                    if Instant::now() < until {
+                    if Instant::now() < until || s.functions_shown.insert(name.clone()) {
+                        s.functions_shown.insert(name.clone());
                         Self::hit(&mut s, "lambda read while Pending/InProgress");
                         let config = if rest.is_empty() {
                             &mut v["Configuration"]

@@ -29,6 +29,9 @@ pub(crate) struct Timings {
 struct Key {
     arn: String,
     created: Instant,
+    /// Whether `CreateAlias` was refused once: a new key spreads only after the delay *and* one refusal, so that a
+    /// loaded machine (where the delay can pass before the first use) still meets it.
+    refused_once: bool,
     tags: BTreeMap<String, String>,
     tagged: Instant,
     state: &'static str,
@@ -174,13 +177,18 @@ impl Kms {
     }
 
     /// Refuses before moto sees it: `CreateAlias` on a key KMS has not spread yet.
-    pub(crate) fn before(&self, r: &Req<'_>, t: Timings) -> Option<(&'static str, Answer)> {
+    pub(crate) fn before(&mut self, r: &Req<'_>, t: Timings) -> Option<(&'static str, Answer)> {
         if operation(r)? != "CreateAlias" {
             return None;
         }
         let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
-        let key = self.key(body["TargetKeyId"].as_str().unwrap_or_default())?;
-        let young = t.new_key.is_some_and(|d| key.created.elapsed() < d);
+        let id = id_of(body["TargetKeyId"].as_str().unwrap_or_default());
+        let key = self.keys.get_mut(&id)?;
+        let young = t
+            .new_key
+            .is_some_and(|d| key.created.elapsed() < d || !key.refused_once);
+        key.refused_once = true;
+        let key = &*key;
         young.then(|| {
             (
                 "new KMS key not yet available",
@@ -345,6 +353,7 @@ impl Kms {
                         Key {
                             arn: arn.to_string(),
                             created: now,
+                            refused_once: false,
                             tags: tags_of(&req["Tags"]),
                             tagged: now,
                             state: "Enabled",
