@@ -20,6 +20,8 @@ mod conformance;
 mod deploy;
 /// `wsdeploy dev` end to end: gateway, `@connections`, the real Lambda binaries, a real backend.
 mod dev;
+/// The stage on its own domain: certificate, domain name, mapping, DNS record.
+mod domain;
 /// Env files read back exactly by dotenvy, Node and python-dotenv.
 mod envfile;
 /// The chat example in headless Chromium.
@@ -28,10 +30,10 @@ mod example;
 mod init;
 /// The bundled Lambdas as the CLI builds them.
 mod lambdas;
+/// API Gateway's logs and the account role they need, `wsdeploy logs`, the metrics in `status`.
+mod observability;
 /// `wsdeploy policy`: enough to deploy, and every statement needed.
 mod policy;
-/// A production stage: API Gateway's logs and the account role they need, `wsdeploy logs`, a custom domain.
-mod production;
 /// Faults, crashes and races: the next run converges, nothing is orphaned.
 mod reliability;
 /// Secrets never shown, least-privilege policies.
