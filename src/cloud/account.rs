@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{already, explain, is_not_found, retry_for, Clients, PROPAGATION_BUDGET};
+use super::{already, explain, optional, retry_for, Clients, PROPAGATION_BUDGET};
 use crate::deploy::state::Desired;
 use crate::facts::{ACCOUNT_LOGGING_POLICY, ACCOUNT_LOGGING_ROLE};
 use crate::ui::Step;
@@ -17,16 +17,7 @@ pub(crate) async fn observe(c: &Clients) -> Result<(Option<String>, bool)> {
         c.iam.get_role().role_name(ACCOUNT_LOGGING_ROLE).send()
     );
     let account = account.map_err(|e| explain("read API Gateway's account settings", e))?;
-    let exists = match role {
-        Ok(_) => true,
-        Err(e) if e.as_service_error().is_some_and(is_not_found) => false,
-        Err(e) => {
-            return Err(explain(
-                &format!("read the IAM role {ACCOUNT_LOGGING_ROLE}"),
-                e,
-            ))
-        }
-    };
+    let exists = optional(role, &format!("read the IAM role {ACCOUNT_LOGGING_ROLE}"))?.is_some();
     let set = account
         .cloudwatch_role_arn()
         .filter(|arn| !arn.is_empty())

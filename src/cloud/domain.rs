@@ -7,7 +7,7 @@ use aws_sdk_route53::types::{
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::{already, explain, gone, is_not_found, retry_for, Clients, PROPAGATION_BUDGET};
+use super::{already, explain, gone, optional, retry_for, Clients, PROPAGATION_BUDGET};
 use crate::config::DomainSettings;
 use crate::deploy::state::{CertObs, Desired, DomainObs, MappingObs, Observed, RecordObs, ZoneObs};
 use crate::facts::DOMAIN_TLS;
@@ -33,11 +33,9 @@ pub(crate) async fn observe(
 }
 
 async fn domain(c: &Clients, name: &str) -> Result<Option<DomainObs>> {
-    let what = format!("read the domain name {name}");
-    let out = match c.apigw.get_domain_name().domain_name(name).send().await {
-        Ok(out) => out,
-        Err(e) if e.as_service_error().is_some_and(is_not_found) => return Ok(None),
-        Err(e) => return Err(explain(&what, e)),
+    let got = c.apigw.get_domain_name().domain_name(name).send().await;
+    let Some(out) = optional(got, &format!("read the domain name {name}"))? else {
+        return Ok(None);
     };
     let config = out.domain_name_configurations().first();
     let mappings = c
@@ -133,16 +131,14 @@ async fn certificate(c: &Clients, want: &DomainSettings) -> Result<Option<CertOb
 }
 
 async fn describe(c: &Clients, arn: &str) -> Result<Option<CertObs>> {
-    let out = match c
+    let got = c
         .acm
         .describe_certificate()
         .certificate_arn(arn)
         .send()
-        .await
-    {
-        Ok(out) => out,
-        Err(e) if e.as_service_error().is_some_and(is_not_found) => return Ok(None),
-        Err(e) => return Err(explain(&format!("read the certificate {arn}"), e)),
+        .await;
+    let Some(out) = optional(got, &format!("read the certificate {arn}"))? else {
+        return Ok(None);
     };
     let Some(detail) = out.certificate() else {
         return Ok(None);
@@ -251,23 +247,27 @@ async fn record(c: &Clients, zone: &str, name: &str) -> Result<Option<RecordObs>
 }
 
 /// Creates the domain name; returns its regional host and that host's Route 53 zone.
+/// The one configuration wsdeploy gives a domain name: regional, TLS 1.2, this certificate.
+fn configuration(certificate: &str) -> aws_sdk_apigatewayv2::types::DomainNameConfiguration {
+    use aws_sdk_apigatewayv2::types::{DomainNameConfiguration, EndpointType, SecurityPolicy};
+    DomainNameConfiguration::builder()
+        .certificate_arn(certificate)
+        .endpoint_type(EndpointType::Regional)
+        .security_policy(SecurityPolicy::from(DOMAIN_TLS))
+        .build()
+}
+
 pub(crate) async fn create(
     c: &Clients,
     d: &Desired,
     name: &str,
     certificate: &str,
 ) -> Result<(String, String)> {
-    use aws_sdk_apigatewayv2::types::{DomainNameConfiguration, EndpointType, SecurityPolicy};
-    let config = DomainNameConfiguration::builder()
-        .certificate_arn(certificate)
-        .endpoint_type(EndpointType::Regional)
-        .security_policy(SecurityPolicy::from(DOMAIN_TLS))
-        .build();
     let out = c
         .apigw
         .create_domain_name()
         .domain_name(name)
-        .domain_name_configurations(config)
+        .domain_name_configurations(configuration(certificate))
         .set_tags(Some(d.tags.clone().into_iter().collect()))
         .send()
         .await
@@ -281,16 +281,10 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn update(c: &Clients, name: &str, certificate: &str) -> Result<()> {
-    use aws_sdk_apigatewayv2::types::{DomainNameConfiguration, EndpointType, SecurityPolicy};
-    let config = DomainNameConfiguration::builder()
-        .certificate_arn(certificate)
-        .endpoint_type(EndpointType::Regional)
-        .security_policy(SecurityPolicy::from(DOMAIN_TLS))
-        .build();
     c.apigw
         .update_domain_name()
         .domain_name(name)
-        .domain_name_configurations(config)
+        .domain_name_configurations(configuration(certificate))
         .send()
         .await
         .map_err(|e| explain(&format!("update the domain name {name}"), e))?;

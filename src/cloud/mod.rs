@@ -248,6 +248,26 @@ pub(crate) fn already<T, E: ProvideErrorMetadata, R>(
     }
 }
 
+/// `Ok(None)` when AWS says the thing does not exist.
+pub(crate) fn optional<T, E, R>(
+    r: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
+    what: &str,
+) -> anyhow::Result<Option<T>>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(explain(what, e)),
+    }
+}
+
 /// A delete of something already gone is done.
 pub(crate) fn gone<T, E: ProvideErrorMetadata, R>(r: SdkResult<T, E, R>) -> SdkResult<(), E, R> {
     match r {

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::{explain, is_not_found, policy_json, Clients};
+use super::{explain, optional, policy_json, Clients};
 use crate::config::rules::BUNDLED_FUNCTIONS;
 use crate::config::{Architecture, ExecutionLogging, Names};
 use crate::deploy::state::{
@@ -67,26 +67,6 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         record: None,
     };
     Ok((caller, observed))
-}
-
-/// `Ok(None)` when AWS says the thing does not exist.
-fn optional<T, E, R>(
-    r: Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>,
-    what: &str,
-) -> Result<Option<T>>
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-        + std::error::Error
-        + Send
-        + Sync
-        + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(explain(what, e)),
-    }
 }
 
 fn tags_of(tags: &[aws_sdk_iam::types::Tag]) -> Tags {

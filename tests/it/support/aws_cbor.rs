@@ -102,7 +102,7 @@ impl Layer {
     ) -> Answer {
         let input: Cbor = ciborium::from_reader(r.body).unwrap_or(Cbor::Map(vec![]));
         let mut input = to_json(input);
-        let mut percentiles = vec![];
+        let mut percentile = false;
         for q in input["MetricDataQueries"]
             .as_array_mut()
             .into_iter()
@@ -112,7 +112,7 @@ impl Layer {
                 .as_str()
                 .is_some_and(|s| s.starts_with('p'))
             {
-                percentiles.push(q["Id"].clone());
+                percentile = true;
                 q["MetricStat"]["Stat"] = json!("Maximum");
             }
         }
@@ -128,7 +128,7 @@ impl Layer {
                 "monitoring",
             )
             .await;
-        if !percentiles.is_empty() {
+        if percentile {
             let mut s = self.state.lock().unwrap();
             Self::hit(&mut s, "CloudWatch percentile computed by the layer");
         }
