@@ -14,10 +14,20 @@ Examples:
 
 Exit codes: 0 success, 1 failure while running, 2 bad usage or invalid config (nothing was changed).";
 
+/// `--version`: the version, then the bundled functions' sources and what is carried prebuilt.
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        crate::lambdas::version_note()
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wsdeploy",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Real-time WebSockets for your web app on AWS API Gateway, from one YAML file",
     after_help = EXAMPLES,
     propagate_version = true

@@ -2,6 +2,7 @@
 //! is embedded one by one: the template folders also hold the npm packages they are type-checked with, which must
 //! not end up in the binary. A unit test keeps this list equal to the folders' contents.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// The backend frameworks a template exists for.
@@ -35,13 +36,13 @@ const WORKFLOW: Files = embed!("github": "wsdeploy.yml");
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Planned {
     pub path: PathBuf,
-    pub contents: &'static [u8],
+    pub contents: Cow<'static, [u8]>,
 }
 
 fn place(files: Files, dir: &Path) -> impl Iterator<Item = Planned> + '_ {
     files.iter().map(move |(name, contents)| Planned {
         path: dir.join(name),
-        contents,
+        contents: Cow::Borrowed(*contents),
     })
 }
 
@@ -61,9 +62,41 @@ pub(crate) fn app_files(kind: Backend, backend_dir: &Path, frontend_dir: &Path) 
     backend.into_iter().chain(place(FRONTEND, &front)).collect()
 }
 
-/// The GitHub Actions workflow, at the root of the repository (`root`).
+/// The GitHub Actions workflow, at the root of the repository (`root`), using the wsdeploy action and release of
+/// this very binary.
 pub(crate) fn workflow(root: &Path) -> Vec<Planned> {
-    place(WORKFLOW, &root.join(".github/workflows")).collect()
+    place(WORKFLOW, &root.join(".github/workflows"))
+        .map(|mut f| {
+            let text = String::from_utf8_lossy(&f.contents)
+                .replace("{{WSDEPLOY_ACTION}}", &action_ref())
+                .replace("{{WSDEPLOY_VERSION}}", &release_tag());
+            f.contents = Cow::Owned(text.into_bytes());
+            f
+        })
+        .collect()
+}
+
+/// `owner/name` on GitHub, from the package's `repository`: where the action and the releases are.
+fn action_repository() -> &'static str {
+    env!("CARGO_PKG_REPOSITORY").trim_start_matches("https://github.com/")
+}
+
+/// The release of this binary, as the action's `version` input names it.
+fn release_tag() -> String {
+    format!("v{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The action at the commit this binary was built from (a tag can be moved; a commit cannot), its tag beside it. A
+/// build with no commit known (no git at build time) names the tag, and says to pin it.
+fn action_ref() -> String {
+    match option_env!("WSDEPLOY_COMMIT").filter(|c| c.len() == 40) {
+        Some(commit) => format!("{}@{commit} # {}", action_repository(), release_tag()),
+        None => format!(
+            "{}@{} # pin this to the tag's commit",
+            action_repository(),
+            release_tag()
+        ),
+    }
 }
 
 /// What the user still has to do after the files are written.
@@ -133,7 +166,7 @@ mod tests {
             .unwrap();
         assert!(planned.contains(&Planned {
             path: t.path().join("api/src/socket/socket.service.ts"),
-            contents: service.1
+            contents: Cow::Borrowed(service.1)
         }));
         assert_eq!(
             planned.last().unwrap().path,

@@ -8,10 +8,11 @@ use crate::lambdas::{self, Target};
 
 use super::Context;
 
-/// Build the bundled Lambdas (cached by source, target and profile) and show the zips `up` would upload.
+/// Build the bundled Lambdas (cached by source and target) and show the zips `up` would upload; with `--out`, write
+/// them where a release build embeds them from (`scripts/release`).
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  wsdeploy build                  for the stage's architecture\n  wsdeploy build --arch x86_64\n  wsdeploy build --host           for this machine, as `wsdeploy dev` runs them"
+    after_help = "Examples:\n  wsdeploy build                  for the stage's architecture\n  wsdeploy build --arch x86_64\n  wsdeploy build --host           for this machine, as `wsdeploy dev` runs them\n  wsdeploy build --arch arm64 --build-from-source --out dist/lambdas\n                                  the zips a release embeds (WSDEPLOY_PREBUILT_LAMBDAS=dist/lambdas cargo build)"
 )]
 pub struct Args {
     /// Target architecture (default: the stage's `lambda.architecture`, else arm64).
@@ -20,6 +21,12 @@ pub struct Args {
     /// Build for this machine instead of Lambda.
     #[arg(long)]
     pub host: bool,
+    /// Also copy the zips to `<DIR>/lambda-<arch>/<function>.zip`, with the sources' hash in `source-hash`: the
+    /// folder a release build embeds (`WSDEPLOY_PREBUILT_LAMBDAS=<DIR>`).
+    #[arg(long, value_name = "DIR", conflicts_with = "host")]
+    pub out: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub source: lambdas::SourceArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -48,19 +55,27 @@ impl Args {
             };
             Target::Lambda(arch)
         };
-        ctx.ui
-            .info("building the bundled Lambdas (cached after the first build)…");
-        let built = tokio::task::spawn_blocking(move || lambdas::build(target))
+        if !lambdas::prebuilt_for(target, &self.source) {
+            ctx.ui
+                .info("building the bundled Lambdas (cached after the first build)…");
+        }
+        let source = self.source.clone();
+        let got = tokio::task::spawn_blocking(move || lambdas::get(target, &source))
             .await
             .map_err(anyhow::Error::from)?
             .map_err(anyhow::Error::from)?;
+        if let (Some(out), Target::Lambda(arch)) = (&self.out, target) {
+            write_out(out, arch, &got.built)?;
+        }
         ctx.ui.out_json(&json!({
             "source_hash": lambdas::source_hash(),
-            "functions": built.iter().map(|b| (b.function.to_string(), json!({
-                "bootstrap": b.bootstrap, "zip": b.zip, "zip_bytes": b.zip_bytes, "code_sha256": b.code_sha256, "compiled": b.compiled,
+            "origin": got.origin,
+            "from_source_because": got.from_source_because,
+            "functions": got.built.iter().map(|b| (b.function.to_string(), json!({
+                "bootstrap": b.bootstrap, "zip": b.zip, "zip_bytes": b.zip_bytes, "code_sha256": b.code_sha256,
             }))).collect::<serde_json::Map<_, _>>(),
         }));
-        for b in &built {
+        for b in &got.built {
             let what = match (&b.zip, &b.code_sha256) {
                 (Some(zip), Some(sha)) => format!(
                     "{} ({:.1} KiB, sha256 {sha})",
@@ -69,12 +84,34 @@ impl Args {
                 ),
                 _ => b.bootstrap.display().to_string(),
             };
-            ctx.ui.out(format!(
-                "{:<11} {what}{}",
-                b.function,
-                if b.compiled { "" } else { "  [cached]" }
-            ));
+            ctx.ui.out(format!("{:<11} {what}", b.function));
         }
+        ctx.ui.out(format!("functions   {}", got.describe()));
         Ok(())
     }
+}
+
+/// `<out>/lambda-<arch>/`: each function's zip and the sources' hash, replaced whole (a stale zip of a function
+/// since removed would otherwise be embedded too).
+fn write_out(
+    out: &std::path::Path,
+    arch: Architecture,
+    built: &[lambdas::Built],
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let dir = out.join(format!("lambda-{}", arch.as_str()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for b in built {
+        let zip = b.zip.as_ref().context("a Lambda build yields zips")?;
+        let to = dir.join(format!("{}.zip", b.function));
+        std::fs::copy(zip, &to).with_context(|| format!("cannot write {}", to.display()))?;
+    }
+    let hash = dir.join("source-hash");
+    std::fs::write(&hash, format!("{}\n", lambdas::source_hash()))
+        .with_context(|| format!("cannot write {}", hash.display()))?;
+    Ok(())
 }

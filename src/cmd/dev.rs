@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::dev::{self, Log, Options};
 use crate::error::Result;
+use crate::lambdas::Target;
 
 use super::Context;
 
@@ -39,6 +40,8 @@ pub struct Args {
     /// arrive, so that a client trickling bytes cannot hold connections open.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
+    #[command(flatten)]
+    pub source: crate::lambdas::SourceArgs,
 }
 
 /// `90` (seconds, as these flags always took) or a humantime duration (`90s`, `1m 30s`); zero is refused, since a
@@ -62,8 +65,11 @@ impl Args {
         if !self.host.is_loopback() {
             ctx.ui.warn(format!("listening on {}: anyone on your network can connect and, with the dev key, post to connections", self.host));
         }
-        ctx.ui
-            .info("building the bundled Lambdas for this machine (cached after the first build)…");
+        if !crate::lambdas::prebuilt_for(Target::Host, &self.source) {
+            ctx.ui.info(
+                "building the bundled Lambdas for this machine (cached after the first build)…",
+            );
+        }
         let opts = Options {
             host: self.host,
             port: self.port,
@@ -75,6 +81,7 @@ impl Args {
                 .unwrap_or(Duration::from_secs(crate::facts::MAX_CONNECTION_S)),
             max_connections: self.max_connections,
             header_timeout: self.header_timeout,
+            source: self.source,
             log: Log {
                 quiet: ctx.ui.quiet,
             },
@@ -101,13 +108,15 @@ impl Args {
                 "management_endpoint": r.management_endpoint,
                 "access_key_id": r.access_key_id,
                 "env_files": env_files,
+                "functions": r.functions,
                 "open": open,
             }));
             ui.out(format!(
-                "wsdeploy dev is running (stage local)\n  WebSocket     {}\n  @connections  {}/@connections/{{connectionId}}\n  env files     {}\nCtrl-C to stop.",
+                "wsdeploy dev is running (stage local)\n  WebSocket     {}\n  @connections  {}/@connections/{{connectionId}}\n  env files     {}\n  functions     {}\nCtrl-C to stop.",
                 r.websocket_url,
                 r.management_endpoint,
-                if env_files.is_empty() { "(none configured)".to_string() } else { env_files.join(", ") }
+                if env_files.is_empty() { "(none configured)".to_string() } else { env_files.join(", ") },
+                r.functions
             ));
         };
         dev::run(stage, opts, started, shutdown_signal()).await?;

@@ -119,7 +119,7 @@ impl Args {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create {}", parent.display()))?;
             }
-            fsutil::write_atomic(&f.path, f.contents, None)?;
+            fsutil::write_atomic(&f.path, &f.contents, None)?;
         }
         let written: Vec<String> = code.iter().map(|f| f.path.display().to_string()).collect();
         ctx.ui.out_json(&serde_json::json!({
@@ -386,7 +386,7 @@ fn refuse_existing(config: &Path, schema_path: &Path, schema: &str) -> Result<()
 fn refuse_clashes(code: &[templates::Planned]) -> Result<()> {
     let clashes: Vec<String> = code
         .iter()
-        .filter(|f| f.path.exists() && std::fs::read(&f.path).ok().as_deref() != Some(f.contents))
+        .filter(|f| f.path.exists() && std::fs::read(&f.path).ok().as_deref() != Some(&*f.contents))
         .map(|f| f.path.display().to_string())
         .collect();
     if clashes.is_empty() {

@@ -55,25 +55,27 @@ impl Context {
 }
 
 impl Session {
-    /// The bundled functions this stage uses, built for its architecture (cached by source hash).
-    pub async fn artifacts(&self, progress: &dyn Progress) -> Result<BTreeMap<String, Artifact>> {
+    /// The bundled functions this stage uses for its architecture: prebuilt, or built from source (cached).
+    pub async fn artifacts(
+        &self,
+        progress: &dyn Progress,
+        source: &lambdas::SourceArgs,
+    ) -> Result<BTreeMap<String, Artifact>> {
         let arch = self.stage.lambda.architecture;
-        let step = progress.step(&format!("build lambdas ({})", arch.as_str()));
-        let built = tokio::task::spawn_blocking(move || lambdas::build(Target::Lambda(arch)))
+        let step = progress.step(&format!("lambdas ({})", arch.as_str()));
+        let source = source.clone();
+        let got = tokio::task::spawn_blocking(move || lambdas::get(Target::Lambda(arch), &source))
             .await
             .map_err(anyhow::Error::from)?;
-        let built = match built {
+        let got = match got {
             Ok(b) => b,
             Err(e) => {
                 step.fail("see below");
                 return Err(anyhow::Error::from(e).into());
             }
         };
-        step.finish(if built.iter().any(|b| b.compiled) {
-            "compiled"
-        } else {
-            "cached"
-        });
+        step.finish(&got.describe());
+        let built = got.built;
         let wanted = self.stage.functions();
         built
             .into_iter()
@@ -124,6 +126,8 @@ pub struct KeyArgs {
     /// first unless --yes.
     #[arg(long)]
     pub setup_account_logging: bool,
+    #[command(flatten)]
+    pub lambdas: lambdas::SourceArgs,
 }
 
 impl KeyArgs {
@@ -165,7 +169,7 @@ impl Planned {
 
 impl Session {
     pub async fn plan(&self, progress: &dyn Progress, keys: &KeyArgs) -> Result<Planned> {
-        let artifacts = self.artifacts(progress).await?;
+        let artifacts = self.artifacts(progress, &keys.lambdas).await?;
         let observed = self.observed.clone();
         let (signing, signing_change) = SigningSecrets::next(
             observed.signing_secrets(),

@@ -52,6 +52,8 @@ pub(crate) struct Options {
     pub max_connections: usize,
     /// How long a client may take to send a request's headers (the WebSocket handshake included).
     pub header_timeout: Duration,
+    /// Whether to use the functions this binary carries prebuilt.
+    pub source: lambdas::SourceArgs,
 }
 
 /// What `dev` tells people and machines once it listens.
@@ -59,6 +61,8 @@ pub(crate) struct Running {
     pub websocket_url: String,
     pub management_endpoint: String,
     pub access_key_id: String,
+    /// Where the functions came from ("prebuilt (embedded in wsdeploy)", "compiled from source: …").
+    pub functions: String,
 }
 
 /// Processes per function at most: enough for a developer's concurrency, bounded so a flood cannot fork-bomb.
@@ -94,7 +98,10 @@ pub(crate) async fn run(
     started: impl FnOnce(&Running),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let built = tokio::task::spawn_blocking(|| lambdas::build(Target::Host)).await??;
+    let source = opts.source.clone();
+    let functions =
+        tokio::task::spawn_blocking(move || lambdas::get(Target::Host, &source)).await??;
+    let built = &functions.built;
     let (key_id, secret, signing) = credentials(&stage);
     let secrets = Secrets {
         key_id,
@@ -105,12 +112,13 @@ pub(crate) async fn run(
         .await
         .with_context(|| format!("cannot listen on {}:{}: is another `wsdeploy dev` running? Pick another port with --port", opts.host, opts.port))?;
     let base = reachable_at(opts.host, listener.local_addr()?.port());
-    let pools = start_functions(&stage, &built, &secrets.signing, &opts.log).await?;
+    let pools = start_functions(&stage, built, &secrets.signing, &opts.log).await?;
     let gw = gateway(&stage, &opts, &base, &pools, &secrets);
     let running = Running {
         websocket_url: format!("ws://{base}/{}", stage.stage),
         management_endpoint: format!("http://{base}/{}", stage.stage),
         access_key_id: secrets.key_id.clone(),
+        functions: functions.describe(),
     };
     envfile::write_stage(
         &stage.env,

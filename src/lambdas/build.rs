@@ -17,7 +17,7 @@ pub(crate) enum Target {
 }
 
 impl Target {
-    fn key(self) -> &'static str {
+    pub(super) fn key(self) -> &'static str {
         match self {
             Target::Lambda(Architecture::Arm64) => "lambda-arm64",
             Target::Lambda(Architecture::X86_64) => "lambda-x86_64",
@@ -73,10 +73,12 @@ impl Built {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BuildError {
-    #[error("building the Lambdas for {target} needs tools this machine lacks:\n{}", .missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
+    #[error("building the Lambdas for {target} from source{} needs tools this machine lacks:\n{}", .because.as_ref().map(|b| format!(" ({b})")).unwrap_or_default(), .missing.iter().map(|m| format!("  - {m}")).collect::<Vec<_>>().join("\n"))]
     MissingTools {
         target: String,
         missing: Vec<String>,
+        /// Why from source: a release of wsdeploy carries them prebuilt.
+        because: Option<String>,
     },
     #[error("building the Lambdas failed ({command}):\n{output}")]
     Failed { command: String, output: String },
@@ -89,7 +91,23 @@ pub(crate) enum BuildError {
     },
 }
 
-fn io(dir: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
+impl BuildError {
+    /// Says why the functions were built from source, where that helps the reader (a missing tool).
+    pub(crate) fn because(self, why: &str) -> BuildError {
+        match self {
+            BuildError::MissingTools {
+                target, missing, ..
+            } => BuildError::MissingTools {
+                target,
+                missing,
+                because: Some(why.to_string()),
+            },
+            other => other,
+        }
+    }
+}
+
+pub(super) fn io(dir: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         dir: dir.to_path_buf(),
         source,
@@ -196,7 +214,7 @@ fn command(target: Target, src: &Path, target_dir: &Path) -> Command {
     cmd
 }
 
-fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
+pub(super) fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
     if !artifacts.join(".complete").exists() {
         return None;
     }
@@ -223,7 +241,7 @@ fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
 }
 
 /// Replaced atomically: a concurrent run may be reading, or uploading, the previous (identical) copy.
-fn write_artifact(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BuildError> {
+pub(super) fn write_artifact(path: &Path, bytes: &[u8], mode: u32) -> Result<(), BuildError> {
     crate::fsutil::write_atomic(path, bytes, Some(mode)).map_err(|e| BuildError::Io {
         dir: path.to_path_buf(),
         source: std::io::Error::other(e),
@@ -277,7 +295,11 @@ fn preflight(target: Target) -> Result<(), BuildError> {
         Target::Lambda(a) => format!("Lambda ({})", a.as_str()),
         Target::Host => "this machine".into(),
     };
-    Err(BuildError::MissingTools { target, missing })
+    Err(BuildError::MissingTools {
+        target,
+        missing,
+        because: None,
+    })
 }
 
 #[cfg(test)]

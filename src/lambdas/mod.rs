@@ -1,8 +1,9 @@
-//! The bundled Lambdas, embedded in the binary so an installed `wsdeploy` can build them anywhere: built with
-//! cargo-lambda for the Lambda target (or with cargo for this machine, for `wsdeploy dev`), zipped
-//! deterministically, cached by (source hash, target, profile).
+//! The bundled Lambdas. A release carries them prebuilt (`embedded`); every build carries their sources, so an
+//! installed `wsdeploy` can also build them anywhere: with cargo-lambda for the Lambda target (or with cargo for
+//! this machine, for `wsdeploy dev`), zipped deterministically, cached by (source hash, target).
 
 mod build;
+mod embedded;
 mod zip;
 
 use std::path::{Path, PathBuf};
@@ -10,8 +11,124 @@ use std::path::{Path, PathBuf};
 use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
 
-pub(crate) use build::{build, Built, Target};
+pub(crate) use build::{build, BuildError, Built, Target};
+pub(crate) use embedded::{host_arch, usable_arches};
 pub(crate) use zip::{code_sha256, deterministic_zip};
+
+use embedded::Embedded;
+
+/// Where the bundled functions come from: this concern's flag, on every verb that deploys or runs them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SourceArgs {
+    /// Build the bundled Lambdas from the sources wsdeploy carries (needs Rust, cargo-lambda and zig) even when
+    /// this wsdeploy carries them prebuilt.
+    #[arg(long, env = "WSDEPLOY_BUILD_FROM_SOURCE")]
+    pub build_from_source: bool,
+}
+
+/// Where a set of functions came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Origin {
+    /// Prebuilt by the release, embedded in this binary.
+    Embedded,
+    /// Compiled by this run.
+    Compiled,
+    /// Compiled by an earlier run of these sources (the cache).
+    Cached,
+}
+
+/// The functions for a target, where they came from, and why from source when they were.
+#[derive(Debug)]
+pub(crate) struct Functions {
+    pub built: Vec<Built>,
+    pub origin: Origin,
+    pub from_source_because: Option<String>,
+}
+
+impl Functions {
+    /// One line for a progress step or a report: "prebuilt (embedded in wsdeploy)", "compiled from source: …".
+    pub(crate) fn describe(&self) -> String {
+        let what = match self.origin {
+            Origin::Embedded => return "prebuilt (embedded in wsdeploy)".into(),
+            Origin::Compiled => "compiled from source",
+            Origin::Cached => "built from source earlier (cached)",
+        };
+        match &self.from_source_because {
+            Some(why) => format!("{what}: {why}"),
+            None => what.into(),
+        }
+    }
+}
+
+/// The embedded set `get` uses for `target`, or why it builds from source instead.
+fn usable_embedded(
+    target: Target,
+    args: &SourceArgs,
+) -> Result<&'static embedded::Prebuilt, String> {
+    if args.build_from_source {
+        return Err("--build-from-source".into());
+    }
+    let arch = match target {
+        Target::Lambda(arch) => arch,
+        Target::Host => {
+            host_arch().ok_or("this machine cannot run the Lambda binaries as they are")?
+        }
+    };
+    match embedded::for_arch(arch) {
+        Embedded::Usable(set) => Ok(set),
+        Embedded::Absent => Err(format!(
+            "this wsdeploy carries none prebuilt for {} (a development build)",
+            arch.as_str()
+        )),
+        Embedded::Stale | Embedded::Incomplete => {
+            Err("the prebuilt ones this wsdeploy carries are not of its sources".into())
+        }
+    }
+}
+
+/// Whether `get` would use the embedded functions (nothing to build).
+pub(crate) fn prebuilt_for(target: Target, args: &SourceArgs) -> bool {
+    usable_embedded(target, args).is_ok()
+}
+
+/// The bundled functions for `target`: the embedded ones when they are of these sources and the target runs them,
+/// else built from source (cached). Blocking: call it from `spawn_blocking`.
+pub(crate) fn get(target: Target, args: &SourceArgs) -> Result<Functions, BuildError> {
+    let because = match usable_embedded(target, args) {
+        Ok(set) => {
+            return Ok(Functions {
+                built: embedded::materialize(set, target)?,
+                origin: Origin::Embedded,
+                from_source_because: None,
+            })
+        }
+        Err(because) => because,
+    };
+    let built = build(target).map_err(|e| e.because(&because))?;
+    let origin = if built.iter().any(|b| b.compiled) {
+        Origin::Compiled
+    } else {
+        Origin::Cached
+    };
+    Ok(Functions {
+        built,
+        origin,
+        from_source_because: Some(because),
+    })
+}
+
+/// `--version`'s second line: the functions' sources and the architectures carried prebuilt.
+pub(crate) fn version_note() -> String {
+    let arches = usable_arches();
+    let prebuilt = if arches.is_empty() {
+        "none prebuilt (a development build: `up` and `dev` build them with cargo-lambda)"
+            .to_string()
+    } else {
+        format!("prebuilt for {}", arches.join(", "))
+    };
+    format!("bundled Lambdas: sources {}, {prebuilt}", source_hash())
+}
 
 static SOURCES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/lambdas");
 

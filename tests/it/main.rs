@@ -34,6 +34,8 @@ mod lambdas;
 mod observability;
 /// `wsdeploy policy`: enough to deploy, and every statement needed.
 mod policy;
+/// A release as users install it: functions prebuilt in the binary, `npx wsdeploy`, the GitHub Action.
+mod release;
 /// Faults, crashes and races: the next run converges, nothing is orphaned.
 mod reliability;
 /// Secrets never shown, least-privilege policies.

@@ -165,10 +165,55 @@ fn init_writes_nestjs_code_and_the_workflow_and_never_overwrites_yours() {
     );
     assert!(done.stdout.contains("rawBody: true"), "{}", done.stdout);
 
-    // The workflow sits at the repository's root, where GitHub reads it: the template, as it is.
+    // The workflow sits at the repository's root, where GitHub reads it: the template, with the wsdeploy action
+    // pinned to the commit this wsdeploy was built from.
     let wf = std::fs::read_to_string(repo.join(".github/workflows/wsdeploy.yml")).unwrap();
-    let template = std::fs::read_to_string(root().join("templates/github/wsdeploy.yml")).unwrap();
-    assert_eq!(wf, template);
+    assert_eq!(wf, rendered_template());
+}
+
+/// The workflow template as `init` writes it: the action at this checkout's commit, the release of this version.
+fn rendered_template() -> String {
+    let (ok, out) = run(Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(root()));
+    assert!(ok, "{out}");
+    let commit = out
+        .lines()
+        .find(|l| l.len() == 40 && l.chars().all(|c| c.is_ascii_hexdigit()))
+        .unwrap();
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    std::fs::read_to_string(root().join("templates/github/wsdeploy.yml"))
+        .unwrap()
+        .replace(
+            "{{WSDEPLOY_ACTION}}",
+            &format!("wsdeploy/wsdeploy@{commit} # {version}"),
+        )
+        .replace("{{WSDEPLOY_VERSION}}", &version)
+}
+
+/// What `wsdeploy init --github-actions` writes, in a temporary repository.
+fn written_workflow() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    assert!(
+        run(Command::new("git")
+            .args(["init", "-q"])
+            .current_dir(t.path()))
+        .0
+    );
+    let args = [
+        "init",
+        "--yes",
+        "--project",
+        "shop",
+        "--region",
+        "eu-west-3",
+        "--backend-url",
+        "https://api.example.com",
+        "--github-actions",
+    ];
+    wsdeploy(t.path(), &args).expect(0);
+    let wf = t.path().join(".github/workflows/wsdeploy.yml");
+    (t, wf)
 }
 
 /// The deploy job's steps, and the index of the first that uses `action`.
@@ -180,12 +225,13 @@ fn step_index(steps: &[serde_yaml::Value], action: &str) -> Option<usize> {
     })
 }
 
-/// Nothing the workflow installs or builds ever runs next to AWS credentials, and nothing it runs can change under
-/// it: two jobs, credentials last, every action pinned to a commit, every tool pinned (and hash-checked where the
-/// tool can).
+/// AWS credentials exist only in the deploy job, and only after everything is installed; nothing the workflow runs
+/// can change under it: every action pinned to a commit (wsdeploy's own to the commit of the binary that wrote it),
+/// the release pinned, nothing compiled.
 #[test]
 fn the_workflow_keeps_credentials_away_from_what_it_installs() {
-    let text = std::fs::read_to_string(root().join("templates/github/wsdeploy.yml")).unwrap();
+    let (_t, wf) = written_workflow();
+    let text = std::fs::read_to_string(&wf).unwrap();
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let mapping = |v: &serde_yaml::Value| v.as_mapping().cloned().unwrap_or_default();
     assert!(
@@ -193,77 +239,71 @@ fn the_workflow_keeps_credentials_away_from_what_it_installs() {
         "no permission by default: {:?}",
         doc["permissions"]
     );
+    let is_wsdeploy = |s: &serde_yaml::Value| {
+        s["uses"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("wsdeploy/wsdeploy@"))
+    };
 
-    // The build job: no id-token, no AWS credentials, everything it installs pinned.
-    let build = &doc["jobs"]["build"];
+    // The check job: no id-token, no AWS credentials; the config checked with the pinned release.
+    let check = &doc["jobs"]["check"];
     assert_eq!(
-        serde_yaml::to_string(&build["permissions"]).unwrap(),
+        serde_yaml::to_string(&check["permissions"]).unwrap(),
         "contents: read\n",
-        "the build job may read the code and nothing else"
+        "the check job may read the code and nothing else"
     );
-    let build_steps = build["steps"].as_sequence().unwrap();
+    let check_steps = check["steps"].as_sequence().unwrap();
     assert_eq!(
-        step_index(build_steps, "aws-actions/configure-aws-credentials"),
+        step_index(check_steps, "aws-actions/configure-aws-credentials"),
         None
     );
-    let installs: String = build_steps
-        .iter()
-        .filter_map(|s| s["run"].as_str())
-        .collect();
-    assert!(
-        installs.contains("pip install --no-deps --require-hashes")
-            && installs.contains("--hash=sha256:"),
-        "pip checks hashes: {installs}"
-    );
-    assert!(
-        installs.contains("cargo install --locked") && installs.contains("--tag"),
-        "cargo installs a tag with its lockfile: {installs}"
-    );
-    assert!(
-        !text.contains("@stable") && !text.contains("@master") && !text.contains("@main"),
-        "no moving refs"
-    );
+    let validate = check_steps.iter().find(|s| is_wsdeploy(s)).unwrap();
+    assert_eq!(validate["with"]["command"], "validate");
 
-    // The deploy job: job-level OIDC, a protected environment, after the build, installing nothing, credentials
-    // taken right before `wsdeploy up`.
+    // The deploy job: job-level OIDC, a protected environment, after the check; wsdeploy installed before the
+    // credentials, which are taken right before `up`.
     let deploy = &doc["jobs"]["deploy"];
-    assert_eq!(deploy["needs"], "build");
+    assert_eq!(deploy["needs"], "check");
     assert_eq!(deploy["environment"], "production");
     assert_eq!(deploy["permissions"]["id-token"], "write");
     assert_eq!(deploy["permissions"]["contents"], "read");
     assert_eq!(mapping(&deploy["permissions"]).len(), 2);
     let steps = deploy["steps"].as_sequence().unwrap();
     let creds = step_index(steps, "aws-actions/configure-aws-credentials").unwrap();
-    let up = steps
-        .iter()
-        .position(|s| {
-            s["run"]
-                .as_str()
-                .is_some_and(|r| r.contains("wsdeploy up --yes --output json"))
-        })
-        .unwrap();
+    let ours: Vec<usize> = (0..steps.len())
+        .filter(|&i| is_wsdeploy(&steps[i]))
+        .collect();
+    assert_eq!(ours.len(), 2, "install, then up: {steps:?}");
+    assert_eq!(steps[ours[0]]["with"]["command"], "install");
+    assert!(ours[0] < creds, "installed before the credentials exist");
     assert_eq!(
         creds + 1,
-        up,
+        ours[1],
         "credentials are taken right before `wsdeploy up`"
     );
-    let runs: String = steps.iter().filter_map(|s| s["run"].as_str()).collect();
-    for install in ["pip ", "cargo ", "npm ", "curl ", "rustup "] {
-        assert!(
-            !runs.contains(install),
-            "the deploy job installs nothing: {runs}"
-        );
-    }
     assert!(
-        runs.contains("GITHUB_OUTPUT") && runs.contains("GITHUB_STEP_SUMMARY"),
-        "{runs}"
+        steps[ours[1]]["with"]["command"].is_null(),
+        "the action's default command is up"
     );
+    assert_eq!(steps[ours[1]]["id"], "up");
+    assert_eq!(
+        deploy["outputs"]["websocket_url"],
+        "${{ steps.up.outputs.websocket_url }}"
+    );
+    assert!(
+        steps.iter().all(|s| s["run"].is_null()),
+        "the deploy job runs no script of its own: {steps:?}"
+    );
+    let version = format!("v{}", env!("CARGO_PKG_VERSION"));
+    for i in &ours {
+        assert_eq!(steps[*i]["with"]["version"], version.as_str());
+    }
 
     // Every action pinned to a full commit SHA with its tag beside it; every checkout keeps no token on disk.
     let mut actions = 0;
     for line in text
         .lines()
-        .filter(|l| l.trim_start().starts_with("- uses:"))
+        .filter(|l| l.trim_start().trim_start_matches("- ").starts_with("uses:"))
     {
         let (reference, comment) = line.split_once(" # ").unwrap_or((line, ""));
         let sha = reference.rsplit('@').next().unwrap().trim();
@@ -275,8 +315,8 @@ fn the_workflow_keeps_credentials_away_from_what_it_installs() {
         );
         actions += 1;
     }
-    assert!(actions >= 5, "{actions} actions");
-    for job in [build, deploy] {
+    assert_eq!(actions, 6, "{text}");
+    for job in [check, deploy] {
         for s in job["steps"].as_sequence().unwrap() {
             if s["uses"]
                 .as_str()
@@ -295,7 +335,7 @@ fn the_workflow_template_follows_githubs_workflow_schema() {
         validator.exists(),
         "action-validator is missing: `npm ci --prefix tests/node` (scripts/test does it)"
     );
-    let template = root().join("templates/github/wsdeploy.yml");
+    let (_t, template) = written_workflow();
     let (ok, out) = run(Command::new(&validator).arg(&template));
     assert!(ok, "{out}");
     // And it does reject: the same file with a misspelt job key.

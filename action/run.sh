@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The action's one step (action.yml): install the pinned wsdeploy release for this runner, verify its checksum, run
+# `wsdeploy up`, and write the outputs and the step summary. Inputs arrive as WSDEPLOY_ACTION_* variables, never
+# pasted into the script, so no input can inject a command.
+set -euo pipefail
+
+stage="${WSDEPLOY_ACTION_STAGE:?the stage input is required}"
+version="${WSDEPLOY_ACTION_VERSION:?the version input is required (a release tag such as v0.1.0)}"
+config="${WSDEPLOY_ACTION_CONFIG:-wsdeploy.yaml}"
+repository="${WSDEPLOY_ACTION_REPOSITORY:-wsdeploy/wsdeploy}"
+base="${WSDEPLOY_ACTION_BASE_URL:-https://github.com/$repository/releases/download/$version}"
+base="${base%/}"
+temp="${RUNNER_TEMP:-$(mktemp -d)}"
+output="${GITHUB_OUTPUT:-/dev/null}"
+summary="${GITHUB_STEP_SUMMARY:-/dev/null}"
+
+fail() {
+  echo "::error title=wsdeploy::$*"
+  exit 1
+}
+
+case "$(uname -s)-$(uname -m)" in
+  Linux-x86_64) target=x86_64-unknown-linux-musl ;;
+  Linux-aarch64 | Linux-arm64) target=aarch64-unknown-linux-musl ;;
+  Darwin-x86_64) target=x86_64-apple-darwin ;;
+  Darwin-arm64) target=aarch64-apple-darwin ;;
+  *) fail "no wsdeploy release for $(uname -s) $(uname -m): use a Linux or macOS runner" ;;
+esac
+
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d' ' -f1
+}
+
+# Installed once per version and target on a runner: a second step of the job reuses it.
+install="$temp/wsdeploy-$version-$target"
+if [ ! -x "$install/wsdeploy" ]; then
+  archive="wsdeploy-$target.tar.gz"
+  download="$(mktemp -d "$temp/wsdeploy-download.XXXXXX")"
+  trap 'rm -rf "$download"' EXIT
+  curl --fail --silent --show-error --location --retry 3 --proto '=https,file' \
+    --output "$download/$archive" "$base/$archive" \
+    || fail "cannot download $base/$archive: is $version a wsdeploy release with a $target build?"
+  curl --fail --silent --show-error --location --retry 3 --proto '=https,file' \
+    --output "$download/SHA256SUMS" "$base/SHA256SUMS" \
+    || fail "cannot download $base/SHA256SUMS"
+  actual="$(sha256 "$download/$archive")"
+  listed="$(awk -v f="$archive" '$2 == f || $2 == "*" f { print $1 }' "$download/SHA256SUMS")"
+  [ -n "$listed" ] || fail "$archive is not listed in $base/SHA256SUMS"
+  [ "$actual" = "$listed" ] \
+    || fail "checksum mismatch for $archive: SHA256SUMS says $listed, the download is $actual. Nothing was run."
+  if [ -n "${WSDEPLOY_ACTION_SHA256:-}" ] && [ "$actual" != "$WSDEPLOY_ACTION_SHA256" ]; then
+    fail "checksum mismatch for $archive: the sha256 input pins $WSDEPLOY_ACTION_SHA256, the download is $actual. Nothing was run."
+  fi
+  mkdir -p "$install"
+  tar -xzf "$download/$archive" -C "$install" wsdeploy
+fi
+echo "$install" >>"${GITHUB_PATH:-/dev/null}"
+echo "wsdeploy: $("$install/wsdeploy" --version | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+
+read -r -a extra <<<"${WSDEPLOY_ACTION_ARGS:-}"
+case "${WSDEPLOY_ACTION_COMMAND:-up}" in
+  install) exit 0 ;;
+  validate | plan)
+    exec "$install/wsdeploy" "$WSDEPLOY_ACTION_COMMAND" --config "$config" --stage "$stage" ${extra[@]+"${extra[@]}"} ;;
+  up) ;;
+  *) fail "the command input is up, plan, validate or install, not ${WSDEPLOY_ACTION_COMMAND}" ;;
+esac
+result="$temp/wsdeploy-up-$stage.json"
+# The JSON document on stdout (no secrets in it: they go to the env files only); progress and errors on stderr.
+"$install/wsdeploy" up --config "$config" --stage "$stage" --yes --output json ${extra[@]+"${extra[@]}"} >"$result"
+
+# A top-level field of the JSON document, with whichever reader the runner has (GitHub's runners have all three).
+field() {
+  if command -v jq >/dev/null 2>&1; then
+    jq -r --arg k "$1" '.[$k] // empty' "$result"
+  elif command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import json,sys; v=json.load(open(sys.argv[1])).get(sys.argv[2]); print("" if v is None else v)' "$result" "$1"
+  else
+    node -e 'const v=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"))[process.argv[2]]; console.log(v ?? "")' "$result" "$1"
+  fi
+}
+websocket_url="$(field websocket_url)"
+management_endpoint="$(field management_endpoint)"
+api_id="$(field api_id)"
+changes="$(field changes)"
+{
+  echo "websocket_url=$websocket_url"
+  echo "management_endpoint=$management_endpoint"
+  echo "api_id=$api_id"
+} >>"$output"
+{
+  echo "### wsdeploy: stage \`$stage\` is up"
+  echo
+  echo "| | |"
+  echo "|---|---|"
+  echo "| WebSocket URL | \`$websocket_url\` |"
+  echo "| @connections endpoint | \`$management_endpoint\` |"
+  echo "| API id | \`$api_id\` |"
+  echo "| changes applied | ${changes:-0} |"
+  echo "| wsdeploy | $version ($target) |"
+} >>"$summary"
