@@ -208,10 +208,45 @@ fn command(target: Target, src: &Path, target_dir: &Path) -> Command {
             c
         }
     };
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(inherited_build_setting) {
+            cmd.env_remove(key);
+        }
+    }
+    // After the removals: one target dir for every version of the sources.
     cmd.arg("--manifest-path")
         .arg(src.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target_dir);
     cmd
+}
+
+/// Settings a `cargo` or `npm` script around wsdeploy leaves in the environment that must not reach the functions'
+/// build: flags for another crate or target (`RUSTFLAGS=-C target-cpu=native` would build code Lambda's CPUs may
+/// not run), the variables cargo sets for the package it is building or running (which also make cargo rebuild the
+/// functions whenever they differ: ring's build script reruns when `OUT_DIR` changes, and `cargo test` sets it), and
+/// a wrapper meant for the user's own workspace.
+fn inherited_build_setting(key: &str) -> bool {
+    const EXACT: [&str; 8] = [
+        "OUT_DIR",
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "LD_LIBRARY_PATH",
+    ];
+    const PREFIXES: [&str; 6] = [
+        "CARGO_BUILD_",
+        "CARGO_PROFILE_",
+        "CARGO_PKG_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_TARGET_",
+    ];
+    EXACT.contains(&key)
+        || PREFIXES.iter().any(|p| key.starts_with(p))
+        || key == "CARGO_PRIMARY_PACKAGE"
 }
 
 pub(super) fn cached(artifacts: &Path, target: Target) -> Option<Vec<Built>> {
@@ -307,6 +342,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn settings_meant_for_another_build_do_not_reach_this_one() {
+        for key in [
+            "RUSTFLAGS",
+            "CARGO_BUILD_TARGET",
+            "CARGO_PKG_NAME",
+            "CARGO_PROFILE_RELEASE_LTO",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "LD_LIBRARY_PATH",
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER",
+        ] {
+            assert!(inherited_build_setting(key), "{key}");
+        }
+        for key in [
+            "CARGO_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "RUSTC_WRAPPER",
+            "PATH",
+            "HOME",
+            "CARGO_NET_OFFLINE",
+        ] {
+            assert!(!inherited_build_setting(key), "{key}");
+        }
+    }
+
+    #[test]
     fn every_build_is_locked_to_the_embedded_lockfile() {
         for target in [
             Target::Host,
@@ -323,6 +383,14 @@ mod tests {
                 args.windows(2)
                     .any(|w| w == ["--manifest-path", "/src/Cargo.toml"]),
                 "{args:?}"
+            );
+            let target_dir = cmd.get_envs().find(|(k, _)| *k == "CARGO_TARGET_DIR");
+            assert_eq!(
+                target_dir,
+                Some((
+                    std::ffi::OsStr::new("CARGO_TARGET_DIR"),
+                    Some(std::ffi::OsStr::new("/target"))
+                ))
             );
         }
     }
