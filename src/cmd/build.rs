@@ -92,7 +92,8 @@ impl Args {
 }
 
 /// `<out>/lambda-<arch>/`: each function's zip and the sources' hash, replaced whole (a stale zip of a function
-/// since removed would otherwise be embedded too).
+/// since removed would otherwise be embedded too), and left alone when it already holds exactly these: a build that
+/// embeds the folder watches it, and would compile again for nothing.
 fn write_out(
     out: &std::path::Path,
     arch: Architecture,
@@ -100,18 +101,30 @@ fn write_out(
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let dir = out.join(format!("lambda-{}", arch.as_str()));
+    let mut want: Vec<(std::path::PathBuf, Vec<u8>)> = vec![(
+        dir.join("source-hash"),
+        format!("{}\n", lambdas::source_hash()).into_bytes(),
+    )];
+    for b in built {
+        let zip = b.zip.as_ref().context("a Lambda build yields zips")?;
+        let bytes = std::fs::read(zip).with_context(|| format!("cannot read {}", zip.display()))?;
+        want.push((dir.join(format!("{}.zip", b.function)), bytes));
+    }
+    let present = std::fs::read_dir(&dir).map_or(0, Iterator::count);
+    if present == want.len()
+        && want
+            .iter()
+            .all(|(p, bytes)| std::fs::read(p).is_ok_and(|b| b == *bytes))
+    {
+        return Ok(());
+    }
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot replace {}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for b in built {
-        let zip = b.zip.as_ref().context("a Lambda build yields zips")?;
-        let to = dir.join(format!("{}.zip", b.function));
-        std::fs::copy(zip, &to).with_context(|| format!("cannot write {}", to.display()))?;
+    for (path, bytes) in want {
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let hash = dir.join("source-hash");
-    std::fs::write(&hash, format!("{}\n", lambdas::source_hash()))
-        .with_context(|| format!("cannot write {}", hash.display()))?;
     Ok(())
 }

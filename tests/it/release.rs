@@ -14,7 +14,7 @@ use sha2::Digest;
 use crate::deploy::{App, BASE};
 use crate::support::moto::Moto;
 use crate::support::proxy::Proxy;
-use crate::support::util::{copy_tree, wsdeploy, BIN};
+use crate::support::util::{copy_tree, run_command as run, wsdeploy, BIN};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,20 +39,6 @@ fn only(tools: &[&str]) -> tempfile::TempDir {
         std::os::unix::fs::symlink(found.canonicalize().unwrap(), dir.path().join(tool)).unwrap();
     }
     dir
-}
-
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    (
-        out.status.success(),
-        format!(
-            "command: {cmd:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 fn code_sha256(bytes: &[u8]) -> String {

@@ -4,24 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::util::wsdeploy;
+use crate::support::util::{run_command as run, wsdeploy};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    (
-        out.status.success(),
-        format!(
-            "command: {cmd:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 fn tsc(project: &Path) -> (bool, String) {

@@ -171,3 +171,19 @@ impl Run {
         })
     }
 }
+
+/// Runs a command to its end: whether it succeeded, and a report of it (the command, its stdout and stderr) for a
+/// failure message.
+pub(crate) fn run_command(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "command: {cmd:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
