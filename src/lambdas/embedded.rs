@@ -12,7 +12,7 @@ use super::build::{io, write_artifact, BuildError, Built, Target};
 use super::{cache_dir, source_hash};
 
 /// One architecture's prebuilt functions: their deterministic zips, and the hash of the sources they were built from.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Prebuilt {
     pub arch: &'static str,
     pub source_hash: &'static str,
@@ -33,13 +33,6 @@ pub(crate) enum Embedded<'a> {
     /// Nothing for this architecture (every development build).
     Absent,
 }
-
-impl PartialEq for Prebuilt {
-    fn eq(&self, other: &Self) -> bool {
-        self.arch == other.arch && self.source_hash == other.source_hash
-    }
-}
-impl Eq for Prebuilt {}
 
 /// Pure: the set of `sets` for `arch` if it is complete and of the sources hashed `hash`.
 pub(crate) fn find<'a>(sets: &'a [Prebuilt], arch: Architecture, hash: &str) -> Embedded<'a> {
@@ -79,16 +72,10 @@ pub(crate) fn host_arch() -> Option<Architecture> {
 
 /// The architectures embedded and usable, for `--version`.
 pub(crate) fn usable_arches() -> Vec<&'static str> {
-    PREBUILT
-        .iter()
-        .filter(|s| {
-            let arch = match s.arch {
-                "arm64" => Architecture::Arm64,
-                _ => Architecture::X86_64,
-            };
-            matches!(for_arch(arch), Embedded::Usable(_))
-        })
-        .map(|s| s.arch)
+    [Architecture::X86_64, Architecture::Arm64]
+        .into_iter()
+        .filter(|a| matches!(for_arch(*a), Embedded::Usable(_)))
+        .map(Architecture::as_str)
         .collect()
 }
 

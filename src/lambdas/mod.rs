@@ -12,7 +12,7 @@ use include_dir::{include_dir, Dir};
 use sha2::{Digest, Sha256};
 
 pub(crate) use build::{build, BuildError, Built, Target};
-pub(crate) use embedded::{host_arch, usable_arches};
+use embedded::{host_arch, usable_arches};
 pub(crate) use zip::{code_sha256, deterministic_zip};
 
 use embedded::Embedded;

@@ -7,19 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::devkit::{pids_running, Dev};
-use crate::support::util::{cache, copy_tree, BIN};
+use crate::support::devkit::{chat_example, pids_running, wait_ready, Dev};
+use crate::support::util::{cache, BIN};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn listening(port: u16) -> bool {
@@ -84,21 +76,7 @@ fn two_users_chat_in_chromium_through_the_example() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().to_path_buf();
     // The example as a clone has it: no node_modules, no env files.
-    copy_tree(
-        &root().join("examples/chat"),
-        &dir.join("chat"),
-        &["node_modules", ".env", ".env.frontend"],
-    );
-    // The example's backend listens on backend.url's port (dev passes it as PORT): a free one here.
-    let port = free_port();
-    let config = dir.join("chat/wsdeploy.yaml");
-    let text = read(&config);
-    assert!(text.contains("http://127.0.0.1:3000"), "{text}");
-    std::fs::write(
-        &config,
-        text.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}")),
-    )
-    .unwrap();
+    let port = chat_example(&dir, &["node_modules", ".env", ".env.frontend"]);
 
     let mut dev = DevRun {
         child: Command::new(BIN)
@@ -123,19 +101,14 @@ fn two_users_chat_in_chromium_through_the_example() {
             .unwrap(),
         dir: dir.clone(),
     };
-    // A first run builds the functions and installs the example's packages (npm's cache makes it quick after).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !read(&dir.join("dev.err")).contains("ready: open") {
-        if let Some(s) = dev.child.try_wait().unwrap() {
-            panic!("wsdeploy dev exited with {s}:\n{}", dev.output());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the example did not come up:\n{}",
-            dev.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // A first run installs the example's packages (npm's cache makes it quick after).
+    let report = || dev_output(&dir);
+    wait_ready(
+        &mut dev.child,
+        &dir.join("dev.err"),
+        Duration::from_secs(600),
+        report,
+    );
     let url = format!("http://127.0.0.1:{port}/");
     let doc: serde_json::Value = serde_json::from_str(read(&dir.join("dev.out")).trim())
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", dev.output()));

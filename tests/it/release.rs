@@ -12,6 +12,7 @@ use base64::Engine;
 use sha2::Digest;
 
 use crate::deploy::{App, BASE};
+use crate::support::devkit::{chat_example, pids_of_exe, wait_ready};
 use crate::support::moto::Moto;
 use crate::support::proxy::Proxy;
 use crate::support::util::{copy_tree, run_command as run, wsdeploy, BIN};
@@ -251,23 +252,7 @@ async fn npx_wsdeploy_installs_from_tarballs_and_runs_dev_with_no_toolchain() {
 
     // The example, as a newcomer has it after its own `npm install` (no registry here either), under `npx wsdeploy
     // dev`: the functions are the embedded ones, the page answers, the gateway takes a WebSocket.
-    copy_tree(
-        &root().join("examples/chat"),
-        &project.join("chat"),
-        &[".env", ".env.frontend"],
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = project.join("chat/wsdeploy.yaml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}")),
-    )
-    .unwrap();
+    chat_example(&project, &[".env", ".env.frontend"]);
     let cache = tempfile::tempdir().unwrap();
     let mut dev = Command::new("npx")
         .args([
@@ -293,20 +278,12 @@ async fn npx_wsdeploy_installs_from_tarballs_and_runs_dev_with_no_toolchain() {
         .stderr(std::fs::File::create(project.join("dev.err")).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !std::fs::read_to_string(project.join("dev.err"))
-        .unwrap_or_default()
-        .contains("ready: open")
-    {
-        if let Some(s) = dev.try_wait().unwrap() {
-            panic!("npx wsdeploy dev exited with {s}:\n{}", report(&project));
-        }
-        if Instant::now() > deadline {
-            let _ = dev.kill();
-            panic!("the example did not come up:\n{}", report(&project));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_ready(
+        &mut dev,
+        &project.join("dev.err"),
+        Duration::from_secs(120),
+        || report(&project),
+    );
     let doc: serde_json::Value = serde_json::from_str(
         std::fs::read_to_string(project.join("dev.out"))
             .unwrap()
@@ -334,7 +311,7 @@ async fn npx_wsdeploy_installs_from_tarballs_and_runs_dev_with_no_toolchain() {
     crate::support::devkit::terminate(&mut dev, || report(&project));
     let binary = project.join("node_modules/@wsdeploy/linux-x64/bin/wsdeploy");
     let deadline = Instant::now() + Duration::from_secs(40);
-    while !running_from(&binary).is_empty() {
+    while !pids_of_exe(&binary).is_empty() {
         assert!(
             Instant::now() < deadline,
             "wsdeploy dev still runs after npx was stopped:\n{}",
@@ -348,17 +325,6 @@ async fn npx_wsdeploy_installs_from_tarballs_and_runs_dev_with_no_toolchain() {
         "{}",
         report(&project)
     );
-}
-
-/// Pids of the processes whose executable is `exe`.
-fn running_from(exe: &Path) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p == exe))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
 }
 
 /// Runs the action's script as GitHub would (its environment), for `app`, against the release in `dist`.

@@ -369,3 +369,63 @@ pub(crate) fn signal(pids: &[String], sig: &str) {
         let _ = std::process::Command::new("kill").args([sig, p]).status();
     }
 }
+
+/// A copy of `examples/chat` in `dir/chat`, leaving out every entry named in `skip`, its backend moved to a free
+/// port (dev gives `backend.url`'s port to the example as PORT). Returns that port.
+pub(crate) fn chat_example(dir: &Path, skip: &[&str]) -> u16 {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate::support::util::copy_tree(&root.join("examples/chat"), &dir.join("chat"), skip);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("chat/wsdeploy.yaml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("http://127.0.0.1:3000"), "{text}");
+    std::fs::write(
+        &config,
+        text.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    port
+}
+
+/// Waits until `dev`'s stderr (the file `err`) says `ready: open`. If the process ends first or `limit` passes, it
+/// is killed and the test fails with `report`.
+pub(crate) fn wait_ready(
+    dev: &mut Child,
+    err: &Path,
+    limit: Duration,
+    report: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    while !std::fs::read_to_string(err)
+        .unwrap_or_default()
+        .contains("ready: open")
+    {
+        if let Some(s) = dev.try_wait().unwrap() {
+            panic!("wsdeploy dev exited with {s}:\n{}", report());
+        }
+        if Instant::now() > deadline {
+            let _ = dev.kill();
+            let _ = dev.wait();
+            panic!(
+                "the example did not come up within {limit:?}:\n{}",
+                report()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Pids of the processes whose executable is `exe` (however they were started).
+pub(crate) fn pids_of_exe(exe: &Path) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p == exe))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
