@@ -158,12 +158,12 @@ pub(crate) async fn delete_integration(
     gone(write(step, call).await).map_err(|e| explain("delete an integration", e))
 }
 
-/// Returns the route's id.
+/// Returns the route's id. A route that replies gets its response selection expression in the same call (one
+/// write fewer on the API, whose writes AWS serialises); its `$default` response follows (`make_route_reply`).
 pub(crate) async fn create_route(
     apigw: &Client,
     api_id: &str,
-    key: &str,
-    target: &str,
+    (key, target, replies): (&str, &str, bool),
     step: &dyn Step,
 ) -> Result<String> {
     let call = || {
@@ -172,6 +172,7 @@ pub(crate) async fn create_route(
             .api_id(api_id)
             .route_key(key)
             .target(target)
+            .set_route_response_selection_expression(replies.then(|| REPLY_KEY.to_string()))
             .send()
     };
     let out = write(step, call)
@@ -221,14 +222,14 @@ pub(crate) async fn delete_route(
     gone(write(step, call).await).map_err(|e| explain(&format!("delete the route {key}"), e))
 }
 
-/// The route's `$default` response, then the selection expression that turns it on. A conflict counts as done only
-/// when AWS says the response exists: taking a concurrent-modification 409 for "exists" would leave the route
-/// without its reply, silently.
+/// The route's `$default` response, then (unless the route has it already) the selection expression that turns it
+/// on. A conflict counts as done only when AWS says the response exists: taking a concurrent-modification 409 for
+/// "exists" would leave the route without its reply, silently.
 pub(crate) async fn make_route_reply(
     apigw: &Client,
     api_id: &str,
-    route_id: &str,
-    key: &str,
+    (route_id, key): (&str, &str),
+    selected: bool,
     step: &dyn Step,
 ) -> Result<()> {
     let what = format!("let the route {key} reply");
@@ -241,6 +242,9 @@ pub(crate) async fn make_route_reply(
             .send()
     };
     already(write(step, create).await, "ConflictException").map_err(|e| explain(&what, e))?;
+    if selected {
+        return Ok(());
+    }
     let select = || {
         apigw
             .update_route()
@@ -445,8 +449,13 @@ pub(crate) async fn deployment_failure(
         .send()
         .await
         .map_err(|e| explain(&format!("read the stage {stage}"), e))?;
-    Ok(out
-        .last_deployment_status_message()
-        .filter(|m| m.to_ascii_lowercase().contains("fail"))
-        .map(str::to_string))
+    Ok(failed_deployment_message(
+        out.last_deployment_status_message(),
+    ))
+}
+
+/// The stage's `LastDeploymentStatusMessage` when it tells of a failure (`GetStage` and `GetStages` both carry it).
+pub(crate) fn failed_deployment_message(m: Option<&str>) -> Option<String> {
+    m.filter(|m| m.to_ascii_lowercase().contains("fail"))
+        .map(str::to_string)
 }

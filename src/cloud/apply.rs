@@ -2,7 +2,7 @@
 //! concurrently, except writes to the API, which AWS serialises (see `apigw`). A function that was just created or
 //! updated is waited on before anything else touches it. The calls themselves are in the per-service modules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use crate::deploy::state::{
     ApiRef, Desired, FunctionSpec, Observed, RouteSpec, TagDiff, HEARTBEAT_TARGET,
 };
 use crate::deploy::{Action, Change};
+use crate::facts::REPLY_KEY;
 use crate::ui::{Progress, Step};
 
 /// What apply learned that the env files and outputs need.
@@ -24,6 +25,8 @@ pub(crate) struct Ids {
     pub api_endpoint: Option<String>,
     integrations: BTreeMap<String, String>,
     routes: BTreeMap<String, String>,
+    /// Routes whose response selection already turns their `$default` response on (observed, or created so).
+    selected: BTreeSet<String>,
     /// A freshly created access key: (id, secret). The secret exists nowhere else.
     pub new_key: Option<(String, String)>,
     /// The ARN of the stage's KMS key (`lambda.env_key: stage`), observed or created by this run.
@@ -34,6 +37,8 @@ pub(crate) struct Ids {
     pub domain_target: Option<(String, String)>,
     /// The name's alias record as observed: what a DELETE must repeat.
     record: Option<(String, String)>,
+    /// What the stage's last automatic deployment said, as observed, when it failed.
+    deployment_failure: Option<String>,
 }
 
 impl Ids {
@@ -55,6 +60,11 @@ impl Ids {
         let Some(api) = o.kept_api() else { return ids };
         ids.api_id = Some(api.id.clone());
         ids.api_endpoint.clone_from(&api.endpoint);
+        ids.deployment_failure = api
+            .stages
+            .iter()
+            .find(|s| s.name == d.stage)
+            .and_then(|s| s.deployment_failure.clone());
         for f in &d.functions {
             let uri = d.integration_uri(&d.function_arn(&f.name));
             if let Some(i) = api.integrations.iter().find(|i| i.uri == uri) {
@@ -67,6 +77,9 @@ impl Ids {
         }
         for r in &api.routes {
             ids.routes.insert(r.key.clone(), r.id.clone());
+            if r.response_selection.as_deref() == Some(REPLY_KEY) {
+                ids.selected.insert(r.key.clone());
+            }
         }
         ids
     }
@@ -93,6 +106,9 @@ pub(crate) struct Applier<'a> {
     waits: Mutex<Vec<(String, f64)>>,
     /// Whether this run changed the API (and so started an automatic deployment).
     api_written: std::sync::atomic::AtomicBool,
+    /// Whether a function was created with the role during this run. Until one is, creations go one at a time: the
+    /// first waits out IAM's propagation (each attempt uploads the code), the others then upload theirs once.
+    role_proven: tokio::sync::Mutex<bool>,
 }
 
 impl<'a> Applier<'a> {
@@ -112,6 +128,7 @@ impl<'a> Applier<'a> {
             unsettled: Mutex::new(BTreeMap::new()),
             waits: Mutex::new(vec![]),
             api_written: std::sync::atomic::AtomicBool::new(false),
+            role_proven: tokio::sync::Mutex::new(false),
         }
     }
 
@@ -137,7 +154,8 @@ impl<'a> Applier<'a> {
     }
 
     /// The end of `up`: every function this run changed is Active with its last update applied, and the stage's
-    /// last automatic deployment did not fail.
+    /// last automatic deployment did not fail (read again only when this run wrote to the API: otherwise the stage
+    /// as observed says it, and a no-op `up` needs no read after its plan).
     pub(crate) async fn settle(&self) -> Result<()> {
         let names: Vec<String> = self
             .unsettled
@@ -156,11 +174,15 @@ impl<'a> Applier<'a> {
             r
         });
         futures_util::future::try_join_all(waits).await?;
-        if let Some(api) = self.ids().api_id {
-            if let Some(why) = apigw::deployment_failure(&self.c.apigw, &api, &self.d.stage).await?
-            {
-                anyhow::bail!("the stage {}'s last deployment failed: {why}", self.d.stage);
+        let ids = self.ids();
+        let failure = match ids.api_id {
+            Some(api) if self.api_written.load(std::sync::atomic::Ordering::SeqCst) => {
+                apigw::deployment_failure(&self.c.apigw, &api, &self.d.stage).await?
             }
+            _ => ids.deployment_failure,
+        };
+        if let Some(why) = failure {
+            anyhow::bail!("the stage {}'s last deployment failed: {why}", self.d.stage);
         }
         Ok(())
     }
@@ -360,8 +382,16 @@ impl<'a> Applier<'a> {
             DeleteLogGroup { name } => logs::delete_group(&c.logs, name).await.and(said("deleted")),
             CreateFunction { function } => {
                 let f = self.spec(function)?;
-                let outcome =
-                    lambda::create(&c.lambda, d, f, self.env_key().as_deref(), step).await?;
+                let key = self.env_key();
+                let mut proven = self.role_proven.lock().await;
+                let outcome = if *proven {
+                    drop(proven);
+                    lambda::create(&c.lambda, d, f, key.as_deref(), step).await?
+                } else {
+                    let outcome = lambda::create(&c.lambda, d, f, key.as_deref(), step).await?;
+                    *proven = true;
+                    outcome
+                };
                 self.changed(&f.name, true);
                 Ok(outcome)
             }
@@ -469,10 +499,16 @@ impl<'a> Applier<'a> {
                     .and(said("deleted"))
             }
             CreateRoute { key } => {
-                let target = self.target(&self.route(key)?.function)?;
-                let id = apigw::create_route(&c.apigw, &self.api_id()?, key, &target, step).await?;
+                let route = self.route(key)?;
+                let target = self.target(&route.function)?;
+                let api = self.api_id()?;
+                let id =
+                    apigw::create_route(&c.apigw, &api, (key, &target, route.reply), step).await?;
                 self.remember(|ids| {
                     ids.routes.insert(key.clone(), id);
+                    if route.reply {
+                        ids.selected.insert(key.clone());
+                    }
                 });
                 said("created")
             }
@@ -494,7 +530,8 @@ impl<'a> Applier<'a> {
                     .get(key)
                     .cloned()
                     .context("internal error: route response before its route")?;
-                apigw::make_route_reply(&c.apigw, &self.api_id()?, &route_id, key, step)
+                let selected = self.ids().selected.contains(key);
+                apigw::make_route_reply(&c.apigw, &self.api_id()?, (&route_id, key), selected, step)
                     .await
                     .and(said("replies to the client"))
             }

@@ -10,7 +10,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use aws_smithy_runtime_api::client::result::SdkError;
 
-use super::{already, explain, gone, is_exists_conflict, retry_for, PROPAGATION_BUDGET};
+use super::{
+    already, explain, gone, is_exists_conflict, retry_capped, retry_for, PROPAGATION_BUDGET,
+};
 use crate::deploy::state::{Desired, FunctionSpec, TagDiff, PERMISSION_SID};
 use crate::facts::{HANDLER, RUNTIME};
 use crate::ui::Step;
@@ -78,7 +80,17 @@ pub(crate) async fn create(
             .set_tags(Some(d.tags.clone().into_iter().collect()))
             .send()
     };
-    match retry_for(PROPAGATION_BUDGET, step, role_not_ready, call).await {
+    // IAM's propagation typically ends within seconds: attempts a second apart end the wait within a second of it
+    // (one function waits it out; the applier holds the others back until it is done).
+    match retry_capped(
+        PROPAGATION_BUDGET,
+        Duration::from_secs(1),
+        step,
+        role_not_ready,
+        call,
+    )
+    .await
+    {
         Ok(_) => Ok(format!(
             "created, {:.1} KiB uploaded",
             f.artifact.bytes as f64 / 1024.0

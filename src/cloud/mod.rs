@@ -112,6 +112,22 @@ pub(crate) async fn retry_for<T, E, R, F, Fut>(
     budget: Duration,
     step: &dyn Step,
     transient: impl Fn(&SdkError<E, R>) -> Option<&'static str>,
+    call: F,
+) -> SdkResult<T, E, R>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = SdkResult<T, E, R>>,
+{
+    retry_capped(budget, Duration::from_secs(5), step, transient, call).await
+}
+
+/// `retry_for` with the longest pause between attempts at `cap`: where AWS's wait typically ends within seconds
+/// and a longer pause would mostly be time spent after it ended.
+pub(crate) async fn retry_capped<T, E, R, F, Fut>(
+    budget: Duration,
+    cap: Duration,
+    step: &dyn Step,
+    transient: impl Fn(&SdkError<E, R>) -> Option<&'static str>,
     mut call: F,
 ) -> SdkResult<T, E, R>
 where
@@ -131,7 +147,7 @@ where
                         budget.as_secs()
                     ));
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    delay = (delay * 2).min(cap);
                 }
                 _ => return Err(e),
             },

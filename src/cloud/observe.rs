@@ -15,9 +15,9 @@ use crate::deploy::state::{
     RoleObs, RouteObs, StageLogging, StageObs, Tags, UserObs, PERMISSION_SID,
 };
 
-/// Who the credentials belong to, and what the account holds for the stage. The caller (one STS call, also the
-/// first proof that the credentials work) is needed only for the managed policy's ARN, so every other read runs
-/// meanwhile.
+/// Who the credentials belong to, and what the account holds for the stage. Every read starts at once; a read that
+/// needs another's answer follows it inside its own branch (the managed policy's ARN needs the caller's account, an
+/// API's execution log group its id), so the longest chain is the API's: the API, its routes, their responses.
 pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)> {
     let policy = async {
         let caller = c.caller().await?;
@@ -27,27 +27,44 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         );
         Ok::<_, anyhow::Error>((caller, managed_policy(c, &arn).await?))
     };
-    let (role, functions, apis, user, (caller, managed_policy), env_key, account) = tokio::try_join!(
-        role(c, l),
-        functions(c, l),
-        apis(c, l),
-        user(c, l),
-        policy,
-        super::kms::find(&c.kms, l),
-        super::account::observe(c),
-    )?;
-    let log_groups = log_groups(c, l, &apis).await?;
+    let apis = async {
+        let found = apis(c, l).await?;
+        let exec_logs = found
+            .iter()
+            .map(|a| l.execution_log_group(a.api_id().unwrap_or_default()));
+        let details = futures_util::future::try_join_all(found.iter().map(|a| api_details(c, a)));
+        tokio::try_join!(details, log_groups(c, exec_logs))
+    };
     // Without its alias, the key is searched by its tags: a run may have stopped right after creating it (KMS has
     // no idempotent create), and a stage torn down less than 7 days ago left a key that can be restored.
-    let (env_key, stray_env_keys) = match env_key {
-        None => {
-            let mut found = super::kms::find_unaliased(&c.tagging, &c.kms, l)
-                .await?
-                .into_iter();
-            (found.next(), found.collect())
-        }
-        found => (found, vec![]),
+    let env_key = async {
+        Ok::<_, anyhow::Error>(match super::kms::find(&c.kms, l).await? {
+            None => {
+                let mut found = super::kms::find_unaliased(&c.tagging, &c.kms, l)
+                    .await?
+                    .into_iter();
+                (found.next(), found.collect())
+            }
+            found => (found, vec![]),
+        })
     };
+    let stage_logs = BUNDLED_FUNCTIONS
+        .iter()
+        .map(|f| Desired::log_group(&l.function(f)))
+        .chain([l.access_log_group.clone()]);
+    let (role, functions, (apis, api_logs), user, (caller, managed_policy), env_key, account, logs) =
+        tokio::try_join!(
+            role(c, l),
+            functions(c, l),
+            apis,
+            user(c, l),
+            policy,
+            env_key,
+            super::account::observe(c),
+            log_groups(c, stage_logs),
+        )?;
+    let (env_key, stray_env_keys) = env_key;
+    let log_groups = logs.into_iter().chain(api_logs).collect();
     let observed = Observed {
         role,
         functions,
@@ -231,19 +248,12 @@ pub(crate) fn permission_source(policy: &str, sid: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The stage's log groups: the functions', the access logs' and, for each of its APIs, the execution logs'.
+/// Log groups by name: the functions', the access logs' and, for each of the stage's APIs, the execution logs'.
 async fn log_groups(
     c: &Clients,
-    l: &Names,
-    apis: &[ApiObs],
+    names: impl Iterator<Item = String>,
 ) -> Result<BTreeMap<String, LogGroupObs>> {
-    let mut wanted: Vec<String> = BUNDLED_FUNCTIONS
-        .iter()
-        .map(|f| Desired::log_group(&l.function(f)))
-        .collect();
-    wanted.push(l.access_log_group.clone());
-    wanted.extend(apis.iter().map(|a| l.execution_log_group(&a.id)));
-    let reads = wanted.into_iter().map(|name| log_group(c, name));
+    let reads = names.map(|name| log_group(c, name));
     Ok(futures_util::future::try_join_all(reads)
         .await?
         .into_iter()
@@ -285,7 +295,8 @@ async fn log_group(c: &Clients, name: String) -> Result<Option<(String, LogGroup
     Ok(Some((name, LogGroupObs { retention, tags })))
 }
 
-async fn apis(c: &Clients, l: &Names) -> Result<Vec<ApiObs>> {
+/// The stage's APIs by name (more than one only after an interrupted run: the plan keeps the oldest).
+async fn apis(c: &Clients, l: &Names) -> Result<Vec<aws_sdk_apigatewayv2::types::Api>> {
     let mut found = vec![];
     let mut token: Option<String> = None;
     loop {
@@ -306,8 +317,7 @@ async fn apis(c: &Clients, l: &Names) -> Result<Vec<ApiObs>> {
             break;
         }
     }
-    let reads = found.iter().map(|api| api_details(c, api));
-    futures_util::future::try_join_all(reads).await
+    Ok(found)
 }
 
 async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Result<ApiObs> {
@@ -385,6 +395,9 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
                     })
                     .collect(),
                 logging: stage_logging(s),
+                deployment_failure: super::apigw::failed_deployment_message(
+                    s.last_deployment_status_message(),
+                ),
             })
             .collect(),
         id,

@@ -198,9 +198,11 @@ pub enum Phase {
     Clear,
     /// Role, API, user, log groups, policies: what needs nothing else.
     Foundations,
-    /// Functions (they need the role), the stage, the user's policy (it needs the API's id).
+    /// Functions (they need the role), the stage, the user's policy (it needs the API's id), the new access key (it
+    /// needs the user): IAM makes both the role and the key wait seconds before AWS accepts them, and those waits
+    /// overlap here rather than follow one another.
     Functions,
-    /// Integrations and invoke permissions (they need functions and the API), the new access key.
+    /// Integrations and invoke permissions (they need functions and the API).
     Wiring,
     Routes,
     /// Route responses need their routes; integrations no route uses any more can go.
@@ -293,6 +295,7 @@ impl Action {
             | CreateStage
             | UpdateStage { .. }
             | PutUserPolicy
+            | CreateAccessKey
             // After the stage's key is created: the policy names it.
             | PutRolePolicy => Phase::Functions,
             // The mapping needs the API's stage; the record, the domain's regional host.
@@ -300,7 +303,6 @@ impl Action {
             | UpsertRecord { .. }
             | CreateIntegration { .. }
             | AddPermission { .. }
-            | CreateAccessKey
             | SetConcurrency { .. }
             | UnthrottleRoute { .. } => Phase::Wiring,
             CreateRoute { .. } | UpdateRoute { .. } | DeleteRoute { .. } => Phase::Routes,

@@ -176,6 +176,7 @@ fn converged_api(d: &Desired, api_id: &str) -> ApiObs {
             throttle: Some(d.throttle),
             route_throttle: d.route_throttle.clone(),
             logging: d.stage_logging(true),
+            deployment_failure: None,
         }],
     }
 }

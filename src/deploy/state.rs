@@ -672,6 +672,8 @@ pub struct StageObs {
     /// Route key -> that route's throttling, for the routes that have settings of their own.
     pub route_throttle: BTreeMap<String, (f64, i32)>,
     pub logging: StageLogging,
+    /// What API Gateway says of the stage's last automatic deployment, when it failed.
+    pub deployment_failure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -454,6 +454,20 @@ async fn a_failed_deployment_fails_up() {
             .contains("last deployment failed: Deployment attempt failed"),
         "says the deployment failed and why",
     );
+    // Run again with nothing left to change: the stage as observed still tells of the failure.
+    proxy.take();
+    let again = app.run(&["up"]).expect(1);
+    again.check(
+        again
+            .stderr
+            .contains("last deployment failed: Deployment attempt failed"),
+        "a no-op up still says the stage is broken",
+    );
+    let seen = proxy.take();
+    again.check(
+        !seen.iter().any(|r| r.mutating) && !seen.iter().any(|r| r.op.ends_with("/stages/dev")),
+        &format!("from what it observed, with no write and no extra read: {seen:?}"),
+    );
     // A change with --no-wait does not look at the deployment.
     app.config(&format!(
         "{BASE}routes: {{ auth: connect, $disconnect: disconnect, $default: connect, typing: connect }}\n"

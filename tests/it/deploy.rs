@@ -542,10 +542,11 @@ async fn lifecycle_up_noop_change_teardown() {
         .filter(|s| s.mutating)
         .map(|s| s.op)
         .collect();
+    // API Gateway serialises writes on an API: the route is created with its response selection, so two writes.
     assert_eq!(
         mutating.len(),
-        3,
-        "create the route, its response, and point the route at it: {mutating:?}"
+        2,
+        "create the route selecting its response, then the response: {mutating:?}"
     );
     assert!(
         mutating
@@ -553,6 +554,19 @@ async fn lifecycle_up_noop_change_teardown() {
             .all(|op| op.contains(&format!("/v2/apis/{api_id}/routes"))),
         "{mutating:?}"
     );
+    let (apigw, default) = route(&proxy, &api_id, "$default").await;
+    assert_eq!(
+        default.route_response_selection_expression(),
+        Some("$default")
+    );
+    let responses = apigw
+        .get_route_responses()
+        .api_id(&api_id)
+        .route_id(default.route_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(responses.items().len(), 1, "its $default response");
 
     // Teardown leaves nothing with the stage's names, and cleans the env files but for the user's own lines.
     let down = app
@@ -642,13 +656,7 @@ async fn the_heartbeat_is_a_mock_integration_that_no_function_serves() {
     let app = App::new(&proxy.endpoint, BASE);
     let out = app.run(&["up", "--output", "json"]).expect(0).json();
     let api = out["api_id"].as_str().unwrap().to_string();
-    let apigw = aws_sdk_apigatewayv2::Client::new(&moto.sdk_config().await);
-    let routes = apigw.get_routes().api_id(&api).send().await.unwrap();
-    let ping = routes
-        .items()
-        .iter()
-        .find(|r| r.route_key() == Some("ping"))
-        .expect("a ping route");
+    let (apigw, ping) = route(&proxy, &api, "ping").await;
     assert_eq!(ping.route_response_selection_expression(), Some("$default"));
     let target = ping
         .target()
@@ -965,4 +973,27 @@ async fn status_names_each_problem_with_its_fix() {
     app.run(&["up", "--rotate-credentials"]).expect(0);
     let again = app.run(&["status"]).expect(0);
     again.check(again.stdout.contains("is healthy"), "healthy after up");
+}
+
+/// The API's route `key`, and a client reading through the layer (it answers `GetRouteResponses`, which moto lacks,
+/// from moto's records).
+async fn route(
+    proxy: &Proxy,
+    api: &str,
+    key: &str,
+) -> (
+    aws_sdk_apigatewayv2::Client,
+    aws_sdk_apigatewayv2::types::Route,
+) {
+    let apigw = aws_sdk_apigatewayv2::Client::new(
+        &crate::support::moto::sdk_config_at(&proxy.endpoint).await,
+    );
+    let routes = apigw.get_routes().api_id(api).send().await.unwrap();
+    let found = routes
+        .items()
+        .iter()
+        .find(|r| r.route_key() == Some(key))
+        .unwrap_or_else(|| panic!("no route {key} in {api}"))
+        .clone();
+    (apigw, found)
 }

@@ -335,6 +335,23 @@ impl Layer {
         self.state.lock().unwrap().hits.clone()
     }
 
+    /// `GetStage` and each stage `GetStages` lists carry the last deployment's status (AWS fills it for `AutoDeploy`
+    /// stages): a failed one says so in both.
+    fn failed_deployment(s: &mut State, b: &Behaviour, v: &mut Value, list: bool) {
+        let Some(message) = &b.failed_deployment else {
+            return;
+        };
+        let stages: Vec<&mut Value> = if list {
+            v["items"].as_array_mut().into_iter().flatten().collect()
+        } else {
+            vec![v]
+        };
+        for stage in stages {
+            stage["lastDeploymentStatusMessage"] = json!(message);
+        }
+        Self::hit(s, "stage deployment failed");
+    }
+
     fn hit(s: &mut State, what: &'static str) {
         *s.hits.entry(what).or_default() += 1;
     }
@@ -798,7 +815,9 @@ impl Layer {
         if ok {
             match params.get("Action").map(String::as_str) {
                 Some("CreateRole") => {
+                    // A role created again under an old name propagates again.
                     s.roles.insert(params["RoleName"].clone(), Instant::now());
+                    s.roles_refused.remove(&params["RoleName"]);
                 }
                 Some("CreateAccessKey") => {
                     if let Some(id) = xml_value(&String::from_utf8_lossy(&body), "AccessKeyId") {
@@ -885,18 +904,14 @@ impl Layer {
                         .for_each(&mut one),
                     _ => one(&mut v),
                 }
-                if rest.len() == 1 && b.failed_deployment.is_some() {
-                    v["lastDeploymentStatusMessage"] = json!(b.failed_deployment);
-                    Self::hit(&mut s, "stage deployment failed");
-                }
+                Self::failed_deployment(&mut s, &b, &mut v, rest.is_empty());
                 v.to_string().into_bytes()
             }
-            (Method::GET, ["v2", "apis", _, "stages", _])
+            (Method::GET, ["v2", "apis", _, "stages", rest @ ..])
                 if ok && b.failed_deployment.is_some() =>
             {
                 let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
-                v["lastDeploymentStatusMessage"] = json!(b.failed_deployment);
-                Self::hit(&mut s, "stage deployment failed");
+                Self::failed_deployment(&mut s, &b, &mut v, rest.is_empty());
                 v.to_string().into_bytes()
             }
             (Method::POST, ["v2", "apis", api, "routes", route, "routeresponses"]) if ok => {

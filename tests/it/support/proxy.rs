@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -20,6 +20,12 @@ pub(crate) struct Seen {
     pub op: String,
     pub mutating: bool,
     pub bytes: usize,
+    /// When the request arrived and when its answer left: the longest chain of requests each of which waited for
+    /// the one before (what no parallelism removes) is read from these.
+    pub arrived: Instant,
+    pub answered: Option<Instant>,
+    /// The answer's HTTP status.
+    pub status: Option<u16>,
 }
 
 /// Faults are injected before forwarding, as AWS rejects a throttled request: the emulator never sees it.
@@ -43,6 +49,8 @@ struct Shared {
     in_flight: AtomicUsize,
     /// Answer every request with this AWS query-protocol error: (status, code).
     fixed: Mutex<Option<(u16, String)>>,
+    /// Added to every answer: AWS's control plane answers in tens of milliseconds, moto in well under one.
+    latency: Mutex<Option<Duration>>,
     layer: Layer,
 }
 
@@ -68,6 +76,7 @@ impl Proxy {
             stopped: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             fixed: Mutex::new(None),
+            latency: Mutex::new(None),
             layer: Layer::new(behaviour),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -124,6 +133,15 @@ impl Proxy {
         &self.shared.layer
     }
 
+    /// Every request is answered this much later than moto answers it.
+    #[allow(
+        dead_code,
+        reason = "the bench's aws-layer sets it; tests keep moto's pace"
+    )]
+    pub(crate) fn latency(&self, d: Option<Duration>) {
+        *self.shared.latency.lock().unwrap() = d;
+    }
+
     pub(crate) fn injected(&self) -> usize {
         self.shared.injected.load(Ordering::SeqCst)
     }
@@ -158,6 +176,42 @@ impl Proxy {
     }
 }
 
+/// The longest chain of requests each of which arrived only after the one before it was answered: the part of a
+/// deploy that no parallelism removes, counted in round trips. `(requests, steps)`: `requests` counts every
+/// request; `steps` leaves out the attempts a later one of the same operation repeated (a refused attempt retried,
+/// a read polled again), so that a wait counts once, however many times it asked.
+#[allow(
+    dead_code,
+    reason = "the bench's aws-layer reports it; no test times requests"
+)]
+pub(crate) fn longest_chain(seen: &[Seen]) -> (usize, usize) {
+    let repeated = |x: &Seen| {
+        let polled_or_refused = !x.mutating || x.status.is_some_and(|s| s >= 400);
+        polled_or_refused
+            && seen
+                .iter()
+                .any(|y| y.op == x.op && x.answered.is_some_and(|a| a <= y.arrived))
+    };
+    let steps: Vec<&Seen> = seen.iter().filter(|x| !repeated(x)).collect();
+    (chain(seen.iter()), chain(steps.into_iter()))
+}
+
+fn chain<'a>(seen: impl Iterator<Item = &'a Seen>) -> usize {
+    let mut done: Vec<&Seen> = seen.filter(|x| x.answered.is_some()).collect();
+    done.sort_by_key(|x| x.answered);
+    let mut lengths: Vec<usize> = Vec::with_capacity(done.len());
+    for x in &done {
+        let before = done
+            .iter()
+            .zip(&lengths)
+            .filter(|(y, _)| y.answered.is_some_and(|a| a <= x.arrived))
+            .map(|(_, n)| *n)
+            .max();
+        lengths.push(1 + before.unwrap_or(0));
+    }
+    lengths.into_iter().max().unwrap_or(0)
+}
+
 /// The operation, whichever AWS protocol carries it: query (IAM, STS), JSON 1.1 (Logs) or REST (Lambda, API Gateway).
 fn classify(
     method: &Method,
@@ -174,8 +228,13 @@ fn classify(
         .any(|p| op.starts_with(p))
     };
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
-        let op = target.rsplit('.').next().unwrap_or(target);
-        return (format!("Logs:{op}"), mutating_name(op), Protocol::Json);
+        let (service, op) = target.split_once('.').unwrap_or(("", target));
+        let service = match service {
+            "TrentService" => "KMS",
+            s if s.starts_with("ResourceGroupsTaggingAPI") => "Tagging",
+            _ => "Logs",
+        };
+        return (format!("{service}:{op}"), mutating_name(op), Protocol::Json);
     }
     let text = String::from_utf8_lossy(body);
     if let Some(action) = text.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
@@ -241,6 +300,11 @@ async fn handle(
     s: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let arrived = Instant::now();
+    let latency = *s.latency.lock().unwrap();
+    if let Some(d) = latency {
+        tokio::time::sleep(d).await;
+    }
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -288,18 +352,22 @@ async fn handle(
         };
     }
     // The k-th mutating request: a crash after a read leaves AWS as the last write left it.
-    let n = {
+    let (n, index) = {
         let mut seen = s.seen.lock().unwrap();
         seen.push(Seen {
             op,
             mutating,
             bytes: body.len(),
+            arrived,
+            answered: None,
+            status: None,
         });
-        if mutating {
+        let n = if mutating {
             seen.iter().filter(|x| x.mutating).count()
         } else {
             0
-        }
+        };
+        (n, seen.len() - 1)
     };
     let req = Req {
         method: &parts.method,
@@ -332,6 +400,10 @@ async fn handle(
         s.stopped.store(true, Ordering::SeqCst);
         s.in_flight.fetch_sub(1, Ordering::SeqCst);
         std::future::pending::<()>().await;
+    }
+    if let Some(entry) = s.seen.lock().unwrap().get_mut(index) {
+        entry.answered = Some(Instant::now());
+        entry.status = Some(status);
     }
     let mut out = Response::builder().status(StatusCode::from_u16(status).unwrap());
     for (k, v) in &headers {
