@@ -38,8 +38,12 @@ fn commit() -> Option<String> {
         return rest.split('"').nth(1).map(str::to_string);
     }
     if Path::new(".git").is_dir() {
+        // Only what exists: cargo counts a missing path as changed, and would build wsdeploy again every time. A
+        // `git gc` that creates packed-refs also empties refs/heads, which is watched.
         for watched in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
-            println!("cargo:rerun-if-changed={watched}");
+            if Path::new(watched).exists() {
+                println!("cargo:rerun-if-changed={watched}");
+            }
         }
     }
     let out = std::process::Command::new("git")

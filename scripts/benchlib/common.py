@@ -159,7 +159,7 @@ def session_rss_kb(sid):
     return total
 
 
-def stop_session(proc, grace_s=10):
+def stop_session(proc, grace_s=3):
     """SIGTERM to the whole session, SIGKILL to what is left after the grace period."""
     if proc.poll() is None:
         try:

@@ -15,8 +15,12 @@ from .common import REGION, ROOT, WSDEPLOY, Moto, app_dir, aws_env, sh, timed
 class AwsLayer:
     """tests/bench/aws_layer.rs between the tool and moto."""
 
-    def __init__(self, upstream, latency_ms, iam_propagation_ms):
+    @staticmethod
+    def build():
+        """The dev profile, as the tests build it (scripts/bench builds it before measuring)."""
         subprocess.run(["cargo", "build", "--quiet", "--example", "aws-layer"], cwd=ROOT, check=True)
+
+    def __init__(self, upstream, latency_ms, iam_propagation_ms):
         exe = os.path.join(ROOT, "target", "debug", "examples", "aws-layer")
         cmd = [exe, "--upstream", upstream, "--latency-ms", str(latency_ms), "--iam-propagation-ms", str(iam_propagation_ms)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
