@@ -3,41 +3,48 @@
 //! enable logging", sst/ion #373); it is set only when the user asks (`up --setup-account-logging`).
 
 use anyhow::Result;
-use serde_json::json;
 
 use super::{already, explain, optional, retry_for, Clients, PROPAGATION_BUDGET};
-use crate::deploy::state::Desired;
+use crate::deploy::state::{AccountRoleObs, Desired};
 use crate::facts::{ACCOUNT_LOGGING_POLICY, ACCOUNT_LOGGING_ROLE};
 use crate::ui::Step;
 
-/// The role set in the account's API Gateway settings (`None`: none), and whether wsdeploy's role exists.
-pub(crate) async fn observe(c: &Clients) -> Result<(Option<String>, bool)> {
+/// The role set in the account's API Gateway settings (`None`: none), and wsdeploy's role if it exists.
+pub(crate) async fn observe(c: &Clients) -> Result<(Option<String>, Option<AccountRoleObs>)> {
     let (account, role) = tokio::join!(
         c.apigw_account.get_account().send(),
         c.iam.get_role().role_name(ACCOUNT_LOGGING_ROLE).send()
     );
     let account = account.map_err(|e| explain("read API Gateway's account settings", e))?;
-    let exists = optional(role, &format!("read the IAM role {ACCOUNT_LOGGING_ROLE}"))?.is_some();
+    let role = optional(role, &format!("read the IAM role {ACCOUNT_LOGGING_ROLE}"))?;
+    let role = role
+        .as_ref()
+        .and_then(|o| o.role())
+        .map(|r| AccountRoleObs {
+            trust: r
+                .assume_role_policy_document()
+                .and_then(super::policy_json)
+                .unwrap_or_default(),
+            boundary: super::observe::boundary_of(r.permissions_boundary()),
+        });
     let set = account
         .cloudwatch_role_arn()
         .filter(|arn| !arn.is_empty())
         .map(str::to_string);
-    Ok((set, exists))
+    Ok((set, role))
 }
 
 /// The role, trusted by API Gateway, with AWS's managed policy for pushing logs (which also lets it create the
 /// execution log groups).
 pub(crate) async fn create_role(c: &Clients, d: &Desired) -> Result<()> {
-    let trust = json!({
-        "Version": "2012-10-17",
-        "Statement": [{ "Effect": "Allow", "Principal": { "Service": "apigateway.amazonaws.com" }, "Action": "sts:AssumeRole" }]
-    });
+    let trust = crate::deploy::boundary::service_trust("apigateway.amazonaws.com");
     let r = c
         .iam
         .create_role()
         .role_name(ACCOUNT_LOGGING_ROLE)
         .description("API Gateway writes CloudWatch Logs with this role (set by wsdeploy in the account's API Gateway settings)")
         .assume_role_policy_document(trust.to_string())
+        .permissions_boundary(d.boundary_arn())
         .send()
         .await;
     already(r, "EntityAlreadyExists")

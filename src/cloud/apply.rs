@@ -277,7 +277,10 @@ impl<'a> Applier<'a> {
             | DeleteUser
             | CreatePolicy
             | CreatePolicyVersion { .. }
-            | DeletePolicy => self.act_iam(a, step).await,
+            | DeletePolicy
+            | CreateBoundary
+            | UpdateBoundary { .. }
+            | SetBoundary { .. } => self.act_iam(a, step).await,
             CreateAccountLoggingRole => super::account::create_role(self.c, self.d)
                 .await
                 .map(|()| "created, AmazonAPIGatewayPushToCloudWatchLogs attached".into()),
@@ -317,6 +320,15 @@ impl<'a> Applier<'a> {
         let said = |s: &str| Ok(s.to_string());
         match a {
             CreateRole => iam::create_role(&c.iam, d).await.and(said("created")),
+            CreateBoundary => iam::create_boundary(&c.iam, d).await.and(said("created")),
+            UpdateBoundary { delete_oldest } => {
+                iam::update_boundary(&c.iam, d, delete_oldest.as_deref())
+                    .await
+                    .and(said("updated"))
+            }
+            SetBoundary { target } => iam::set_boundary(&c.iam, d, *target)
+                .await
+                .and(said("capped by the project's boundary")),
             UpdateRoleTrust => iam::update_role_trust(&c.iam, d).await.and(said("updated")),
             PutRolePolicy => {
                 let key = self.env_key();

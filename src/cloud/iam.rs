@@ -4,6 +4,7 @@ use anyhow::Result;
 use aws_sdk_iam::Client;
 
 use super::{already, explain, gone, is_not_found, retry_for, PROPAGATION_BUDGET};
+use crate::deploy::action::BoundaryTarget;
 use crate::deploy::state::{Desired, TagDiff, Tags};
 use crate::ui::Step;
 
@@ -25,6 +26,7 @@ pub(crate) async fn create_role(iam: &Client, d: &Desired) -> Result<()> {
         .create_role()
         .role_name(&d.names.role)
         .assume_role_policy_document(trust)
+        .permissions_boundary(d.boundary_arn())
         .set_tags(Some(tags(&d.tags)))
         .send()
         .await;
@@ -98,6 +100,7 @@ pub(crate) async fn create_user(iam: &Client, d: &Desired) -> Result<()> {
     let r = iam
         .create_user()
         .user_name(&d.names.user)
+        .permissions_boundary(d.boundary_arn())
         .set_tags(Some(tags(&d.tags)))
         .send()
         .await;
@@ -283,30 +286,129 @@ pub(crate) async fn create_policy(iam: &Client, d: &Desired, api_id: &str) -> Re
     already(r, "EntityAlreadyExists").map_err(|e| explain("create the managed policy", e))
 }
 
-/// A new default version; IAM keeps five, so the oldest goes first when asked.
+/// A new default version of the managed policy (`credentials: policy`). The deploy policy does not allow it (so its
+/// holder cannot widen what the policy's holders may do): a changed API id needs an administrator's `up`.
 pub(crate) async fn create_policy_version(
     iam: &Client,
     d: &Desired,
     api_id: &str,
     delete_oldest: Option<&str>,
 ) -> Result<()> {
-    let arn = d.policy_arn();
+    let doc = d.manage_connections_policy(api_id).to_string();
+    new_policy_version(
+        iam,
+        &d.policy_arn(),
+        &doc,
+        delete_oldest,
+        "update the managed policy",
+    )
+    .await
+}
+
+/// A new default version; IAM keeps five, so the oldest goes first when asked.
+async fn new_policy_version(
+    iam: &Client,
+    arn: &str,
+    doc: &str,
+    delete_oldest: Option<&str>,
+    what: &str,
+) -> Result<()> {
     if let Some(v) = delete_oldest {
         iam.delete_policy_version()
-            .policy_arn(&arn)
+            .policy_arn(arn)
             .version_id(v)
             .send()
             .await
-            .map_err(|e| explain("make room for a new policy version", e))?;
+            .map_err(|e| explain(&format!("make room for a new version ({what})"), e))?;
     }
-    let doc = d.manage_connections_policy(api_id).to_string();
     iam.create_policy_version()
-        .policy_arn(&arn)
+        .policy_arn(arn)
         .policy_document(doc)
         .set_as_default(true)
         .send()
         .await
-        .map_err(|e| explain("update the managed policy", e))?;
+        .map_err(|e| explain(what, e))?;
+    Ok(())
+}
+
+/// What to say when the deploy identity is refused a write to the boundary: by design, not a missing grant.
+fn boundary_refused(what: &str, name: &str, e: anyhow::Error) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("denied") || text.contains("not authorized") {
+        anyhow::anyhow!(
+            "cannot {what} the permissions boundary {name}: the deploy policy never lets its holder write the policy \
+             that caps the roles and users it makes. Run `wsdeploy up` once with an administrator's credentials (it \
+             creates the boundary, then the deploy identity can deploy), or create it with `wsdeploy policy --boundary`'s \
+             document under that name"
+        )
+    } else {
+        e
+    }
+}
+
+pub(crate) async fn create_boundary(iam: &Client, d: &Desired) -> Result<()> {
+    let name = &d.names.boundary;
+    let r = iam
+        .create_policy()
+        .policy_name(name)
+        .policy_document(d.boundary_policy().to_string())
+        .description(format!(
+            "wsdeploy: the permissions boundary of project {}'s roles and users",
+            d.project
+        ))
+        .send()
+        .await;
+    already(r, "EntityAlreadyExists")
+        .map_err(|e| explain(&format!("create the permissions boundary {name}"), e))
+        .map_err(|e| boundary_refused("create", name, e))
+}
+
+pub(crate) async fn update_boundary(
+    iam: &Client,
+    d: &Desired,
+    delete_oldest: Option<&str>,
+) -> Result<()> {
+    let name = &d.names.boundary;
+    let doc = d.boundary_policy().to_string();
+    let what = format!("update the permissions boundary {name}");
+    new_policy_version(iam, &d.boundary_arn(), &doc, delete_oldest, &what)
+        .await
+        .map_err(|e| boundary_refused("update", name, e))
+}
+
+/// The project's boundary on a role or user wsdeploy made before it had one.
+pub(crate) async fn set_boundary(iam: &Client, d: &Desired, target: BoundaryTarget) -> Result<()> {
+    let arn = d.boundary_arn();
+    let role = match target {
+        BoundaryTarget::Role => d.names.role.as_str(),
+        BoundaryTarget::AccountRole => crate::facts::ACCOUNT_LOGGING_ROLE,
+        BoundaryTarget::User => {
+            let user = &d.names.user;
+            iam.put_user_permissions_boundary()
+                .user_name(user)
+                .permissions_boundary(&arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    explain(
+                        &format!("set the permissions boundary of the user {user}"),
+                        e,
+                    )
+                })?;
+            return Ok(());
+        }
+    };
+    iam.put_role_permissions_boundary()
+        .role_name(role)
+        .permissions_boundary(&arn)
+        .send()
+        .await
+        .map_err(|e| {
+            explain(
+                &format!("set the permissions boundary of the role {role}"),
+                e,
+            )
+        })?;
     Ok(())
 }
 

@@ -25,7 +25,11 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
             "arn:{}:iam::{}:policy/{}",
             caller.partition.id, caller.account, l.policy
         );
-        Ok::<_, anyhow::Error>((caller, managed_policy(c, &arn).await?))
+        let boundary =
+            crate::deploy::boundary::boundary_arn(&caller.partition, &caller.account, &l.boundary);
+        let (policy, boundary) =
+            tokio::try_join!(managed_policy(c, &arn), managed_policy(c, &boundary))?;
+        Ok::<_, anyhow::Error>((caller, policy, boundary))
     };
     let apis = async {
         let found = apis(c, l).await?;
@@ -52,17 +56,25 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         .iter()
         .map(|f| Desired::log_group(&l.function(f)))
         .chain([l.access_log_group.clone()]);
-    let (role, functions, (apis, api_logs), user, (caller, managed_policy), env_key, account, logs) =
-        tokio::try_join!(
-            role(c, l),
-            functions(c, l),
-            apis,
-            user(c, l),
-            policy,
-            env_key,
-            super::account::observe(c),
-            log_groups(c, stage_logs),
-        )?;
+    let (
+        role,
+        functions,
+        (apis, api_logs),
+        user,
+        (caller, managed_policy, boundary),
+        env_key,
+        account,
+        logs,
+    ) = tokio::try_join!(
+        role(c, l),
+        functions(c, l),
+        apis,
+        user(c, l),
+        policy,
+        env_key,
+        super::account::observe(c),
+        log_groups(c, stage_logs),
+    )?;
     let (env_key, stray_env_keys) = env_key;
     let log_groups = logs.into_iter().chain(api_logs).collect();
     let observed = Observed {
@@ -77,7 +89,8 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
         env_key,
         stray_env_keys,
         account_logging_role: account.0,
-        account_logging_role_exists: account.1,
+        account_role: account.1,
+        boundary,
         domain: None,
         certificate: None,
         zone: None,
@@ -115,7 +128,15 @@ async fn role(c: &Clients, l: &Names) -> Result<Option<RoleObs>> {
             .and_then(policy_json)
             .unwrap_or_default(),
         policy,
+        boundary: boundary_of(r.permissions_boundary()),
     }))
+}
+
+pub(crate) fn boundary_of(
+    b: Option<&aws_sdk_iam::types::AttachedPermissionsBoundary>,
+) -> Option<String> {
+    b.and_then(|b| b.permissions_boundary_arn())
+        .map(str::to_string)
 }
 
 async fn functions(c: &Clients, l: &Names) -> Result<BTreeMap<String, FunctionObs>> {
@@ -550,6 +571,7 @@ async fn user(c: &Clients, l: &Names) -> Result<Option<UserObs>> {
     Ok(Some(UserObs {
         tags: tags_of(u.tags()),
         policy,
+        boundary: boundary_of(u.permissions_boundary()),
         keys,
     }))
 }

@@ -20,6 +20,11 @@ pub struct Args {
     /// The AWS account the policy is for; by default the account of the current credentials, or `*` without any.
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
+    /// Print the project's permissions boundary instead: the managed policy every role and user wsdeploy makes
+    /// carries, which the deploy policy may not write. Create it once with an administrator's rights under the
+    /// name it gives (`up` run by an administrator does that itself).
+    #[arg(long)]
+    pub boundary: bool,
 }
 
 impl Args {
@@ -57,6 +62,23 @@ impl Args {
             account: &caller.account,
             partition: &caller.partition,
         };
+        if self.boundary {
+            let name = crate::config::resolve::boundary_name(&stages[0].project);
+            let document = crate::deploy::boundary::boundary_policy(
+                &stages[0].project,
+                &caller.partition,
+                &caller.account,
+            );
+            ctx.ui.out_json(&json!({
+                "project": stages[0].project,
+                "account": caller.account,
+                "name": name,
+                "policy": document,
+            }));
+            ctx.ui
+                .out(serde_json::to_string_pretty(&document).expect("JSON serializes"));
+            return Ok(());
+        }
         let policy = deploy_policy(&stages, &scope);
         ctx.ui.out_json(&json!({
             "project": stages[0].project,

@@ -834,6 +834,10 @@ pub struct Names {
     pub env_key_alias: String,
     /// The log group of the API's access logs (`logs.access`).
     pub access_log_group: String,
+    /// The project's permissions boundary: the managed policy every role and user wsdeploy makes carries, shared
+    /// by the project's stages (so a stage's teardown leaves it).
+    #[serde(skip)]
+    pub boundary: String,
 }
 
 impl Names {
@@ -849,6 +853,12 @@ impl Names {
     }
 }
 
+/// The name of a project's permissions boundary policy. No stage's resource can take it: theirs are
+/// `{project}-{stage}-{kind}`, and no kind is `boundary`.
+pub(crate) fn boundary_name(project: &str) -> String {
+    format!("{project}-wsdeploy-boundary")
+}
+
 impl StageConfig {
     pub fn names(&self) -> Names {
         let prefix = format!("{}-{}", self.project, self.stage);
@@ -861,6 +871,7 @@ impl StageConfig {
             policy: format!("{prefix}-manage-connections"),
             env_key_alias: format!("alias/wsdeploy/{prefix}"),
             access_log_group: format!("/aws/apigateway/{prefix}-access"),
+            boundary: boundary_name(&self.project),
             prefix,
         }
     }

@@ -165,12 +165,33 @@ pub enum Action {
         name: String,
         zone: String,
     },
+    /// Creates the project's permissions boundary. Only an identity with rights beyond the deploy policy can (an
+    /// administrator's `up`, or `wsdeploy bootstrap`): the deploy policy never lets its holder write the policy
+    /// that caps it.
+    CreateBoundary,
+    /// A new default version of the boundary, when wsdeploy's boundary changed (same rights as creating it).
+    UpdateBoundary {
+        delete_oldest: Option<String>,
+    },
+    /// Puts the project's boundary on a role or user that does not carry one (made by an earlier wsdeploy).
+    SetBoundary {
+        target: BoundaryTarget,
+    },
     /// Tags changed in the config, applied to a resource that exists.
     Retag {
         target: TagTarget,
         #[serde(flatten)]
         diff: TagDiff,
     },
+}
+
+/// A role or user that carries the project's permissions boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoundaryTarget {
+    Role,
+    User,
+    AccountRole,
 }
 
 /// A resource whose tags an action changes.
@@ -196,6 +217,8 @@ pub enum Phase {
     Unlink,
     /// Duplicates and spare keys that would block a create.
     Clear,
+    /// The permissions boundary, which every role and user is created with.
+    Boundary,
     /// Role, API, user, log groups, policies: what needs nothing else.
     Foundations,
     /// Functions (they need the role), the stage, the user's policy (it needs the API's id), the new access key (it
@@ -236,6 +259,7 @@ impl Action {
             | CreateUser
             | CreateAccessKey
             | CreatePolicy
+            | CreateBoundary
             | CreateEnvKey
             | CreateAccountLoggingRole
             | CreateDomain { .. }
@@ -265,7 +289,9 @@ impl Action {
         match self {
             DeleteRecord { .. } | DeleteApiMapping { .. } => Phase::Unlink,
             DeleteApi { .. } | DeleteAccessKey { .. } => Phase::Clear,
-            CreateRole
+            CreateBoundary | UpdateBoundary { .. } => Phase::Boundary,
+            SetBoundary { .. }
+            | CreateRole
             | UpdateRoleTrust
             | CreateEnvKey
             | AliasEnvKey { .. }
@@ -275,8 +301,6 @@ impl Action {
             | CreateUser
             | CreateLogGroup { .. }
             | PutRetention { .. }
-            | CreatePolicy
-            | CreatePolicyVersion { .. }
             | DeleteUser
             | DeletePolicy
             // Before the stage, whose logging settings API Gateway refuses without it.
@@ -295,6 +319,9 @@ impl Action {
             | CreateStage
             | UpdateStage { .. }
             | PutUserPolicy
+            // The managed policy names the API, which may be created in this run.
+            | CreatePolicy
+            | CreatePolicyVersion { .. }
             | CreateAccessKey
             // After the stage's key is created: the policy names it.
             | PutRolePolicy => Phase::Functions,
@@ -374,7 +401,11 @@ impl Action {
             ThrottleRoute { key, .. } | UnthrottleRoute { key } => {
                 ("route throttle".into(), key.clone())
             }
-            CreateUser | DeleteUser => ("iam user".into(), d.user.clone()),
+            CreateUser
+            | DeleteUser
+            | SetBoundary {
+                target: BoundaryTarget::User,
+            } => ("iam user".into(), d.user.clone()),
             PutUserPolicy => ("user policy".into(), d.user.clone()),
             CreateAccessKey => ("access key".into(), d.user.clone()),
             DeleteAccessKey { id } | DeactivateAccessKey { id } => {
@@ -395,8 +426,18 @@ impl Action {
             UpsertRecord { name, .. } | DeleteRecord { name, .. } => {
                 ("dns record".into(), name.clone())
             }
+            CreateBoundary | UpdateBoundary { .. } => {
+                ("boundary policy".into(), d.boundary.clone())
+            }
+            SetBoundary {
+                target: BoundaryTarget::Role,
+            } => ("role".into(), d.role.clone()),
             // One lane: the role must exist before it is set.
-            CreateAccountLoggingRole | SetAccountLoggingRole => (
+            CreateAccountLoggingRole
+            | SetAccountLoggingRole
+            | SetBoundary {
+                target: BoundaryTarget::AccountRole,
+            } => (
                 "account logging".into(),
                 crate::facts::ACCOUNT_LOGGING_ROLE.into(),
             ),
@@ -433,6 +474,8 @@ impl Action {
                 parts.join(", ")
             }
             UpdateRoleTrust => "trust policy".into(),
+            CreateBoundary => "caps every role and user of the project".into(),
+            SetBoundary { .. } => "permissions boundary".into(),
             CreateDomain { certificate, .. } => format!("regional, TLS 1.2, {certificate}"),
             CreateApiMapping { .. } => "the stage at its root".into(),
             DeleteApiMapping { id, .. } => format!("mapping {id}"),
@@ -442,7 +485,7 @@ impl Action {
             SetAccountLoggingRole => {
                 "API Gateway's CloudWatch role for this account and region".into()
             }
-            PutRolePolicy | PutUserPolicy => "policy document".into(),
+            PutRolePolicy | PutUserPolicy | UpdateBoundary { .. } => "policy document".into(),
             UpdateApi { .. } => "route selection".into(),
             AliasEnvKey { .. } => "alias".into(),
             SetConcurrency {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-pub(crate) use super::action::{Action, Change, Phase, TagTarget};
+pub(crate) use super::action::{Action, BoundaryTarget, Change, Phase, TagTarget};
 use super::state::{
     ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, KmsKeyState, Observed, Tags, UserObs,
     HEARTBEAT_TARGET,
@@ -28,6 +28,8 @@ pub(crate) enum PlanError {
         zone: String,
         target: String,
     },
+    #[error("the IAM role {name} exists and {why}: wsdeploy will not set a role in API Gateway's account settings that others may assume. Make its trust policy API Gateway's alone (`apigateway.amazonaws.com`, `sts:AssumeRole`), or delete it so that wsdeploy creates its own")]
+    ForeignAccountRole { name: String, why: String },
     #[error("{kind} {name} exists but is not this stage's (its tags say project {project:?}, stage {stage:?}); wsdeploy will not touch it: rename the project or stage, or delete it")]
     Foreign {
         kind: &'static str,
@@ -68,9 +70,10 @@ impl Options {
 /// family of resources, as (desired, observed) -> actions.
 pub(crate) fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Action>, PlanError> {
     let mut actions = vec![];
+    plan_boundary(d, o, &mut actions);
     plan_env_key(d, o, &mut actions)?;
     plan_role(d, o, &mut actions)?;
-    plan_account_logging(d, o, opts, &mut actions);
+    plan_account_logging(d, o, opts, &mut actions)?;
     plan_log_groups(d, o, &mut actions);
     plan_functions(d, o, &mut actions)?;
     let api = plan_api(d, o, &mut actions)?;
@@ -91,12 +94,32 @@ pub(crate) fn plan(d: &Desired, o: &Observed, opts: &Options) -> Result<Vec<Acti
     Ok(actions)
 }
 
+/// The project's permissions boundary, created when missing and rewritten when wsdeploy's differs. The stages of a
+/// project share it, so a stage's teardown leaves it.
+fn plan_boundary(d: &Desired, o: &Observed, a: &mut Vec<Action>) {
+    match &o.boundary {
+        None => a.push(Action::CreateBoundary),
+        Some(b) if b.document != d.boundary_policy() => a.push(Action::UpdateBoundary {
+            delete_oldest: (b.old_versions.len() >= 4).then(|| b.old_versions[0].clone()),
+        }),
+        Some(_) => {}
+    }
+}
+
+/// `SetBoundary` for a role or user that exists without the project's boundary.
+fn bound(d: &Desired, boundary: Option<&str>, target: BoundaryTarget, a: &mut Vec<Action>) {
+    if boundary != Some(d.boundary_arn().as_str()) {
+        a.push(Action::SetBoundary { target });
+    }
+}
+
 fn plan_role(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     use Action::{CreateRole, PutRolePolicy, UpdateRoleTrust};
     match &o.role {
         None => a.extend([CreateRole, PutRolePolicy]),
         Some(r) if !d.owns(&r.tags) => return Err(foreign("IAM role", &d.names.role, &r.tags)),
         Some(r) => {
+            bound(d, r.boundary.as_deref(), BoundaryTarget::Role, a);
             if r.trust != Desired::role_trust_policy() {
                 a.push(UpdateRoleTrust);
             }
@@ -192,14 +215,40 @@ fn retag(d: &Desired, observed: &Tags, target: TagTarget, a: &mut Vec<Action>) {
 
 /// API Gateway's CloudWatch role in the account settings, when the stage logs, the account has none and the user
 /// asked for it (`--setup-account-logging`): it is account-wide, so it is never set behind the user's back.
-fn plan_account_logging(d: &Desired, o: &Observed, opts: &Options, a: &mut Vec<Action>) {
+/// A role of that name that exists is adopted only when API Gateway alone may assume it, and it is given a
+/// wsdeploy boundary if it has none (which only narrows what it may do).
+fn plan_account_logging(
+    d: &Desired,
+    o: &Observed,
+    opts: &Options,
+    a: &mut Vec<Action>,
+) -> Result<(), PlanError> {
     if !d.logs.any() || o.account_logging_role.is_some() || !opts.setup_account_logging {
-        return;
+        return Ok(());
     }
-    if !o.account_logging_role_exists {
-        a.push(Action::CreateAccountLoggingRole);
+    match &o.account_role {
+        None => a.push(Action::CreateAccountLoggingRole),
+        Some(r) => {
+            if let Some(why) = super::boundary::foreign_trust(&r.trust, "apigateway.amazonaws.com")
+            {
+                return Err(PlanError::ForeignAccountRole {
+                    name: crate::facts::ACCOUNT_LOGGING_ROLE.into(),
+                    why,
+                });
+            }
+            let wsdeploys = r
+                .boundary
+                .as_deref()
+                .is_some_and(|b| super::boundary::is_boundary(&d.partition, &d.account, b));
+            if !wsdeploys {
+                a.push(Action::SetBoundary {
+                    target: BoundaryTarget::AccountRole,
+                });
+            }
+        }
     }
     a.push(Action::SetAccountLoggingRole);
+    Ok(())
 }
 
 /// Each function's log group, created ahead of the function so its retention applies from the first line; the
@@ -583,6 +632,7 @@ fn plan_credentials(
                     return Err(foreign("IAM user", &d.names.user, &u.tags))
                 }
                 Some(u) => {
+                    bound(d, u.boundary.as_deref(), BoundaryTarget::User, a);
                     if policy.is_none() || u.policy != policy {
                         a.push(PutUserPolicy);
                     }

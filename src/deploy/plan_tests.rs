@@ -80,6 +80,7 @@ pub(crate) fn converged(d: &Desired) -> Observed {
             tags: d.tags.clone(),
             trust: Desired::role_trust_policy(),
             policy: Some(d.role_policy(env_key_arn.as_deref())),
+            boundary: Some(d.boundary_arn()),
         }),
         log_groups: d
             .functions
@@ -104,6 +105,7 @@ pub(crate) fn converged(d: &Desired) -> Observed {
         user: Some(UserObs {
             tags: d.tags.clone(),
             policy: Some(d.manage_connections_policy(api_id)),
+            boundary: Some(d.boundary_arn()),
             keys: vec![key("AKIA1", 1, true)],
         }),
         managed_policy: None,
@@ -112,7 +114,15 @@ pub(crate) fn converged(d: &Desired) -> Observed {
         env_key,
         stray_env_keys: vec![],
         account_logging_role: Some(d.account_logging_role_arn()),
-        account_logging_role_exists: true,
+        account_role: Some(AccountRoleObs {
+            trust: crate::deploy::boundary::service_trust("apigateway.amazonaws.com"),
+            boundary: Some(d.boundary_arn()),
+        }),
+        boundary: Some(PolicyObs {
+            tags: Tags::new(),
+            document: d.boundary_policy(),
+            old_versions: vec![],
+        }),
         domain: None,
         certificate: None,
         zone: None,
@@ -611,7 +621,8 @@ fn policy_mode_uses_a_managed_policy_instead_of_a_user() {
     let d = desired("credentials: policy\n");
     assert_eq!(
         plan_of(&d, &converged(&before)),
-        vec![CreatePolicy, DeleteUser]
+        // The policy names the API, so it is created in the phase after the API's.
+        vec![DeleteUser, CreatePolicy]
     );
 }
 
@@ -932,7 +943,7 @@ fn stage_logging_waits_for_the_account_role_and_is_set_up_only_when_asked() {
     let d = desired("");
     let mut o = converged(&d);
     o.account_logging_role = None;
-    o.account_logging_role_exists = false;
+    o.account_role = None;
     o.apis[0].stages[0].logging = d.stage_logging(false);
     assert_eq!(plan_of(&d, &o), vec![], "nothing API Gateway would accept");
     let asked = Options {
@@ -979,4 +990,80 @@ fn stage_logging_waits_for_the_account_role_and_is_set_up_only_when_asked() {
     );
     let down = plan_teardown(&d, &o).unwrap();
     assert!(down.contains(&DeleteLogGroup { name: exec }), "{down:?}");
+}
+
+/// The boundary exists before any role or user is made with it; a boundary wsdeploy wrote differently gets a new
+/// version; roles and users made before boundaries get one.
+#[test]
+fn every_role_and_user_carries_the_projects_boundary() {
+    let d = desired("");
+    let cold = plan_of(&d, &Observed::default());
+    assert_eq!(cold[0], CreateBoundary);
+    assert!(cold
+        .iter()
+        .all(|a| a == &CreateBoundary || a.phase() > Phase::Boundary));
+    let mut o = converged(&d);
+    assert_eq!(plan_of(&d, &o), vec![]);
+    o.boundary.as_mut().unwrap().document = serde_json::json!({ "Statement": [] });
+    o.boundary.as_mut().unwrap().old_versions = ["v1", "v2", "v3", "v4"].map(String::from).to_vec();
+    o.role.as_mut().unwrap().boundary = None;
+    o.user.as_mut().unwrap().boundary = Some("arn:aws:iam::123456789012:policy/other".into());
+    assert_eq!(
+        plan_of(&d, &o),
+        vec![
+            UpdateBoundary {
+                delete_oldest: Some("v1".into())
+            },
+            SetBoundary {
+                target: BoundaryTarget::Role
+            },
+            SetBoundary {
+                target: BoundaryTarget::User
+            },
+        ]
+    );
+}
+
+/// An account role of wsdeploy's name is adopted only when API Gateway alone may assume it; one without a wsdeploy
+/// boundary gets this project's before it is set in the account.
+#[test]
+fn the_account_role_is_adopted_only_when_api_gateway_alone_trusts_it() {
+    let d = desired("");
+    let mut o = converged(&d);
+    o.account_logging_role = None;
+    let asked = Options {
+        setup_account_logging: true,
+        ..Options::default()
+    };
+    o.account_role.as_mut().unwrap().boundary = None;
+    let p = plan(&d, &o, &asked).unwrap();
+    let at = |a: &Action| p.iter().position(|x| x == a).unwrap();
+    assert!(
+        at(&SetBoundary {
+            target: BoundaryTarget::AccountRole
+        }) < at(&SetAccountLoggingRole)
+    );
+    o.account_role.as_mut().unwrap().boundary =
+        Some("arn:aws:iam::123456789012:policy/web-wsdeploy-boundary".into());
+    assert!(!plan(&d, &o, &asked)
+        .unwrap()
+        .iter()
+        .any(|a| matches!(a, SetBoundary { .. })));
+    o.account_role.as_mut().unwrap().trust["Statement"][0]["Principal"] =
+        serde_json::json!({ "AWS": "arn:aws:iam::999999999999:root" });
+    let e = plan(&d, &o, &asked).unwrap_err().to_string();
+    assert!(
+        e.contains("wsdeploy-apigateway-cloudwatch exists and its trust policy also lets AWS \"arn:aws:iam::999999999999:root\" assume it"),
+        "{e}"
+    );
+}
+
+/// The managed policy names the API: on a first `up` it is created once the API exists.
+#[test]
+fn a_first_up_with_a_managed_policy_creates_it_after_the_api() {
+    let d = desired("credentials: policy\n");
+    let p = plan_of(&d, &Observed::default());
+    let phase = |a: &Action| p.iter().find(|x| *x == a).unwrap().phase();
+    assert!(phase(&CreatePolicy) > phase(&CreateApi));
+    assert!(!p.contains(&CreateUser));
 }

@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 
 use super::state::{Desired, Partition, TAG_PROJECT, TAG_STAGE};
+use crate::config::rules::BUNDLED_FUNCTIONS;
 use crate::config::{EnvKey, StageConfig};
 
 /// The account and partition the policy is for; `*` when they are not known.
@@ -22,9 +23,9 @@ struct StageArns {
     role: String,
     user: String,
     policy: String,
-    functions: String,
+    boundary: String,
+    functions: Vec<String>,
     log_groups: Vec<String>,
-    describe_log_groups: String,
     apis: Vec<String>,
     env_key_alias: String,
     keys: String,
@@ -36,28 +37,31 @@ struct StageArns {
 fn arns(cfg: &StageConfig, scope: &Scope<'_>) -> StageArns {
     let n = cfg.names();
     let (p, a, r) = (&scope.partition.id, scope.account, &cfg.region);
-    let group = format!(
-        "arn:{p}:logs:{r}:{a}:log-group:{}",
-        Desired::log_group(&format!("{}-*", n.prefix))
-    );
+    // Every bundled function, not only the routes' of now: a function the config stopped using is deleted.
+    let functions: Vec<String> = BUNDLED_FUNCTIONS.iter().map(|f| n.function(f)).collect();
+    let groups = functions
+        .iter()
+        .map(|f| format!("arn:{p}:logs:{r}:{a}:log-group:{}", Desired::log_group(f)));
     StageArns {
         role: format!("arn:{p}:iam::{a}:role/{}", n.role),
         user: format!("arn:{p}:iam::{a}:user/{}", n.user),
         policy: format!("arn:{p}:iam::{a}:policy/{}", n.policy),
-        functions: format!("arn:{p}:lambda:{r}:{a}:function:{}-*", n.prefix),
-        log_groups: [
-            group,
-            format!("arn:{p}:logs:{r}:{a}:log-group:{}", n.access_log_group),
-            // API Gateway names it after the API's id, unknown before the API exists.
-            format!(
-                "arn:{p}:logs:{r}:{a}:log-group:{}",
-                n.execution_log_group("*")
-            ),
-        ]
-        .into_iter()
-        .flat_map(|g| [format!("{g}:*"), g])
-        .collect(),
-        describe_log_groups: format!("arn:{p}:logs:{r}:{a}:log-group:*"),
+        boundary: format!("arn:{p}:iam::{a}:policy/{}", n.boundary),
+        functions: functions
+            .iter()
+            .map(|f| format!("arn:{p}:lambda:{r}:{a}:function:{f}"))
+            .collect(),
+        log_groups: groups
+            .chain([
+                format!("arn:{p}:logs:{r}:{a}:log-group:{}", n.access_log_group),
+                // API Gateway names it after the API's id, unknown before the API exists.
+                format!(
+                    "arn:{p}:logs:{r}:{a}:log-group:{}",
+                    n.execution_log_group("*")
+                ),
+            ])
+            .flat_map(|g| [format!("{g}:*"), g])
+            .collect(),
         apis: vec![
             format!("arn:{p}:apigateway:{r}::/apis"),
             format!("arn:{p}:apigateway:{r}::/apis/*"),
@@ -88,14 +92,27 @@ fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
     json!({ "Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources })
 }
 
-/// What `up` and `teardown` do to the functions' role.
+/// An explicit deny, which no allow of any policy overrides.
+fn deny(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
+    let mut s = statement(sid, actions, resources);
+    s["Effect"] = json!("Deny");
+    s
+}
+
+/// Allowed only when the role or user carries (or is being given) one of the project's boundaries.
+fn with_boundary(mut s: Value, boundaries: &[String]) -> Value {
+    s["Condition"] = json!({ "StringEquals": { "iam:PermissionsBoundary": boundaries } });
+    s
+}
+
+/// What `up` and `teardown` do to the functions' role. What could widen it (creating it, writing its policy,
+/// setting its boundary) is in `ROLE_BOUNDED_ACTIONS`, allowed only with the project's boundary on the role.
 const ROLE_ACTIONS: &[&str] = &[
     "iam:GetRole",
-    "iam:CreateRole",
     "iam:DeleteRole",
+    // Capped by the boundary: whoever it trusts gets at most the boundary's permissions.
     "iam:UpdateAssumeRolePolicy",
     "iam:GetRolePolicy",
-    "iam:PutRolePolicy",
     "iam:DeleteRolePolicy",
     "iam:ListRolePolicies",
     "iam:ListAttachedRolePolicies",
@@ -104,13 +121,20 @@ const ROLE_ACTIONS: &[&str] = &[
     "iam:UntagRole",
 ];
 
-/// What they do to the backend's user and its keys.
+/// `iam:PermissionsBoundary` is the boundary the request sets (`CreateRole`, `Put*PermissionsBoundary`) or the one
+/// the entity has (`Put*Policy`, `Attach*Policy`)
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#ck_PermissionsBoundary>).
+const ROLE_BOUNDED_ACTIONS: &[&str] = &[
+    "iam:CreateRole",
+    "iam:PutRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+];
+
+/// What they do to the backend's user and its keys; the user is capped like the role (`USER_BOUNDED_ACTIONS`).
 const USER_ACTIONS: &[&str] = &[
     "iam:GetUser",
-    "iam:CreateUser",
     "iam:DeleteUser",
     "iam:GetUserPolicy",
-    "iam:PutUserPolicy",
     "iam:DeleteUserPolicy",
     "iam:ListUserPolicies",
     "iam:ListAttachedUserPolicies",
@@ -123,13 +147,21 @@ const USER_ACTIONS: &[&str] = &[
     "iam:UntagUser",
 ];
 
-/// What they do to the managed policy (`credentials: policy`).
+const USER_BOUNDED_ACTIONS: &[&str] = &[
+    "iam:CreateUser",
+    "iam:PutUserPolicy",
+    "iam:PutUserPermissionsBoundary",
+];
+
+/// What they do to the managed policy (`credentials: policy`). No `CreatePolicyVersion` or
+/// `SetDefaultPolicyVersion`: the policy is attached to the user's own roles, which no boundary of wsdeploy's caps,
+/// so rewriting it would widen them. A new version (the API was replaced) takes an administrator's `up`. A policy
+/// created anew after a delete is attached to nothing: the deploy policy attaches no policy but AWS's logging one.
 const MANAGED_POLICY_ACTIONS: &[&str] = &[
     "iam:GetPolicy",
     "iam:GetPolicyVersion",
     "iam:ListPolicyVersions",
     "iam:CreatePolicy",
-    "iam:CreatePolicyVersion",
     "iam:DeletePolicyVersion",
     "iam:DeletePolicy",
     "iam:ListEntitiesForPolicy",
@@ -179,11 +211,31 @@ const API_ACTIONS: &[&str] = &[
 /// The policy document for `stages` (all of one config file, or one stage).
 pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value {
     let all: Vec<StageArns> = stages.iter().map(|s| arns(s, scope)).collect();
+    let mut boundaries: Vec<String> = all.iter().map(|s| s.boundary.clone()).collect();
+    boundaries.sort();
+    boundaries.dedup();
+    let mut statements = identity_statements(&all, &boundaries);
+    statements.extend(resource_statements(&all));
+    statements.extend(account_role_statements(scope, &boundaries));
+    statements.extend(domain_statements(stages, scope));
+    statements.extend(key_statements(stages, &all));
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// The functions' role, the backend's user, the managed policy and the boundary that caps them.
+fn identity_statements(all: &[StageArns], boundaries: &[String]) -> Vec<Value> {
     let each = |f: &dyn Fn(&StageArns) -> Vec<String>| all.iter().flat_map(f).collect::<Vec<_>>();
     let roles = each(&|s| vec![s.role.clone()]);
     let policies = each(&|s| vec![s.policy.clone()]);
-    let statements = vec![
+    let boundaries = boundaries.to_vec();
+    let bounded = |s: Value| with_boundary(s, &boundaries);
+    vec![
         statement("LambdaRole", ROLE_ACTIONS, roles.clone()),
+        bounded(statement(
+            "LambdaRoleWithBoundary",
+            ROLE_BOUNDED_ACTIONS,
+            roles.clone(),
+        )),
         // The role goes to Lambda and nowhere else.
         {
             let mut s = statement("PassLambdaRole", &["iam:PassRole"], roles);
@@ -192,7 +244,44 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
             s
         },
         statement("BackendUser", USER_ACTIONS, each(&|s| vec![s.user.clone()])),
+        bounded(statement(
+            "BackendUserWithBoundary",
+            USER_BOUNDED_ACTIONS,
+            each(&|s| vec![s.user.clone()]),
+        )),
         statement("ManagedPolicy", MANAGED_POLICY_ACTIONS, policies.clone()),
+        // `up` reads the boundary to check it; only an administrator writes it.
+        statement(
+            "ReadBoundary",
+            &[
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:ListPolicyVersions",
+            ],
+            boundaries.clone(),
+        ),
+        deny(
+            "DenyBoundaryChanges",
+            &[
+                "iam:CreatePolicy",
+                "iam:CreatePolicyVersion",
+                "iam:SetDefaultPolicyVersion",
+                "iam:DeletePolicyVersion",
+                "iam:DeletePolicy",
+                "iam:TagPolicy",
+                "iam:UntagPolicy",
+            ],
+            boundaries.clone(),
+        ),
+        // No role or user loses its boundary through this identity, wsdeploy's or anyone's.
+        deny(
+            "DenyBoundaryRemoval",
+            &[
+                "iam:DeleteRolePermissionsBoundary",
+                "iam:DeleteUserPermissionsBoundary",
+            ],
+            vec!["*".into()],
+        ),
         // `teardown` detaches the managed policy from whatever you attached it to, and from nothing else.
         {
             let mut s = statement(
@@ -207,20 +296,28 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
             s["Condition"] = json!({ "ArnEquals": { "iam:PolicyARN": policies } });
             s
         },
+    ]
+}
+
+/// The functions, their log groups, the API and its metrics.
+fn resource_statements(all: &[StageArns]) -> Vec<Value> {
+    let each = |f: &dyn Fn(&StageArns) -> Vec<String>| all.iter().flat_map(f).collect::<Vec<_>>();
+    vec![
         statement(
             "Functions",
             FUNCTION_ACTIONS,
-            each(&|s| vec![s.functions.clone()]),
+            each(&|s| s.functions.clone()),
         ),
         statement(
             "LogGroups",
             LOG_GROUP_ACTIONS,
             each(&|s| s.log_groups.clone()),
         ),
+        // The Service Authorization Reference lists DescribeLogGroups on no resource type: `*` only.
         statement(
             "ListLogGroups",
             &["logs:DescribeLogGroups"],
-            each(&|s| vec![s.describe_log_groups.clone()]),
+            vec!["*".into()],
         ),
         statement("WebSocketApi", API_ACTIONS, each(&|s| s.apis.clone())),
         // `status` reads the last hour's metrics; CloudWatch metrics have no resource to scope to.
@@ -229,11 +326,37 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
             &["cloudwatch:GetMetricData"],
             vec!["*".into()],
         ),
+    ]
+}
+
+/// API Gateway's account-wide CloudWatch role: created with the boundary, given AWS's logging policy only, set.
+fn account_role_statements(scope: &Scope<'_>, boundaries: &[String]) -> Vec<Value> {
+    let bounded = |s: Value| with_boundary(s, boundaries);
+    vec![
         statement(
             "AccountLoggingRole",
-            &["iam:GetRole", "iam:CreateRole", "iam:AttachRolePolicy"],
+            &["iam:GetRole"],
             vec![account_role(scope)],
         ),
+        bounded(statement(
+            "AccountLoggingRoleWithBoundary",
+            &["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+            vec![account_role(scope)],
+        )),
+        // AWS's logging policy and no other, onto the role while it carries the boundary.
+        {
+            let mut s = bounded(statement(
+                "AttachLoggingPolicy",
+                &["iam:AttachRolePolicy"],
+                vec![account_role(scope)],
+            ));
+            s["Condition"]["ArnEquals"] = json!({ "iam:PolicyARN": format!(
+                "arn:{}:iam::aws:{}",
+                scope.partition.id,
+                crate::facts::ACCOUNT_LOGGING_POLICY
+            ) });
+            s
+        },
         // Setting the account's CloudWatch role passes it to API Gateway.
         {
             let mut s = statement(
@@ -245,11 +368,7 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
                 json!({ "StringEquals": { "iam:PassedToService": "apigateway.amazonaws.com" } });
             s
         },
-    ];
-    let mut statements = statements;
-    statements.extend(domain_statements(stages, scope));
-    statements.extend(key_statements(stages, &all));
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    ]
 }
 
 /// What `up` and `teardown` do for the stages with a `domain:`: their domain names and mappings, the certificate
@@ -270,6 +389,14 @@ fn domain_statements(stages: &[&StageConfig], scope: &Scope<'_>) -> Vec<Value> {
     if names.is_empty() {
         return vec![];
     }
+    // Route 53 lowercases the name and drops the final dot before it compares.
+    let mut record_names: Vec<String> = stages
+        .iter()
+        .filter_map(|s| s.domain.as_ref())
+        .map(|d| d.name.trim_end_matches('.').to_ascii_lowercase())
+        .collect();
+    record_names.sort();
+    record_names.dedup();
     let regions: Vec<String> = stages
         .iter()
         .filter(|s| s.domain.is_some())
@@ -293,13 +420,26 @@ fn domain_statements(stages: &[&StageConfig], scope: &Scope<'_>) -> Vec<Value> {
             vec!["*".into()],
         ),
         statement(
-            "DomainRecord",
-            &[
-                "route53:ListResourceRecordSets",
-                "route53:ChangeResourceRecordSets",
-            ],
-            vec![format!("arn:{}:route53:::hostedzone/*", scope.partition.id)],
+            "DomainRecords",
+            &["route53:ListResourceRecordSets"],
+            vec![format!("arn:{p}:route53:::hostedzone/*")],
         ),
+        // Only the stages' own names, only their alias A records, only the changes `up` and `teardown` make
+        // (<https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-rrset-conditions.html>). The zone
+        // is found at run time, so any zone of the account: a name is in one public zone.
+        {
+            let mut s = statement(
+                "DomainRecord",
+                &["route53:ChangeResourceRecordSets"],
+                vec![format!("arn:{p}:route53:::hostedzone/*")],
+            );
+            s["Condition"] = json!({ "ForAllValues:StringEquals": {
+                "route53:ChangeResourceRecordSetsNormalizedRecordNames": record_names,
+                "route53:ChangeResourceRecordSetsRecordTypes": ["A"],
+                "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"],
+            } });
+            s
+        },
     ]
 }
 
@@ -517,8 +657,14 @@ mod tests {
                 for r in s["Resource"].as_array().unwrap() {
                     let r = r.as_str().unwrap();
                     let sid = s["Sid"].as_str().unwrap();
-                    if sid == "ReadMetrics" {
-                        assert_eq!(r, "*", "CloudWatch metrics have no resource");
+                    if matches!(sid, "ReadMetrics" | "ListLogGroups") {
+                        assert_eq!(
+                            r, "*",
+                            "CloudWatch metrics, DescribeLogGroups: no resource type"
+                        );
+                        continue;
+                    }
+                    if s["Effect"] == "Deny" {
                         continue;
                     }
                     if sid == "FindCertificateAndZone" {
@@ -546,6 +692,7 @@ mod tests {
                         continue;
                     }
                     assert!(r.starts_with(&format!("arn:{partition}:")), "{r}");
+                    assert!(!r.contains(":function:chat-dev-*"), "{r}: exact names");
                     assert!(
                         r.contains("chat-")
                             || r.contains("/chat-")
@@ -553,7 +700,6 @@ mod tests {
                             || r.contains(":route53:::hostedzone/")
                             || r.contains("::/domainnames")
                             || r.contains("API-Gateway-Execution-Logs_*/")
-                            || r.ends_with("log-group:*")
                             || r.contains(":apigateway:"),
                         "{r} is not scoped to the project"
                     );
@@ -566,5 +712,58 @@ mod tests {
                 .unwrap()
                 .contains(":apigateway:us-east-1::/apis/*")));
         }
+    }
+
+    /// What could widen a role or user is allowed only with the project's boundary; the boundary itself, and every
+    /// boundary's removal, are denied outright; the one policy the deploy identity may attach is AWS's logging one.
+    #[test]
+    fn roles_and_users_are_made_and_changed_only_with_the_boundary() {
+        let doc = policy("aws");
+        let boundary = json!(["arn:aws:iam::123456789012:policy/chat-wsdeploy-boundary"]);
+        for sid in [
+            "LambdaRoleWithBoundary",
+            "BackendUserWithBoundary",
+            "AccountLoggingRoleWithBoundary",
+            "AttachLoggingPolicy",
+        ] {
+            let s = statement(&doc, sid);
+            assert_eq!(
+                s["Condition"]["StringEquals"]["iam:PermissionsBoundary"], boundary,
+                "{sid}"
+            );
+        }
+        assert_eq!(
+            statement(&doc, "AttachLoggingPolicy")["Condition"]["ArnEquals"]["iam:PolicyARN"],
+            "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+        );
+        let allowed: Vec<&str> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Effect"] == "Allow" && s.get("Condition").is_none())
+            .flat_map(|s| s["Action"].as_array().unwrap())
+            .filter_map(Value::as_str)
+            .collect();
+        for widening in [
+            "iam:CreateRole",
+            "iam:PutRolePolicy",
+            "iam:AttachRolePolicy",
+            "iam:CreateUser",
+            "iam:PutUserPolicy",
+            "iam:AttachUserPolicy",
+            "iam:CreatePolicyVersion",
+            "iam:SetDefaultPolicyVersion",
+        ] {
+            assert!(
+                !allowed.contains(&widening),
+                "{widening} without a condition"
+            );
+        }
+        assert_eq!(statement(&doc, "DenyBoundaryChanges")["Effect"], "Deny");
+        assert_eq!(statement(&doc, "DenyBoundaryChanges")["Resource"], boundary);
+        assert_eq!(
+            statement(&doc, "DenyBoundaryRemoval")["Resource"],
+            json!(["*"])
+        );
     }
 }

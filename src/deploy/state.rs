@@ -322,19 +322,20 @@ impl Desired {
     /// The role API Gateway writes CloudWatch Logs with, for the whole account and region (one per account: a
     /// stage's teardown leaves it for the others).
     pub fn account_logging_role_arn(&self) -> String {
-        format!(
-            "arn:{}:iam::{}:role/{}",
-            self.partition.id,
-            self.account,
-            crate::facts::ACCOUNT_LOGGING_ROLE
-        )
+        super::boundary::account_role_arn(&self.partition, &self.account)
     }
 
     pub fn role_trust_policy() -> Value {
-        json!({
-            "Version": "2012-10-17",
-            "Statement": [{ "Effect": "Allow", "Principal": { "Service": "lambda.amazonaws.com" }, "Action": "sts:AssumeRole" }]
-        })
+        super::boundary::service_trust("lambda.amazonaws.com")
+    }
+
+    /// The project's permissions boundary, which every role and user of its stages carries.
+    pub fn boundary_arn(&self) -> String {
+        super::boundary::boundary_arn(&self.partition, &self.account, &self.names.boundary)
+    }
+
+    pub fn boundary_policy(&self) -> Value {
+        super::boundary::boundary_policy(&self.project, &self.partition, &self.account)
     }
 
     /// The functions may write their own log groups and, when their environment is encrypted with a key of the
@@ -496,8 +497,10 @@ pub struct Observed {
     pub record: Option<RecordObs>,
     /// The CloudWatch role in API Gateway's account settings (`GetAccount`'s `cloudwatchRoleArn`), if set.
     pub account_logging_role: Option<String>,
-    /// Whether the role wsdeploy creates for that setting exists.
-    pub account_logging_role_exists: bool,
+    /// The role wsdeploy creates for that setting, if a role of its name exists.
+    pub account_role: Option<AccountRoleObs>,
+    /// The project's permissions boundary policy, if it exists.
+    pub boundary: Option<PolicyObs>,
 }
 
 /// A custom domain name of API Gateway's, as `GetDomainName` shows it.
@@ -599,6 +602,15 @@ pub struct RoleObs {
     pub tags: Tags,
     pub trust: Value,
     pub policy: Option<Value>,
+    /// The ARN of its permissions boundary.
+    pub boundary: Option<String>,
+}
+
+/// API Gateway's account role, when a role of its name exists.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRoleObs {
+    pub trust: Value,
+    pub boundary: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -680,6 +692,8 @@ pub struct StageObs {
 pub struct UserObs {
     pub tags: Tags,
     pub policy: Option<Value>,
+    /// The ARN of its permissions boundary.
+    pub boundary: Option<String>,
     /// Oldest first.
     pub keys: Vec<KeyObs>,
 }

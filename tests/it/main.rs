@@ -24,6 +24,8 @@ mod dev;
 mod domain;
 /// Env files read back exactly by dotenvy, Node and python-dotenv.
 mod envfile;
+/// The deploy identity tries every way to become more than it needs: refused, or capped by the boundary.
+mod escalation;
 /// The chat example in headless Chromium.
 mod example;
 /// `wsdeploy init`: what it writes, and what it refuses to overwrite.

@@ -186,6 +186,7 @@ struct State {
     /// Domain name -> the configurations `UpdateDomainName` set (moto has no `UpdateDomainName`).
     domain_updates: BTreeMap<String, Value>,
     kms: crate::support::aws_kms::Kms,
+    boundaries: crate::support::aws_boundary::Boundaries,
 }
 
 impl State {
@@ -296,11 +297,16 @@ impl Layer {
         if access_key_of(r.headers).as_deref() != Some("testing") {
             return None;
         }
-        let (kms, tags_pending) = {
+        let (kms, tags_pending, boundary) = {
             let s = self.state.lock().unwrap();
-            (s.kms.checks(r, b.kms), s.kms.tags_pending(r, b.kms))
+            (
+                s.kms.checks(r, b.kms),
+                s.kms.tags_pending(r, b.kms),
+                s.boundaries.of(&form(r.body)),
+            )
         };
-        let checks = kms.unwrap_or_else(|| crate::support::iam_enforce::checks(r));
+        let checks =
+            kms.unwrap_or_else(|| crate::support::iam_enforce::checks(r, boundary.as_deref()));
         let mut iam = self.iam.lock().unwrap();
         let evaluator = iam.as_mut()?;
         let denied = checks.into_iter().find(|c| !evaluator.allows(c))?;
@@ -365,6 +371,16 @@ impl Layer {
         }
         if let Some(op) = cbor::operation(r) {
             return Before::Answer(self.translate_cbor(r, op, upstream).await);
+        }
+        if is_query(r) {
+            let answered = self.state.lock().unwrap().boundaries.answer(&form(r.body));
+            if let Some((status, xml)) = answered {
+                return Before::Answer(Answer {
+                    status,
+                    headers: vec![("content-type".into(), "text/xml".into())],
+                    body: xml.into_bytes(),
+                });
+            }
         }
         if let Some(a) = self.kms_before(r, &b) {
             return Before::Answer(a);
@@ -812,6 +828,11 @@ impl Layer {
         }
         let mut s = self.state.lock().unwrap();
         let params = form(r.body);
+        let body = if ok && is_query(r) {
+            s.boundaries.after(&params, body)
+        } else {
+            body
+        };
         if ok {
             match params.get("Action").map(String::as_str) {
                 Some("CreateRole") => {

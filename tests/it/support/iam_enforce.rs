@@ -39,13 +39,18 @@ pub(crate) fn region_of(r: &Req<'_>) -> String {
         .to_string()
 }
 
-/// What AWS checks for `r`; empty for what needs no permission (STS `GetCallerIdentity`).
-pub(crate) fn checks(r: &Req<'_>) -> Vec<Check> {
+/// What AWS checks for `r`; empty for what needs no permission (STS `GetCallerIdentity`). `boundary` is the
+/// permissions boundary the request's IAM entity has now, if any.
+pub(crate) fn checks(r: &Req<'_>, boundary: Option<&str>) -> Vec<Check> {
     let region = region_of(r);
     let params: BTreeMap<String, String> =
         url::form_urlencoded::parse(r.body).into_owned().collect();
     if let Some(action) = params.get("Action") {
-        return iam_checks(action, &params);
+        let mut checks = iam_checks(action, &params);
+        for c in &mut checks {
+            boundary_conditions(action, &params, boundary, c);
+        }
+        return checks;
     }
     if let Some(target) = r.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         let op = target.rsplit('.').next().unwrap_or(target);
@@ -96,6 +101,44 @@ pub(crate) fn checks(r: &Req<'_>) -> Vec<Check> {
         )];
     }
     lambda_checks(r, &region)
+}
+
+/// The condition keys IAM sets on the calls that can widen an identity
+/// (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html>):
+/// `iam:PermissionsBoundary` is the boundary a create or `Put*PermissionsBoundary` sets, else the one the entity
+/// has; `iam:PolicyARN` the policy an attach or detach names. A key with no value is absent, so a condition on it
+/// does not match.
+fn boundary_conditions(
+    action: &str,
+    p: &BTreeMap<String, String>,
+    current: Option<&str>,
+    c: &mut Check,
+) {
+    let boundary = match action {
+        "CreateRole"
+        | "CreateUser"
+        | "PutRolePermissionsBoundary"
+        | "PutUserPermissionsBoundary" => p.get("PermissionsBoundary").cloned(),
+        "PutRolePolicy"
+        | "PutUserPolicy"
+        | "AttachRolePolicy"
+        | "AttachUserPolicy"
+        | "DeleteRolePolicy"
+        | "DeleteUserPolicy"
+        | "DetachRolePolicy"
+        | "DetachUserPolicy"
+        | "DeleteRolePermissionsBoundary"
+        | "DeleteUserPermissionsBoundary" => current.map(str::to_string),
+        _ => None,
+    };
+    if let Some(b) = boundary {
+        c.conditions.insert("iam:PermissionsBoundary".into(), b);
+    }
+    if action.starts_with("Attach") {
+        if let Some(arn) = p.get("PolicyArn") {
+            c.conditions.insert("iam:PolicyARN".into(), arn.clone());
+        }
+    }
 }
 
 fn iam_checks(action: &str, p: &BTreeMap<String, String>) -> Vec<Check> {
@@ -210,12 +253,21 @@ fn lambda_checks(r: &Req<'_>, region: &str) -> Vec<Check> {
 /// moto's evaluator in a long-lived Python process.
 pub(crate) struct Evaluator {
     policy: String,
+    /// The identity's permissions boundary, when it has one.
+    boundary: Option<String>,
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
 }
 
 impl Evaluator {
+    /// An identity that holds `policy` and is capped by `boundary`.
+    pub(crate) fn bounded(policy: &Value, boundary: &Value) -> Evaluator {
+        let mut e = Evaluator::start(policy);
+        e.boundary = Some(boundary.to_string());
+        e
+    }
+
     pub(crate) fn start(policy: &Value) -> Evaluator {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/iam_eval.py");
         let mut child = Command::new("python3")
@@ -226,6 +278,7 @@ impl Evaluator {
             .expect("python3 with moto runs the IAM policy evaluator");
         Evaluator {
             policy: policy.to_string(),
+            boundary: None,
             stdin: child.stdin.take().unwrap(),
             stdout: BufReader::new(child.stdout.take().unwrap()),
             child,
@@ -233,7 +286,7 @@ impl Evaluator {
     }
 
     pub(crate) fn allows(&mut self, c: &Check) -> bool {
-        let q = json!({ "policy": self.policy, "action": c.action, "resource": c.resource, "conditions": c.conditions });
+        let q = json!({ "policy": self.policy, "boundary": self.boundary, "action": c.action, "resource": c.resource, "conditions": c.conditions });
         writeln!(self.stdin, "{q}").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();

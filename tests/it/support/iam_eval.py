@@ -1,62 +1,103 @@
-"""Answers whether an IAM policy allows an action on a resource, with moto's own policy evaluator
-(moto.iam.access_control.IAMPolicy), one JSON question per line on stdin, one JSON answer per line on stdout.
-moto's live enforcement (INITIAL_NO_AUTH_ACTION_COUNT) refuses valid SigV4 signatures on Lambda's REST paths and
-names API Gateway v2 actions its own way, so the tests' AWS-behaviour layer asks this evaluator instead.
+"""Answers whether an IAM policy allows an action on a resource, one JSON question per line on stdin, one JSON
+answer per line on stdout. moto's own policy evaluator (moto.iam.access_control.IAMPolicy) matches actions and
+resources; conditions are decided here, by AWS's rules. moto's live enforcement (INITIAL_NO_AUTH_ACTION_COUNT)
+refuses valid SigV4 signatures on Lambda's REST paths and names API Gateway v2 actions its own way, so the tests'
+AWS-behaviour layer asks this evaluator instead.
 
-moto takes a condition on a context key the request does not carry as met; AWS does not ("If the key that you
-specify in a policy condition is not present in the request context, the values do not match",
-https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html). So a statement whose
-condition names a key the request lacks (other than with an ...IfExists operator) is dropped before moto decides:
-a key whose tags KMS does not yet apply to authorization has no aws:ResourceTag values at all.
+Why conditions are not left to moto: it knows few operators (no ArnEquals, no ForAllValues), and it takes a
+condition on a context key the request does not carry as met, where AWS does not ("If the key that you specify in a
+policy condition is not present in the request context, the values do not match",
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html), except for
+...IfExists operators, Null, and ForAllValues, which is true of an empty set
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html).
+So each statement whose conditions hold is handed to moto without them.
 
-moto also takes an Allow statement whose condition does not match as a refusal of the whole policy, even when another
-statement allows the request (two iam:PassRole statements, for two services). AWS combines statements: an explicit
-Deny wins, else any Allow allows
-(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html). So each statement is
-asked on its own and the answers combined that way."""
+Statements combine as AWS combines them: an explicit Deny wins, else any Allow allows; with a permissions boundary,
+the boundary must allow too (identity policy ∩ boundary,
+https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
+import fnmatch
 import json
 import sys
 
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
+NEGATED = ("StringNotEquals", "StringNotLike", "ArnNotEquals", "ArnNotLike", "StringNotEqualsIgnoreCase")
 
-def applicable(policy: str, present: set) -> str:
-    doc = json.loads(policy)
-    statements = doc.get("Statement", [])
-    if isinstance(statements, dict):
-        statements = [statements]
-    kept = []
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def one(base, actual, expected):
+    """Whether the single context value `actual` matches any expected value under operator `base`."""
+    for e in as_list(expected):
+        e = str(e)
+        if base in ("StringEquals", "StringNotEquals", "ArnEquals", "ArnNotEquals"):
+            ok = actual == e if not base.startswith("Arn") else fnmatch.fnmatchcase(actual, e)
+        elif base in ("StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase"):
+            ok = actual.lower() == e.lower()
+        elif base in ("StringLike", "StringNotLike", "ArnLike", "ArnNotLike"):
+            ok = fnmatch.fnmatchcase(actual, e)
+        elif base == "Bool":
+            ok = actual.lower() == e.lower()
+        else:
+            raise ValueError(f"condition operator {base} is not played by the test evaluator")
+        if ok:
+            return True
+    return False
+
+
+def holds(operator, key, expected, context):
+    qualifier, _, base = operator.rpartition(":")
+    if_exists = base.endswith("IfExists")
+    base = base[: -len("IfExists")] if if_exists else base
+    if base == "Null":
+        return (str(expected).lower() == "true") == (key not in context)
+    if key not in context:
+        return if_exists or qualifier == "ForAllValues" or (base in NEGATED and qualifier == "")
+    actual = as_list(context[key])
+    negated = base in NEGATED
+    positive = base.replace("Not", "", 1) if negated else base
+    matches = [one(positive, str(a), expected) for a in actual]
+    if qualifier == "ForAllValues":
+        return all(not m if negated else m for m in matches)
+    if negated:
+        return not any(matches)
+    return any(matches)
+
+
+def statements_of(policy):
+    doc = json.loads(policy) if isinstance(policy, str) else policy
+    s = doc.get("Statement", [])
+    return doc, (s if isinstance(s, list) else [s])
+
+
+def decide(policy, action, resource, context):
+    """'deny', 'allow' or 'none' (no statement applies)."""
+    doc, statements = statements_of(policy)
+    allowed = False
     for s in statements:
         condition = s.get("Condition") or {}
-        needed = {
-            key
-            for operator, keys in condition.items()
-            if not operator.endswith("IfExists") and operator != "Null"
-            for key in keys
-        }
-        if needed <= present:
-            kept.append(s)
-    doc["Statement"] = kept
-    return json.dumps(doc)
-
-
-def allowed(policy: str, action: str, resource: str, conditions: dict) -> bool:
-    doc = json.loads(applicable(policy, set(conditions)))
-    results = []
-    for s in doc["Statement"]:
-        one = dict(doc, Statement=[s])
-        r = IAMPolicy(json.dumps(one)).is_action_permitted(
-            action, resource, incoming_condition_values=conditions or None
-        )
+        if not all(holds(op, k, v, context) for op, keys in condition.items() for k, v in keys.items()):
+            continue
+        bare = {key: value for key, value in s.items() if key != "Condition"}
+        r = IAMPolicy(json.dumps(dict(doc, Statement=[bare]))).is_action_permitted(action, resource)
         if s.get("Effect") == "Deny" and r == PermissionResult.DENIED:
-            return False
-        results.append(r)
-    return PermissionResult.PERMITTED in results
+            return "deny"
+        if r == PermissionResult.PERMITTED:
+            allowed = True
+    return "allow" if allowed else "none"
+
+
+def allowed(q):
+    context = q.get("conditions") or {}
+    verdict = decide(q["policy"], q["action"], q["resource"], context)
+    if verdict != "allow":
+        return False
+    if q.get("boundary"):
+        return decide(q["boundary"], q["action"], q["resource"], context) == "allow"
+    return True
 
 
 for line in sys.stdin:
-    q = json.loads(line)
-    print(
-        json.dumps(allowed(q["policy"], q["action"], q["resource"], q.get("conditions") or {})),
-        flush=True,
-    )
+    print(json.dumps(allowed(json.loads(line))), flush=True)

@@ -2,6 +2,8 @@
 
 /// The AWS-behaviour layer: what real AWS does and moto does not, played in the proxy.
 pub(crate) mod aws_behaviour;
+/// IAM permissions boundaries (users' boundaries, which moto lacks), as part of that layer.
+pub(crate) mod aws_boundary;
 /// KMS's eventual consistency and Lambda's use of a customer managed key, as part of that layer.
 pub(crate) mod aws_kms;
 /// `wsdeploy dev` under test: a signature-checking backend, the dev process, WebSocket clients.
