@@ -94,3 +94,9 @@ pub(crate) const ACCOUNT_LOGGING_POLICY: &str =
 /// The TLS policy of a custom domain: TLS 1.2 at least (`TLS_1_0` is API Gateway's default).
 /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-custom-domain-tls-version.html>
 pub(crate) const DOMAIN_TLS: &str = "TLS_1_2";
+
+/// The most characters a customer managed policy document may have, white space not counted (IAM's quotas,
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html>: "Managed policy size: 6,144
+/// characters"). A role's inline policies may total 10,240; the deploy policy is cut to the stricter of the two so
+/// that either way of attaching it works.
+pub(crate) const MANAGED_POLICY_CHARS: usize = 6144;

@@ -5,6 +5,7 @@ pub(crate) mod boundary;
 pub(crate) mod health;
 pub(crate) mod plan;
 pub(crate) mod policy;
+pub(crate) mod policy_split;
 pub(crate) mod state;
 
 pub(crate) use plan::{plan, plan_teardown, render, Action, Change, Options, Phase};

@@ -101,7 +101,7 @@ fn deny(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
 
 /// Allowed only when the role or user carries (or is being given) one of the project's boundaries.
 fn with_boundary(mut s: Value, boundaries: &[String]) -> Value {
-    s["Condition"] = json!({ "StringEquals": { "iam:PermissionsBoundary": boundaries } });
+    s["Condition"] = json!({ "ArnEquals": { "iam:PermissionsBoundary": boundaries } });
     s
 }
 
@@ -350,11 +350,11 @@ fn account_role_statements(scope: &Scope<'_>, boundaries: &[String]) -> Vec<Valu
                 &["iam:AttachRolePolicy"],
                 vec![account_role(scope)],
             ));
-            s["Condition"]["ArnEquals"] = json!({ "iam:PolicyARN": format!(
+            s["Condition"]["ArnEquals"]["iam:PolicyARN"] = json!(format!(
                 "arn:{}:iam::aws:{}",
                 scope.partition.id,
                 crate::facts::ACCOUNT_LOGGING_POLICY
-            ) });
+            ));
             s
         },
         // Setting the account's CloudWatch role passes it to API Gateway.
@@ -408,20 +408,24 @@ fn domain_statements(stages: &[&StageConfig], scope: &Scope<'_>) -> Vec<Value> {
             API_ACTIONS,
             names.into_iter().chain(regions).collect(),
         ),
-        // ACM and Route 53's zone list cannot be scoped to a certificate or zone not yet known.
+        // ACM's and Route 53's lists have no resource type (the Service Authorization Reference).
         statement(
             "FindCertificateAndZone",
-            &[
-                "acm:ListCertificates",
-                "acm:DescribeCertificate",
-                "route53:ListHostedZonesByName",
-                "route53:GetHostedZone",
-            ],
+            &["acm:ListCertificates", "route53:ListHostedZonesByName"],
             vec!["*".into()],
         ),
         statement(
+            "ReadCertificate",
+            &["acm:DescribeCertificate"],
+            stages
+                .iter()
+                .filter(|s| s.domain.is_some())
+                .map(|s| format!("arn:{p}:acm:{}:{}:certificate/*", s.region, scope.account))
+                .collect(),
+        ),
+        statement(
             "DomainRecords",
-            &["route53:ListResourceRecordSets"],
+            &["route53:GetHostedZone", "route53:ListResourceRecordSets"],
             vec![format!("arn:{p}:route53:::hostedzone/*")],
         ),
         // Only the stages' own names, only their alias A records, only the changes `up` and `teardown` make
@@ -486,19 +490,23 @@ fn key_statements(stages: &[&StageConfig], all: &[StageArns]) -> Vec<Value> {
     through_lambda["Condition"] =
         json!({ "StringEquals": { "kms:ViaService": each(&|s| vec![s.lambda_service.clone()]) } });
     let mut out = vec![through_lambda];
-    // A key has no name before it exists; `tag:GetResources` finds the stage's by its tags.
+    // A key has no name before it exists; `tag:GetResources` (no resource type) finds the stage's by its tags.
+    out.push(statement(
+        "FindKeys",
+        &["tag:GetResources"],
+        vec!["*".into()],
+    ));
     out.push(statement(
         "ReadKeys",
-        &[
-            "kms:DescribeKey",
-            "kms:ListResourceTags",
-            "tag:GetResources",
-        ],
-        vec!["*".into()],
+        &["kms:DescribeKey", "kms:ListResourceTags"],
+        each(&|s| vec![s.keys.clone()]),
     ));
     if with_key().next().is_none() {
         return out;
     }
+    // CreateKey has no resource (the key does not exist yet), and tagging a key as it is created is authorised on
+    // `*` too (<https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html>): both only with the
+    // stage's tags.
     let mut s = statement(
         "CreateStageKey",
         &["kms:CreateKey", "kms:TagResource"],
@@ -667,8 +675,8 @@ mod tests {
                     if s["Effect"] == "Deny" {
                         continue;
                     }
-                    if sid == "FindCertificateAndZone" {
-                        assert_eq!(r, "*", "ACM and Route 53's zone list are not scoped");
+                    if matches!(sid, "FindCertificateAndZone" | "FindKeys") {
+                        assert_eq!(r, "*", "ACM's, Route 53's and the tagging API's lists");
                         continue;
                     }
                     if matches!(sid, "DetachManagedPolicy" | "CreateStageKey") {
@@ -676,17 +684,11 @@ mod tests {
                         assert!(s["Condition"].is_object());
                         continue;
                     }
-                    if sid == "ReadKeys" {
-                        assert_eq!(
-                            r, "*",
-                            "KMS metadata: the alias names no key before it is read"
-                        );
-                        continue;
-                    }
                     if r.ends_with(":key/*") {
                         // Only through Lambda, only with the stage's tags, or only beside the stage's alias.
                         assert!(
-                            s["Condition"].is_object() || sid == "StageKeyAlias",
+                            s["Condition"].is_object()
+                                || matches!(sid, "StageKeyAlias" | "ReadKeys"),
                             "{sid}"
                         );
                         continue;
@@ -698,6 +700,7 @@ mod tests {
                             || r.contains("/chat-")
                             || r.contains(crate::facts::ACCOUNT_LOGGING_ROLE)
                             || r.contains(":route53:::hostedzone/")
+                            || r.contains(":certificate/")
                             || r.contains("::/domainnames")
                             || r.contains("API-Gateway-Execution-Logs_*/")
                             || r.contains(":apigateway:"),
@@ -728,7 +731,7 @@ mod tests {
         ] {
             let s = statement(&doc, sid);
             assert_eq!(
-                s["Condition"]["StringEquals"]["iam:PermissionsBoundary"], boundary,
+                s["Condition"]["ArnEquals"]["iam:PermissionsBoundary"], boundary,
                 "{sid}"
             );
         }

@@ -26,6 +26,8 @@ use serde_json::json;
 // The harness's modules name each other `crate::support::...`, as in the test binary.
 #[path = "../it/support/aws_behaviour.rs"]
 mod aws_behaviour;
+#[path = "../it/support/aws_boundary.rs"]
+mod aws_boundary;
 #[path = "../it/support/aws_kms.rs"]
 mod aws_kms;
 #[path = "../it/support/iam_enforce.rs"]
@@ -35,7 +37,7 @@ mod moto;
 #[path = "../it/support/proxy.rs"]
 mod proxy;
 mod support {
-    pub(crate) use super::{aws_behaviour, aws_kms, iam_enforce, moto, proxy};
+    pub(crate) use super::{aws_behaviour, aws_boundary, aws_kms, iam_enforce, moto, proxy};
 }
 
 use support::aws_behaviour::Behaviour;

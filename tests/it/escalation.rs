@@ -332,7 +332,7 @@ async fn the_deploy_identity_cannot_become_more_than_it_needs() {
     // The refusals come from the boundary conditions: without them the same requests are allowed.
     let mut open = policy.clone();
     for s in open["Statement"].as_array_mut().unwrap() {
-        if s["Condition"]["StringEquals"]
+        if s["Condition"]["ArnEquals"]
             .get("iam:PermissionsBoundary")
             .is_some()
         {

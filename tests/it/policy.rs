@@ -198,3 +198,131 @@ async fn a_teardown_right_after_the_first_up_waits_for_kms_to_honour_the_keys_ta
         Vec::<String>::new()
     );
 }
+
+/// What parliament finds in `policies` ((name, document)), as (policy, issue, detail).
+fn lint(policies: &[(String, Value)]) -> Vec<(String, String, String)> {
+    let input: Vec<Value> = policies
+        .iter()
+        .map(|(name, document)| serde_json::json!({ "name": name, "document": document }))
+        .collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/iam_lint.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with parliament (scripts/test installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(Value::Array(input).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "iam_lint.py failed");
+    let found: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    found
+        .iter()
+        .map(|f| {
+            let s = |k: &str| {
+                f[k].as_str()
+                    .map_or_else(|| f[k].to_string(), str::to_string)
+            };
+            (s("policy"), s("issue"), s("detail"))
+        })
+        .collect()
+}
+
+/// Every identity policy wsdeploy prints or writes passes parliament, the IAM linter, but for the findings listed
+/// here with why they stand. (Trust policies are not identity policies, which is all parliament reads; the plan
+/// checks the account role's, and `deploy`'s tests the functions' role's.)
+#[tokio::test(flavor = "multi_thread")]
+async fn every_policy_passes_the_iam_linter() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let two_stages = BASE.replace(
+        "tags: { team: web }\n",
+        "tags: { team: web }\nstages:\n  dev: {}\n  prod:\n    domain: { name: ws.example.com }\n",
+    );
+    let app = App::new(&proxy.endpoint, &two_stages);
+    let mut policies: Vec<(String, Value)> = vec![];
+    let printed = app.run(&["policy", "--output", "json"]).expect(0).json();
+    for p in printed["policies"].as_array().unwrap() {
+        assert!(p["characters"].as_u64().unwrap() <= 6144, "{p}");
+        policies.push((p["name"].as_str().unwrap().into(), p["document"].clone()));
+    }
+    let boundary = app
+        .run(&["policy", "--boundary", "--output", "json"])
+        .expect(0)
+        .json();
+    policies.push(("boundary".into(), boundary["policy"].clone()));
+    app.config(BASE);
+    app.run(&["up"]).expect(0);
+    let iam = aws_sdk_iam::Client::new(&moto.sdk_config().await);
+    let decode = crate::deploy::decode;
+    let role = iam
+        .get_role_policy()
+        .role_name("chat-dev-lambda")
+        .policy_name("chat-dev-logs")
+        .send()
+        .await
+        .unwrap();
+    policies.push((
+        "role chat-dev-lambda".into(),
+        decode(role.policy_document()),
+    ));
+    let user = iam
+        .get_user_policy()
+        .user_name("chat-dev-backend")
+        .policy_name("chat-dev-manage-connections")
+        .send()
+        .await
+        .unwrap();
+    policies.push((
+        "user chat-dev-backend".into(),
+        decode(user.policy_document()),
+    ));
+    app.config(&config("chat", "policy"));
+    app.run(&["up"]).expect(0);
+    let arn = format!("arn:aws:iam::{ACCOUNT}:policy/chat-dev-manage-connections");
+    let version = iam
+        .get_policy_version()
+        .policy_arn(&arn)
+        .version_id("v1")
+        .send()
+        .await
+        .unwrap();
+    policies.push((
+        "managed chat-dev-manage-connections".into(),
+        decode(version.policy_version().unwrap().document().unwrap()),
+    ));
+
+    // (issue, an action the finding names): why each stands.
+    let accepted = [
+        // Scoped by `iam:PolicyARN` to the stage's managed policy: it is detached from whatever the user attached
+        // it to, which wsdeploy cannot know.
+        ("RESOURCE_STAR", "iam:DetachRolePolicy"),
+        // API Gateway's account role pushes every API's logs (AWS's own managed policy for it is on `*`); the
+        // boundary gives it this slice only as that role (`aws:PrincipalArn`).
+        ("RESOURCE_STAR", "logs:PutLogEvents"),
+        // Tagging a KMS key in CreateKey is authorised on `*` (the key has no ARN yet), only with the stage's
+        // tags (`aws:RequestTag`). Not yet closed: a key policy that gives the deploy identity its own key, and
+        // adoption by that policy rather than by tags, would let this go.
+        ("RESOURCE_STAR", "kms:TagResource"),
+    ];
+    let findings = lint(&policies);
+    let unexplained: Vec<_> = findings
+        .iter()
+        .filter(|(_, issue, detail)| {
+            !accepted
+                .iter()
+                .any(|(i, action)| issue == i && detail.contains(action))
+        })
+        .collect();
+    eprintln!(
+        "linted {} policies; findings: {findings:#?}",
+        policies.len()
+    );
+    assert!(unexplained.is_empty(), "parliament: {unexplained:#?}");
+}
