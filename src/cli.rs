@@ -45,6 +45,7 @@ pub enum Command {
     Validate(cmd::validate::Args),
     Plan(cmd::plan::Args),
     Policy(cmd::policy::Args),
+    Bootstrap(cmd::bootstrap::Args),
     Up(cmd::up::Args),
     Teardown(cmd::teardown::Args),
     Outputs(cmd::outputs::Args),

@@ -49,6 +49,7 @@ async fn dispatch(command: Command, ctx: &cmd::Context) -> Result<(), Error> {
         Command::Plan(a) => a.run(ctx).await,
         Command::Up(a) => a.run(ctx).await,
         Command::Policy(a) => a.run(ctx).await,
+        Command::Bootstrap(a) => a.run(ctx).await,
         Command::Teardown(a) => a.run(ctx).await,
         Command::Outputs(a) => a.run(ctx).await,
         Command::Status(a) => a.run(ctx).await,

@@ -5,6 +5,7 @@
 pub(crate) mod account;
 pub(crate) mod apigw;
 pub(crate) mod apply;
+pub(crate) mod bootstrap;
 pub(crate) mod domain;
 pub(crate) mod iam;
 pub(crate) mod kms;

@@ -576,7 +576,7 @@ async fn user(c: &Clients, l: &Names) -> Result<Option<UserObs>> {
     }))
 }
 
-async fn managed_policy(c: &Clients, arn: &str) -> Result<Option<PolicyObs>> {
+pub(crate) async fn managed_policy(c: &Clients, arn: &str) -> Result<Option<PolicyObs>> {
     let what = format!("read the managed policy {arn}");
     let Some(out) = optional(c.iam.get_policy().policy_arn(arn).send().await, &what)? else {
         return Ok(None);

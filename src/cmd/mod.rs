@@ -1,5 +1,6 @@
 //! One module per verb: a clap `Args` struct with an `async fn run`.
 
+pub(crate) mod bootstrap;
 pub(crate) mod build;
 pub(crate) mod completions;
 pub(crate) mod conformance;

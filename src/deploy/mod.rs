@@ -1,6 +1,7 @@
 //! Deploying a stage: desired state, observed state, the plan between them (pure), and applying it (cloud).
 
 pub(crate) mod action;
+pub(crate) mod bootstrap;
 pub(crate) mod boundary;
 pub(crate) mod health;
 pub(crate) mod plan;

@@ -10,6 +10,8 @@ mod support;
 mod aws_emulator;
 /// What real AWS does and moto does not: the layer plays it, and wsdeploy copes with it.
 mod aws_quirks;
+/// `wsdeploy bootstrap`: the boundary, GitHub's OIDC provider and a deploy role, and their teardown.
+mod bootstrap;
 /// The command line: verbs, global flags, help, exit codes, output to pipes and full disks, the schema.
 mod cli;
 /// The broken-config corpus: located errors for every way a config can be wrong.
