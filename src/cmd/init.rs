@@ -132,6 +132,12 @@ impl Args {
             "files": written,
         }));
         report(ctx, &written, &config_path, &schema_path);
+        if self.github_actions {
+            let repo = github_repository(&dir).unwrap_or_else(|| "OWNER/REPO".into());
+            ctx.ui.out(format!(
+                "For the workflow, once, with administrator rights in the AWS account:\n  wsdeploy bootstrap --github {repo}:production\n(it creates the deploy role the workflow assumes and prints the command that stores AWS_DEPLOY_ROLE_ARN)"
+            ));
+        }
         if let Some(kind) = kind {
             ctx.ui.out(format!(
                 "To finish:\n  - {}",
@@ -203,6 +209,24 @@ fn git_root(dir: &Path) -> Option<PathBuf> {
     out.status
         .success()
         .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// `OWNER/REPO` of the `origin` remote, when it is on GitHub (`https://github.com/o/r.git`, `git@github.com:o/r`).
+fn github_repository(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["config", "--get", "remote.origin.url"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let path = url
+        .strip_prefix("git@github.com:")
+        .or_else(|| url.split_once("github.com/").map(|(_, p)| p))?;
+    let path = path.trim_end_matches('/').trim_end_matches(".git");
+    let (owner, repo) = path.split_once('/')?;
+    (!owner.is_empty() && !repo.is_empty() && !repo.contains('/'))
+        .then(|| format!("{owner}/{repo}"))
 }
 
 fn ask_backend() -> anyhow::Result<Option<templates::Backend>> {
