@@ -27,14 +27,53 @@ case "$(uname -s)-$(uname -m)" in
   *) fail "no wsdeploy release for $(uname -s) $(uname -m): use a Linux or macOS runner" ;;
 esac
 
+# Of a file, or of standard input without one.
 sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1"; else shasum -a 256 "$1"; fi | cut -d' ' -f1
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$@"; else shasum -a 256 "$@"; fi | cut -d' ' -f1
 }
 
-# Installed once per version and target on a runner: a second step of the job reuses it.
+# The release workflow attests each archive's build provenance (GitHub's artifact attestations). With `gh` and a
+# token (the action passes the job's), the archive must carry one from this repository's workflow; `attestation:
+# required` also fails where it cannot be checked, `off` skips it.
+attest() {
+  local mode="${WSDEPLOY_ACTION_ATTESTATION:-auto}"
+  case "$mode" in
+    off) return 0 ;;
+    auto | required) ;;
+    *) fail "the attestation input is auto, required or off, not $mode" ;;
+  esac
+  if ! command -v gh >/dev/null 2>&1 || [ -z "${GH_TOKEN:-}" ]; then
+    [ "$mode" = required ] && fail "attestation: required, but gh or a token is missing to check $archive's provenance. Nothing was run."
+    return 0
+  fi
+  gh attestation verify "$1" --repo "$repository" >/dev/null \
+    || fail "$archive has no valid build provenance from $repository's release workflow. Nothing was run."
+}
+
+# The installed binary is the one inside the archive verified at install time (and pinned by the sha256 input, when
+# given), checked before each run.
+verify_installed() {
+  local kept recorded
+  kept="$(sha256 "$install/$archive" 2>/dev/null || true)"
+  recorded="$(cat "$install/$archive.sha256" 2>/dev/null || true)"
+  [ -n "$kept" ] && [ "$kept" = "$recorded" ] \
+    || fail "the installed release archive in $install changed since it was verified. Nothing was run."
+  if [ -n "${WSDEPLOY_ACTION_SHA256:-}" ] && [ "$kept" != "$WSDEPLOY_ACTION_SHA256" ]; then
+    fail "checksum mismatch for $archive: the sha256 input pins $WSDEPLOY_ACTION_SHA256, the download is $kept. Nothing was run."
+  fi
+  local inside binary
+  inside="$(tar -xzOf "$install/$archive" wsdeploy | sha256)"
+  binary="$(sha256 "$install/wsdeploy")"
+  [ "$inside" = "$binary" ] \
+    || fail "the installed wsdeploy ($install/wsdeploy) is not the binary of the verified release (sha256 $binary, the release's is $inside): something changed it after the install step. Nothing was run."
+}
+
+# Installed once per version and target on a runner: a second step of the job reuses it. The verified archive is
+# kept beside the binary, with its checksum, so that every run hashes the binary again first: a binary changed
+# after it was verified (by any step in between: a dependency's install script, say) is never run.
 install="$temp/wsdeploy-$version-$target"
+archive="wsdeploy-$target.tar.gz"
 if [ ! -x "$install/wsdeploy" ]; then
-  archive="wsdeploy-$target.tar.gz"
   download="$(mktemp -d "$temp/wsdeploy-download.XXXXXX")"
   trap 'rm -rf "$download"' EXIT
   curl --fail --silent --show-error --location --retry 3 --proto '=https,file' \
@@ -51,9 +90,13 @@ if [ ! -x "$install/wsdeploy" ]; then
   if [ -n "${WSDEPLOY_ACTION_SHA256:-}" ] && [ "$actual" != "$WSDEPLOY_ACTION_SHA256" ]; then
     fail "checksum mismatch for $archive: the sha256 input pins $WSDEPLOY_ACTION_SHA256, the download is $actual. Nothing was run."
   fi
+  attest "$download/$archive"
   mkdir -p "$install"
+  cp "$download/$archive" "$install/$archive"
+  echo "$actual" >"$install/$archive.sha256"
   tar -xzf "$download/$archive" -C "$install" wsdeploy
 fi
+verify_installed
 echo "$install" >>"${GITHUB_PATH:-/dev/null}"
 echo "wsdeploy: $("$install/wsdeploy" --version | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
 
