@@ -156,6 +156,12 @@ pub(crate) async fn create(kms: &Client, d: &Desired, step: &dyn Step) -> Result
     let tags = kms_tags(&d.tags)?;
     let out = kms
         .create_key()
+        // Said, not left to KMS's defaults, so that the deploy policy's conditions on them always have a value.
+        .key_spec(aws_sdk_kms::types::KeySpec::SymmetricDefault)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::EncryptDecrypt)
+        .origin(aws_sdk_kms::types::OriginType::AwsKms)
+        .multi_region(false)
+        .bypass_policy_lockout_safety_check(false)
         .description(format!(
             "wsdeploy {}: encrypts the environment of the stage's Lambda functions",
             d.names.prefix

@@ -507,11 +507,19 @@ fn key_statements(stages: &[&StageConfig], all: &[StageArns]) -> Vec<Value> {
     // CreateKey has no resource (the key does not exist yet), and tagging a key as it is created is authorised on
     // `*` too (<https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html>): both only with the
     // stage's tags.
-    let mut s = statement(
-        "CreateStageKey",
-        &["kms:CreateKey", "kms:TagResource"],
-        vec!["*".into()],
-    );
+    // Only the key wsdeploy makes: symmetric, KMS's own key material, one region, and never one that skips KMS's
+    // check that the key stays manageable.
+    let mut s = statement("CreateStageKey", &["kms:CreateKey"], vec!["*".into()]);
+    s["Condition"] = tagged("aws:RequestTag");
+    s["Condition"]["StringEquals"]["kms:KeySpec"] = json!("SYMMETRIC_DEFAULT");
+    s["Condition"]["StringEquals"]["kms:KeyOrigin"] = json!("AWS_KMS");
+    s["Condition"]["StringEquals"]["kms:KeyUsage"] = json!("ENCRYPT_DECRYPT");
+    s["Condition"]["Bool"] = json!({
+        "kms:MultiRegion": "false",
+        "kms:BypassPolicyLockoutSafetyCheck": "false",
+    });
+    out.push(s);
+    let mut s = statement("TagNewStageKey", &["kms:TagResource"], vec!["*".into()]);
     s["Condition"] = tagged("aws:RequestTag");
     out.push(s);
     out.push(statement(
@@ -679,7 +687,10 @@ mod tests {
                         assert_eq!(r, "*", "ACM's, Route 53's and the tagging API's lists");
                         continue;
                     }
-                    if matches!(sid, "DetachManagedPolicy" | "CreateStageKey") {
+                    if matches!(
+                        sid,
+                        "DetachManagedPolicy" | "CreateStageKey" | "TagNewStageKey"
+                    ) {
                         assert_eq!(r, "*", "scoped by its condition instead");
                         assert!(s["Condition"].is_object());
                         continue;

@@ -358,3 +358,46 @@ async fn the_deploy_identity_cannot_become_more_than_it_needs() {
         assert!(loose.allows(&c) && !strict.allows(&c), "{c:?}");
     }
 }
+
+/// The deploy policy creates only the key wsdeploy makes: not an asymmetric, imported, multi-region one, nor one
+/// that skips KMS's lockout check (a key no one could manage again).
+#[test]
+fn only_the_stage_key_kind_can_be_created() {
+    let app = App::new("http://127.0.0.1:9", BASE);
+    let policy = app
+        .run(&["policy", "--account", ACCOUNT, "--output", "json"])
+        .expect(0)
+        .json()["policy"]
+        .clone();
+    let mut e = Evaluator::start(&policy);
+    let tags = [
+        ("aws:RequestTag/wsdeploy:project", "chat"),
+        ("aws:RequestTag/wsdeploy:stage", "dev"),
+    ];
+    let create = |extra: &[(&str, &str)]| {
+        let defaults = [
+            ("kms:KeySpec", "SYMMETRIC_DEFAULT"),
+            ("kms:KeyOrigin", "AWS_KMS"),
+            ("kms:KeyUsage", "ENCRYPT_DECRYPT"),
+            ("kms:MultiRegion", "false"),
+            ("kms:BypassPolicyLockoutSafetyCheck", "false"),
+        ];
+        let mut all: Vec<(&str, &str)> = tags.to_vec();
+        for (k, v) in defaults {
+            all.push((
+                k,
+                extra.iter().find(|(x, _)| *x == k).map_or(v, |(_, v)| *v),
+            ));
+        }
+        probe("kms:CreateKey", "*", &all)
+    };
+    assert!(e.allows(&create(&[])));
+    for bad in [
+        ("kms:KeySpec", "RSA_4096"),
+        ("kms:KeyOrigin", "EXTERNAL"),
+        ("kms:MultiRegion", "true"),
+        ("kms:BypassPolicyLockoutSafetyCheck", "true"),
+    ] {
+        assert!(!e.allows(&create(&[bad])), "{bad:?}");
+    }
+}

@@ -141,7 +141,22 @@ impl Kms {
                     .into_iter()
                     .map(|(k, v)| (format!("aws:RequestTag/{k}"), v))
                     .collect();
-                let mut all = vec![check(&action, "*".into(), tags.clone())];
+                // KMS's condition keys for what kind of key it is, with CreateKey's defaults when the request
+                // leaves them out (<https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html>).
+                let mut create = tags.clone();
+                let field = |k: &str, default: &str| {
+                    body[k].as_str().map_or(default.to_string(), str::to_string)
+                };
+                create.insert("kms:KeySpec".into(), field("KeySpec", "SYMMETRIC_DEFAULT"));
+                create.insert("kms:KeyOrigin".into(), field("Origin", "AWS_KMS"));
+                create.insert("kms:KeyUsage".into(), field("KeyUsage", "ENCRYPT_DECRYPT"));
+                let flag = |k: &str| body[k].as_bool().unwrap_or(false).to_string();
+                create.insert("kms:MultiRegion".into(), flag("MultiRegion"));
+                create.insert(
+                    "kms:BypassPolicyLockoutSafetyCheck".into(),
+                    flag("BypassPolicyLockoutSafetyCheck"),
+                );
+                let mut all = vec![check(&action, "*".into(), create)];
                 if !tags.is_empty() {
                     all.push(check("kms:TagResource", "*".into(), tags));
                 }
