@@ -100,3 +100,20 @@ pub(crate) const DOMAIN_TLS: &str = "TLS_1_2";
 /// characters"). A role's inline policies may total 10,240; the deploy policy is cut to the stricter of the two so
 /// that either way of attaching it works.
 pub(crate) const MANAGED_POLICY_CHARS: usize = 6144;
+
+/// Tags on one resource: at most 50 in every service wsdeploy tags (IAM, Lambda, CloudWatch Logs, KMS and API
+/// Gateway each say so in their API reference, e.g.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html>), wsdeploy's own included.
+pub(crate) const MAX_TAGS: usize = 50;
+/// `wsdeploy:project` and `wsdeploy:stage`.
+pub(crate) const WSDEPLOY_TAGS: usize = 2;
+
+/// A character AWS takes in a tag key or value: `[\p{L}\p{Z}\p{N}_.:/=+\-@]` (the tag pattern of IAM's, Lambda's,
+/// CloudWatch Logs' and KMS's API references; moto checks none of it).
+pub(crate) fn tag_char(c: char) -> bool {
+    c.is_alphabetic()
+        || c.is_numeric()
+        || "_.:/=+-@".contains(c)
+        // \p{Z}: space separators, and the line and paragraph separators (not tabs or newlines).
+        || matches!(c, ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
+}

@@ -151,11 +151,14 @@ pub(crate) async fn apply(
                 .map_err(|e| explain("create the permissions boundary", e))
         }
         UpdateBoundary { delete_oldest } => {
-            new_version(
+            let arn = format!("{policies}{}", w.boundary_name);
+            let what = format!("update {arn}");
+            super::iam::new_policy_version(
                 iam,
-                &format!("{policies}{}", w.boundary_name),
+                &arn,
                 &w.boundary.to_string(),
                 delete_oldest.as_deref(),
+                &what,
             )
             .await
         }
@@ -254,13 +257,10 @@ async fn apply_policy(
             name,
             delete_oldest,
         } => {
-            new_version(
-                iam,
-                &format!("{policies}{name}"),
-                &doc(name),
-                delete_oldest.as_deref(),
-            )
-            .await
+            let arn = format!("{policies}{name}");
+            let what = format!("update {arn}");
+            super::iam::new_policy_version(iam, &arn, &doc(name), delete_oldest.as_deref(), &what)
+                .await
         }
         Attach { name } => iam
             .attach_role_policy()
@@ -283,30 +283,6 @@ async fn apply_policy(
         }
         _ => unreachable!("not a policy step"),
     }
-}
-
-async fn new_version(
-    iam: &aws_sdk_iam::Client,
-    arn: &str,
-    doc: &str,
-    delete_oldest: Option<&str>,
-) -> Result<()> {
-    if let Some(v) = delete_oldest {
-        iam.delete_policy_version()
-            .policy_arn(arn)
-            .version_id(v)
-            .send()
-            .await
-            .map_err(|e| explain(&format!("make room for a new version of {arn}"), e))?;
-    }
-    iam.create_policy_version()
-        .policy_arn(arn)
-        .policy_document(doc)
-        .set_as_default(true)
-        .send()
-        .await
-        .map_err(|e| explain(&format!("update {arn}"), e))?;
-    Ok(())
 }
 
 /// Its old versions first: IAM deletes a policy only once it has none but the default.

@@ -306,7 +306,7 @@ pub(crate) async fn create_policy_version(
 }
 
 /// A new default version; IAM keeps five, so the oldest goes first when asked.
-async fn new_policy_version(
+pub(crate) async fn new_policy_version(
     iam: &Client,
     arn: &str,
     doc: &str,

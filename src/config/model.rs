@@ -41,7 +41,8 @@ pub struct Layer {
     pub env: Option<Env>,
     /// Stage name -> overrides of any key above (except `project` and `stages`).
     pub stages: Option<BTreeMap<String, Option<Layer>>>,
-    /// Tags added to every resource that takes tags.
+    /// Tags added to every resource that takes tags: at most 48 (wsdeploy adds its two), keys of 1 to 128 and values
+    /// of at most 256 letters, digits, spaces and `_ . : / = + - @`, no `aws:` or `wsdeploy:` prefix.
     pub tags: Option<BTreeMap<String, String>>,
     /// What `wsdeploy dev` runs beside the gateway (your backend, say).
     pub dev: Option<Dev>,

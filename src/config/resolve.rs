@@ -239,6 +239,7 @@ impl Config {
                 }
             }
             warn_shared_backend_files(&mut checker, &stages);
+            refuse_too_many_tags(&mut checker, &stages);
             refuse_shared_domains(&mut checker, &stages);
             report.diagnostics.extend(checker.out);
         }
@@ -323,6 +324,30 @@ fn warn_shared_backend_files(checker: &mut Checker<'_>, stages: &BTreeMap<String
             ),
             format!("give each deployed stage its own file, e.g. stages.{last}.env.backend.file: .env.{last}: a stage's secrets are its own"),
         );
+    }
+}
+
+/// IAM, Lambda, CloudWatch Logs, KMS and API Gateway each take at most 50 tags on a resource, and wsdeploy adds its
+/// own two (`wsdeploy:project`, `wsdeploy:stage`) to the config's.
+fn refuse_too_many_tags(checker: &mut Checker<'_>, stages: &BTreeMap<String, StageConfig>) {
+    for s in stages.values().filter(|s| s.stage != LOCAL_STAGE) {
+        let total = s.tags.len() + crate::facts::WSDEPLOY_TAGS;
+        if total > crate::facts::MAX_TAGS {
+            checker.error(
+                origin(checker.file, &s.stage, &["tags"]),
+                format!(
+                    "stage {} would carry {total} tags ({} here and wsdeploy's {}), and AWS takes at most {} on a resource",
+                    s.stage,
+                    s.tags.len(),
+                    crate::facts::WSDEPLOY_TAGS,
+                    crate::facts::MAX_TAGS
+                ),
+                format!(
+                    "keep at most {} tags in the config",
+                    crate::facts::MAX_TAGS - crate::facts::WSDEPLOY_TAGS
+                ),
+            );
+        }
     }
 }
 

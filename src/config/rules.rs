@@ -515,6 +515,17 @@ impl<'a> Checker<'a> {
                 "tag values may be at most 256 characters long",
                 "shorten the tag value",
             );
+        } else if let Some(c) = key
+            .chars()
+            .chain(value.chars())
+            .find(|c| !crate::facts::tag_char(*c))
+        {
+            let which = if key.contains(c) { "key" } else { "value" };
+            self.error(
+                path,
+                format!("tag {which} `{}` has {c:?}, which AWS refuses in tags", if which == "key" { key } else { value }),
+                "use letters, digits, spaces and _ . : / = + - @ only (IAM, Lambda and CloudWatch Logs refuse the rest)",
+            );
         }
     }
 }

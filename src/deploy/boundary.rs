@@ -109,15 +109,7 @@ pub(crate) fn foreign_trust(trust: &Value, service: &str) -> Option<String> {
     };
     for s in statements.iter().filter(|s| s["Effect"] != "Deny") {
         let principal = &s["Principal"];
-        let services = match &principal["Service"] {
-            Value::String(x) => vec![x.clone()],
-            Value::Array(a) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            _ => vec![],
-        };
+        let services = strings(&principal["Service"]);
         let others: Vec<String> = match principal {
             Value::Object(m) => m
                 .iter()
@@ -136,15 +128,7 @@ pub(crate) fn foreign_trust(trust: &Value, service: &str) -> Option<String> {
         if let Some(other) = services.iter().find(|x| *x != service) {
             return Some(format!("its trust policy also lets {other} assume it"));
         }
-        let actions = match &s["Action"] {
-            Value::String(x) => vec![x.clone()],
-            Value::Array(a) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            _ => vec![],
-        };
+        let actions = strings(&s["Action"]);
         if actions.iter().any(|a| a != "sts:AssumeRole") {
             return Some(format!(
                 "its trust policy allows {} as well as sts:AssumeRole",
@@ -153,6 +137,19 @@ pub(crate) fn foreign_trust(trust: &Value, service: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// A policy element that is one string or a list of them.
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(x) => vec![x.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
+    }
 }
 
 #[cfg(test)]
