@@ -25,15 +25,32 @@ impl Args {
         let o = &s.observed;
         let d = Desired::as_deployed(&s.stage, &s.caller, o);
         let drift = plan(&d, o, &Options::default()).map_err(anyhow::Error::from)?;
+        // A part that cannot be read (denied, unreachable) is said and skipped: the findings made without it stand,
+        // and only findings decide the exit code.
+        let mut unread: Vec<(&str, String)> = vec![];
         let failure = match o.kept_api() {
             Some(api) => {
-                crate::cloud::apigw::deployment_failure(&s.clients.apigw, &api.id, &d.stage).await?
+                match crate::cloud::apigw::deployment_failure(&s.clients.apigw, &api.id, &d.stage)
+                    .await
+                {
+                    Ok(f) => f,
+                    Err(e) => {
+                        unread.push(("the stage's last deployment", format!("{e:#}")));
+                        None
+                    }
+                }
             }
             None => None,
         };
         let found = problems(&d, o, &drift, failure.as_deref());
         let metrics = match o.kept_api() {
-            Some(api) => Some(crate::cloud::metrics::last_hour(&s.clients, &d, &api.id).await?),
+            Some(api) => match crate::cloud::metrics::last_hour(&s.clients, &d, &api.id).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    unread.push(("the last hour of CloudWatch metrics", format!("{e:#}")));
+                    None
+                }
+            },
             None => None,
         };
         ctx.ui.out_json(&json!({
@@ -42,10 +59,14 @@ impl Args {
             "healthy": found.is_empty(),
             "problems": found,
             "last_hour": metrics,
+            "unread": unread.iter().map(|(what, why)| json!({ "what": what, "why": why })).collect::<Vec<_>>(),
         }));
         ctx.ui.out(report(&d, o, &found));
         if let Some(m) = &metrics {
             ctx.ui.out(last_hour(m));
+        }
+        for (what, why) in &unread {
+            ctx.ui.out(format!("Not read: {what}: {why}"));
         }
         if !found.is_empty() {
             return Err(anyhow::anyhow!(

@@ -416,4 +416,32 @@ async fn status_shows_the_last_hours_metrics() {
         hits.contains_key("CloudWatch percentile computed by the layer"),
         "{hits:?}"
     );
+
+    // CloudWatch denied: the health findings stand, the metrics are one line saying why, and the exit code is the
+    // findings' (0 for a healthy stage).
+    let mut policy = app.run(&["policy", "--output", "json"]).expect(0).json()["policy"].clone();
+    policy["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|s| s["Sid"] != "ReadMetrics");
+    proxy.layer().enforce(Some(&policy));
+    let degraded = app.run(&["status"]).expect(0);
+    degraded.check(
+        degraded
+            .stdout
+            .contains("Stage dev in eu-west-3 (123456789012) is healthy")
+            && degraded
+                .stdout
+                .contains("Not read: the last hour of CloudWatch metrics: cannot ")
+            && degraded.stdout.contains("cloudwatch:GetMetricData"),
+        "health, then what could not be read and why",
+    );
+    let json = app.run(&["status", "--output", "json"]).expect(0).json();
+    assert_eq!(json["healthy"], true);
+    assert!(json["last_hour"].is_null());
+    assert_eq!(
+        json["unread"][0]["what"],
+        "the last hour of CloudWatch metrics"
+    );
+    proxy.layer().enforce(None);
 }
