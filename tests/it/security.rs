@@ -554,3 +554,49 @@ async fn the_signing_secret_is_encrypted_with_a_key_of_the_stages_own() {
         "a second teardown finds nothing",
     );
 }
+
+/// A project that starts with `credentials: policy` deploys from an empty account: the managed policy names the API,
+/// so it is created once the API exists (it once stopped with "no API id at this point of the plan"); a second `up`
+/// writes nothing; the backend env file gets the endpoint and no key; teardown leaves nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_up_with_a_managed_policy_deploys_from_nothing() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let app = App::new(
+        &proxy.endpoint,
+        &BASE.replace("credentials: iam-user", "credentials: policy"),
+    );
+    let out = app.run(&["up", "--output", "json"]).expect(0).json();
+    let api = out["api_id"].as_str().unwrap();
+    let conf = moto.sdk_config().await;
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let arn = format!("arn:aws:iam::{ACCOUNT}:policy/chat-dev-manage-connections");
+    let v = iam
+        .get_policy_version()
+        .policy_arn(&arn)
+        .version_id("v1")
+        .send()
+        .await
+        .unwrap();
+    let doc = decode(v.policy_version().unwrap().document().unwrap());
+    assert_eq!(
+        doc["Statement"][0]["Resource"],
+        format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/dev/*/@connections/*")
+    );
+    let backend = std::fs::read_to_string(&app.backend_env).unwrap();
+    assert!(
+        backend.contains("WS_API_ENDPOINT=") && !backend.contains("WS_API_SECRET_ACCESS_KEY="),
+        "{backend}"
+    );
+    proxy.take();
+    app.run(&["up"]).expect(0);
+    let writes: Vec<String> = proxy
+        .take()
+        .into_iter()
+        .filter(|s| s.mutating)
+        .map(|s| s.op)
+        .collect();
+    assert_eq!(writes, Vec::<String>::new(), "a second up writes nothing");
+    app.run(&["teardown", "--yes"]).expect(0);
+    assert!(crate::deploy::leftovers(&conf, "chat-dev").await.is_empty());
+}
