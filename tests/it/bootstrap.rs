@@ -62,15 +62,8 @@ async fn bootstrap_sets_up_the_boundary_and_a_github_deploy_role_and_takes_them_
         .expect(0)
         .json();
     let b_arn = format!("arn:aws:iam::{ACCOUNT}:policy/chat-wsdeploy-boundary");
-    let v = iam
-        .get_policy_version()
-        .policy_arn(&b_arn)
-        .version_id("v1")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        decode(v.policy_version().unwrap().document().unwrap()),
+        crate::deploy::first_version(&iam, &b_arn).await,
         boundary["policy"]
     );
 
@@ -118,14 +111,7 @@ async fn bootstrap_sets_up_the_boundary_and_a_github_deploy_role_and_takes_them_
         .unwrap();
     let mut held = vec![];
     for p in attached.attached_policies() {
-        let v = iam
-            .get_policy_version()
-            .policy_arn(p.policy_arn().unwrap())
-            .version_id("v1")
-            .send()
-            .await
-            .unwrap();
-        held.push(decode(v.policy_version().unwrap().document().unwrap()));
+        held.push(crate::deploy::first_version(&iam, p.policy_arn().unwrap()).await);
     }
     let wanted: Vec<Value> = printed["policies"]
         .as_array()

@@ -207,6 +207,18 @@ pub(crate) async fn lambda_policy(lambda: &aws_sdk_lambda::Client, name: &str) -
     serde_json::from_str(out.policy().unwrap()).unwrap()
 }
 
+/// The first version's document of the managed policy `arn` (what a create wrote).
+pub(crate) async fn first_version(iam: &aws_sdk_iam::Client, arn: &str) -> Value {
+    let v = iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id("v1")
+        .send()
+        .await
+        .unwrap();
+    decode(v.policy_version().unwrap().document().unwrap())
+}
+
 /// IAM's URL-encoded policy documents, as JSON.
 pub(crate) fn decode(doc: &str) -> Value {
     serde_json::from_str(

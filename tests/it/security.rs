@@ -571,14 +571,7 @@ async fn a_first_up_with_a_managed_policy_deploys_from_nothing() {
     let conf = moto.sdk_config().await;
     let iam = aws_sdk_iam::Client::new(&conf);
     let arn = format!("arn:aws:iam::{ACCOUNT}:policy/chat-dev-manage-connections");
-    let v = iam
-        .get_policy_version()
-        .policy_arn(&arn)
-        .version_id("v1")
-        .send()
-        .await
-        .unwrap();
-    let doc = decode(v.policy_version().unwrap().document().unwrap());
+    let doc = crate::deploy::first_version(&iam, &arn).await;
     assert_eq!(
         doc["Statement"][0]["Resource"],
         format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/dev/*/@connections/*")
