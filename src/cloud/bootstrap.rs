@@ -128,13 +128,7 @@ fn bootstrap_tag(w: &Wanted) -> Tag {
 }
 
 /// One step. `policies` is `arn:{partition}:iam::{account}:policy/`.
-pub(crate) async fn apply(
-    c: &Clients,
-    w: &Wanted,
-    policies: &str,
-    step: &Step,
-    found: &Found,
-) -> Result<()> {
+pub(crate) async fn apply(c: &Clients, w: &Wanted, policies: &str, step: &Step) -> Result<()> {
     use Step::*;
     let iam = &c.iam;
     match step {
@@ -206,7 +200,7 @@ pub(crate) async fn apply(
         | UpdatePolicy { .. }
         | Attach { .. }
         | Detach { .. }
-        | DeletePolicy { .. } => apply_policy(c, w, policies, step, found).await,
+        | DeletePolicy { .. } => apply_policy(c, w, policies, step).await,
         DeleteRole => gone(iam.delete_role().role_name(&w.role_name).send().await)
             .map_err(|e| explain("delete the deploy role", e)),
         DeleteProvider => gone(
@@ -218,19 +212,13 @@ pub(crate) async fn apply(
         .map_err(|e| explain("delete GitHub's OIDC provider", e)),
         DeleteBoundary => {
             let arn = format!("{policies}{}", w.boundary_name);
-            delete_policy(iam, &arn, found.boundary.as_ref()).await
+            super::iam::delete_policy(iam, &arn).await
         }
     }
 }
 
 /// The deploy policies' steps.
-async fn apply_policy(
-    c: &Clients,
-    w: &Wanted,
-    policies: &str,
-    step: &Step,
-    found: &Found,
-) -> Result<()> {
+async fn apply_policy(c: &Clients, w: &Wanted, policies: &str, step: &Step) -> Result<()> {
     use Step::*;
     let iam = &c.iam;
     let doc = |name: &str| {
@@ -278,29 +266,7 @@ async fn apply_policy(
                 .await,
         )
         .map_err(|e| explain(&format!("detach {name}"), e)),
-        DeletePolicy { name } => {
-            delete_policy(iam, &format!("{policies}{name}"), found.policies.get(name)).await
-        }
+        DeletePolicy { name } => super::iam::delete_policy(iam, &format!("{policies}{name}")).await,
         _ => unreachable!("not a policy step"),
     }
-}
-
-/// Its old versions first: IAM deletes a policy only once it has none but the default.
-async fn delete_policy(
-    iam: &aws_sdk_iam::Client,
-    arn: &str,
-    found: Option<&crate::deploy::state::PolicyObs>,
-) -> Result<()> {
-    for v in found.map(|p| p.old_versions.clone()).unwrap_or_default() {
-        gone(
-            iam.delete_policy_version()
-                .policy_arn(arn)
-                .version_id(&v)
-                .send()
-                .await,
-        )
-        .map_err(|e| explain(&format!("delete a version of {arn}"), e))?;
-    }
-    gone(iam.delete_policy().policy_arn(arn).send().await)
-        .map_err(|e| explain(&format!("delete {arn}"), e))
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::cloud::Clients;
 use crate::config::{StageConfig, LOCAL_STAGE};
-use crate::deploy::bootstrap::{plan, plan_teardown, Found, GitHub, Step, Wanted};
+use crate::deploy::bootstrap::{plan, plan_teardown, GitHub, Step, Wanted};
 use crate::deploy::policy::{deploy_policy, Scope};
 use crate::deploy::state::Caller;
 use crate::error::{Error, Result};
@@ -75,7 +75,7 @@ impl Args {
                 "No changes: account {} is set up for project {project}.",
                 caller.account
             ));
-        } else if !apply(ctx, &clients, &caller, &wanted, &steps, &found).await? {
+        } else if !apply(ctx, &clients, &caller, &wanted, &steps).await? {
             return Ok(());
         }
         let next = wanted.github.as_ref().filter(|_| !self.teardown).map(|g| {
@@ -147,7 +147,6 @@ async fn apply(
     caller: &Caller,
     wanted: &Wanted,
     steps: &[Step],
-    found: &Found,
 ) -> Result<bool> {
     ctx.ui.out(
         steps
@@ -176,7 +175,7 @@ async fn apply(
     for step in steps {
         let line = step.line(wanted);
         let s = progress.step(line.trim_start());
-        match crate::cloud::bootstrap::apply(clients, wanted, &policies, step, found).await {
+        match crate::cloud::bootstrap::apply(clients, wanted, &policies, step).await {
             Ok(()) => s.finish("done"),
             Err(e) => {
                 s.fail(&format!("{e:#}"));

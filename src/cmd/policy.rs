@@ -69,7 +69,7 @@ impl Args {
             partition: &caller.partition,
         };
         if self.boundary {
-            let name = crate::config::resolve::boundary_name(&stages[0].project);
+            let name = stages[0].names().boundary;
             let document = crate::deploy::boundary::boundary_policy(
                 &stages[0].project,
                 &caller.partition,

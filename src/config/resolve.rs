@@ -880,7 +880,7 @@ impl Names {
 
 /// The name of a project's permissions boundary policy. No stage's resource can take it: theirs are
 /// `{project}-{stage}-{kind}`, and no kind is `boundary`.
-pub(crate) fn boundary_name(project: &str) -> String {
+fn boundary_name(project: &str) -> String {
     format!("{project}-wsdeploy-boundary")
 }
 

@@ -11,14 +11,15 @@ fn decode(doc: &str) -> Value {
     crate::deploy::decode(doc)
 }
 
-fn mutating(proxy: &Proxy) -> Vec<String> {
-    proxy
-        .take()
-        .into_iter()
-        .filter(|s| s.mutating)
-        .map(|s| s.op)
-        .collect()
-}
+/// The administrator's command, unattended, as a machine reads it.
+const BOOTSTRAP: [&str; 6] = [
+    "bootstrap",
+    "--github",
+    "acme/chat:prod",
+    "--yes",
+    "--output",
+    "json",
+];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bootstrap_sets_up_the_boundary_and_a_github_deploy_role_and_takes_them_down() {
@@ -36,19 +37,9 @@ async fn bootstrap_sets_up_the_boundary_and_a_github_deploy_role_and_takes_them_
         .run(&["bootstrap", "--github", "acme", "--yes"])
         .expect(2);
     bad.check(bad.stderr.contains("OWNER/REPO"), "says the form");
-    assert_eq!(mutating(&proxy), Vec::<String>::new());
+    assert_eq!(proxy.take_writes(), Vec::<String>::new());
 
-    let out = app
-        .run(&[
-            "bootstrap",
-            "--github",
-            "acme/chat:prod",
-            "--yes",
-            "--output",
-            "json",
-        ])
-        .expect(0)
-        .json();
+    let out = app.run(&BOOTSTRAP).expect(0).json();
     let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/chat-wsdeploy-deploy");
     assert_eq!(out["role_arn"], role_arn.as_str());
     assert_eq!(
@@ -123,19 +114,9 @@ async fn bootstrap_sets_up_the_boundary_and_a_github_deploy_role_and_takes_them_
 
     // A second run changes nothing.
     proxy.take();
-    let again = app
-        .run(&[
-            "bootstrap",
-            "--github",
-            "acme/chat:prod",
-            "--yes",
-            "--output",
-            "json",
-        ])
-        .expect(0)
-        .json();
+    let again = app.run(&BOOTSTRAP).expect(0).json();
     assert_eq!(again["changes"], serde_json::json!([]));
-    assert_eq!(mutating(&proxy), Vec::<String>::new());
+    assert_eq!(proxy.take_writes(), Vec::<String>::new());
 
     // An identity holding the role's policies deploys (the boundary exists, so nothing needs an administrator).
     let mut whole = vec![];

@@ -548,12 +548,7 @@ async fn lifecycle_up_noop_change_teardown() {
     closed.check(closed.code == 0, "plan into a closed pipe exits 0");
     proxy.take();
     app.run(&["up"]).expect(0);
-    let mutating: Vec<String> = proxy
-        .take()
-        .into_iter()
-        .filter(|s| s.mutating)
-        .map(|s| s.op)
-        .collect();
+    let mutating = proxy.take_writes();
     // API Gateway serialises writes on an API: the route is created with its response selection, so two writes.
     assert_eq!(
         mutating.len(),

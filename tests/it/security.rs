@@ -583,12 +583,7 @@ async fn a_first_up_with_a_managed_policy_deploys_from_nothing() {
     );
     proxy.take();
     app.run(&["up"]).expect(0);
-    let writes: Vec<String> = proxy
-        .take()
-        .into_iter()
-        .filter(|s| s.mutating)
-        .map(|s| s.op)
-        .collect();
+    let writes = proxy.take_writes();
     assert_eq!(writes, Vec::<String>::new(), "a second up writes nothing");
     app.run(&["teardown", "--yes"]).expect(0);
     assert!(crate::deploy::leftovers(&conf, "chat-dev").await.is_empty());

@@ -118,6 +118,15 @@ impl Proxy {
         std::mem::take(&mut *self.shared.seen.lock().unwrap())
     }
 
+    /// The operations of the mutating requests seen since the last call.
+    pub(crate) fn take_writes(&self) -> Vec<String> {
+        self.take()
+            .into_iter()
+            .filter(|s| s.mutating)
+            .map(|s| s.op)
+            .collect()
+    }
+
     pub(crate) fn faults(&self, f: Option<Faults>) {
         *self.shared.faults.lock().unwrap() =
             f.map(|f| (f, rand::rngs::StdRng::seed_from_u64(f.seed)));
