@@ -1,4 +1,4 @@
-//! Typed errors, and the exit codes they map to (0 ok, 1 failure while running, 2 bad usage or config; the README's "Exit codes").
+//! Typed errors, and the exit codes they map to (0 ok, 1 failure while running, 2 bad usage or config; docs/commands.md's "Exit codes").
 
 use crate::config::ConfigError;
 

@@ -33,7 +33,7 @@ pub(crate) const ACCOUNT_THROTTLE_BURST: u32 = 5_000;
 pub(crate) const HEARTBEAT_ACTION: &str = "ping";
 pub(crate) const HEARTBEAT_REPLY: &str = r#"{"action":"pong"}"#;
 
-// What the gateway answers, which `dev` reproduces and `wsdeploy conformance` checks (the README's dev section lists
+// What the gateway answers, which `dev` reproduces and `wsdeploy conformance` checks (docs/developing-locally.md lists
 // them). WebSocket close codes are RFC 6455's.
 
 /// A message over `MAX_MESSAGE_BYTES` (or a frame over `MAX_FRAME_BYTES`) closes the socket with this.

@@ -1,5 +1,5 @@
 """What the run found, three ways: rows on the terminal, target/bench/summary.json, and a Markdown table plus the
-latency figure (target/bench/); `--publish` puts those two into the README and docs/bench/."""
+latency figure (target/bench/); `--publish` puts those two into docs/benchmarks.md and docs/bench/."""
 import datetime
 import json
 import os
@@ -204,13 +204,13 @@ def write(summary, publish):
     if publish:
         os.makedirs(os.path.join(ROOT, "docs", "bench"), exist_ok=True)
         shutil.copy(svg, os.path.join(ROOT, "docs", "bench", "gateway-latency.svg"))
-        readme = os.path.join(ROOT, "README.md")
-        text = open(readme).read()
+        page = os.path.join(ROOT, "docs", "benchmarks.md")
+        text = open(page).read()
         start, end = "<!-- bench:peers:start -->", "<!-- bench:peers:end -->"
         if start not in text:
-            raise SystemExit(f"README.md has no {start} ... {end} block to replace")
-        new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: f"{start}\n{table}\n![Local gateway latency](docs/bench/gateway-latency.svg)\n{end}", text, flags=re.S)
-        with open(readme, "w") as f:
+            raise SystemExit(f"docs/benchmarks.md has no {start} ... {end} block to replace")
+        new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: f"{start}\n{table}\n![Local gateway latency](bench/gateway-latency.svg)\n{end}", text, flags=re.S)
+        with open(page, "w") as f:
             f.write(new)
 
 

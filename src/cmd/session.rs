@@ -220,7 +220,7 @@ fn domain_output(name: &str, o: &Observed, target: Option<&str>) -> Value {
     })
 }
 
-/// The document `up --output json` and `outputs --output json` print (the public contract: scripts rely on these names; see the README's "Commands").
+/// The document `up --output json` and `outputs --output json` print (the public contract: scripts rely on these names; see docs/commands.md).
 pub(crate) fn outputs(
     s: &Session,
     d: &Desired,

@@ -714,73 +714,93 @@ fn plan_keys(u: &UserObs, env_key: Option<&str>, opts: &Options) -> Vec<Action> 
 
 /// Everything of the stage, in reverse dependency order. Only resources that carry this stage's tags.
 pub(crate) fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, PlanError> {
-    use Action::{DeleteApi, DeleteFunction, DeleteLogGroup, DeletePolicy, DeleteRole, DeleteUser};
     let mut a = vec![];
+    teardown_apis(d, o, &mut a)?;
+    teardown_functions(d, o, &mut a)?;
+    teardown_log_groups(d, o, &mut a);
+    teardown_identities(d, o, &mut a)?;
+    retire_stray_keys(d, o, &mut a)?;
+    teardown_domain(d, o, &mut a)?;
+    teardown_env_key(d, o, &mut a)?;
+    a.sort_by_key(Action::phase);
+    Ok(a)
+}
+
+/// `Ok` when the thing carries this stage's tags; otherwise the error that stops the teardown before anything is
+/// deleted.
+fn owned(d: &Desired, tags: &Tags, what: &'static str, name: &str) -> Result<(), PlanError> {
+    if d.owns(tags) {
+        Ok(())
+    } else {
+        Err(foreign(what, name, tags))
+    }
+}
+
+/// The API (each copy a concurrent run left) and its execution log group, named after its id.
+fn teardown_apis(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     for api in &o.apis {
-        if !d.owns(&api.tags) {
-            return Err(foreign(
-                "WebSocket API",
-                &format!("{} ({})", d.names.api, api.id),
-                &api.tags,
-            ));
-        }
-        a.push(DeleteApi {
+        let shown = format!("{} ({})", d.names.api, api.id);
+        owned(d, &api.tags, "WebSocket API", &shown)?;
+        a.push(Action::DeleteApi {
             id: api.id.clone(),
             reason: String::new(),
         });
         let group = d.execution_log_group(&api.id);
         if o.log_groups.contains_key(&group) {
-            a.push(DeleteLogGroup { name: group });
+            a.push(Action::DeleteLogGroup { name: group });
         }
     }
+    Ok(())
+}
+
+fn teardown_functions(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     for (name, f) in &o.functions {
-        if !d.owns(&f.tags) {
-            return Err(foreign("Lambda function", name, &f.tags));
-        }
-        a.push(DeleteFunction { name: name.clone() });
+        owned(d, &f.tags, "Lambda function", name)?;
+        a.push(Action::DeleteFunction { name: name.clone() });
     }
-    // Found by name prefix, so another stage's groups can match (`chat-dev-` is a prefix of `chat-dev-x-`): only
-    // this stage's own, by their tags, are deleted.
+    Ok(())
+}
+
+/// Found by name prefix, so another stage's groups can match (`chat-dev-` is a prefix of `chat-dev-x-`): only this
+/// stage's own, by their tags, are deleted, and another's are no reason to stop.
+fn teardown_log_groups(d: &Desired, o: &Observed, a: &mut Vec<Action>) {
     for (name, group) in &o.log_groups {
         if d.owns(&group.tags) {
-            a.push(DeleteLogGroup { name: name.clone() });
+            a.push(Action::DeleteLogGroup { name: name.clone() });
         }
     }
+}
+
+/// The functions' role, the backend's user and the `credentials: policy` managed policy.
+fn teardown_identities(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     if let Some(r) = &o.role {
-        if !d.owns(&r.tags) {
-            return Err(foreign("IAM role", &d.names.role, &r.tags));
-        }
-        a.push(DeleteRole);
+        owned(d, &r.tags, "IAM role", &d.names.role)?;
+        a.push(Action::DeleteRole);
     }
     if let Some(u) = &o.user {
-        if !d.owns(&u.tags) {
-            return Err(foreign("IAM user", &d.names.user, &u.tags));
-        }
-        a.push(DeleteUser);
+        owned(d, &u.tags, "IAM user", &d.names.user)?;
+        a.push(Action::DeleteUser);
     }
     if let Some(p) = &o.managed_policy {
-        if !d.owns(&p.tags) {
-            return Err(foreign("managed policy", &d.names.policy, &p.tags));
-        }
-        a.push(DeletePolicy);
+        owned(d, &p.tags, "managed policy", &d.names.policy)?;
+        a.push(Action::DeletePolicy);
     }
-    retire_stray_keys(d, o, &mut a)?;
-    teardown_domain(d, o, &mut a)?;
-    if let Some(k) = &o.env_key {
-        if !d.owns(&k.tags) {
-            return Err(foreign("KMS key", &d.names.env_key_alias, &k.tags));
-        }
-        let schedule = k.state != KmsKeyState::PendingDeletion;
-        if schedule || k.aliased {
-            a.push(Action::DeleteEnvKey {
-                id: k.id.clone(),
-                schedule,
-                alias: k.aliased,
-            });
-        }
+    Ok(())
+}
+
+/// The stage's KMS key: its deletion scheduled (once), and its alias removed so that a later `up` makes a new one.
+fn teardown_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
+    let Some(k) = &o.env_key else { return Ok(()) };
+    owned(d, &k.tags, "KMS key", &d.names.env_key_alias)?;
+    let schedule = k.state != KmsKeyState::PendingDeletion;
+    if schedule || k.aliased {
+        a.push(Action::DeleteEnvKey {
+            id: k.id.clone(),
+            schedule,
+            alias: k.aliased,
+        });
     }
-    a.sort_by_key(Action::phase);
-    Ok(a)
+    Ok(())
 }
 
 /// Terraform-style lines: `+ create`, `~ update (fields)`, `- delete`.

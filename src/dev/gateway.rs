@@ -1,6 +1,6 @@
 //! The local API Gateway: WebSocket connections with route selection on `$request.body.action`, the Lambda proxy
 //! events of AWS, and the @connections management API with `SigV4` checked. Behaviour follows AWS fact by fact
-//! (the behaviours the README's `wsdeploy dev` section lists).
+//! (the behaviours docs/developing-locally.md lists).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

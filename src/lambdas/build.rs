@@ -25,6 +25,15 @@ impl Target {
         }
     }
 
+    /// The functions' workspace's profile: Lambda's is small and starts fast; this machine's (for `dev`) builds in
+    /// about half the time (27 s against 47 s from cold on 2 cores), which is most of a first `cargo dev`.
+    fn profile(self) -> &'static str {
+        match self {
+            Target::Lambda(_) => "release",
+            Target::Host => "local",
+        }
+    }
+
     fn rust_target(self) -> Option<&'static str> {
         match self {
             Target::Lambda(Architecture::Arm64) => Some("aarch64-unknown-linux-gnu"),
@@ -118,9 +127,10 @@ pub(super) fn io(dir: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     let hash = source_hash();
     let cache = cache_dir().ok_or(BuildError::NoCacheDir)?;
-    let artifacts = cache
-        .join("artifacts")
-        .join(format!("{hash}-{}-release", target.key()));
+    let artifacts =
+        cache
+            .join("artifacts")
+            .join(format!("{hash}-{}-{}", target.key(), target.profile()));
     if let Some(done) = cached(&artifacts, target) {
         return Ok(done);
     }
@@ -159,7 +169,7 @@ pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     for function in BUNDLED_FUNCTIONS {
         let exe = match target {
             Target::Lambda(_) => target_dir.join("lambda").join(function).join("bootstrap"),
-            Target::Host => target_dir.join("release").join(function),
+            Target::Host => target_dir.join(target.profile()).join(function),
         };
         let bytes = std::fs::read(&exe).map_err(io(&exe))?;
         let dest = artifacts.join(function);
@@ -183,7 +193,7 @@ pub(crate) fn build(target: Target) -> Result<Vec<Built>, BuildError> {
     Ok(built)
 }
 
-/// The build of the embedded sources in `src` for `target`: release, and `--locked`, so that it builds exactly the
+/// The build of the embedded sources in `src` for `target`: in its profile, and `--locked`, so that it builds exactly the
 /// dependencies the embedded `Cargo.lock` names, never newer ones resolved on the user's machine.
 fn command(target: Target, src: &Path, target_dir: &Path) -> Command {
     let mut cmd = match target {
@@ -204,7 +214,7 @@ fn command(target: Target, src: &Path, target_dir: &Path) -> Command {
         }
         Target::Host => {
             let mut c = Command::new("cargo");
-            c.args(["build", "--release", "--locked", "--bins"]);
+            c.args(["build", "--profile", target.profile(), "--locked", "--bins"]);
             c
         }
     };

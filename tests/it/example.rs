@@ -1,13 +1,15 @@
-//! The chat example (examples/chat) as a newcomer runs it: `wsdeploy dev` starts the gateway, the Lambdas and the
-//! example's own backend (`dev.command`), and two users chat in headless Chromium (tests/node/chat.mjs), then
-//! receive 150 numbered pushes across the reconnects that API Gateway's limits (shortened) force on them.
+//! The chat example (examples/chat) as a newcomer runs it, with the README's first command (`cargo dev -c …`: the
+//! build of the local verbs, the functions compiled from source as in a clone): `wsdeploy dev` starts the gateway,
+//! the Lambdas and the example's own backend (`dev.command`), and two users chat in headless Chromium
+//! (tests/node/chat.mjs), then receive 150 numbered pushes across the reconnects that API Gateway's limits
+//! (shortened) force on them.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::devkit::{chat_example, pids_running, wait_ready, Dev};
+use crate::support::devkit::{chat_example, pids_running, wait_ready, Dev, CHAT};
 use crate::support::util::{cache, BIN};
 
 fn root() -> PathBuf {
@@ -25,32 +27,95 @@ fn read(p: &Path) -> String {
 /// API Gateway's idle and connection limits (10 minutes, 2 hours), shortened so that 30 s of pushes cross several.
 const LIMITS: [&str; 4] = ["--idle-timeout", "3s", "--max-connection", "10s"];
 
+/// The README's first command (the first line of its "Try it" block), as words.
+fn readme_first_command() -> Vec<String> {
+    let readme = read(&root().join("README.md"));
+    let block = readme
+        .split("\n## Try it")
+        .nth(1)
+        .and_then(|section| section.split("```sh\n").nth(1))
+        .expect("README.md has a `## Try it` section with a ```sh block");
+    let line = block.lines().next().unwrap_or_default();
+    line.split(" #")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// A cargo alias of this repository's .cargo/config.toml (`name = ["…", …]`, which is also JSON).
+fn cargo_alias(name: &str) -> Vec<String> {
+    let config = read(&root().join(".cargo/config.toml"));
+    let value = config
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+        .unwrap_or_else(|| panic!("no `{name}` alias in .cargo/config.toml:\n{config}"));
+    serde_json::from_str(value).unwrap_or_else(|e| panic!("{value}: {e}"))
+}
+
+/// What `cargo dev` runs, without cargo (cargo would build it again while other tests run the default build from
+/// the same target/): the build of the local verbs that scripts/test makes with the alias's flags, and its
+/// arguments.
+fn cargo_dev(readme_args: &[String]) -> (PathBuf, Vec<String>) {
+    let alias = cargo_alias("dev");
+    assert_eq!(
+        alias,
+        ["run", "--no-default-features", "--", "dev"],
+        "`cargo dev` changed: make scripts/test build target/local-verbs/wsdeploy as it does now"
+    );
+    let bin = Path::new(BIN)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("local-verbs/wsdeploy");
+    let version = Command::new(&bin)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+            "{}: {e}: scripts/test builds it (`cargo build --no-default-features`, copied there)",
+            bin.display()
+        )
+        });
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    assert!(
+        version.contains("verbs: local only") && version.contains("none prebuilt"),
+        "{} is not `cargo dev`'s build (no `aws` feature, no functions embedded):\n{version}",
+        bin.display()
+    );
+    let mut args = vec![alias[3].clone()];
+    args.extend_from_slice(readme_args);
+    (bin, args)
+}
+
 /// `wsdeploy dev` on the example, in the background; its output goes to files in `dir`.
 struct DevRun {
     child: std::process::Child,
     dir: PathBuf,
+    command: String,
 }
 
 impl DevRun {
     fn output(&self) -> String {
-        dev_output(&self.dir)
+        dev_output(&self.dir, &self.command)
     }
 
     /// SIGTERM, as Ctrl-C would; the exit code.
     fn stop(&mut self) -> i32 {
-        let dir = self.dir.clone();
-        crate::support::devkit::terminate(&mut self.child, || dev_output(&dir))
+        let (dir, command) = (self.dir.clone(), self.command.clone());
+        crate::support::devkit::terminate(&mut self.child, || dev_output(&dir, &command))
     }
 }
 
-fn dev_output(dir: &Path) -> String {
+fn dev_output(dir: &Path, command: &str) -> String {
     format!(
-        "command: (cd {} && wsdeploy dev -c chat/wsdeploy.yaml --port 0 --output json {})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- chat/wsdeploy.yaml ---\n{}",
+        "command: (cd {} && {command})\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- {CHAT}/wsdeploy.yaml ---\n{}",
         dir.display(),
-        LIMITS.join(" "),
         read(&dir.join("dev.out")),
         read(&dir.join("dev.err")),
-        read(&dir.join("chat/wsdeploy.yaml")),
+        read(&dir.join(CHAT).join("wsdeploy.yaml")),
     )
 }
 
@@ -78,18 +143,19 @@ fn two_users_chat_in_chromium_through_the_example() {
     // The example as a clone has it: no node_modules, no env files.
     let port = chat_example(&dir, &["node_modules", ".env", ".env.frontend"]);
 
+    // The README's command, then what a test adds: a free port, JSON to read, the shortened limits.
+    let readme = readme_first_command();
+    assert!(
+        readme.starts_with(&["cargo".into(), "dev".into()]),
+        "the README's first command is `cargo dev …` (what scripts/test builds and this test runs): {readme:?}"
+    );
+    let (bin, mut args) = cargo_dev(&readme[2..]);
+    args.extend(["--port", "0", "--output", "json"].map(String::from));
+    args.extend(LIMITS.map(String::from));
+    let command = format!("{} {}", bin.display(), args.join(" "));
     let mut dev = DevRun {
-        child: Command::new(BIN)
-            .args([
-                "dev",
-                "-c",
-                "chat/wsdeploy.yaml",
-                "--port",
-                "0",
-                "--output",
-                "json",
-            ])
-            .args(LIMITS)
+        child: Command::new(&bin)
+            .args(&args)
             .current_dir(&dir)
             .env("WSDEPLOY_CACHE_DIR", cache())
             .env("NO_COLOR", "1")
@@ -100,9 +166,10 @@ fn two_users_chat_in_chromium_through_the_example() {
             .spawn()
             .unwrap(),
         dir: dir.clone(),
+        command: command.clone(),
     };
-    // A first run installs the example's packages (npm's cache makes it quick after).
-    let report = || dev_output(&dir);
+    // A first run compiles the functions and installs the example's packages (cached after).
+    let report = || dev_output(&dir, &command);
     wait_ready(
         &mut dev.child,
         &dir.join("dev.err"),
@@ -114,7 +181,7 @@ fn two_users_chat_in_chromium_through_the_example() {
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", dev.output()));
     assert_eq!(doc["open"], url.as_str(), "{}", dev.output());
     // The secrets went to the backend's file only, 0600.
-    let backend_env = dir.join("chat/.env");
+    let backend_env = dir.join(CHAT).join(".env");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&backend_env)

@@ -22,13 +22,15 @@ mod conformance;
 mod deploy;
 /// `wsdeploy dev` end to end: gateway, `@connections`, the real Lambda binaries, a real backend.
 mod dev;
+/// The README and the guide in docs/: links and anchors resolve, every page is reachable, the README stays short.
+mod docs;
 /// The stage on its own domain: certificate, domain name, mapping, DNS record.
 mod domain;
 /// Env files read back exactly by dotenvy, Node and python-dotenv.
 mod envfile;
 /// The deploy identity tries every way to become more than it needs: refused, or capped by the boundary.
 mod escalation;
-/// The chat example in headless Chromium.
+/// The chat example in headless Chromium, started with the README's first command.
 mod example;
 /// `wsdeploy init`: what it writes, and what it refuses to overwrite.
 mod init;

@@ -198,7 +198,7 @@ fn pack_npm(dist: &Path, work: &Path) -> Vec<PathBuf> {
 fn report(dir: &Path) -> String {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
     format!(
-        "command: (cd {} && npx wsdeploy dev -c chat/wsdeploy.yaml --port 0 --output json)\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        "command: (cd {} && npx wsdeploy dev -c examples/chat/wsdeploy.yaml --port 0 --output json)\n--- stdout ---\n{}\n--- stderr ---\n{}",
         dir.display(),
         read("dev.out"),
         read("dev.err")
@@ -260,7 +260,7 @@ async fn npx_wsdeploy_installs_from_tarballs_and_runs_dev_with_no_toolchain() {
             "wsdeploy",
             "dev",
             "-c",
-            "chat/wsdeploy.yaml",
+            "examples/chat/wsdeploy.yaml",
             "--port",
             "0",
             "--output",

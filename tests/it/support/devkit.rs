@@ -372,15 +372,18 @@ pub(crate) fn signal(pids: &[String], sig: &str) {
 
 /// A copy of `examples/chat` in `dir/chat`, leaving out every entry named in `skip`, its backend moved to a free
 /// port (dev gives `backend.url`'s port to the example as PORT). Returns that port.
+/// Where the chat example is, in the repository and in a test's copy of it (so that the README's paths hold there).
+pub(crate) const CHAT: &str = "examples/chat";
+
 pub(crate) fn chat_example(dir: &Path, skip: &[&str]) -> u16 {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    crate::support::util::copy_tree(&root.join("examples/chat"), &dir.join("chat"), skip);
+    crate::support::util::copy_tree(&root.join(CHAT), &dir.join(CHAT), skip);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let config = dir.join("chat/wsdeploy.yaml");
+    let config = dir.join(CHAT).join("wsdeploy.yaml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("http://127.0.0.1:3000"), "{text}");
     std::fs::write(
