@@ -2,12 +2,13 @@
 
 use crate::support::util::{fixtures, wsdeploy};
 
-const VERBS: [&str; 14] = [
+const VERBS: [&str; 17] = [
     "init",
     "validate",
     "plan",
     "up",
     "policy",
+    "bootstrap",
     "teardown",
     "outputs",
     "send",
@@ -17,6 +18,8 @@ const VERBS: [&str; 14] = [
     "cost",
     "status",
     "logs",
+    "conformance",
+    "build",
 ];
 
 fn two_stage_app() -> tempfile::TempDir {
@@ -240,6 +243,56 @@ async fn output_to_a_closed_pipe_ends_quietly_and_to_a_full_disk_fails_plainly()
             "a full disk fails with exit 1 and one sentence",
         );
     }
+}
+
+/// Every verb's `--help`, as a person reads it (and the top level's): a changed flag or sentence shows in review.
+#[test]
+fn every_verbs_help_reads_as_it_did() {
+    let dir = fixtures();
+    let top = wsdeploy(&dir, &["--help"]).expect(0).stdout;
+    insta::assert_snapshot!("help", top);
+    for verb in VERBS {
+        let own = wsdeploy(&dir, &[verb, "--help"]).expect(0).stdout;
+        insta::with_settings!({ description => format!("wsdeploy {verb} --help"), omit_expression => true }, {
+            insta::assert_snapshot!(format!("help_{verb}"), own);
+        });
+    }
+}
+
+/// What `policy` prints, as the person who attaches it reads it: the boundary, and the deploy policy of a stage as
+/// the managed policies `--out-dir` writes. A permission added or widened shows in review.
+#[test]
+fn policy_documents_read_as_they_did() {
+    let app = two_stage_app();
+    let account = ["--account", "123456789012"];
+    let boundary = wsdeploy(
+        app.path(),
+        &[&["policy", "--boundary"][..], &account].concat(),
+    )
+    .expect(0);
+    insta::assert_snapshot!("policy_boundary", boundary.stdout);
+    let out = app.path().join("deploy-policy");
+    let args = [
+        &["policy", "-s", "prod", "--out-dir"][..],
+        &[out.to_str().unwrap()],
+        &account,
+    ]
+    .concat();
+    let run = wsdeploy(app.path(), &args).expect(0);
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let mut shown = run.stdout.replace(app.path().to_str().unwrap(), "<app>");
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy();
+        shown.push_str(&format!(
+            "\n--- {name} ---\n{}",
+            std::fs::read_to_string(f).unwrap()
+        ));
+    }
+    insta::assert_snapshot!("policy_prod", shown);
 }
 
 /// `validate`'s summary, as a person reads it (snapshot in `tests/it/snapshots/`).

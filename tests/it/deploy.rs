@@ -642,6 +642,22 @@ async fn two_stages_live_side_by_side() {
         .expect(0)
         .json();
     assert_eq!(out["api_id"], prod["api_id"]);
+    let api = prod["api_id"].as_str().unwrap();
+    let text = app.run(&["outputs", "-s", "prod"]).expect(0).stdout;
+    // The ids AWS chose differ from run to run; the layout and everything else is the same.
+    let key_line = |l: &str| l.trim_start().starts_with("access_key_id");
+    let text: Vec<String> = text
+        .replace(api, "<api-id>")
+        .lines()
+        .map(|l| {
+            if key_line(l) {
+                "  access_key_id        <access-key-id>".into()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    insta::assert_snapshot!("outputs_text", text.join("\n"));
     let noop = app
         .run(&["plan", "-s", "prod", "--output", "json"])
         .expect(0)
@@ -935,8 +951,10 @@ async fn status_names_each_problem_with_its_fix() {
     );
     app.run(&["up", "--setup-account-logging", "--yes"])
         .expect(0);
+    insta::assert_snapshot!("status_without_account_logging", unlogged.stdout);
     let healthy = app.run(&["status"]).expect(0);
     healthy.check(healthy.stdout.contains("is healthy"), "healthy after up");
+    insta::assert_snapshot!("status_healthy", healthy.stdout);
 
     let conf = crate::support::moto::sdk_config_at(&proxy.endpoint).await;
     aws_sdk_lambda::Client::new(&conf)
@@ -967,6 +985,10 @@ async fn status_names_each_problem_with_its_fix() {
     ] {
         broken.check(broken.stdout.contains(line), line);
     }
+    insta::assert_snapshot!(
+        "status_broken",
+        broken.stdout.replace(&key, "<access-key-id>")
+    );
     // The report, then the error document, as every verb that fails with --output json.
     let out = app.run(&["status", "--output", "json"]).expect(1).stdout;
     let json: Value = serde_json::Deserializer::from_str(&out)

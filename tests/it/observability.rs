@@ -252,6 +252,7 @@ async fn logs_follow_one_connection_through_the_api_and_the_functions() {
         .lines()
         .map(|l| l.split_once(' ').unwrap().1.to_string())
         .collect();
+    insta::assert_snapshot!("logs_one_connection", lines.join("\n"));
     assert_eq!(
         lines,
         [
@@ -411,6 +412,7 @@ async fn status_shows_the_last_hours_metrics() {
         text.stdout.contains("Last hour:\n  API          12 connections, 340 messages, 2 client errors\n  chat-dev-connect  12 invocations, 0 errors, p99 45 ms"),
         "the last hour in a few lines",
     );
+    insta::assert_snapshot!("status_with_the_last_hour", text.stdout);
     let hits = proxy.layer().hits();
     assert!(
         hits.contains_key("CloudWatch percentile computed by the layer"),
@@ -436,6 +438,7 @@ async fn status_shows_the_last_hours_metrics() {
             && degraded.stdout.contains("cloudwatch:GetMetricData"),
         "health, then what could not be read and why",
     );
+    insta::assert_snapshot!("status_degraded", degraded.stdout);
     let json = app.run(&["status", "--output", "json"]).expect(0).json();
     assert_eq!(json["healthy"], true);
     assert!(json["last_hour"].is_null());
