@@ -15,31 +15,60 @@ use super::Context;
 /// keys, 410 after close and the SigV4 refusals. Reads the stage's env files; needs a token your backend accepts.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  wsdeploy conformance --local --token \"$(node scripts/dev-token.js)\"\n  WSDEPLOY_CONFORMANCE_TOKEN=… wsdeploy conformance -s prod\n\nExit codes: 0 every behaviour passed (or was skipped, with the reason), 1 one or more failed."
+    after_help = "Examples:\n  WSDEPLOY_CONFORMANCE_TOKEN=\"$(node scripts/dev-token.js)\" wsdeploy conformance --local\n  wsdeploy conformance -s prod --token-file ~/.config/chat/test-token\n\nThe token is never a flag's value: other users of the machine can read a process's arguments.\n\nExit codes: 0 every behaviour passed (or was skipped, with the reason), 1 one or more failed."
 )]
 pub struct Args {
-    /// A token your backend accepts on the `auth` route.
-    #[arg(
-        long,
-        env = "WSDEPLOY_CONFORMANCE_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub token: String,
+    /// A file holding a token your backend accepts on the `auth` route (`-` reads it from standard input);
+    /// without it, the environment variable WSDEPLOY_CONFORMANCE_TOKEN holds it.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// Refused: a token in the command line is visible to every user of the machine (`ps`).
+    #[arg(long, hide = true, value_name = "TOKEN")]
+    pub token: Option<String>,
     /// The stage `wsdeploy dev` runs on this machine, instead of a deployed one.
     #[arg(long, conflicts_with = "stage")]
     pub local: bool,
 }
 
+/// The variable that holds the token when no file does.
+const TOKEN_VAR: &str = "WSDEPLOY_CONFORMANCE_TOKEN";
+
+impl Args {
+    /// The token, from the file or the environment; never from the command line.
+    fn token(&self) -> Result<String> {
+        if self.token.is_some() {
+            return Err(Error::usage(format!(
+                "--token puts the token in the command line, where every user of this machine can read it: \
+                 set {TOKEN_VAR} or pass --token-file FILE instead"
+            )));
+        }
+        let token = match &self.token_file {
+            Some(path) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())
+                .context("cannot read the token from standard input")?,
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token from {}", path.display()))?,
+            None => std::env::var(TOKEN_VAR).unwrap_or_default(),
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err(Error::usage(format!(
+                "conformance needs a token your backend accepts: set {TOKEN_VAR} or pass --token-file FILE"
+            )));
+        }
+        Ok(token)
+    }
+}
+
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
+        let token = self.token()?;
         let config = ctx.load_config()?;
         let stage = if self.local {
             config.local_stage()
         } else {
             config.stage(ctx.global.stage.as_deref())?.clone()
         };
-        let target = target(&stage, self.token)?;
+        let target = target(&stage, token)?;
         let outcomes = conformance::run(&target).await;
         let passed = count(&outcomes, Verdict::Passed);
         let failed = count(&outcomes, Verdict::Failed);

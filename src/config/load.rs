@@ -36,6 +36,8 @@ pub enum ConfigError {
     Stage(String),
     #[error("{} is {bytes} bytes; a wsdeploy config is a few kilobytes and at most {MAX_FILE_BYTES}: is this the right file?", path.display())]
     TooLarge { path: PathBuf, bytes: u64 },
+    #[error("{} is not a regular file (a FIFO, a device or a directory): point -c at the config file itself", path.display())]
+    NotAFile { path: PathBuf },
 }
 
 /// Most errors a single file can produce before we stop looking; each drop-and-retry round finds one.
@@ -48,14 +50,7 @@ pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 const MAX_FLOW_DEPTH: usize = 32;
 
 pub(crate) fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
-    let size = std::fs::metadata(path).map_or(0, |m| m.len());
-    if size > MAX_FILE_BYTES {
-        return Err(ConfigError::TooLarge {
-            path: path.to_path_buf(),
-            bytes: size,
-        });
-    }
-    let source = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    let failed = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => ConfigError::NotFound {
             path: path.to_path_buf(),
         },
@@ -63,8 +58,50 @@ pub(crate) fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
             path: path.to_path_buf(),
             source: e,
         },
-    })?;
+    };
+    // Only a regular file, read at most to the cap: a FIFO would block the open, and `/dev/zero` or a `/proc` file
+    // reports a size of 0 while having no end. The path is looked at before opening it, and the opened file again
+    // (it may have been swapped in between; non-blocking, so that a FIFO swapped in cannot hold the open).
+    let not_a_file = || ConfigError::NotAFile {
+        path: path.to_path_buf(),
+    };
+    if !std::fs::metadata(path).map_err(failed)?.is_file() {
+        return Err(not_a_file());
+    }
+    let file = open_nonblocking(path).map_err(failed)?;
+    let meta = file.metadata().map_err(failed)?;
+    if !meta.is_file() {
+        return Err(not_a_file());
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_FILE_BYTES) as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(failed)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+            bytes: meta.len().max(bytes.len() as u64),
+        });
+    }
+    let source = String::from_utf8(bytes)
+        .map_err(|e| failed(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     Ok(parse(path, source))
+}
+
+#[cfg(unix)]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nonblocking(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
 
 /// Parses `source` as the file at `path`. Never fails: problems are in the returned report.

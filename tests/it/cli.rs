@@ -350,6 +350,28 @@ fn cost_itemizes_a_month_of_the_expected_load() {
     );
 }
 
+/// Only a regular file is read as a config: a device without end (`/dev/zero`) and a FIFO no one writes to (which
+/// would block the open) are refused at once, exit 2, with what to point -c at instead.
+#[test]
+fn a_config_that_is_not_a_regular_file_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("wsdeploy.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    for path in ["/dev/zero", fifo.to_str().unwrap()] {
+        let run = wsdeploy(dir.path(), &["validate", "-c", path]).expect(2);
+        run.check(
+            run.stderr.contains(&format!(
+                "{path} is not a regular file (a FIFO, a device or a directory): point -c at the config file itself"
+            )),
+            "refused, with what to do",
+        );
+    }
+}
+
 /// A file too large to be a config, or nested far too deep, is refused before any YAML parser reads it: quickly,
 /// with a sentence, exit 2.
 #[test]

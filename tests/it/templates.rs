@@ -478,8 +478,8 @@ fn the_nestjs_replay_table_keeps_one_sequence_per_user_across_instances() {
 }
 
 /// The NestJS guard, compiled with the real packages and run: it looks at the signature before anything else, so
-/// an unsigned call is a 401 even where the app's own set-up would fail (no raw body), never a 500; and its
-/// verifier gives the reference vectors' verdicts.
+/// an unsigned call is a 401 even where the app's own set-up would fail (no raw body), and a signed one on a body
+/// Nest did not keep raw is a 401 too, never a 500; and its verifier gives the reference vectors' verdicts.
 #[test]
 fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
     let nest = root().join("templates/nestjs");
@@ -498,6 +498,7 @@ fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
         console.log(JSON.stringify({\n\
           unsigned_without_raw_body: call('POST', {}, undefined),\n\
           malformed: call('POST', { 'x-wsdeploy-signature': 't=1,v1=zz' }, Buffer.from('{}')),\n\
+          signed_without_raw_body: call('POST', { 'x-wsdeploy-signature': 't=' + Math.floor(Date.now() / 1000) + ',v2=' + '0'.repeat(64) }, undefined),\n\
           wrong: call('DELETE', { 'x-wsdeploy-signature': 't=' + Math.floor(Date.now() / 1000) + ',v2=' + '0'.repeat(64) }, undefined),\n\
         }));";
     let (ok, out) = run(Command::new("node")
@@ -512,7 +513,7 @@ fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
         .unwrap_or_default();
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_default(),
-        serde_json::json!({ "unsigned_without_raw_body": 401, "malformed": 401, "wrong": 401 }),
+        serde_json::json!({ "unsigned_without_raw_body": 401, "signed_without_raw_body": 401, "malformed": 401, "wrong": 401 }),
         "{out}"
     );
     assert_agrees_with_the_reference_vectors(&guard, Some(&nest.join("node_modules")));

@@ -23,18 +23,25 @@ pub fn reply(status: i64, body: serde_json::Value) -> ApiGatewayProxyResponse {
     r
 }
 
-/// JSON lines on stdout, which Lambda sends to CloudWatch Logs. Level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+/// JSON lines on stdout, which Lambda sends to CloudWatch Logs. Level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`,
+/// under [`raw_data_clamp`], which no directive of theirs can widen.
 pub fn init_logging() {
+    use tracing_subscriber::filter::FilterExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
+    let asked = tracing_subscriber::EnvFilter::try_new(level.to_lowercase())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let layer = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(&level)))
         .with_target(false)
         .with_current_span(false)
         .with_ansi(false)
-        .try_init();
+        .with_filter(asked.and(raw_data_clamp()));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 /// Libraries that see raw events (the user's token in an `auth` message) or raw requests (the `Authorization`
@@ -50,16 +57,15 @@ const RAW_DATA_TARGETS: [&str; 8] = [
     "rustls",
 ];
 
-/// The filter for a requested `level`: as asked, but a debug or trace level leaves [`RAW_DATA_TARGETS`] at `info`,
-/// so that no log level prints a token or the signing secret.
-pub fn log_filter(level: &str) -> String {
-    let level = level.to_lowercase();
-    if !(level.contains("debug") || level.contains("trace")) {
-        return level;
-    }
-    RAW_DATA_TARGETS
-        .iter()
-        .fold(level, |f, target| format!("{f},{target}=info"))
+/// [`RAW_DATA_TARGETS`] and every module under them at `info` at most, everything else as asked. A second filter
+/// that must also agree, not a directive appended to the asked one: `EnvFilter` lets the most specific directive
+/// win, so `lambda_runtime::layers=trace` would outrank an appended `lambda_runtime=info` and print raw events.
+pub fn raw_data_clamp() -> tracing_subscriber::filter::Targets {
+    RAW_DATA_TARGETS.iter().fold(
+        tracing_subscriber::filter::Targets::new()
+            .with_default(tracing_subscriber::filter::LevelFilter::TRACE),
+        |t, target| t.with_target(*target, tracing_subscriber::filter::LevelFilter::INFO),
+    )
 }
 
 /// Runs `handler` under the Lambda Runtime API (`AWS_LAMBDA_RUNTIME_API`), with settings read once at start-up.

@@ -101,8 +101,15 @@ export class LambdaSignatureGuard implements CanActivate {
       this.logger.warn(`refused ${req.method} ${req.originalUrl}: missing or malformed X-Wsdeploy-Signature header`);
       throw new UnauthorizedException('invalid signature');
     }
+    // A signed call whose raw body Nest did not keep cannot be verified: refused like any unverifiable call (a
+    // 500 here would let anyone with a well-formed header make the backend fail), and said loudly, since every such
+    // call is refused until the app is created with `{ rawBody: true }`.
     if (req.method !== 'DELETE' && req.rawBody === undefined) {
-      throw new Error('no raw body to verify: create the app with NestFactory.create(AppModule, { rawBody: true })');
+      this.logger.error(
+        `refused ${req.method} ${req.originalUrl}: no raw body to verify the signature over: ` +
+          'create the app with NestFactory.create(AppModule, { rawBody: true })',
+      );
+      throw new UnauthorizedException('invalid signature');
     }
     const verdict = verifySignature(
       [this.options.signingSecret, this.options.previousSigningSecret],
