@@ -49,8 +49,7 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> a
 
 /// Whether git would ignore `path` (`None` when it is not in a git work tree or git is not installed).
 pub(crate) fn git_ignores(path: &Path) -> Option<bool> {
-    let dir = path.parent().filter(|d| d.is_dir())?;
-    let name = path.file_name()?;
+    let (dir, name) = folder_and_name(path)?;
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -64,6 +63,38 @@ pub(crate) fn git_ignores(path: &Path) -> Option<bool> {
     match out.code() {
         Some(0) => Some(true),
         Some(1) => Some(false),
+        _ => None,
+    }
+}
+
+/// The folder git runs in for `path`, and its name there. A bare name (`.env`, as a config in the current folder
+/// resolves it) is in the current folder: its parent is the empty path, which is no directory.
+fn folder_and_name(path: &Path) -> Option<(&Path, &std::ffi::OsStr)> {
+    let dir = match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new("."),
+        Some(d) => d,
+        None => return None,
+    };
+    Some((dir, path.file_name()?)).filter(|(d, _)| d.is_dir())
+}
+
+/// Whether git tracks `path` (it is in the index of the repository around it); `None` outside a repository or
+/// without git.
+pub(crate) fn git_tracks(path: &Path) -> Option<bool> {
+    let (dir, name) = folder_and_name(path)?;
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["ls-files", "--error-unmatch", "--"])
+        .arg(name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    // 0: tracked, 1: not tracked (or not a repository: told apart below).
+    match out.code() {
+        Some(0) => Some(true),
+        Some(1) if git_ignores(path).is_some() => Some(false),
         _ => None,
     }
 }

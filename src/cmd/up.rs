@@ -32,6 +32,10 @@ pub struct Args {
     /// deployment to finish (a new access key is still written only once AWS accepts it).
     #[arg(long)]
     pub no_wait: bool,
+    /// Write the backend's secrets even into an env file git tracks (refused otherwise: the next commit would put
+    /// the keys in the repository's history).
+    #[arg(long)]
+    pub allow_tracked_env: bool,
 }
 
 /// What `up` did, for the report.
@@ -50,6 +54,8 @@ struct Done {
 impl Args {
     pub async fn run(self, ctx: &Context) -> Result<()> {
         let started = Instant::now();
+        // Before anything is read or made: a key made and then not written would be lost.
+        self.refuse_a_tracked_env_file(ctx)?;
         let s = ctx.session().await?;
         if s.stage.credentials == CredentialsMode::IamUser
             && s.stage.env.backend.is_none()
@@ -125,6 +131,31 @@ impl Args {
             }
         }
         Ok(())
+    }
+
+    /// The backend's env file receives an access key and the signing secret: not into a file git tracks, where the
+    /// next commit publishes them, unless `--allow-tracked-env` says the repository is meant to hold them.
+    fn refuse_a_tracked_env_file(&self, ctx: &Context) -> Result<()> {
+        // Its warnings are shown once, by the session that follows.
+        let config = crate::config::Config::load(&ctx.global.config, &ctx.overrides())?;
+        let stage = config.stage(ctx.global.stage.as_deref())?;
+        let Some(b) = &stage.env.backend else {
+            return Ok(());
+        };
+        if self.allow_tracked_env || crate::fsutil::git_tracks(&b.file) != Some(true) {
+            return Ok(());
+        }
+        let name = b
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Err(Error::usage(format!(
+            "{} is tracked by git, and `up` writes the backend's access key and signing secret into it: the next \
+             commit would publish them. Stop tracking it (`git rm --cached {name}` in its folder, and add `{name}` \
+             to .gitignore), or pass --allow-tracked-env if the repository is meant to hold them",
+            b.file.display()
+        )))
     }
 
     /// Applies the plan in two parts: everything, then the env files, then what must wait until they hold the new

@@ -588,3 +588,55 @@ async fn a_first_up_with_a_managed_policy_deploys_from_nothing() {
     app.run(&["teardown", "--yes"]).expect(0);
     assert!(crate::deploy::leftovers(&conf, "chat-dev").await.is_empty());
 }
+
+/// `up` writes the backend's access key and signing secret into its env file: never into one git tracks (the next
+/// commit would publish them) unless `--allow-tracked-env` says so, and it refuses before anything is made, so that
+/// no key is created only to be lost.
+#[test]
+fn up_refuses_to_write_secrets_into_an_env_file_git_tracks() {
+    use crate::support::util::wsdeploy;
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path();
+    std::fs::write(
+        app.join("wsdeploy.yaml"),
+        "project: chat\nregion: eu-west-3\nbackend: { url: 'https://api.example.com' }\nenv: { backend: { file: .env } }\n",
+    )
+    .unwrap();
+    std::fs::write(app.join(".env"), "PORT=3000\n").unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(app)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", ".env"]);
+    // Nothing answers there: a run that got past the check would fail reaching AWS (exit 1), not exit 2.
+    let nowhere = [("AWS_ENDPOINT_URL", "http://127.0.0.1:9".to_string())];
+    let refused = wsdeploy(app, &["up"]).envs(nowhere.clone()).expect(2);
+    refused.check(
+        refused.stderr.contains(".env is tracked by git, and `up` writes the backend's access key and signing secret into it")
+            && refused.stderr.contains("`git rm --cached .env`")
+            && refused.stderr.contains("--allow-tracked-env"),
+        "refused with how to stop tracking it, or the flag",
+    );
+    let allowed = wsdeploy(app, &["up", "--allow-tracked-env"])
+        .envs(nowhere.clone())
+        .run();
+    allowed.check(
+        allowed.code == 1 && !allowed.stderr.contains("is tracked by git"),
+        "the flag lets it through to AWS",
+    );
+    git(&["rm", "-q", "--cached", ".env"]);
+    let untracked = wsdeploy(app, &["up"]).envs(nowhere).run();
+    untracked.check(
+        untracked.code == 1 && !untracked.stderr.contains("is tracked by git"),
+        "an untracked env file is written as before",
+    );
+}
