@@ -9,6 +9,11 @@
     allow(dead_code, unused_imports, unreachable_pub)
 )]
 
+/// The items only the default build has (the `aws` feature: the SDK and the verbs that call AWS).
+macro_rules! aws_only {
+    ($($item:item)*) => { $( #[cfg(feature = "aws")] $item )* };
+}
+
 pub mod cli;
 mod cloud;
 mod cmd;

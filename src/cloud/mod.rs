@@ -5,30 +5,18 @@
 mod args;
 pub(crate) use args::AwsArgs;
 
-#[cfg(feature = "aws")]
-mod client;
-#[cfg(feature = "aws")]
-pub(crate) use client::*;
-
-#[cfg(feature = "aws")]
-pub(crate) mod account;
-#[cfg(feature = "aws")]
-pub(crate) mod apigw;
-#[cfg(feature = "aws")]
-pub(crate) mod apply;
-#[cfg(feature = "aws")]
-pub(crate) mod bootstrap;
-#[cfg(feature = "aws")]
-pub(crate) mod domain;
-#[cfg(feature = "aws")]
-pub(crate) mod iam;
-#[cfg(feature = "aws")]
-pub(crate) mod kms;
-#[cfg(feature = "aws")]
-pub(crate) mod lambda;
-#[cfg(feature = "aws")]
-pub(crate) mod logs;
-#[cfg(feature = "aws")]
-pub(crate) mod metrics;
-#[cfg(feature = "aws")]
-pub(crate) mod observe;
+aws_only! {
+    mod client;
+    pub(crate) use client::*;
+    pub(crate) mod account;
+    pub(crate) mod apigw;
+    pub(crate) mod apply;
+    pub(crate) mod bootstrap;
+    pub(crate) mod domain;
+    pub(crate) mod iam;
+    pub(crate) mod kms;
+    pub(crate) mod lambda;
+    pub(crate) mod logs;
+    pub(crate) mod metrics;
+    pub(crate) mod observe;
+}

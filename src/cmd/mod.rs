@@ -1,33 +1,24 @@
 //! One module per verb: a clap `Args` struct with an `async fn run`.
 
-#[cfg(feature = "aws")]
-pub(crate) mod bootstrap;
+aws_only! {
+    pub(crate) mod bootstrap;
+    pub(crate) mod conformance;
+    pub(crate) mod logs;
+    pub(crate) mod outputs;
+    pub(crate) mod plan;
+    pub(crate) mod policy;
+    pub(crate) mod send;
+    pub(crate) mod session;
+    pub(crate) mod status;
+    pub(crate) mod teardown;
+    pub(crate) mod up;
+}
 pub(crate) mod build;
 pub(crate) mod completions;
-#[cfg(feature = "aws")]
-pub(crate) mod conformance;
 pub(crate) mod cost;
 pub(crate) mod dev;
 pub(crate) mod init;
-#[cfg(feature = "aws")]
-pub(crate) mod logs;
-#[cfg(feature = "aws")]
-pub(crate) mod outputs;
-#[cfg(feature = "aws")]
-pub(crate) mod plan;
-#[cfg(feature = "aws")]
-pub(crate) mod policy;
 pub(crate) mod schema;
-#[cfg(feature = "aws")]
-pub(crate) mod send;
-#[cfg(feature = "aws")]
-pub(crate) mod session;
-#[cfg(feature = "aws")]
-pub(crate) mod status;
-#[cfg(feature = "aws")]
-pub(crate) mod teardown;
-#[cfg(feature = "aws")]
-pub(crate) mod up;
 pub(crate) mod validate;
 
 use std::path::PathBuf;
