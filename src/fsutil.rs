@@ -91,10 +91,10 @@ pub(crate) fn git_tracks(path: &Path) -> Option<bool> {
         .stderr(std::process::Stdio::null())
         .status()
         .ok()?;
-    // 0: tracked, 1: not tracked (or not a repository: told apart below).
+    // 0: tracked, 1: not tracked, 128: not a repository.
     match out.code() {
         Some(0) => Some(true),
-        Some(1) if git_ignores(path).is_some() => Some(false),
+        Some(1) => Some(false),
         _ => None,
     }
 }

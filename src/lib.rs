@@ -18,11 +18,13 @@ pub mod cli;
 mod cloud;
 mod cmd;
 mod config;
-#[cfg(feature = "aws")]
-mod conformance;
+aws_only! {
+    mod conformance;
+}
 mod cost;
-#[cfg(feature = "aws")]
-mod deploy;
+aws_only! {
+    mod deploy;
+}
 mod dev;
 pub mod envfile;
 mod error;

@@ -50,6 +50,7 @@ pub(crate) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 const MAX_FLOW_DEPTH: usize = 32;
 
 pub(crate) fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
+    use std::io::Read as _;
     let failed = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => ConfigError::NotFound {
             path: path.to_path_buf(),
@@ -74,11 +75,9 @@ pub(crate) fn read(path: &Path) -> Result<(ConfigFile, Report), ConfigError> {
         return Err(not_a_file());
     }
     let mut bytes = Vec::with_capacity(meta.len().min(MAX_FILE_BYTES) as usize);
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
-        &mut bytes,
-    )
-    .map_err(failed)?;
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(ConfigError::TooLarge {
             path: path.to_path_buf(),

@@ -39,6 +39,16 @@ pub(crate) enum PlanError {
     },
 }
 
+/// `Ok` when the thing carries this stage's tags; otherwise the error that stops the plan (or the teardown) before
+/// anything is changed.
+pub(super) fn owned(d: &Desired, tags: &Tags, what: &'static str, name: &str) -> Result<(), PlanError> {
+    if d.owns(tags) {
+        Ok(())
+    } else {
+        Err(foreign(what, name, tags))
+    }
+}
+
 fn foreign(kind: &'static str, name: &str, tags: &Tags) -> PlanError {
     PlanError::Foreign {
         kind,
@@ -162,9 +172,7 @@ fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), Pl
         }
         return Ok(());
     };
-    if !d.owns(&k.tags) {
-        return Err(foreign("KMS key", &d.names.env_key_alias, &k.tags));
-    }
+    owned(d, &k.tags, "KMS key", &d.names.env_key_alias)?;
     let id = k.id.clone();
     if d.env_key != EnvKey::Stage {
         a.push(DeleteEnvKey {
@@ -193,9 +201,7 @@ fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), Pl
 /// Live keys of the stage beside the one it keeps: scheduled for deletion, as a duplicate API is deleted.
 fn retire_stray_keys(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     for k in &o.stray_env_keys {
-        if !d.owns(&k.tags) {
-            return Err(foreign("KMS key", &k.id, &k.tags));
-        }
+        owned(d, &k.tags, "KMS key", &k.id)?;
         if k.state != KmsKeyState::PendingDeletion {
             a.push(Action::DeleteEnvKey {
                 id: k.id.clone(),
@@ -349,9 +355,7 @@ fn plan_functions(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), 
     // Functions no route uses any more, with their log groups.
     for (name, of) in &o.functions {
         if !d.functions.iter().any(|f| &f.name == name) {
-            if !d.owns(&of.tags) {
-                return Err(foreign("Lambda function", name, &of.tags));
-            }
+            owned(d, &of.tags, "Lambda function", name)?;
             a.push(DeleteFunction { name: name.clone() });
             let group = Desired::log_group(name);
             if o.log_groups.contains_key(&group) {
@@ -724,16 +728,6 @@ pub(crate) fn plan_teardown(d: &Desired, o: &Observed) -> Result<Vec<Action>, Pl
     teardown_env_key(d, o, &mut a)?;
     a.sort_by_key(Action::phase);
     Ok(a)
-}
-
-/// `Ok` when the thing carries this stage's tags; otherwise the error that stops the teardown before anything is
-/// deleted.
-fn owned(d: &Desired, tags: &Tags, what: &'static str, name: &str) -> Result<(), PlanError> {
-    if d.owns(tags) {
-        Ok(())
-    } else {
-        Err(foreign(what, name, tags))
-    }
 }
 
 /// The API (each copy a concurrent run left) and its execution log group, named after its id.

@@ -1,7 +1,7 @@
 //! The plan's steps for the stage's own domain (`domain:`): its certificate, domain name, API mapping and DNS
 //! record, as (desired, observed) -> actions like the other steps.
 
-use super::{foreign, Action, PlanError};
+use super::{foreign, owned, Action, PlanError};
 use crate::deploy::state::{ApiObs, Desired, MappingObs, Observed};
 
 /// The stage's own domain: a regional domain name with the certificate that covers it, mapped to this stage at its
@@ -138,9 +138,7 @@ pub(super) fn teardown_domain(
         return Ok(());
     };
     let name = want.name.clone();
-    if !d.owns(&dom.tags) {
-        return Err(foreign("domain name", &name, &dom.tags));
-    }
+    owned(d, &dom.tags, "domain name", &name)?;
     if let (Some(zone), Some(r)) = (&o.zone, &o.record) {
         if r.points_at(&dom.target) {
             a.push(Action::DeleteRecord {
