@@ -49,6 +49,9 @@ pub(crate) const REPLY_NO_ROUTE: &str = "Forbidden";
 pub(crate) const REPLY_INTEGRATION_FAILED: &str = "Internal server error";
 /// The reply when the integration does not answer within `INTEGRATION_TIMEOUT_S`.
 pub(crate) const REPLY_INTEGRATION_TIMEOUT: &str = "Endpoint request timed out";
+/// The reply to a message dropped because its route (here: its socket) is throttled, 429's reason phrase
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-protect.html>).
+pub(crate) const REPLY_THROTTLED: &str = "Too Many Requests";
 /// `@connections` on a connection that is closed (from the moment it closes): 410 with this error type.
 pub(crate) const ERROR_GONE: &str = "GoneException";
 /// `@connections` refusals, each 403: no signature, a malformed one, an unknown key, a wrong or expired signature.

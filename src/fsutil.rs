@@ -67,6 +67,36 @@ pub(crate) fn git_ignores(path: &Path) -> Option<bool> {
     }
 }
 
+/// Adds `path`'s name (anchored: `/.env.dev`) to the `.gitignore` of its folder, creating it if need be, and
+/// returns that file. A `.gitignore` whose last line has no newline gets one first.
+pub(crate) fn ignore_in_git(path: &Path) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    let (dir, name) = folder_and_name(path).context("a file without a folder")?;
+    let ignore = dir.join(".gitignore");
+    let mut text = match std::fs::read_to_string(&ignore) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", ignore.display())),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    // Glob characters matched literally, as gitignore(5) escapes them.
+    let literal: String = name
+        .to_string_lossy()
+        .chars()
+        .flat_map(|c| {
+            matches!(c, '*' | '?' | '[' | '\\')
+                .then_some('\\')
+                .into_iter()
+                .chain([c])
+        })
+        .collect();
+    text.push_str(&format!("/{literal}\n"));
+    write_atomic(&ignore, text.as_bytes(), None)?;
+    Ok(ignore)
+}
+
 /// The folder git runs in for `path`, and its name there. A bare name (`.env`, as a config in the current folder
 /// resolves it) is in the current folder: its parent is the empty path, which is no directory.
 fn folder_and_name(path: &Path) -> Option<(&Path, &std::ffi::OsStr)> {

@@ -41,17 +41,54 @@ pub(crate) fn line(e: &Event, colour: Colour) -> String {
     )
 }
 
-/// The event's text without time or source: what `dev` prints after a function's name.
+/// The event's text without time or source: what `dev` prints after a function's name. Every value in it went
+/// through `printable` before any colour was added.
 pub(crate) fn text(source: &str, message: &str, colour: Colour) -> String {
     let message = message.trim_end();
     match serde_json::from_str::<Value>(message) {
-        Ok(Value::Object(o)) if source.starts_with("api") && o.contains_key("eventType") => {
+        Ok(Value::Object(mut o)) if source.starts_with("api") && o.contains_key("eventType") => {
+            o.values_mut().for_each(make_printable);
             access(&o, colour)
         }
-        Ok(Value::Object(o)) if o.contains_key("level") && o.contains_key("fields") => {
+        Ok(Value::Object(mut o)) if o.contains_key("level") && o.contains_key("fields") => {
+            o.values_mut().for_each(make_printable);
             function(&o, colour)
         }
-        _ => message.to_string(),
+        _ => printable(message).into_owned(),
+    }
+}
+
+/// `s` with its control characters (C0, DEL, C1) and the bidirectional overrides written as `\u{1b}`: a log line
+/// holds what clients chose (a close reason, a User-Agent, an error a backend echoed), and printed raw an escape
+/// sequence in it would drive the reader's terminal (move the cursor, rewrite earlier lines, set the title), and a
+/// bidi override would show text other than what is there.
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+fn make_printable(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(p) = printable(s) {
+                *s = p;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(make_printable),
+        Value::Object(o) => o.values_mut().for_each(make_printable),
+        _ => {}
     }
 }
 
@@ -184,5 +221,24 @@ mod tests {
             text("connect", report, Colour::Off),
             "REPORT RequestId: 1 Duration: 2.1 ms"
         );
+    }
+
+    /// What a client chose reaches the reader's terminal as text, never as the escape sequence it spells.
+    #[test]
+    fn control_characters_from_a_log_are_escaped_before_colour_is_added() {
+        let close = r#"{"timestamp":"2026-01-01T00:00:00.123Z","level":"INFO","fields":{"message":"disconnected","reason":"bye\u001b]0;owned\u0007\u001b[2J"}}"#;
+        assert_eq!(
+            text("disconnect", close, Colour::On),
+            "INFO disconnected reason=bye\\u{1b}]0;owned\\u{7}\\u{1b}[2J"
+        );
+        assert_eq!(
+            text("api", "plain \x1b[31mred\u{202e}txt", Colour::Off),
+            "plain \\u{1b}[31mred\\u{202e}txt"
+        );
+        assert_eq!(printable("café — ok\t"), "café — ok\\u{9}");
+        assert!(matches!(
+            printable("nothing to do"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

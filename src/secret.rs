@@ -50,6 +50,19 @@ pub enum SecretChange {
     Rotated,
     /// The previous one of a rotation is dropped: the functions sign with the current one only.
     Retired,
+    /// A new one, and the deployed ones stop being accepted at once (`--rotate-signing-secret --revoke-previous`:
+    /// after a leak, no overlap).
+    Replaced,
+}
+
+/// What `up` was asked to do to the signing secret.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SecretAsk {
+    /// `--rotate-signing-secret`: a new one.
+    pub rotate: bool,
+    /// `--revoke-previous`: no overlap; with `rotate`, the deployed secret stops at once, alone, a rotation's
+    /// previous one is retired now rather than at the next `up`.
+    pub revoke_previous: bool,
 }
 
 impl SigningSecrets {
@@ -64,12 +77,15 @@ impl SigningSecrets {
     /// `up` without `rotate` retires it (by then the backend runs with the env file that holds the new one).
     pub(crate) fn next(
         deployed: Option<SigningSecrets>,
-        rotate: bool,
+        ask: SecretAsk,
         fresh: impl FnOnce() -> String,
     ) -> (SigningSecrets, SecretChange) {
         match deployed {
             None => (SigningSecrets::single(fresh()), SecretChange::Created),
-            Some(d) if rotate => (
+            Some(_) if ask.rotate && ask.revoke_previous => {
+                (SigningSecrets::single(fresh()), SecretChange::Replaced)
+            }
+            Some(d) if ask.rotate => (
                 SigningSecrets {
                     current: fresh(),
                     previous: Some(d.current),
@@ -106,33 +122,76 @@ mod tests {
     fn a_rotation_keeps_the_deployed_secret_until_the_next_up() {
         let fresh = || "new".to_string();
         assert_eq!(
-            SigningSecrets::next(None, false, fresh),
+            SigningSecrets::next(None, KEEP, fresh),
             (SigningSecrets::single("new".into()), SecretChange::Created)
         );
         assert_eq!(
-            SigningSecrets::next(None, true, fresh),
+            SigningSecrets::next(None, ROTATE, fresh),
             (SigningSecrets::single("new".into()), SecretChange::Created),
             "nothing deployed: nothing to keep accepting"
         );
         assert_eq!(
-            SigningSecrets::next(Some(deployed()), false, fresh),
+            SigningSecrets::next(Some(deployed()), KEEP, fresh),
             (SigningSecrets::single("cur".into()), SecretChange::Kept)
         );
-        let (rotated, change) = SigningSecrets::next(Some(deployed()), true, fresh);
+        let (rotated, change) = SigningSecrets::next(Some(deployed()), ROTATE, fresh);
         assert_eq!(change, SecretChange::Rotated);
         assert_eq!(
             (rotated.current.as_str(), rotated.previous.as_deref()),
             ("new", Some("cur"))
         );
         assert_eq!(
-            SigningSecrets::next(Some(rotated.clone()), false, fresh),
+            SigningSecrets::next(Some(rotated.clone()), KEEP, fresh),
             (SigningSecrets::single("new".into()), SecretChange::Retired)
         );
         // Rotating again mid-rotation: the oldest goes, the two newest are accepted.
-        let (again, _) = SigningSecrets::next(Some(rotated), true, || "newer".into());
+        let (again, _) = SigningSecrets::next(Some(rotated.clone()), ROTATE, || "newer".into());
         assert_eq!(
             (again.current.as_str(), again.previous.as_deref()),
             ("newer", Some("new"))
+        );
+    }
+
+    const KEEP: SecretAsk = SecretAsk {
+        rotate: false,
+        revoke_previous: false,
+    };
+    const ROTATE: SecretAsk = SecretAsk {
+        rotate: true,
+        revoke_previous: false,
+    };
+
+    /// After a leak: a new secret and nothing else accepted, whether or not a rotation was under way; alone,
+    /// `--revoke-previous` ends a rotation now.
+    #[test]
+    fn revoking_the_previous_secret_leaves_no_overlap() {
+        let revoke = SecretAsk {
+            rotate: true,
+            revoke_previous: true,
+        };
+        let fresh = || "new".to_string();
+        let rotating = SigningSecrets {
+            current: "cur".into(),
+            previous: Some("old".into()),
+        };
+        for deployed in [deployed(), rotating.clone()] {
+            assert_eq!(
+                SigningSecrets::next(Some(deployed), revoke, fresh),
+                (SigningSecrets::single("new".into()), SecretChange::Replaced)
+            );
+        }
+        let retire_now = SecretAsk {
+            rotate: false,
+            revoke_previous: true,
+        };
+        assert_eq!(
+            SigningSecrets::next(Some(rotating), retire_now, fresh),
+            (SigningSecrets::single("cur".into()), SecretChange::Retired)
+        );
+        assert_eq!(
+            SigningSecrets::next(Some(deployed()), retire_now, fresh),
+            (deployed(), SecretChange::Kept),
+            "no rotation under way: nothing to revoke"
         );
     }
 

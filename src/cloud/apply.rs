@@ -393,7 +393,7 @@ impl<'a> Applier<'a> {
                 .and(said(&format!("kept {days} days"))),
             DeleteLogGroup { name } => logs::delete_group(&c.logs, name).await.and(said("deleted")),
             CreateFunction { function } => {
-                let f = self.spec(function)?;
+                let f = &self.deployed_spec(function)?;
                 let key = self.env_key();
                 let mut proven = self.role_proven.lock().await;
                 let outcome = if *proven {
@@ -415,7 +415,7 @@ impl<'a> Applier<'a> {
                 Ok(outcome)
             }
             UpdateFunctionConfig { function, .. } => {
-                let f = self.spec(function)?;
+                let f = &self.deployed_spec(function)?;
                 self.settle_function(&f.name, step).await?;
                 lambda::update_config(&c.lambda, d, f, self.env_key().as_deref(), step).await?;
                 self.changed(&f.name, false);
@@ -664,6 +664,17 @@ impl<'a> Applier<'a> {
         let mut u = self.unsettled.lock().expect("lock");
         let was_created = u.get(name).copied().unwrap_or(false);
         u.insert(name.to_string(), created || was_created);
+    }
+
+    /// `function`'s spec with its environment as deployed: the API's id, known once the API exists (this run may
+    /// have just created it), among its variables.
+    fn deployed_spec(&self, function: &str) -> Result<FunctionSpec> {
+        let f = self.spec(function)?;
+        let api = self.ids().api_id;
+        Ok(FunctionSpec {
+            env: f.deployed_env(api.as_deref()),
+            ..f.clone()
+        })
     }
 
     fn spec(&self, function: &str) -> Result<&FunctionSpec> {

@@ -40,6 +40,11 @@ pub struct Args {
     /// arrive, so that a client trickling bytes cannot hold connections open.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
+    /// Also accept sockets from web pages of this origin (repeatable; `*` for any, `null` for `file://` pages).
+    /// By default only this app's pages may connect: `dev.open`'s and the backend URL's origins and pages served
+    /// from this machine, so that a site you visit while dev runs cannot open a socket on it.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
     #[command(flatten)]
     pub source: crate::lambdas::SourceArgs,
 }
@@ -81,6 +86,7 @@ impl Args {
                 .unwrap_or(Duration::from_secs(crate::facts::MAX_CONNECTION_S)),
             max_connections: self.max_connections,
             header_timeout: self.header_timeout,
+            allow_origins: self.allow_origin,
             source: self.source,
             log: Log {
                 quiet: ctx.ui.quiet,

@@ -81,9 +81,10 @@ impl Args {
         let answers = self.answers(ctx, &dir, interactive)?;
         let text = render(&answers);
         // What we write must load: a failure here is our bug, caught before anything is written.
-        Config::from_source(&config_path, text.clone(), &Overrides::default()).map_err(|e| {
-            anyhow::anyhow!("internal error: the generated config does not load: {e}")
-        })?;
+        let written_config = Config::from_source(&config_path, text.clone(), &Overrides::default())
+            .map_err(|e| {
+                anyhow::anyhow!("internal error: the generated config does not load: {e}")
+            })?;
 
         let backend_env = dir.join(&answers.backend_env);
         let backend_dir = parent_of(&backend_env);
@@ -144,13 +145,7 @@ impl Args {
                 templates::next_steps(kind, &backend_dir, &frontend_dir).join("\n  - ")
             ));
         }
-        if fsutil::git_ignores(&backend_env) == Some(false) {
-            ctx.ui.warn(format!(
-                "{} will hold secrets but git does not ignore it: add `{}` to the .gitignore of its folder",
-                backend_env.display(),
-                backend_env.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-            ));
-        }
+        keep_secrets_out_of_git(ctx, &written_config)?;
         ctx.ui.out(
             "Next: `wsdeploy dev` to run it locally, or `wsdeploy up -s dev` to deploy to AWS.",
         );
@@ -192,6 +187,43 @@ impl Args {
         check_answers(&a)?;
         Ok(a)
     }
+}
+
+/// The env files that will hold secrets (every stage's backend file: `dev`'s and each deployed stage's, such as
+/// `.env.dev`) that git does not ignore: init offers to add each to the `.gitignore` of its folder (`--yes` says
+/// yes), and otherwise says which to add. `up` refuses to write into one git tracks.
+fn keep_secrets_out_of_git(ctx: &Context, config: &Config) -> Result<()> {
+    let mut files: Vec<PathBuf> = config
+        .stages
+        .values()
+        .chain(std::iter::once(&config.local_stage()))
+        .filter_map(|s| s.env.backend.as_ref().map(|b| b.file.clone()))
+        .filter(|f| fsutil::git_ignores(f) == Some(false))
+        .collect();
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let question = format!(
+        "{} will hold secrets and git does not ignore them: add them to the .gitignore of their folders?",
+        shown.join(", ")
+    );
+    let add = (ctx.global.yes || ctx.ui.interactive) && ctx.confirm(&question, "")?;
+    if !add {
+        ctx.ui.warn(format!(
+            "{} will hold secrets but git does not ignore them: add each to the .gitignore of its folder (or run `wsdeploy init --force --yes`)",
+            shown.join(", ")
+        ));
+        return Ok(());
+    }
+    for f in &files {
+        let ignore = fsutil::ignore_in_git(f)?;
+        ctx.ui
+            .info(format!("added {} to {}", f.display(), ignore.display()));
+    }
+    Ok(())
 }
 
 fn parent_of(file: &Path) -> PathBuf {

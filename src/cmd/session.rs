@@ -116,11 +116,8 @@ pub struct KeyArgs {
     /// How long a deactivated access key is kept (and can be reactivated) before `up` deletes it.
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub key_grace: std::time::Duration,
-    /// Deploy a new signing secret. Until the next `up` the functions sign with both the new and the previous one
-    /// (the backend's env file holds both), so a backend still running with the previous one keeps working;
-    /// restart it with the env file before the next `up`, which retires the previous one.
-    #[arg(long)]
-    pub rotate_signing_secret: bool,
+    #[command(flatten)]
+    pub signing: SigningArgs,
     /// When the stage logs and API Gateway's account settings have no CloudWatch role: create one
     /// (wsdeploy-apigateway-cloudwatch) and set it, for every API Gateway API of the account and region. Asks
     /// first unless --yes.
@@ -128,6 +125,30 @@ pub struct KeyArgs {
     pub setup_account_logging: bool,
     #[command(flatten)]
     pub lambdas: lambdas::SourceArgs,
+}
+
+/// What `plan` and `up` do to the signing secret the functions and the backend share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SigningArgs {
+    /// Deploy a new signing secret. Until the next `up` the functions sign with both the new and the previous one
+    /// (the backend's env file holds both), so a backend still running with the previous one keeps working;
+    /// restart it with the env file before the next `up`, which retires the previous one.
+    #[arg(long)]
+    pub rotate_signing_secret: bool,
+    /// After a leak: no overlap. With --rotate-signing-secret the deployed secret stops being accepted at once (in
+    /// the functions and the env file), so every running backend must reload its env file straight away; alone,
+    /// it retires a rotation's previous secret now instead of at the next `up`.
+    #[arg(long)]
+    pub revoke_previous: bool,
+}
+
+impl SigningArgs {
+    fn ask(&self) -> crate::secret::SecretAsk {
+        crate::secret::SecretAsk {
+            rotate: self.rotate_signing_secret,
+            revoke_previous: self.revoke_previous,
+        }
+    }
 }
 
 impl KeyArgs {
@@ -173,7 +194,7 @@ impl Session {
         let observed = self.observed.clone();
         let (signing, signing_change) = SigningSecrets::next(
             observed.signing_secrets(),
-            keys.rotate_signing_secret,
+            keys.signing.ask(),
             crate::secret::new_signing_secret,
         );
         let desired = Desired::new(&self.stage, &self.caller, &artifacts, &signing)

@@ -245,15 +245,8 @@ fn summary(s: &Session, planned: &Planned, done: &Done, started: Instant) -> Str
         .backend
         .as_ref()
         .map_or("WS_SIGNING_SECRET", |b| b.signing_secret.as_str());
-    match planned.signing_change {
-        SecretChange::Rotated => lines.push(format!(
-            "  Signing secret       rotated: the functions sign with the new and the previous one until the next `up`.\n\
-             \x20                      Restart your backend with the env file ({secret_var} and {secret_var}_PREVIOUS) before then."
-        )),
-        SecretChange::Retired => lines.push(format!(
-            "  Signing secret       previous one retired: the functions sign with {secret_var} only."
-        )),
-        SecretChange::Created | SecretChange::Kept => {}
+    if let Some(notice) = signing_notice(planned.signing_change, secret_var) {
+        lines.push(notice);
     }
     if s.stage.credentials == CredentialsMode::Policy {
         lines.push(format!(
@@ -263,6 +256,29 @@ fn summary(s: &Session, planned: &Planned, done: &Done, started: Instant) -> Str
         ));
     }
     lines.join("\n")
+}
+
+/// What a change of the signing secret asks of the backend. A backend reads its env file at start only, so each
+/// change says when running backends must reload it.
+fn signing_notice(change: SecretChange, var: &str) -> Option<String> {
+    const INDENT: &str = "\n                       ";
+    Some(match change {
+        SecretChange::Rotated => format!(
+            "  Signing secret       rotated: the functions sign with the new and the previous one until the next `up`.\
+             {INDENT}Running backends keep accepting the previous one only until they reload their env file\
+             {INDENT}({var} and {var}_PREVIOUS): restart each before the next `up`, which retires it."
+        ),
+        SecretChange::Retired => format!(
+            "  Signing secret       previous one retired: the functions sign with {var} only.\
+             {INDENT}A backend still running with an env file from before the rotation refuses their calls: restart it."
+        ),
+        SecretChange::Replaced => format!(
+            "  Signing secret       replaced, the previous one revoked: the functions sign with the new {var} only, now.\
+             {INDENT}Every running backend refuses their calls (and still accepts the old secret) until it reloads its\
+             {INDENT}env file: restart each now."
+        ),
+        SecretChange::Created | SecretChange::Kept => return None,
+    })
 }
 
 fn existing_key_secret(s: &Session) -> Option<String> {

@@ -13,6 +13,10 @@ use crate::secret::SigningSecrets;
 
 /// The function environment's names for the signing secrets (read by `lambdas/common`).
 pub(crate) const FUNCTION_ENV_SIGNING_SECRET: &str = "WSDEPLOY_SIGNING_SECRET";
+/// The API id and stage the functions serve: they refuse events that name others. The id is known only once the
+/// API exists, so `up` adds it when it creates or updates a function, and `dev` gives its own.
+pub(crate) const FUNCTION_ENV_API_ID: &str = "WSDEPLOY_API_ID";
+pub(crate) const FUNCTION_ENV_STAGE: &str = "WSDEPLOY_STAGE";
 pub(crate) const FUNCTION_ENV_SIGNING_SECRET_PREVIOUS: &str = "WSDEPLOY_SIGNING_SECRET_PREVIOUS";
 
 /// `wsdeploy dev` runs this stage: implicit, never deployed.
@@ -919,6 +923,7 @@ impl StageConfig {
             ("WSDEPLOY_DISCONNECT_PATH", b.disconnect_path.clone()),
             ("WSDEPLOY_BACKEND_TIMEOUT_MS", b.timeout_ms.to_string()),
             (FUNCTION_ENV_SIGNING_SECRET, signing.current.clone()),
+            (FUNCTION_ENV_STAGE, self.stage.clone()),
         ]
         .into_iter()
         .chain(previous)

@@ -399,7 +399,8 @@ fn config_changes(d: &Desired, o: &Observed, f: &FunctionSpec, of: &FunctionObs)
         }),
         KeyWant::Known(_) => {}
     }
-    for (k, v) in &f.env {
+    let env = f.deployed_env(o.kept_api().map(|api| api.id.as_str()));
+    for (k, v) in &env {
         if of.env.get(k) != Some(v) {
             // Never show the secret's value, even in a diff.
             fields.push(if k.contains("SECRET") {
@@ -409,7 +410,7 @@ fn config_changes(d: &Desired, o: &Observed, f: &FunctionSpec, of: &FunctionObs)
             });
         }
     }
-    for k in of.env.keys().filter(|k| !f.env.contains_key(*k)) {
+    for k in of.env.keys().filter(|k| !env.contains_key(*k)) {
         fields.push(format!("env {k} removed"));
     }
     fields

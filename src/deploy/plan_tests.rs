@@ -64,7 +64,7 @@ pub(crate) fn converged(d: &Desired) -> Observed {
                     runtime: RUNTIME.into(),
                     handler: HANDLER.into(),
                     role: d.role_arn(),
-                    env: f.env.clone(),
+                    env: f.deployed_env(Some(api_id)),
                     code_sha256: f.artifact.code_sha256.clone(),
                     kms_key_arn: env_key_arn.clone(),
                     reserved: f.reserved,

@@ -140,6 +140,19 @@ pub struct RouteSpec {
     pub reply: bool,
 }
 
+impl FunctionSpec {
+    /// The environment as deployed: what the config gives the function, and the id of the API whose events it
+    /// serves once that API exists (`None`: not yet; the function then refuses every event, and no route reaches
+    /// it yet).
+    pub fn deployed_env(&self, api_id: Option<&str>) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        if let Some(id) = api_id {
+            env.insert(crate::config::resolve::FUNCTION_ENV_API_ID.into(), id.into());
+        }
+        env
+    }
+}
+
 impl Desired {
     /// `signing` is what the functions sign with (see `SigningSecrets::next`).
     pub fn new(

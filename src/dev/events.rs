@@ -6,6 +6,9 @@ use std::time::SystemTime;
 use axum::http::HeaderMap;
 use serde_json::{json, Map, Value};
 
+/// The API id of `dev`'s events (and of its functions' `WSDEPLOY_API_ID`).
+pub(crate) const API_ID: &str = "local";
+
 /// Where a connection comes from, for `requestContext.identity` and `connectedAt`.
 pub(crate) struct Origin<'a> {
     pub connected_at: SystemTime,
@@ -47,7 +50,7 @@ pub(crate) fn context(
         "requestId": request_id,
         "domainName": scope.domain,
         "connectionId": scope.connection_id,
-        "apiId": "local",
+        "apiId": API_ID,
     });
     (ctx, request_id)
 }

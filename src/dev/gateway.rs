@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::events;
+use super::origin;
 use super::runtime::{InvokeError, Pool};
 use super::sigv4::Verifier;
 use super::Log;
@@ -26,7 +27,7 @@ use super::Log;
 use crate::facts::{
     CLOSE_BINARY, CLOSE_GOING_AWAY, CLOSE_TOO_BIG, ERROR_GONE, HEARTBEAT_ACTION, HEARTBEAT_REPLY,
     MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, REPLY_INTEGRATION_FAILED, REPLY_INTEGRATION_TIMEOUT,
-    REPLY_NO_ROUTE,
+    REPLY_NO_ROUTE, REPLY_THROTTLED,
 };
 
 /// Bytes waiting to be written to one socket, at most: a client that stops reading gets 429s on `@connections`
@@ -34,6 +35,11 @@ use crate::facts::{
 pub(crate) const MAX_QUEUED_PER_CONNECTION: usize = 1 << 20;
 /// The same, across every socket.
 pub(crate) const MAX_QUEUED_TOTAL: usize = 64 << 20;
+/// Messages of one socket being routed at once (waiting for a function process, or running), at most. One more is
+/// dropped and answered as API Gateway answers a throttled route, so that a client flooding 128 KB frames holds a
+/// bounded amount of memory and at most this many of a function's processes, and other clients keep being served.
+/// Twice the processes a function may have: a client's honest burst still queues rather than being refused.
+pub(crate) const MAX_IN_FLIGHT_PER_CONNECTION: usize = 2 * super::MAX_PROCESSES;
 
 /// What became of a message for a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +51,16 @@ enum Sent {
     Full,
 }
 
+/// What a client may do.
 pub(crate) struct Limits {
     pub idle: Duration,
     pub max_life: Duration,
-    /// Open sockets at most; a new one beyond it is refused with 429.
+    /// Sockets open or being opened (their `$connect` running) at most; a new one beyond it is refused with 429.
     pub max_connections: usize,
+    /// How long an `@connections` request's body may take to arrive.
+    pub body_timeout: Duration,
+    /// The web pages that may open a socket.
+    pub origins: origin::Allowed,
 }
 
 pub(crate) struct Route {
@@ -71,6 +82,9 @@ pub(crate) struct Gateway {
     pub verifier: Verifier,
     pub log: Log,
     conns: Mutex<HashMap<String, Conn>>,
+    /// One permit per socket admitted (counted against `max_connections`), held from before its `$connect` runs
+    /// until its `$disconnect` is done, so that handshakes in progress count too.
+    admitted: Arc<tokio::sync::Semaphore>,
     /// Bytes queued for every socket, not yet written.
     queued_total: AtomicUsize,
     /// Closed sockets whose `$disconnect` is still running: gone for `@connections`, not yet done for shutdown.
@@ -102,6 +116,7 @@ impl Gateway {
         verifier: Verifier,
         log: Log,
     ) -> Arc<Gateway> {
+        let admitted = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
         Arc::new(Gateway {
             stage,
             domain,
@@ -111,6 +126,7 @@ impl Gateway {
             verifier,
             log,
             conns: Mutex::new(HashMap::new()),
+            admitted,
             queued_total: AtomicUsize::new(0),
             disconnecting: AtomicUsize::new(0),
         })
@@ -238,6 +254,21 @@ impl Gateway {
         }
     }
 
+    /// A message beyond `MAX_IN_FLIGHT_PER_CONNECTION`: dropped, and the client told as API Gateway tells it.
+    fn throttle(&self, id: &str, in_a_row: u64) {
+        if in_a_row == 1 {
+            self.log.line(&format!(
+                "message {id}: {MAX_IN_FLIGHT_PER_CONNECTION} of its messages are still being routed → {REPLY_THROTTLED} (dropped, and so are the next ones until one finishes)"
+            ));
+        }
+        let request_id = events::new_request_id();
+        self.send(
+            id,
+            json!({ "message": REPLY_THROTTLED, "connectionId": id, "requestId": request_id })
+                .to_string(),
+        );
+    }
+
     fn send(&self, id: &str, text: String) -> Sent {
         let conns = self.conns.lock().expect("conns");
         let Some(c) = conns.get(id) else {
@@ -286,6 +317,9 @@ impl Gateway {
                 user_agent: ua.clone(),
             },
         );
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT_PER_CONNECTION));
+        // Messages dropped in a row, for one log line per run of them rather than one per message.
+        let mut throttled = 0_u64;
         let (mut sink, mut stream) = socket.split();
         let life = tokio::time::sleep(self.limits.max_life);
         tokio::pin!(life);
@@ -296,7 +330,18 @@ impl Gateway {
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Text(t))) => {
                         self.touch(&id);
-                        tokio::spawn(self.clone().on_message(id.clone(), t.to_string(), (connected_at, ip.clone(), ua.clone())));
+                        if let Ok(permit) = in_flight.clone().try_acquire_owned() {
+                            throttled = 0;
+                            let routed = self.clone().on_message(id.clone(), t.to_string(), (connected_at, ip.clone(), ua.clone()));
+                            tokio::spawn(async move {
+                                routed.await;
+                                drop(permit);
+                            });
+                        } else {
+                            drop(t);
+                            throttled += 1;
+                            self.throttle(&id, throttled);
+                        }
                     }
                     // API Gateway rejects binary frames and disconnects with 1003, invoking nothing
                     // (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-develop-binary-media-types.html).
@@ -413,17 +458,31 @@ async fn connect(
         )
             .into_response();
     }
-    if gw.conns.lock().expect("conns").len() >= gw.limits.max_connections {
+    let origin = headers
+        .get("origin")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if !gw.limits.origins.admits(origin.as_deref()) {
+        let origin = origin.unwrap_or_default();
         gw.log.line(&format!(
-            "refused a socket from {peer}: {} are open (--max-connections)",
+            "refused a socket from {peer}: Origin {origin} is not one of this app's pages (if it is, add --allow-origin {origin})"
+        ));
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({ "message": "Forbidden" })),
+        )
+            .into_response();
+    }
+    let Ok(slot) = gw.admitted.clone().try_acquire_owned() else {
+        gw.log.line(&format!(
+            "refused a socket from {peer}: {} are open or opening (--max-connections)",
             gw.limits.max_connections
         ));
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            axum::Json(json!({ "message": "Too Many Requests" })),
+            axum::Json(json!({ "message": REPLY_THROTTLED })),
         )
             .into_response();
-    }
+    };
     let id = events::new_connection_id();
     let ip = peer.ip().to_string();
     let ua = headers
@@ -465,7 +524,10 @@ async fn connect(
         .write_buffer_size(4 * 1024)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| gw.serve(socket, id, ip, ua))
+        .on_upgrade(move |socket| async move {
+            gw.serve(socket, id, ip, ua).await;
+            drop(slot);
+        })
 }
 
 fn management_error(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -515,20 +577,17 @@ async fn management(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    let body = match read_body(&gw, body).await {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
     if let Err(r) = authorize(&gw, &stage, &method, &uri, &headers, &body) {
         return *r;
     }
     let started = Instant::now();
     let found = match method {
-        Method::POST if body.len() > MAX_MESSAGE_BYTES => {
-            return management_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLargeException",
-                "the message is larger than 128 KB",
-            )
-        }
         Method::POST => match gw.send(&id, String::from_utf8_lossy(&body).into_owned()) {
             Sent::Queued => Some(StatusCode::OK.into_response()),
             Sent::Gone => None,
@@ -579,6 +638,32 @@ async fn management(
             ERROR_GONE,
             &format!("connection {id} is gone"),
         )
+    }
+}
+
+/// An `@connections` request's body, read within `body_timeout` (a client trickling it would otherwise hold the
+/// request, and its task, for as long as it likes) and at most one byte past the 128 KB a message may have.
+async fn read_body(gw: &Gateway, body: axum::body::Body) -> Result<Bytes, Box<Response>> {
+    let read = axum::body::to_bytes(body, MAX_MESSAGE_BYTES);
+    match tokio::time::timeout(gw.limits.body_timeout, read).await {
+        Ok(Ok(b)) => Ok(b),
+        // Over the limit (or the client broke off, and reads no answer).
+        Ok(Err(_)) => Err(Box::new(management_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            "the message is larger than 128 KB",
+        ))),
+        Err(_) => {
+            gw.log.line(&format!(
+                "@connections request refused: its body took longer than {} s to arrive",
+                gw.limits.body_timeout.as_secs_f64()
+            ));
+            Err(Box::new(management_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeoutException",
+                "the request body did not arrive in time",
+            )))
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 pub(crate) mod app;
 mod events;
 pub(crate) mod gateway;
+mod origin;
 pub(crate) mod runtime;
 mod serve;
 pub(crate) mod sigv4;
@@ -28,9 +29,11 @@ pub(crate) struct Log {
 }
 
 impl Log {
+    /// A line that may carry what a client chose (a close reason, an Origin, a User-Agent): its control
+    /// characters are escaped, so that no client can move the cursor, retitle or rewrite the developer's terminal.
     pub(crate) fn line(&self, s: &str) {
         if !self.quiet {
-            say(s);
+            say(&crate::logfmt::printable(s));
         }
     }
 
@@ -52,6 +55,8 @@ pub(crate) struct Options {
     pub max_connections: usize,
     /// How long a client may take to send a request's headers (the WebSocket handshake included).
     pub header_timeout: Duration,
+    /// `--allow-origin`: web pages besides this app's own that may open a socket.
+    pub allow_origins: Vec<String>,
     /// Whether to use the functions this binary carries prebuilt.
     pub source: lambdas::SourceArgs,
 }
@@ -67,6 +72,9 @@ pub(crate) struct Running {
 
 /// Processes per function at most: enough for a developer's concurrency, bounded so a flood cannot fork-bomb.
 const MAX_PROCESSES: usize = 4;
+/// HTTP connections that are not (yet) WebSockets, at most: handshakes in progress and the backend's keep-alive
+/// `@connections` connections (a fan-out keeps tens open, the article's loop up to its agent's 50).
+const MAX_HTTP_CONNECTIONS: usize = 512;
 
 /// The backend's dev credentials and signing secret: the ones its env file holds from an earlier `dev`, or new.
 fn credentials(stage: &StageConfig) -> (String, String, String) {
@@ -136,12 +144,21 @@ pub(crate) async fn run(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let closing = gw.clone();
     let router = gw.router();
-    let header_timeout = opts.header_timeout;
-    let server = tokio::spawn(serve::serve(listener, router, header_timeout, async move {
-        let _ = stop_rx.await;
-        // Sockets first: their $disconnect calls still reach the app's backend.
-        closing.close_all(Duration::from_secs(30)).await;
-    }));
+    let guard = serve::Guard {
+        header_timeout: opts.header_timeout,
+        max_http_connections: MAX_HTTP_CONNECTIONS,
+    };
+    let server = tokio::spawn(serve::serve(
+        listener,
+        router,
+        guard,
+        opts.log.clone(),
+        async move {
+            let _ = stop_rx.await;
+            // Sockets first: their $disconnect calls still reach the app's backend.
+            closing.close_all(Duration::from_secs(30)).await;
+        },
+    ));
     let why = run_app(&stage, shutdown).await;
     let _ = stop_tx.send(());
     server.await?;
@@ -178,6 +195,10 @@ async fn start_functions(
 ) -> anyhow::Result<BTreeMap<String, std::sync::Arc<runtime::Pool>>> {
     let mut env: Vec<(String, String)> = stage.function_env(signing).into_iter().collect();
     // Set by Lambda itself on AWS, from the stage's configuration.
+    env.push((
+        crate::config::resolve::FUNCTION_ENV_API_ID.into(),
+        events::API_ID.into(),
+    ));
     env.push(("AWS_REGION".into(), stage.region.clone()));
     env.push(("AWS_DEFAULT_REGION".into(), stage.region.clone()));
     env.push((
@@ -226,10 +247,18 @@ fn gateway(
         secret_access_key: secrets.secret.clone(),
         region: stage.region.clone(),
     };
+    let own_pages = stage
+        .dev
+        .open
+        .iter()
+        .map(String::as_str)
+        .chain([stage.backend.url.as_str()]);
     let limits = gateway::Limits {
         idle: opts.idle,
         max_life: opts.max_life,
         max_connections: opts.max_connections,
+        body_timeout: opts.header_timeout,
+        origins: origin::Allowed::new(own_pages, opts.allow_origins.iter().map(String::as_str)),
     };
     gateway::Gateway::new(
         stage.stage.clone(),

@@ -134,21 +134,26 @@ impl Pool {
                 ));
             }
         }
-        if self
-            .queue
-            .send(Invocation { id, event, reply })
+        // The deadline covers the wait for a free process too: API Gateway's 29 s run from the request, and a
+        // queue that a flood keeps full must not hold an invocation (and its event) for ever.
+        let invoked = async {
+            if self
+                .queue
+                .send(Invocation { id, event, reply })
+                .await
+                .is_err()
+            {
+                return Err(InvokeError::Crashed("the function is stopped".into()));
+            }
+            answer.await.unwrap_or_else(|_| {
+                Err(InvokeError::Crashed(
+                    "the function process went away".into(),
+                ))
+            })
+        };
+        tokio::time::timeout(self.timeout, invoked)
             .await
-            .is_err()
-        {
-            return Err(InvokeError::Crashed("the function is stopped".into()));
-        }
-        match tokio::time::timeout(self.timeout, answer).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(InvokeError::Crashed(
-                "the function process went away".into(),
-            )),
-            Err(_) => Err(InvokeError::Timeout(self.timeout)),
-        }
+            .unwrap_or(Err(InvokeError::Timeout(self.timeout)))
     }
 
     async fn spawn_process(self: Arc<Self>) -> anyhow::Result<()> {

@@ -13,6 +13,11 @@
 //
 // Both are refused (401) without a valid X-Wsdeploy-Signature. A 2xx to the POST tells the browser
 // {"type": "auth", "ok": true}; a 401 or 403 tells it {"type": "auth", "ok": false, "error": "unauthorized"}.
+//
+// The signature proves the call came from the Lambdas, but whoever learns the signing secret could sign calls too.
+// So, with `sockets` given, the connection is looked up on @connections first: a POST binds it only while it is
+// open and comes from the signed address (else 403: nobody can bind another person's socket to their own user),
+// and a DELETE forgets it only once it is closed (else 409).
 'use strict';
 
 const { rawJson, requireLambdaSignature } = require('./signature');
@@ -23,8 +28,9 @@ const { rawJson, requireLambdaSignature } = require('./signature');
  * @param {object} opts.store          { add(connectionId, userId), remove(connectionId) }, both may be async
  * @param {Function} opts.userFromToken  (token, { sourceIp }) -> user id, or null when the token is not valid (may be
  *   async); sourceIp is the client's address as API Gateway saw it, signed with the call, for rate limiting
- * @param {object} [opts.sockets]     your SocketService; with it, a page that reconnects with the last message id it
- *   saw (`resumeAfter`) is sent what it missed as soon as its new connection is registered
+ * @param {object} [opts.sockets]     your SocketService; with it, a connection is checked on @connections before it
+ *   is bound or forgotten (see above), and a page that reconnects with the last message id it saw (`resumeAfter`)
+ *   is sent what it missed as soon as its new connection is registered
  * @param {string} opts.signingSecret  WS_SIGNING_SECRET from the env file wsdeploy writes
  * @param {string} [opts.previousSigningSecret]  WS_SIGNING_SECRET_PREVIOUS, present while a rotation is rolling out
  */
@@ -40,6 +46,13 @@ function socketConnections({ express, store, userFromToken, sockets, signingSecr
       }
       const token = /^Bearer (.+)$/.exec(req.get('authorization') || '')?.[1];
       const sourceIp = typeof req.body?.sourceIp === 'string' ? req.body.sourceIp : undefined;
+      if (sockets) {
+        const live = await sockets.describe(connectionId);
+        if (!live) return res.status(403).json({ error: 'the connection is not open' });
+        if (sourceIp !== undefined && live.sourceIp !== sourceIp) {
+          return res.status(403).json({ error: 'the connection does not come from the signed address' });
+        }
+      }
       const userId = token ? await userFromToken(token, { sourceIp }) : null;
       if (userId == null) return res.status(401).json({ error: 'unauthorized' });
       await store.add(connectionId, userId);
@@ -60,7 +73,11 @@ function socketConnections({ express, store, userFromToken, sockets, signingSecr
   // API Gateway ids contain '+', '/' and '='; the Lambda percent-encodes them, Express decodes req.params.
   router.delete('/socket-connections/:connectionId', ...signed, async (req, res, next) => {
     try {
-      await store.remove(req.params.connectionId);
+      const { connectionId } = req.params;
+      if (sockets && (await sockets.describe(connectionId))) {
+        return res.status(409).json({ error: 'the connection is still open' });
+      }
+      await store.remove(connectionId);
       res.status(204).end();
     } catch (err) {
       next(err);

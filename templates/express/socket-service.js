@@ -8,6 +8,7 @@
 
 const {
   ApiGatewayManagementApiClient,
+  GetConnectionCommand,
   PostToConnectionCommand,
 } = require('@aws-sdk/client-apigatewaymanagementapi');
 const { MemoryReplayBuffer } = require('./replay-buffer');
@@ -66,19 +67,39 @@ class SocketService {
     return missed.length;
   }
 
+  /**
+   * The connection as API Gateway sees it now, `{ sourceIp, connectedAt }`, or null when it is closed (410).
+   * socketConnections() asks before it binds a connection to a user and before it forgets one, so that a caller
+   * holding the signing secret alone can neither bind someone else's open socket to their own user nor make the
+   * backend forget a socket that is still open.
+   */
+  async describe(connectionId) {
+    try {
+      const r = await this.client.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      return { sourceIp: r.Identity?.SourceIp, connectedAt: r.ConnectedAt };
+    } catch (err) {
+      if (isGone(err)) return null;
+      throw err;
+    }
+  }
+
   /** True when delivered, false when the connection was gone (and is now forgotten). */
   async post(connectionId, body) {
     try {
       await this.client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: body }));
       return true;
     } catch (err) {
-      if (err.name === 'GoneException' || err.$metadata?.httpStatusCode === 410) {
+      if (isGone(err)) {
         await this.store.remove(connectionId);
         return false;
       }
       throw err;
     }
   }
+}
+
+function isGone(err) {
+  return err.name === 'GoneException' || err.$metadata?.httpStatusCode === 410;
 }
 
 module.exports = { SocketService };

@@ -353,6 +353,14 @@ async fn lifecycle_up_noop_change_teardown() {
         assert_eq!(vars["WSDEPLOY_BACKEND_URL"], "https://api.example.com");
         assert_eq!(vars["WSDEPLOY_BACKEND_TIMEOUT_MS"], "3000");
         assert_eq!(
+            (
+                vars["WSDEPLOY_API_ID"].as_str(),
+                vars["WSDEPLOY_STAGE"].as_str()
+            ),
+            (api_id.as_str(), "dev"),
+            "the functions refuse events of any other API and stage, so they know theirs"
+        );
+        assert_eq!(
             &vars["WSDEPLOY_SIGNING_SECRET"], signing,
             "the functions and the backend share one signing secret"
         );

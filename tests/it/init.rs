@@ -172,8 +172,10 @@ fn init_rejects_bad_answers_before_writing() {
     }
 }
 
+/// Every env file the config sends secrets to (`dev`'s `.env` and the dev stage's `.env.dev`) is kept out of git:
+/// with `--yes` init adds each to the `.gitignore` of its folder, once; unattended without it, it names them.
 #[test]
-fn init_warns_when_git_would_commit_the_backends_secrets() {
+fn init_keeps_every_env_file_with_secrets_out_of_git() {
     let tmp = tempfile::tempdir().unwrap();
     let (app, api) = (tmp.path().join("app"), tmp.path().join("backend"));
     std::fs::create_dir_all(&app).unwrap();
@@ -186,16 +188,41 @@ fn init_warns_when_git_would_commit_the_backends_secrets() {
         git.is_ok_and(|s| s.success()),
         "git is needed for this test"
     );
-    let run = wsdeploy(&app, &["init", "--yes", "--project", "demo"]).expect(0);
+    let ignored = |name: &str| {
+        std::process::Command::new("git")
+            .args(["check-ignore", "-q", name])
+            .current_dir(&api)
+            .status()
+            .unwrap()
+            .success()
+    };
+    let run = wsdeploy(&app, &["init", "--project", "demo"]).expect(0);
     run.check(
-        run.stderr
-            .contains("will hold secrets but git does not ignore it"),
-        "warns",
+        run.stderr.contains(
+            "../backend/.env, ../backend/.env.dev will hold secrets but git does not ignore them",
+        ),
+        "names each file when it may not ask",
     );
-    std::fs::write(api.join(".gitignore"), ".env\n").unwrap();
+    assert!(
+        !api.join(".gitignore").exists(),
+        "nothing written without a yes"
+    );
+
+    std::fs::write(api.join(".gitignore"), "node_modules").unwrap();
     let run = wsdeploy(&app, &["init", "--yes", "--force", "--project", "demo"]).expect(0);
     run.check(
-        !run.stderr.contains("git does not ignore"),
-        "no warning once ignored",
+        run.stderr
+            .contains("added ../backend/.env.dev to ../backend/.gitignore"),
+        "says what it added",
+    );
+    assert!(ignored(".env") && ignored(".env.dev") && !ignored("server.js"));
+    assert_eq!(
+        std::fs::read_to_string(api.join(".gitignore")).unwrap(),
+        "node_modules\n/.env\n/.env.dev\n"
+    );
+    let run = wsdeploy(&app, &["init", "--yes", "--force", "--project", "demo"]).expect(0);
+    run.check(
+        !run.stderr.contains("git does not ignore") && !run.stderr.contains("added"),
+        "nothing more to do once ignored",
     );
 }

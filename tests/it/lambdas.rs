@@ -237,6 +237,8 @@ async fn invoke_logged(
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "g")
         .env("WSDEPLOY_BACKEND_URL", format!("http://{addr}"))
         .env("WSDEPLOY_SIGNING_SECRET", "process-test-secret")
+        .env("WSDEPLOY_API_ID", "local")
+        .env("WSDEPLOY_STAGE", "local")
         .env("AWS_LAMBDA_LOG_LEVEL", log_level)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -22,6 +22,8 @@ mod conformance;
 mod deploy;
 /// `wsdeploy dev` end to end: gateway, `@connections`, the real Lambda binaries, a real backend.
 mod dev;
+/// `wsdeploy dev` under abuse: slow, silent and flooding clients, other sites' pages, terminal escapes; a soak.
+mod dev_abuse;
 /// The README and the guide in docs/: links and anchors resolve, every page is reachable, the README stays short.
 mod docs;
 /// The stage on its own domain: certificate, domain name, mapping, DNS record.

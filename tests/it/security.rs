@@ -343,6 +343,27 @@ async fn a_signing_secret_rotation_keeps_the_previous_one_until_the_next_up() {
     let again = app.run(&["up", "--output", "json"]).expect(0).json();
     assert_eq!(again["changes"], 0, "settled: nothing left to change");
 
+    // After a leak, mid-rotation: a new secret and nothing else, in the functions and the env file, at once.
+    app.run(&["up", "--rotate-signing-secret"]).expect(0);
+    let leaked = env_value(&app.backend_env, "WS_SIGNING_SECRET");
+    let revoke = app
+        .run(&["up", "--rotate-signing-secret", "--revoke-previous"])
+        .expect(0);
+    revoke.check(
+        revoke.stdout.contains("replaced, the previous one revoked")
+            && revoke.stdout.contains("restart each now"),
+        "up says the old secrets stop now and backends must reload",
+    );
+    let third = env_value(&app.backend_env, "WS_SIGNING_SECRET");
+    assert!(third != leaked && third != second);
+    assert_eq!(
+        deployed_signing_secrets(&conf, "chat").await,
+        (third, None),
+        "neither the leaked secret nor the one before it signs any more"
+    );
+    let vars = crate::support::util::env_file(&app.backend_env);
+    assert!(!vars.contains_key("WS_SIGNING_SECRET_PREVIOUS"), "{vars:?}");
+
     app.run(&["up", "--rotate-signing-secret"]).expect(0);
     app.run(&["teardown", "--yes"]).expect(0);
     let vars = crate::support::util::env_file(&app.backend_env);

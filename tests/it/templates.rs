@@ -518,3 +518,147 @@ fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
     );
     assert_agrees_with_the_reference_vectors(&guard, Some(&nest.join("node_modules")));
 }
+
+/// The Express template's backend (socketConnections with a SocketService) against `wsdeploy dev`, node and all
+/// real. Holding the signing secret is not enough to hijack a socket: a signed POST binds a connection only while
+/// it is open and from the signed address, and a signed DELETE forgets it only once it is closed; the real
+/// functions' calls go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_express_template_binds_only_open_sockets_from_the_signed_address() {
+    use crate::support::devkit::{next_text, Dev};
+    use futures_util::SinkExt;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let backend = format!("http://127.0.0.1:{port}");
+    let dev = Dev::start(&backend, "", &[]);
+    let server = dev.dir.path().join("backend/server.js");
+    std::fs::write(
+        &server,
+        "const express = require('express');\n\
+         const { socketConnections, SocketService, MemoryConnectionStore } = require(process.env.TEMPLATE);\n\
+         process.loadEnvFile(require('node:path').join(__dirname, '.env'));\n\
+         const store = new MemoryConnectionStore();\n\
+         const sockets = new SocketService(store);\n\
+         const app = express();\n\
+         app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
+           userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
+         app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n\
+         app.listen(Number(process.env.PORT), '127.0.0.1');\n",
+    )
+    .unwrap();
+    let mut node = std::process::Command::new("node")
+        .arg(&server)
+        .env("PORT", port.to_string())
+        .env("TEMPLATE", root().join("templates/express"))
+        .env("NODE_PATH", root().join("examples/chat/node_modules"))
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _node = Kill(&mut node);
+    let http = reqwest::Client::new();
+    let bound = || async {
+        http.get(format!("{backend}/bound"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+            .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while bound().await.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        r#"{"action":"auth","token":"good-token"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"{"ok":true,"type":"auth"}"#,
+        "{}",
+        dev.output()
+    );
+    let ids = bound().await.unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let id = ids[0].clone();
+
+    // Calls signed with the real secret, as someone who learnt it would make them.
+    let secret = dev.env["WS_SIGNING_SECRET"].clone();
+    let signed = |method: reqwest::Method, target: String, body: String| {
+        let authorization = "Bearer good-token";
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let req = wsdeploy_signature::Request {
+            method: method.as_str(),
+            target: &target,
+            body: body.as_bytes(),
+            authorization,
+        };
+        let signature = wsdeploy_signature::sign(&[secret.as_bytes()], now, &req);
+        http.request(method, format!("{backend}{target}"))
+            .header("authorization", authorization)
+            .header("content-type", "application/json")
+            .header("x-wsdeploy-signature", signature)
+            .body(body)
+            .send()
+    };
+    let post = |connection: &str, ip: &str| {
+        signed(
+            reqwest::Method::POST,
+            "/socket-connections".into(),
+            serde_json::json!({ "connectionId": connection, "sourceIp": ip }).to_string(),
+        )
+    };
+    let elsewhere = post(&id, "203.0.113.9").await.unwrap();
+    assert_eq!(
+        elsewhere.status(),
+        403,
+        "another address binds the open socket"
+    );
+    let closed = post("AAAAAAAAAAAAAAA=", "127.0.0.1").await.unwrap();
+    assert_eq!(closed.status(), 403, "a socket that is not open is bound");
+    let encoded = id
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let forget = signed(
+        reqwest::Method::DELETE,
+        format!("/socket-connections/{encoded}"),
+        String::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(forget.status(), 409, "an open socket is forgotten");
+    assert_eq!(bound().await.unwrap(), vec![id.clone()]);
+
+    ws.close(None).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !bound().await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the real $disconnect did not forget the closed socket\n{}",
+            dev.output()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

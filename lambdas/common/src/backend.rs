@@ -13,6 +13,9 @@ pub const ENV_TIMEOUT_MS: &str = "WSDEPLOY_BACKEND_TIMEOUT_MS";
 pub const ENV_SIGNING_SECRET: &str = "WSDEPLOY_SIGNING_SECRET";
 /// Set while a secret is being rotated: calls are signed with both, so a backend that knows either accepts them.
 pub const ENV_SIGNING_SECRET_PREVIOUS: &str = "WSDEPLOY_SIGNING_SECRET_PREVIOUS";
+/// The API and stage the function was deployed for: it refuses events from anywhere else.
+pub const ENV_API_ID: &str = "WSDEPLOY_API_ID";
+pub const ENV_STAGE: &str = "WSDEPLOY_STAGE";
 
 /// Everything but RFC 3986's unreserved characters is encoded: connection ids end in `=` and may hold `+` or `/`.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -38,6 +41,9 @@ pub struct Settings {
     pub timeout: Duration,
     pub signing_secret: Vec<u8>,
     pub previous_signing_secret: Option<Vec<u8>>,
+    /// The API (`requestContext.apiId`) and stage whose events this function serves.
+    pub api_id: String,
+    pub stage: String,
 }
 
 impl std::fmt::Debug for Settings {
@@ -47,6 +53,8 @@ impl std::fmt::Debug for Settings {
             .field("connect_path", &self.connect_path)
             .field("disconnect_path", &self.disconnect_path)
             .field("timeout", &self.timeout)
+            .field("api_id", &self.api_id)
+            .field("stage", &self.stage)
             .field("signing_secret", &"<redacted>")
             .field(
                 "previous_signing_secret",
@@ -83,6 +91,8 @@ impl Settings {
             previous_signing_secret: get(ENV_SIGNING_SECRET_PREVIOUS)
                 .filter(|v| !v.is_empty())
                 .map(String::into_bytes),
+            api_id: need(ENV_API_ID)?,
+            stage: need(ENV_STAGE)?,
         })
     }
 }

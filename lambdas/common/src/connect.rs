@@ -13,6 +13,9 @@ pub async fn handle(
     backend: &Backend,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    if let Some(refused) = crate::foreign_event(&backend.settings, &event) {
+        return refused;
+    }
     let ctx = &event.request_context;
     let route = ctx.route_key.as_deref().unwrap_or("");
     let connection_id = ctx.connection_id.as_deref().unwrap_or("");

@@ -9,6 +9,9 @@ pub async fn handle(
     backend: &Backend,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
+    if let Some(refused) = crate::foreign_event(&backend.settings, &event) {
+        return refused;
+    }
     let ctx = &event.request_context;
     let Some(connection_id) = ctx.connection_id.as_deref().filter(|c| !c.is_empty()) else {
         tracing::error!("event without a connectionId: is this function attached to $disconnect?");

@@ -23,6 +23,37 @@ pub fn reply(status: i64, body: serde_json::Value) -> ApiGatewayProxyResponse {
     r
 }
 
+/// Refuses an event that did not come from the API and stage this function was deployed for: anyone allowed
+/// `lambda:InvokeFunction` on it could otherwise hand it a made-up event and have it sign a `POST` or `DELETE` to
+/// the backend for any connection id. API Gateway fills `requestContext.apiId` and `stage` itself
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-api-mapping-template-reference.html>),
+/// so an event carrying the right ones came through the function's own API, the only caller its resource policy
+/// lets API Gateway be.
+pub fn foreign_event(
+    settings: &Settings,
+    event: &aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest,
+) -> Option<ApiGatewayProxyResponse> {
+    let ctx = &event.request_context;
+    let (api, stage) = (
+        ctx.apiid.as_deref().unwrap_or(""),
+        ctx.stage.as_deref().unwrap_or(""),
+    );
+    if api == settings.api_id && stage == settings.stage {
+        return None;
+    }
+    tracing::error!(
+        api_id = api,
+        stage,
+        expected_api_id = %settings.api_id,
+        expected_stage = %settings.stage,
+        "refused an event that did not come from this function's API and stage; the backend was not called"
+    );
+    Some(reply(
+        403,
+        serde_json::json!({ "ok": false, "error": "forbidden" }),
+    ))
+}
+
 /// JSON lines on stdout, which Lambda sends to CloudWatch Logs. Level from `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`,
 /// under [`raw_data_clamp`], which no directive of theirs can widen.
 pub fn init_logging() {

@@ -22,6 +22,8 @@ fn settings(url: &str, timeout_ms: u64) -> Settings {
         "WSDEPLOY_BACKEND_URL" => Some(url.to_string()),
         "WSDEPLOY_SIGNING_SECRET" => Some(SECRET.into()),
         "WSDEPLOY_BACKEND_TIMEOUT_MS" => Some(timeout_ms.to_string()),
+        "WSDEPLOY_API_ID" => Some("abc".into()),
+        "WSDEPLOY_STAGE" => Some("dev".into()),
         _ => None,
     })
     .unwrap()
@@ -284,6 +286,47 @@ async fn a_down_slow_or_broken_backend_gives_a_retryable_error() {
     );
 }
 
+/// An event that names another API or stage (one made up by whoever may invoke the function) is refused before
+/// anything is signed: neither function calls the backend for it.
+#[tokio::test]
+async fn an_event_from_another_api_or_stage_is_refused_without_a_backend_call() {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(201))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let b = backend(&server.uri(), 2000);
+    for (field, value) in [
+        ("apiId", json!("other")),
+        ("stage", json!("prod")),
+        ("apiId", Value::Null),
+    ] {
+        let forge = |route: &str, body: Option<&str>| {
+            let mut e = serde_json::to_value(event(route, body, None)).unwrap();
+            e["requestContext"][field] = value.clone();
+            serde_json::from_value::<ApiGatewayWebsocketProxyRequest>(e).unwrap()
+        };
+        let auth = forge("auth", Some(r#"{"action":"auth","token":"good"}"#));
+        let r = common::connect::handle(&b, auth).await;
+        assert_eq!(
+            (r.status_code, body_of(&r)["error"].clone()),
+            (403, json!("forbidden")),
+            "{field}"
+        );
+        let r = common::disconnect::handle(&b, forge("$disconnect", None)).await;
+        assert_eq!(r.status_code, 403, "{field}");
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+    let err = Settings::from_lookup(|k| match k {
+        "WSDEPLOY_API_ID" => None,
+        "WSDEPLOY_BACKEND_TIMEOUT_MS" => Some("100".into()),
+        _ => Some("v".into()),
+    })
+    .unwrap_err();
+    assert!(err.contains("WSDEPLOY_API_ID is not set"), "{err}");
+}
+
 #[tokio::test]
 async fn disconnect_deletes_the_encoded_connection_with_a_signed_call() {
     let server = MockServer::start().await;
@@ -492,6 +535,8 @@ fn a_previous_secret_comes_from_the_environment_and_stays_out_of_debug_output() 
         "WSDEPLOY_BACKEND_URL" => Some("http://127.0.0.1:1".into()),
         "WSDEPLOY_SIGNING_SECRET" => Some("current-secret-value".into()),
         "WSDEPLOY_SIGNING_SECRET_PREVIOUS" => Some("previous-secret-value".into()),
+        "WSDEPLOY_API_ID" => Some("abc".into()),
+        "WSDEPLOY_STAGE" => Some("dev".into()),
         _ => None,
     })
     .unwrap();

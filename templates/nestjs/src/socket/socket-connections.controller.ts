@@ -1,10 +1,17 @@
 // The two endpoints the wsdeploy Lambdas call. A 2xx to the POST tells the browser {"type": "auth", "ok": true};
 // a 401 or 403 tells it {"type": "auth", "ok": false, "error": "unauthorized"}.
+//
+// The guard proves a call came from the Lambdas, but whoever learns the signing secret could sign calls too. So the
+// connection is looked up on @connections first: a POST binds it only while it is open and comes from the signed
+// address (else 403: nobody can bind another person's socket to their own user), and a DELETE forgets it only once
+// it is closed (else 409).
 import {
   BadRequestException,
   Body,
+  ConflictException,
   Controller,
   Delete,
+  ForbiddenException,
   Headers,
   HttpCode,
   Logger,
@@ -46,6 +53,11 @@ export class SocketConnectionsController {
     }
     const token = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
     const sourceIp = typeof body?.sourceIp === 'string' ? body.sourceIp : undefined;
+    const live = await this.sockets.describe(connectionId);
+    if (!live) throw new ForbiddenException('the connection is not open');
+    if (sourceIp !== undefined && live.sourceIp !== sourceIp) {
+      throw new ForbiddenException('the connection does not come from the signed address');
+    }
     const userId = token ? await this.users.userIdFromToken(token, { sourceIp }) : null;
     if (userId === null) throw new UnauthorizedException();
     // upsert: the Lambda retries, and a user may send the auth message twice on one socket.
@@ -65,6 +77,7 @@ export class SocketConnectionsController {
   @Delete(':connectionId')
   @HttpCode(204)
   async remove(@Param('connectionId') connectionId: string): Promise<void> {
+    if (await this.sockets.describe(connectionId)) throw new ConflictException('the connection is still open');
     await this.connections.delete({ connectionId });
   }
 }

@@ -9,6 +9,7 @@ import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import {
   ApiGatewayManagementApiClient,
+  GetConnectionCommand,
   GoneException,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
@@ -122,16 +123,35 @@ export class SocketService implements OnModuleDestroy {
   }
 
   /** true when delivered, false when the connection was gone (and is now deleted). */
+  /**
+   * The connection as API Gateway sees it now, or null when it is closed (410). The controller asks before it binds
+   * a connection to a user and before it forgets one, so that a caller holding the signing secret alone can neither
+   * bind someone else's open socket to their own user nor make the backend forget a socket that is still open.
+   */
+  async describe(connectionId: string): Promise<{ sourceIp?: string; connectedAt?: Date } | null> {
+    try {
+      const r = await this.client.send(new GetConnectionCommand({ ConnectionId: connectionId }));
+      return { sourceIp: r.Identity?.SourceIp, connectedAt: r.ConnectedAt };
+    } catch (err) {
+      if (isGone(err)) return null;
+      throw err;
+    }
+  }
+
   private async post(connectionId: string, payload: Uint8Array): Promise<boolean> {
     try {
       await this.client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: payload }));
       return true;
     } catch (err) {
-      if (err instanceof GoneException || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 410) {
+      if (isGone(err)) {
         await this.connections.delete({ connectionId });
         return false;
       }
       throw err;
     }
   }
+}
+
+function isGone(err: unknown): boolean {
+  return err instanceof GoneException || (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 410;
 }
