@@ -209,9 +209,18 @@ pub(crate) async fn run(t: &Target) -> Vec<Outcome> {
         auth_answers(&mut ws, &t.token, true).await,
     ));
     out.push(outcome(
-        "auth with an invalid token",
-        auth_answers(&mut ws, BAD_TOKEN, false).await,
+        "auth with an invalid token is refused, then the socket closed",
+        refused_then_closed(t).await,
     ));
+    // The rest on a socket of its own that never authenticates: a refused token above closes its socket, and
+    // the gateway's answers below do not depend on who the socket belongs to.
+    let mut ws = match open(&t.websocket_url).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            out.push(outcome("connect", Err(e)));
+            return out;
+        }
+    };
     out.push(if t.heartbeat {
         outcome(
             "ping is answered pong by the gateway",
@@ -254,6 +263,14 @@ async fn auth_answers(ws: &mut Ws, token: &str, expect_ok: bool) -> Result<Strin
             "expected {{\"type\":\"auth\",\"ok\":{expect_ok},…}}, got {reply}"
         ))
     }
+}
+
+/// A refused `auth` is answered `ok: false`, and then the `connect` function closes the socket.
+async fn refused_then_closed(t: &Target) -> Result<String, String> {
+    let mut ws = open(&t.websocket_url).await?;
+    let reply = auth_answers(&mut ws, BAD_TOKEN, false).await?;
+    let code = close_code(&mut ws).await?;
+    Ok(format!("{reply}, then closed with {code}"))
 }
 
 /// `{"action":"ping"}` gets exactly the heartbeat's reply.

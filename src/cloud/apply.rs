@@ -332,11 +332,13 @@ impl<'a> Applier<'a> {
             UpdateRoleTrust => iam::update_role_trust(&c.iam, d).await.and(said("updated")),
             PutRolePolicy => {
                 let key = self.env_key();
-                iam::put_role_policy(&c.iam, d, key.as_deref()).await?;
-                said(if key.is_some() {
-                    "own log groups, decrypt with the env key"
-                } else {
-                    "own log groups only"
+                let api = self.ids().api_id;
+                iam::put_role_policy(&c.iam, d, (key.as_deref(), api.as_deref())).await?;
+                said(match (key.is_some(), api.is_some()) {
+                    (true, true) => "own log groups, decrypt with the env key, close its own sockets",
+                    (true, false) => "own log groups, decrypt with the env key",
+                    (false, true) => "own log groups, close its own sockets",
+                    (false, false) => "own log groups only",
                 })
             }
             DeleteRole => iam::delete_role(&c.iam, &d.names.role)

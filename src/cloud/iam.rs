@@ -48,9 +48,9 @@ pub(crate) async fn update_role_trust(iam: &Client, d: &Desired) -> Result<()> {
 pub(crate) async fn put_role_policy(
     iam: &Client,
     d: &Desired,
-    env_key: Option<&str>,
+    (env_key, api_id): (Option<&str>, Option<&str>),
 ) -> Result<()> {
-    let doc = d.role_policy(env_key).to_string();
+    let doc = d.role_policy(env_key, api_id).to_string();
     iam.put_role_policy()
         .role_name(&d.names.role)
         .policy_name(&d.names.role_policy)

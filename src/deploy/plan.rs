@@ -135,7 +135,10 @@ fn plan_role(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanE
             }
             let current = match wanted_key(d, o) {
                 KeyWant::New => false,
-                KeyWant::Known(arn) => r.policy.as_ref() == Some(&d.role_policy(arn.as_deref())),
+                KeyWant::Known(arn) => {
+                    let api = o.kept_api().map(|api| api.id.as_str());
+                    r.policy.as_ref() == Some(&d.role_policy(arn.as_deref(), api))
+                }
             };
             if !current {
                 a.push(PutRolePolicy);

@@ -79,7 +79,7 @@ pub(crate) fn converged(d: &Desired) -> Observed {
         role: Some(RoleObs {
             tags: d.tags.clone(),
             trust: Desired::role_trust_policy(),
-            policy: Some(d.role_policy(env_key_arn.as_deref())),
+            policy: Some(d.role_policy(env_key_arn.as_deref(), Some(api_id))),
             boundary: Some(d.boundary_arn()),
         }),
         log_groups: d

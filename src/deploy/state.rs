@@ -355,8 +355,10 @@ impl Desired {
     /// stage's or the user's (`env_key`), decrypt with that key: Lambda decrypts the environment at each cold
     /// start as the function's role, and without `kms:Decrypt` every invocation fails with
     /// `KMSAccessDeniedException` (aws/serverless-application-model PR #1990 grants the same;
-    /// cattle-ops/terraform-aws-gitlab-runner PR #1253 shows the failure).
-    pub fn role_policy(&self, env_key_arn: Option<&str>) -> Value {
+    /// cattle-ops/terraform-aws-gitlab-runner PR #1253 shows the failure). Once the API exists they may also post
+    /// to and close this stage's sockets, on this API and stage only: `connect` closes a socket whose `auth` was
+    /// refused, after telling it why.
+    pub fn role_policy(&self, env_key_arn: Option<&str>, api_id: Option<&str>) -> Value {
         let resources: Vec<String> = self
             .functions
             .iter()
@@ -370,6 +372,21 @@ impl Desired {
         ];
         if let Some(key) = env_key_arn {
             statements.push(json!({ "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key }));
+        }
+        if let Some(api) = api_id {
+            // ARN form: arn:aws:execute-api:{region}:{account}:{api-id}/{stage}/{METHOD}/@connections/{id}
+            // (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-websocket-control-access-iam.html).
+            let arn = |method: &str| {
+                format!(
+                    "arn:{}:execute-api:{}:{}:{api}/{}/{method}/@connections/*",
+                    self.partition.id, self.region, self.account, self.stage
+                )
+            };
+            statements.push(json!({
+                "Effect": "Allow",
+                "Action": "execute-api:ManageConnections",
+                "Resource": [arn("POST"), arn("DELETE")]
+            }));
         }
         json!({ "Version": "2012-10-17", "Statement": statements })
     }

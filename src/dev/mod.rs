@@ -120,7 +120,7 @@ pub(crate) async fn run(
         .await
         .with_context(|| format!("cannot listen on {}:{}: is another `wsdeploy dev` running? Pick another port with --port", opts.host, opts.port))?;
     let base = reachable_at(opts.host, listener.local_addr()?.port());
-    let pools = start_functions(&stage, built, &secrets.signing, &opts.log).await?;
+    let pools = start_functions(&stage, built, (&secrets, &base), &opts.log).await?;
     let gw = gateway(&stage, &opts, &base, &pools, &secrets);
     let running = Running {
         websocket_url: format!("ws://{base}/{}", stage.stage),
@@ -190,10 +190,18 @@ fn reachable_at(host: std::net::IpAddr, port: u16) -> String {
 async fn start_functions(
     stage: &StageConfig,
     built: &[lambdas::Built],
-    signing: &secret::SigningSecrets,
+    (secrets, base): (&Secrets, &str),
     log: &Log,
 ) -> anyhow::Result<BTreeMap<String, std::sync::Arc<runtime::Pool>>> {
-    let mut env: Vec<(String, String)> = stage.function_env(signing).into_iter().collect();
+    let mut env: Vec<(String, String)> = stage.function_env(&secrets.signing).into_iter().collect();
+    // Lambda gives a function its role's credentials; here the only identity `@connections` knows is the dev
+    // key, and the endpoint is dev's own rather than the API's execute-api host.
+    env.push((
+        "WSDEPLOY_MANAGEMENT_ENDPOINT".into(),
+        format!("http://{base}/{}", stage.stage),
+    ));
+    env.push(("AWS_ACCESS_KEY_ID".into(), secrets.key_id.clone()));
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), secrets.secret.clone()));
     // Set by Lambda itself on AWS, from the stage's configuration.
     env.push((
         crate::config::resolve::FUNCTION_ENV_API_ID.into(),

@@ -385,7 +385,15 @@ async fn function_processes_get_lambdas_environment_not_the_shells() {
         "AWS_LAMBDA_LOG_STREAM_NAME",
         "LAMBDA_TASK_ROOT",
         "LAMBDA_RUNTIME_DIR",
+        // The role's credentials on Lambda; here the dev key, the only identity dev's @connections knows.
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
     ];
+    assert_eq!(
+        vars.get("AWS_ACCESS_KEY_ID"),
+        dev.env.get("WS_API_ACCESS_KEY_ID"),
+        "the functions call @connections with the dev key"
+    );
     let strays: Vec<&String> = vars
         .keys()
         .filter(|k| {

@@ -192,16 +192,19 @@ async fn a_client_flooding_messages_is_throttled_and_others_are_served() {
     seen.lock().unwrap().delay = Duration::from_millis(800);
     let calls_before = seen.lock().unwrap().calls.len();
     let (mut flood, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    // An accepted token: a routed one would have its socket closed by the function.
     for _ in 0..20 {
         flood
-            .send(Message::Text(r#"{"action":"auth","token":"flood"}"#.into()))
+            .send(Message::Text(
+                r#"{"action":"auth","token":"good-token"}"#.into(),
+            ))
             .await
             .unwrap();
     }
     let mut throttled = 0;
-    let mut refused = 0;
+    let mut routed = 0;
     let deadline = Instant::now() + Duration::from_secs(8);
-    while throttled + refused < 20 && Instant::now() < deadline {
+    while throttled + routed < 20 && Instant::now() < deadline {
         let Ok(Some(Ok(Message::Text(t)))) =
             tokio::time::timeout(Duration::from_secs(3), flood.next()).await
         else {
@@ -216,11 +219,11 @@ async fn a_client_flooding_messages_is_throttled_and_others_are_served() {
                 );
                 throttled += 1;
             }
-            _ => refused += 1,
+            _ => routed += 1,
         }
     }
     assert_eq!(
-        (throttled, refused),
+        (throttled, routed),
         (12, 8),
         "8 routed, 12 dropped\n{}",
         dev.output()
@@ -323,11 +326,12 @@ async fn what_a_client_chooses_reaches_the_terminal_escaped() {
     );
 }
 
-/// Frames of one message of `bytes` bytes, in frames of at most 32 KB (API Gateway's frame limit; 128 KB a message).
+/// Frames of one message of `bytes` bytes, in frames of at most 32 KB (API Gateway's frame limit; 128 KB a message):
+/// an `auth` with an accepted token (a refused one would have the socket closed), padded.
 fn fragmented(bytes: usize) -> Vec<Message> {
     let body = format!(
-        r#"{{"action":"auth","token":"{}"}}"#,
-        "x".repeat(bytes - 30)
+        r#"{{"action":"auth","token":"good-token","pad":"{}"}}"#,
+        "x".repeat(bytes - 50)
     );
     let chunks: Vec<&[u8]> = body.as_bytes().chunks(32 * 1024).collect();
     let last = chunks.len() - 1;
@@ -379,7 +383,7 @@ async fn soak_every_abuse_at_once_while_a_good_client_is_served() {
                     let _ = c.write_all(sent).await;
                     held.push(c);
                 }
-                if held.len() >= 200 {
+                if held.len() >= 400 {
                     held.remove(0);
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -457,9 +461,9 @@ async fn soak_every_abuse_at_once_while_a_good_client_is_served() {
         match answer {
             Ok(Some(Ok(Message::Text(t)))) if t.as_str() == expect => {
                 if i % 10 == 0 {
-                    auths.push(rtt)
+                    auths.push(rtt);
                 } else {
-                    round_trips.push(rtt)
+                    round_trips.push(rtt);
                 }
             }
             other => panic!(
@@ -528,3 +532,32 @@ async fn soak_every_abuse_at_once_while_a_good_client_is_served() {
 /// it each run); the bound leaves room for a slower one. Without the per-socket bound the flood alone grows it
 /// past any bound.
 const SOAK_RSS_BOUND_KIB: u64 = 128 * 1024;
+
+/// A socket whose `auth` is refused is told why and then closed by the `connect` function itself (`@connections`
+/// POST, then DELETE, as its role), rather than kept open by the heartbeat and free to retry `auth` for ever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_auth_is_told_why_and_the_socket_closed() {
+    let (dev, _) = dev_with_backend("", &[], &cache()).await;
+    for token in ["bad-token", "has space"] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+        ws.send(Message::Text(
+            format!(r#"{{"action":"auth","token":"{token}"}}"#).into(),
+        ))
+        .await
+        .unwrap();
+        let reply: serde_json::Value = serde_json::from_str(&next_text(&mut ws).await).unwrap();
+        assert_eq!(reply["ok"], false, "{reply}");
+        assert_eq!(
+            close_code(&mut ws, 5).await,
+            Some(1000),
+            "{token}: closed after the refusal\n{}",
+            dev.output()
+        );
+    }
+    assert!(
+        dev.output()
+            .contains("closed the socket after a refused auth"),
+        "{}",
+        dev.output()
+    );
+}

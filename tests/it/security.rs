@@ -160,6 +160,12 @@ async fn every_policy_is_least_privilege() {
         .await
         .unwrap();
     logs.push(key.key_metadata().unwrap().arn().unwrap().to_string());
+    // ... and post to and close this stage's sockets (a refused auth), on this API only.
+    for method in ["POST", "DELETE"] {
+        logs.push(format!(
+            "arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/dev/{method}/@connections/*"
+        ));
+    }
     for p in iam
         .list_role_policies()
         .role_name("chat-dev-lambda")

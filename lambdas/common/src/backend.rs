@@ -44,6 +44,8 @@ pub struct Settings {
     /// The API (`requestContext.apiId`) and stage whose events this function serves.
     pub api_id: String,
     pub stage: String,
+    /// How to reach `@connections` as the function's role (None: the environment has no credentials).
+    pub management: Option<crate::connections::Management>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Settings {
             .field("timeout", &self.timeout)
             .field("api_id", &self.api_id)
             .field("stage", &self.stage)
+            .field("management", &self.management)
             .field("signing_secret", &"<redacted>")
             .field(
                 "previous_signing_secret",
@@ -91,6 +94,11 @@ impl Settings {
             previous_signing_secret: get(ENV_SIGNING_SECRET_PREVIOUS)
                 .filter(|v| !v.is_empty())
                 .map(String::into_bytes),
+            management: crate::connections::Management::from_lookup(
+                &get,
+                &need(ENV_API_ID)?,
+                &need(ENV_STAGE)?,
+            ),
             api_id: need(ENV_API_ID)?,
             stage: need(ENV_STAGE)?,
         })
@@ -166,6 +174,51 @@ impl Backend {
         .await
     }
 
+    /// After a refused `auth` on a message route: `reply` is posted to the socket, then the socket is closed, so a
+    /// client cannot keep a refused socket open (the MOCK `ping` would keep it alive for two hours, and it could
+    /// retry `auth` on it for ever). The refusal goes first so that a well-behaved client reads why before the close
+    /// (the snippet then stops instead of reconnecting). Whatever fails here is logged: the function's answer
+    /// (the same refusal) still goes back through the route response.
+    pub async fn close_refused(&self, connection_id: &str, reply: &str) {
+        let Some(m) = &self.settings.management else {
+            tracing::warn!(
+                connection_id,
+                "no credentials in the environment: a refused socket stays open until its client closes it"
+            );
+            return;
+        };
+        match m.post(&self.client, connection_id, reply.as_bytes()).await {
+            Ok(200) => {}
+            Ok(status) => {
+                tracing::warn!(
+                    connection_id,
+                    status,
+                    "could not post the refusal; the socket stays open"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(connection_id, %error, "could not post the refusal; the socket stays open");
+                return;
+            }
+        }
+        match m.delete(&self.client, connection_id).await {
+            Ok(status @ (204 | 410)) => {
+                tracing::info!(
+                    connection_id,
+                    status,
+                    "closed the socket after a refused auth"
+                );
+            }
+            Ok(status) => {
+                tracing::warn!(connection_id, status, "could not close the refused socket");
+            }
+            Err(error) => {
+                tracing::warn!(connection_id, %error, "could not close the refused socket")
+            }
+        }
+    }
+
     /// `DELETE {disconnect_path}` with the id substituted. DELETE is idempotent, so it is retried once on any
     /// transport error: a backend still starting, or a kept-alive connection the backend closed while this
     /// environment was frozen. Not after a timeout: a second full wait could outlast the function.
@@ -237,7 +290,7 @@ impl Backend {
 }
 
 /// reqwest's messages repeat the URL; the logs say which call it was already.
-fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.without_url_ref().clone();
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {

@@ -47,7 +47,7 @@ pub async fn handle(
                 reason = why,
                 "auth refused before calling the backend"
             );
-            return fail(401, why, false);
+            return refuse(backend, connection_id, on_connect, fail(401, why, false)).await;
         }
     };
     let started = std::time::Instant::now();
@@ -76,7 +76,13 @@ pub async fn handle(
                 elapsed_ms,
                 "backend refused the token"
             );
-            fail(403, "unauthorized", false)
+            refuse(
+                backend,
+                connection_id,
+                on_connect,
+                fail(403, "unauthorized", false),
+            )
+            .await
         }
         Ok(status) => {
             tracing::error!(
@@ -92,6 +98,22 @@ pub async fn handle(
             fail(if timeout { 504 } else { 502 }, "backend unavailable", true)
         }
     }
+}
+
+/// A refused `auth` on a message route also closes the socket, after telling the client why; on `$connect` the
+/// refusal already rejects the handshake.
+async fn refuse(
+    backend: &Backend,
+    connection_id: &str,
+    on_connect: bool,
+    response: ApiGatewayProxyResponse,
+) -> ApiGatewayProxyResponse {
+    if let (false, Some(aws_lambda_events::encodings::Body::Text(reply))) =
+        (on_connect, &response.body)
+    {
+        backend.close_refused(connection_id, reply).await;
+    }
+    response
 }
 
 /// What the client sent to authenticate its socket.

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod connect;
+pub mod connections;
 pub mod disconnect;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;

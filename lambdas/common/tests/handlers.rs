@@ -547,3 +547,75 @@ fn a_previous_secret_comes_from_the_environment_and_stays_out_of_debug_output() 
     let shown = format!("{s:?}");
     assert!(!shown.contains("secret-value"), "{shown}");
 }
+
+/// After a refused `auth` on a message route, `connect` posts the refusal to the socket and then closes it through
+/// `@connections`, both signed with SigV4 as the function's role (session token included); on `$connect` the
+/// refusal already rejects the handshake, and nothing is called.
+#[tokio::test]
+async fn a_refused_auth_is_posted_to_the_socket_and_the_socket_closed() {
+    let backend_server = server_answering(401).await;
+    let management = MockServer::start().await;
+    let path = format!("/dev/@connections/{}", "TWegAcC4Eo%2B%2FHnA%3D");
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::path(path.clone()))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&management)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(wiremock::matchers::path(path))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&management)
+        .await;
+    let endpoint = format!("{}/dev", management.uri());
+    let settings = Settings::from_lookup(|k| match k {
+        "WSDEPLOY_BACKEND_URL" => Some(backend_server.uri()),
+        "WSDEPLOY_SIGNING_SECRET" => Some(SECRET.into()),
+        "WSDEPLOY_API_ID" => Some("abc".into()),
+        "WSDEPLOY_STAGE" => Some("dev".into()),
+        "WSDEPLOY_MANAGEMENT_ENDPOINT" => Some(endpoint.clone()),
+        "AWS_REGION" => Some("eu-west-3".into()),
+        "AWS_ACCESS_KEY_ID" => Some("ASIAEXAMPLE".into()),
+        "AWS_SECRET_ACCESS_KEY" => Some("role-secret".into()),
+        "AWS_SESSION_TOKEN" => Some("role-session-token".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert!(!format!("{settings:?}").contains("role-secret"));
+    let b = Backend::new(settings).unwrap();
+    let r = common::connect::handle(
+        &b,
+        event("auth", Some(r#"{"action":"auth","token":"bad"}"#), None),
+    )
+    .await;
+    assert_eq!(body_of(&r)["error"], "unauthorized");
+    let reqs = management.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[1].method.as_str()),
+        ("POST", "DELETE"),
+        "the refusal first, then the close"
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&reqs[0].body).unwrap(),
+        body_of(&r)
+    );
+    for req in &reqs {
+        let auth = req.headers.get("authorization").unwrap().to_str().unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/")
+                && auth.contains("/eu-west-3/execute-api/aws4_request"),
+            "{auth}"
+        );
+        assert_eq!(
+            req.headers.get("x-amz-security-token").unwrap(),
+            "role-session-token"
+        );
+    }
+
+    // On $connect: the handshake's rejection is the answer; nothing is posted or closed.
+    let r = common::connect::handle(&b, event("$connect", None, Some("token=bad"))).await;
+    assert_eq!(r.status_code, 403);
+    assert_eq!(management.received_requests().await.unwrap().len(), 2);
+}
