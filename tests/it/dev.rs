@@ -125,6 +125,8 @@ async fn route_selection_replies_and_limits_follow_api_gateway() {
         next_text(&mut ws).await,
         r#"{"error":"unauthorized","ok":false,"type":"auth"}"#
     );
+    // A refused socket is closed by the function; the size limit on another.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     // 129 KB in one message: over API Gateway's 128 KB, the socket is closed with 1009.
     let big = "x".repeat(129 * 1024);
     let _ = ws.send(Message::Text(big.into())).await;

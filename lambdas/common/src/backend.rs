@@ -214,7 +214,7 @@ impl Backend {
                 tracing::warn!(connection_id, status, "could not close the refused socket");
             }
             Err(error) => {
-                tracing::warn!(connection_id, %error, "could not close the refused socket")
+                tracing::warn!(connection_id, %error, "could not close the refused socket");
             }
         }
     }
