@@ -17,6 +17,8 @@ pub(crate) const FUNCTION_ENV_SIGNING_SECRET: &str = "WSDEPLOY_SIGNING_SECRET";
 /// API exists, so `up` adds it when it creates or updates a function, and `dev` gives its own.
 pub(crate) const FUNCTION_ENV_API_ID: &str = "WSDEPLOY_API_ID";
 pub(crate) const FUNCTION_ENV_STAGE: &str = "WSDEPLOY_STAGE";
+/// `dev` only: its `@connections` endpoint, which the functions call instead of the API's execute-api host.
+pub(crate) const FUNCTION_ENV_MANAGEMENT_ENDPOINT: &str = "WSDEPLOY_MANAGEMENT_ENDPOINT";
 pub(crate) const FUNCTION_ENV_SIGNING_SECRET_PREVIOUS: &str = "WSDEPLOY_SIGNING_SECRET_PREVIOUS";
 
 /// `wsdeploy dev` runs this stage: implicit, never deployed.

@@ -642,7 +642,7 @@ async fn management(
 }
 
 /// An `@connections` request's body, read within `body_timeout` (a client trickling it would otherwise hold the
-/// request, and its task, for as long as it likes) and at most one byte past the 128 KB a message may have.
+/// request, and its task, for as long as it likes) and at most the 128 KB a message may have.
 async fn read_body(gw: &Gateway, body: axum::body::Body) -> Result<Bytes, Box<Response>> {
     let read = axum::body::to_bytes(body, MAX_MESSAGE_BYTES);
     match tokio::time::timeout(gw.limits.body_timeout, read).await {

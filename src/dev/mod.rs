@@ -120,11 +120,12 @@ pub(crate) async fn run(
         .await
         .with_context(|| format!("cannot listen on {}:{}: is another `wsdeploy dev` running? Pick another port with --port", opts.host, opts.port))?;
     let base = reachable_at(opts.host, listener.local_addr()?.port());
-    let pools = start_functions(&stage, built, (&secrets, &base), &opts.log).await?;
+    let management_endpoint = format!("http://{base}/{}", stage.stage);
+    let pools = start_functions(&stage, built, (&secrets, &management_endpoint), &opts.log).await?;
     let gw = gateway(&stage, &opts, &base, &pools, &secrets);
     let running = Running {
         websocket_url: format!("ws://{base}/{}", stage.stage),
-        management_endpoint: format!("http://{base}/{}", stage.stage),
+        management_endpoint,
         access_key_id: secrets.key_id.clone(),
         functions: functions.describe(),
     };
@@ -190,15 +191,15 @@ fn reachable_at(host: std::net::IpAddr, port: u16) -> String {
 async fn start_functions(
     stage: &StageConfig,
     built: &[lambdas::Built],
-    (secrets, base): (&Secrets, &str),
+    (secrets, management_endpoint): (&Secrets, &str),
     log: &Log,
 ) -> anyhow::Result<BTreeMap<String, std::sync::Arc<runtime::Pool>>> {
     let mut env: Vec<(String, String)> = stage.function_env(&secrets.signing).into_iter().collect();
     // Lambda gives a function its role's credentials; here the only identity `@connections` knows is the dev
     // key, and the endpoint is dev's own rather than the API's execute-api host.
     env.push((
-        "WSDEPLOY_MANAGEMENT_ENDPOINT".into(),
-        format!("http://{base}/{}", stage.stage),
+        crate::config::resolve::FUNCTION_ENV_MANAGEMENT_ENDPOINT.into(),
+        management_endpoint.into(),
     ));
     env.push(("AWS_ACCESS_KEY_ID".into(), secrets.key_id.clone()));
     env.push(("AWS_SECRET_ACCESS_KEY".into(), secrets.secret.clone()));

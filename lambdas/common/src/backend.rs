@@ -84,23 +84,23 @@ impl Settings {
                 .map_err(|_| format!("{ENV_TIMEOUT_MS}={v} is not a number of milliseconds"))?,
             None => 5000,
         };
+        // In this order, so that an empty environment is told about the backend URL first.
+        let backend_url = need(ENV_BACKEND_URL)?.trim_end_matches('/').to_string();
+        let signing_secret = need(ENV_SIGNING_SECRET)?.into_bytes();
+        let (api_id, stage) = (need(ENV_API_ID)?, need(ENV_STAGE)?);
         Ok(Settings {
-            backend_url: need(ENV_BACKEND_URL)?.trim_end_matches('/').to_string(),
+            backend_url,
             connect_path: get(ENV_CONNECT_PATH).unwrap_or_else(|| "/socket-connections".into()),
             disconnect_path: get(ENV_DISCONNECT_PATH)
                 .unwrap_or_else(|| "/socket-connections/{connectionId}".into()),
             timeout: Duration::from_millis(timeout_ms),
-            signing_secret: need(ENV_SIGNING_SECRET)?.into_bytes(),
+            signing_secret,
             previous_signing_secret: get(ENV_SIGNING_SECRET_PREVIOUS)
                 .filter(|v| !v.is_empty())
                 .map(String::into_bytes),
-            management: crate::connections::Management::from_lookup(
-                &get,
-                &need(ENV_API_ID)?,
-                &need(ENV_STAGE)?,
-            ),
-            api_id: need(ENV_API_ID)?,
-            stage: need(ENV_STAGE)?,
+            management: crate::connections::Management::from_lookup(&get, &api_id, &stage),
+            api_id,
+            stage,
         })
     }
 }
