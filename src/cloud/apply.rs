@@ -292,6 +292,7 @@ impl<'a> Applier<'a> {
             CreateLogGroup { .. }
             | PutRetention { .. }
             | DeleteLogGroup { .. }
+            | DeleteExecutionLogGroup { .. }
             | CreateFunction { .. }
             | UpdateFunctionCode { .. }
             | UpdateFunctionConfig { .. }
@@ -299,9 +300,11 @@ impl<'a> Applier<'a> {
             | SetConcurrency { .. }
             | AddPermission { .. } => self.act_lambda(a, step).await,
             Retag { target, diff } => self.retag(target, diff, step).await.map(|()| "tags".into()),
-            CreateEnvKey | AliasEnvKey { .. } | RestoreEnvKey { .. } | DeleteEnvKey { .. } => {
-                self.act_kms(a, step).await
-            }
+            CreateEnvKey
+            | SetEnvKeyPolicy { .. }
+            | AliasEnvKey { .. }
+            | RestoreEnvKey { .. }
+            | DeleteEnvKey { .. } => self.act_kms(a, step).await,
             CreateDomain { .. }
             | UpdateDomain { .. }
             | DeleteDomain { .. }
@@ -394,6 +397,15 @@ impl<'a> Applier<'a> {
                 .await
                 .and(said(&format!("kept {days} days"))),
             DeleteLogGroup { name } => logs::delete_group(&c.logs, name).await.and(said("deleted")),
+            DeleteExecutionLogGroup { name } => match logs::retire_execution_group(&c.logs, name).await? {
+                logs::Retired::Deleted => said("deleted"),
+                logs::Retired::Expiring => said(&format!(
+                    "not deleted (this identity may not), emptied within a day instead: `aws logs delete-log-group --log-group-name {name}` as an administrator removes it"
+                )),
+                logs::Retired::Left => said(&format!(
+                    "left (this identity may not delete it): `aws logs delete-log-group --log-group-name {name}` as an administrator removes it"
+                )),
+            },
             CreateFunction { function } => {
                 let f = &self.deployed_spec(function)?;
                 let key = self.env_key();
@@ -453,6 +465,9 @@ impl<'a> Applier<'a> {
                 self.remember(|ids| ids.stage_key_arn = Some(arn));
                 Ok(said)
             }
+            SetEnvKeyPolicy { id, policy } => kms::set_policy(&c.kms, d, id, policy)
+                .await
+                .map(|()| "key policy set".into()),
             AliasEnvKey { id } => kms::alias(&c.kms, &d.names.env_key_alias, id, step)
                 .await
                 .map_err(|e| {

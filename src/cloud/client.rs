@@ -19,7 +19,6 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub kms: aws_sdk_kms::Client,
     pub lambda: aws_sdk_lambda::Client,
-    pub tagging: aws_sdk_resourcegroupstagging::Client,
     pub apigw: aws_sdk_apigatewayv2::Client,
     /// API Gateway's first API, for the account settings only.
     pub apigw_account: aws_sdk_apigateway::Client,
@@ -37,7 +36,6 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(&config),
             kms: aws_sdk_kms::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
-            tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
             apigw: aws_sdk_apigatewayv2::Client::new(&config),
             apigw_account: aws_sdk_apigateway::Client::new(&config),
             acm: aws_sdk_acm::Client::new(&config),

@@ -1,6 +1,7 @@
 //! CloudWatch Logs: the functions' log groups, created ahead so their retention is ours, not "never expire".
 
 use anyhow::Result;
+use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatchlogs::Client;
 
 use super::{already, explain, gone};
@@ -32,6 +33,40 @@ pub(crate) async fn delete_group(logs: &Client, name: &str) -> Result<()> {
         .map_err(|e| explain(&format!("delete the log group {name}"), e))
 }
 
+/// What became of an execution log group at teardown.
+pub(crate) enum Retired {
+    Deleted,
+    /// The identity may not delete it: its retention is now a day, so it holds nothing a day later.
+    Expiring,
+    /// The identity may neither delete it nor change its retention.
+    Left,
+}
+
+/// Deletes the execution log group `name`, or, refused, empties it within a day instead. The deploy policy grants no
+/// delete on execution log groups: they are named after an API id no policy can know beforehand, and CloudWatch
+/// Logs cannot stop a caller from tagging a group (so tags cannot tell the stage's from another API's)
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-identity-based-access-control-cwl.html>).
+pub(crate) async fn retire_execution_group(logs: &Client, name: &str) -> Result<Retired> {
+    match gone(logs.delete_log_group().log_group_name(name).send().await) {
+        Ok(()) => Ok(Retired::Deleted),
+        Err(e) if e.code() == Some("AccessDeniedException") => {
+            let r = logs
+                .put_retention_policy()
+                .log_group_name(name)
+                .retention_in_days(1)
+                .send()
+                .await;
+            match r {
+                Ok(_) => Ok(Retired::Expiring),
+                // A stage whose config no longer asks for execution logs has no grant on the group at all.
+                Err(e) if e.code() == Some("AccessDeniedException") => Ok(Retired::Left),
+                Err(e) => Err(explain(&format!("set the retention of {name}"), e)),
+            }
+        }
+        Err(e) => Err(explain(&format!("delete the log group {name}"), e)),
+    }
+}
+
 pub(crate) async fn retag(logs: &Client, arn: &str, diff: &TagDiff) -> Result<()> {
     if !diff.set.is_empty() {
         logs.tag_resource()
@@ -51,6 +86,19 @@ pub(crate) async fn retag(logs: &Client, arn: &str, diff: &TagDiff) -> Result<()
     }
     Ok(())
 }
+
+/// The identity may not read the group (the deploy policy reads no execution log group: see
+/// `retire_execution_group`).
+#[derive(Debug)]
+pub(crate) struct Unreadable;
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("this identity may not read it (logs:FilterLogEvents)")
+    }
+}
+
+impl std::error::Error for Unreadable {}
 
 /// The events of `group` from `start_ms` on (at most `limit`), matching `pattern` (a CloudWatch Logs filter pattern;
 /// a quoted term matches that exact text): (timestamp, event id, message), oldest first. A group that does not
@@ -74,6 +122,7 @@ pub(crate) async fn events(
         let page = match page {
             Ok(p) => p,
             Err(e) if e.as_service_error().is_some_and(super::is_not_found) => return Ok(out),
+            Err(e) if e.code() == Some("AccessDeniedException") => return Err(Unreadable.into()),
             Err(e) => return Err(explain(&format!("read the log group {group}"), e)),
         };
         for e in page.events() {

@@ -37,14 +37,14 @@ pub(crate) async fn observe(c: &Clients, l: &Names) -> Result<(Caller, Observed)
             .iter()
             .map(|a| l.execution_log_group(a.api_id().unwrap_or_default()));
         let details = futures_util::future::try_join_all(found.iter().map(|a| api_details(c, a)));
-        tokio::try_join!(details, log_groups(c, exec_logs))
+        tokio::try_join!(details, execution_log_groups(c, exec_logs))
     };
-    // Without its alias, the key is searched by its tags: a run may have stopped right after creating it (KMS has
+    // Without its alias, the key is searched for among the account's: a run may have stopped right after creating it (KMS has
     // no idempotent create), and a stage torn down less than 7 days ago left a key that can be restored.
     let env_key = async {
         Ok::<_, anyhow::Error>(match super::kms::find(&c.kms, l).await? {
             None => {
-                let mut found = super::kms::find_unaliased(&c.tagging, &c.kms, l)
+                let mut found = super::kms::find_unaliased(&c.kms, l)
                     .await?
                     .into_iter();
                 (found.next(), found.collect())
@@ -247,10 +247,11 @@ fn environment(
     };
     if let Some(err) = env.error() {
         anyhow::bail!(
-            "cannot read the environment of the function {name}: {}: {}. The identity running wsdeploy needs kms:Decrypt on the key {} (through Lambda) to read it",
+            "cannot read the environment of the function {name}: {}: {}. The identity running wsdeploy needs kms:Decrypt on the key {} (through Lambda) to read it: for the stage's own key, its key policy's {} statement gives that to the stage's deployers, and an account administrator can put that statement back (`aws kms put-key-policy`); for a key of yours, its key policy or your IAM policy must",
             err.error_code().unwrap_or("error"),
             err.message().unwrap_or("no reason given"),
             cfg.kms_key_arn().unwrap_or("that encrypts it"),
+            crate::deploy::key_policy::SID_DEPLOYERS_THROUGH_LAMBDA,
         );
     }
     Ok(env
@@ -274,7 +275,24 @@ async fn log_groups(
     c: &Clients,
     names: impl Iterator<Item = String>,
 ) -> Result<BTreeMap<String, LogGroupObs>> {
-    let reads = names.map(|name| log_group(c, name));
+    groups(c, names, true).await
+}
+
+/// The groups API Gateway makes for execution logs carry no tags of ours, and the deploy policy may not read them
+/// (it cannot be scoped to this API's group): their tags are not read.
+async fn execution_log_groups(
+    c: &Clients,
+    names: impl Iterator<Item = String>,
+) -> Result<BTreeMap<String, LogGroupObs>> {
+    groups(c, names, false).await
+}
+
+async fn groups(
+    c: &Clients,
+    names: impl Iterator<Item = String>,
+    with_tags: bool,
+) -> Result<BTreeMap<String, LogGroupObs>> {
+    let reads = names.map(|name| log_group(c, name, with_tags));
     Ok(futures_util::future::try_join_all(reads)
         .await?
         .into_iter()
@@ -283,7 +301,11 @@ async fn log_groups(
 }
 
 /// One log group by its exact name (listed by prefix, the only way CloudWatch Logs finds a name) and its tags.
-async fn log_group(c: &Clients, name: String) -> Result<Option<(String, LogGroupObs)>> {
+async fn log_group(
+    c: &Clients,
+    name: String,
+    with_tags: bool,
+) -> Result<Option<(String, LogGroupObs)>> {
     let page = c
         .logs
         .describe_log_groups()
@@ -299,6 +321,10 @@ async fn log_group(c: &Clients, name: String) -> Result<Option<(String, LogGroup
         return Ok(None);
     };
     let retention = g.retention_in_days();
+    if !with_tags {
+        let tags = Tags::new();
+        return Ok(Some((name, LogGroupObs { retention, tags })));
+    }
     let arn = g.log_group_arn().unwrap_or_default().trim_end_matches(":*");
     let tags = c
         .logs

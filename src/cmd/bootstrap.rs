@@ -109,7 +109,7 @@ fn wanted(stages: &[&StageConfig], caller: &Caller, github: Option<GitHub>) -> W
         partition: &caller.partition,
     };
     let project = &stages[0].project;
-    let role_name = format!("{project}-wsdeploy-deploy");
+    let role_name = stages[0].names().deploy_role;
     let policy = deploy_policy(stages, &scope);
     Wanted {
         boundary_name: stages[0].names().boundary,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::cloud::logs::events;
+use crate::cloud::logs::{events, Unreadable};
 use crate::deploy::Desired;
 use crate::error::{Error, Result};
 use crate::logfmt::{self, Colour, Event};
@@ -55,9 +55,15 @@ impl Args {
             Colour::Off
         };
         let mut first = true;
+        let warned = std::sync::OnceLock::new();
         loop {
             let found = self
-                .read(&s.clients.logs, &groups, from, pattern.as_deref())
+                .read(
+                    (&ctx.ui, &warned),
+                    &s.clients.logs,
+                    &groups,
+                    (from, pattern.as_deref()),
+                )
                 .await?;
             let fresh: Vec<Event> = found
                 .into_iter()
@@ -112,13 +118,24 @@ impl Args {
     /// Every group's events, merged by time (then group, then CloudWatch's order).
     async fn read(
         &self,
+        (ui, warned): (&crate::ui::Ui, &std::sync::OnceLock<()>),
         logs: &aws_sdk_cloudwatchlogs::Client,
         groups: &[(String, String)],
-        from: i64,
-        pattern: Option<&str>,
+        (from, pattern): (i64, Option<&str>),
     ) -> Result<Vec<(Event, String, String)>> {
         let reads = groups.iter().map(|(source, group)| async move {
-            let found = events(logs, group, from, pattern, self.limit).await?;
+            let found = match events(logs, group, from, pattern, self.limit).await {
+                Ok(found) => found,
+                // API Gateway's execution logs are read by whoever may; the deploy identity may not (it cannot be
+                // scoped to this API's group), which leaves the stage's other logs to show.
+                Err(e) if source == "api-exec" && e.is::<Unreadable>() => {
+                    if warned.set(()).is_ok() {
+                        ui.warn(format!("not read: {group}: {e}; the deploy policy does not grant it on execution log groups, which it cannot tell from other APIs'"));
+                    }
+                    vec![]
+                }
+                Err(e) => return Err(e),
+            };
             Ok::<_, anyhow::Error>(found.into_iter().map(|(timestamp, id, message)| {
                 let e = Event {
                     timestamp,

@@ -6,7 +6,7 @@ use crate::cloud::Clients;
 use crate::config::{StageConfig, LOCAL_STAGE};
 use crate::deploy::policy::{deploy_policy, Scope};
 use crate::deploy::policy_split::{chars, split};
-use crate::deploy::state::{Caller, Partition};
+use crate::deploy::state::Caller;
 use crate::error::{Error, Result};
 
 use super::Context;
@@ -45,10 +45,7 @@ impl Args {
                 .collect(),
         };
         let caller = if let Some(account) = &self.account {
-            Caller {
-                account: account.clone(),
-                partition: Partition::of_arn("arn:aws:"),
-            }
+            Caller::new(account, "arn:aws:")
         } else {
             let clients = Clients::new(&ctx.global.aws, &stages[0].region).await;
             match clients.caller().await {
@@ -57,10 +54,7 @@ impl Args {
                     ctx.ui.warn(format!(
                         "{e:#}; the policy uses `*` for the account (pass --account to name it)"
                     ));
-                    Caller {
-                        account: "*".into(),
-                        partition: Partition::of_arn("arn:aws:"),
-                    }
+                    Caller::new("*", "arn:aws:")
                 }
             }
         };

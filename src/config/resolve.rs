@@ -869,6 +869,9 @@ pub struct Names {
     /// by the project's stages (so a stage's teardown leaves it).
     #[serde(skip)]
     pub boundary: String,
+    /// The deploy role `wsdeploy bootstrap --github` makes for the project, shared by its stages.
+    #[serde(skip)]
+    pub deploy_role: String,
 }
 
 impl Names {
@@ -890,6 +893,11 @@ fn boundary_name(project: &str) -> String {
     format!("{project}-wsdeploy-boundary")
 }
 
+/// The name of the project's deploy role (`wsdeploy bootstrap --github`); like the boundary's, no stage's can take it.
+fn deploy_role_name(project: &str) -> String {
+    format!("{project}-wsdeploy-deploy")
+}
+
 impl StageConfig {
     pub fn names(&self) -> Names {
         let prefix = format!("{}-{}", self.project, self.stage);
@@ -903,6 +911,7 @@ impl StageConfig {
             env_key_alias: format!("alias/wsdeploy/{prefix}"),
             access_log_group: format!("/aws/apigateway/{prefix}-access"),
             boundary: boundary_name(&self.project),
+            deploy_role: deploy_role_name(&self.project),
             prefix,
         }
     }

@@ -22,6 +22,11 @@ pub enum Action {
     DeleteLogGroup {
         name: String,
     },
+    /// The group API Gateway made for an API's execution logs: deleted, or, where the deploy policy may not delete
+    /// it (it cannot tell one API's from another's), left to expire within a day.
+    DeleteExecutionLogGroup {
+        name: String,
+    },
     CreateFunction {
         function: String,
     },
@@ -112,8 +117,13 @@ pub enum Action {
         delete_oldest: Option<String>,
     },
     DeletePolicy,
-    /// Creates the stage's KMS key (tagged in the same call), then its alias.
+    /// Creates the stage's KMS key with its key policy, then its alias, then tags it (through that policy).
     CreateEnvKey,
+    /// Gives the stage's key the policy wsdeploy writes for it: this run's caller joins its deployers.
+    SetEnvKeyPolicy {
+        id: String,
+        policy: serde_json::Value,
+    },
     /// Points the stage's alias at a key of the stage's that lost it (a run stopped between creating and aliasing).
     AliasEnvKey {
         id: String,
@@ -268,6 +278,7 @@ impl Action {
             | AddPermission { replace: false, .. } => Change::Create,
             DeleteRole
             | DeleteLogGroup { .. }
+            | DeleteExecutionLogGroup { .. }
             | DeleteFunction { .. }
             | DeleteApi { .. }
             | DeleteIntegration { .. }
@@ -294,6 +305,7 @@ impl Action {
             | CreateRole
             | UpdateRoleTrust
             | CreateEnvKey
+            | SetEnvKeyPolicy { .. }
             | AliasEnvKey { .. }
             | RestoreEnvKey { .. }
             | CreateApi
@@ -339,6 +351,7 @@ impl Action {
             // The key goes once no function uses it any more.
             DeleteFunction { .. }
             | DeleteLogGroup { .. }
+            | DeleteExecutionLogGroup { .. }
             | DeleteRole
             | DeleteEnvKey { .. }
             | DeleteDomain { .. } => Phase::Cleanup,
@@ -377,7 +390,10 @@ impl Action {
             CreateRole | UpdateRoleTrust | PutRolePolicy | DeleteRole => {
                 ("role".into(), d.role.clone())
             }
-            CreateLogGroup { name } | PutRetention { name, .. } | DeleteLogGroup { name } => {
+            CreateLogGroup { name }
+            | PutRetention { name, .. }
+            | DeleteLogGroup { name }
+            | DeleteExecutionLogGroup { name } => {
                 ("log group".into(), name.clone())
             }
             CreateFunction { function }
@@ -414,9 +430,11 @@ impl Action {
             CreatePolicy | CreatePolicyVersion { .. } | DeletePolicy => {
                 ("managed policy".into(), d.policy.clone())
             }
-            CreateEnvKey | AliasEnvKey { .. } | RestoreEnvKey { .. } | DeleteEnvKey { .. } => {
-                ("kms key".into(), d.env_key_alias.clone())
-            }
+            CreateEnvKey
+            | SetEnvKeyPolicy { .. }
+            | AliasEnvKey { .. }
+            | RestoreEnvKey { .. }
+            | DeleteEnvKey { .. } => ("kms key".into(), d.env_key_alias.clone()),
             CreateDomain { name, .. } | UpdateDomain { name, .. } | DeleteDomain { name } => {
                 ("domain name".into(), name.clone())
             }
@@ -488,6 +506,7 @@ impl Action {
             PutRolePolicy | PutUserPolicy | UpdateBoundary { .. } => "policy document".into(),
             UpdateApi { .. } => "route selection".into(),
             AliasEnvKey { .. } => "alias".into(),
+            SetEnvKeyPolicy { .. } => "key policy (deployers)".into(),
             SetConcurrency {
                 reserved: Some(n), ..
             } => format!("reserve {n}"),

@@ -4,6 +4,7 @@ pub(crate) mod action;
 pub(crate) mod bootstrap;
 pub(crate) mod boundary;
 pub(crate) mod health;
+pub(crate) mod key_policy;
 pub(crate) mod plan;
 pub(crate) mod policy;
 pub(crate) mod policy_split;

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 pub(crate) use super::action::{Action, BoundaryTarget, Change, Phase, TagTarget};
 use super::state::{
-    ApiObs, Desired, FunctionObs, FunctionSpec, KeyObs, KmsKeyState, Observed, Tags, UserObs,
+    ApiObs, Desired, EnvKeyObs, FunctionObs, FunctionSpec, KeyObs, KmsKeyState, Observed, Tags,
+    UserObs,
     HEARTBEAT_TARGET,
 };
 use crate::config::Names;
@@ -30,6 +31,8 @@ pub(crate) enum PlanError {
     },
     #[error("the IAM role {name} exists and {why}: wsdeploy will not set a role in API Gateway's account settings that others may assume. Make its trust policy API Gateway's alone (`apigateway.amazonaws.com`, `sts:AssumeRole`), or delete it so that wsdeploy creates its own")]
     ForeignAccountRole { name: String, why: String },
+    #[error("the KMS alias {alias} points at the key {id}, which wsdeploy did not make for this stage (its description or key policy is not wsdeploy's); wsdeploy will neither use nor delete it: point the alias elsewhere (`aws kms delete-alias --alias-name {alias}`), and the next `up` makes the stage its own key")]
+    ForeignKey { alias: String, id: String },
     #[error("{kind} {name} exists but is not this stage's (its tags say project {project:?}, stage {stage:?}); wsdeploy will not touch it: rename the project or stage, or delete it")]
     Foreign {
         kind: &'static str,
@@ -165,9 +168,10 @@ fn wanted_key(d: &Desired, o: &Observed) -> KeyWant {
 }
 
 /// The stage's own KMS key (`lambda.env_key: stage`): created with its alias, given its alias back, restored from
-/// a half-done teardown; scheduled for deletion once the config names another key.
+/// a half-done teardown, its policy given this run's caller; scheduled for deletion once the config names another
+/// key.
 fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
-    use Action::{AliasEnvKey, CreateEnvKey, DeleteEnvKey, RestoreEnvKey};
+    use Action::{AliasEnvKey, CreateEnvKey, DeleteEnvKey, RestoreEnvKey, SetEnvKeyPolicy};
     retire_stray_keys(d, o, a)?;
     let Some(k) = &o.env_key else {
         if d.env_key == EnvKey::Stage {
@@ -175,7 +179,7 @@ fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), Pl
         }
         return Ok(());
     };
-    owned(d, &k.tags, "KMS key", &d.names.env_key_alias)?;
+    ours(d, k)?;
     let id = k.id.clone();
     if d.env_key != EnvKey::Stage {
         a.push(DeleteEnvKey {
@@ -194,6 +198,13 @@ fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), Pl
             pending: k.state == KmsKeyState::PendingDeletion,
         });
     }
+    let policy = super::key_policy::wanted(d, k.policy.as_ref());
+    if k.policy.as_ref() != Some(&policy) {
+        a.push(SetEnvKeyPolicy {
+            id: id.clone(),
+            policy,
+        });
+    }
     if !k.aliased {
         a.push(AliasEnvKey { id: id.clone() });
     }
@@ -201,10 +212,24 @@ fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), Pl
     Ok(())
 }
 
-/// Live keys of the stage beside the one it keeps: scheduled for deletion, as a duplicate API is deleted.
+/// `Ok` when the key is one wsdeploy made for this stage (its description and key policy say so; its tags do
+/// not count, since tagging a key takes less than owning it).
+fn ours(d: &Desired, k: &EnvKeyObs) -> Result<(), PlanError> {
+    if super::key_policy::is_wsdeploys(&d.names.prefix, &k.description, k.policy.as_ref()) {
+        Ok(())
+    } else {
+        Err(PlanError::ForeignKey {
+            alias: d.names.env_key_alias.clone(),
+            id: k.id.clone(),
+        })
+    }
+}
+
+/// Live keys of the stage beside the one it keeps: scheduled for deletion, as a duplicate API is deleted. Only
+/// wsdeploy's own are found (see `cloud::kms::find_unaliased`).
 fn retire_stray_keys(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     for k in &o.stray_env_keys {
-        owned(d, &k.tags, "KMS key", &k.id)?;
+        ours(d, k)?;
         if k.state != KmsKeyState::PendingDeletion {
             a.push(Action::DeleteEnvKey {
                 id: k.id.clone(),
@@ -745,7 +770,7 @@ fn teardown_apis(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), P
         });
         let group = d.execution_log_group(&api.id);
         if o.log_groups.contains_key(&group) {
-            a.push(Action::DeleteLogGroup { name: group });
+            a.push(Action::DeleteExecutionLogGroup { name: group });
         }
     }
     Ok(())
@@ -789,7 +814,7 @@ fn teardown_identities(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result
 /// The stage's KMS key: its deletion scheduled (once), and its alias removed so that a later `up` makes a new one.
 fn teardown_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     let Some(k) = &o.env_key else { return Ok(()) };
-    owned(d, &k.tags, "KMS key", &d.names.env_key_alias)?;
+    ours(d, k)?;
     let schedule = k.state != KmsKeyState::PendingDeletion;
     if schedule || k.aliased {
         a.push(Action::DeleteEnvKey {

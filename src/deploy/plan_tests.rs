@@ -47,6 +47,8 @@ pub(crate) fn converged(d: &Desired) -> Observed {
         arn: STAGE_KEY.into(),
         state: KmsKeyState::Enabled,
         tags: d.tags.clone(),
+        description: crate::deploy::key_policy::description(&d.names.prefix),
+        policy: Some(crate::deploy::key_policy::wanted(d, None)),
         aliased: true,
     });
     let env_key_arn = d.env_key_arn(env_key.as_ref().map(|k| k.arn.as_str()));
@@ -353,6 +355,10 @@ fn added_and_removed_routes() {
     assert_eq!(
         p,
         vec![
+            SetEnvKeyPolicy {
+                id: "key1".into(),
+                policy: crate::deploy::key_policy::wanted(&removed, None),
+            },
             PutRolePolicy,
             DeleteRoute {
                 key: "$disconnect".into(),
@@ -368,7 +374,7 @@ fn added_and_removed_routes() {
                 name: "/aws/lambda/chat-dev-disconnect".into()
             },
         ],
-        "the role's log permissions shrink too"
+        "the role's log permissions and the functions that may decrypt with the key shrink too"
     );
 }
 
@@ -828,14 +834,45 @@ fn a_second_key_from_a_race_is_scheduled_for_deletion_and_the_kept_one_stays() {
 fn a_key_behind_the_alias_that_is_not_the_stages_is_never_touched() {
     let d = desired("");
     let mut o = converged(&d);
-    o.env_key.as_mut().unwrap().tags = [(TAG_STAGE.to_string(), "prod".to_string())].into();
+    // The stage's tags on a key of the account's default policy: not wsdeploy's.
+    o.env_key.as_mut().unwrap().policy = Some(serde_json::json!({ "Statement": [{ "Sid": "Enable IAM User Permissions",
+        "Effect": "Allow", "Principal": { "AWS": "arn:aws:iam::123456789012:root" }, "Action": "kms:*", "Resource": "*" }] }));
     let err = plan(&d, &o, &Options::default()).unwrap_err();
     assert!(
-        err.to_string()
-            .contains("KMS key alias/wsdeploy/chat-dev exists but is not this stage's"),
+        err.to_string().contains(
+            "the KMS alias alias/wsdeploy/chat-dev points at the key key1, which wsdeploy did not make for this stage"
+        ),
         "{err}"
     );
     assert!(plan_teardown(&d, &o).is_err());
+    let mut o = converged(&d);
+    o.env_key.as_mut().unwrap().description = "payroll".into();
+    assert!(plan(&d, &o, &Options::default()).is_err());
+    // wsdeploy's own key whose tags someone changed: its tags are put back.
+    let mut o = converged(&d);
+    o.env_key.as_mut().unwrap().tags = [(TAG_STAGE.to_string(), "prod".to_string())].into();
+    let p = plan(&d, &o, &Options::default()).unwrap();
+    assert!(
+        p.iter().any(|a| matches!(a, Retag { target: TagTarget::EnvKey { .. }, .. })),
+        "{p:?}"
+    );
+}
+
+/// A run by a caller the key policy does not name yet adds it, keeping the others.
+#[test]
+fn a_new_deployer_is_added_to_the_stage_keys_policy() {
+    let d = desired("");
+    let mut o = converged(&d);
+    let mut other = d.clone();
+    other.deployer = Some("arn:aws:iam::123456789012:role*/ci".into());
+    o.env_key.as_mut().unwrap().policy = Some(crate::deploy::key_policy::wanted(&other, None));
+    let p = plan(&d, &o, &Options::default()).unwrap();
+    let Some(SetEnvKeyPolicy { policy, .. }) = p.iter().find(|a| matches!(a, SetEnvKeyPolicy { .. })) else {
+        panic!("{p:?}");
+    };
+    let named = crate::deploy::key_policy::deployers(policy);
+    assert!(named.contains(&"arn:aws:iam::123456789012:role*/ci".to_string()), "{named:?}");
+    assert!(named.contains(&"arn:aws:iam::123456789012:user/deployer".to_string()), "{named:?}");
 }
 
 /// The heartbeat: a MOCK integration that API Gateway answers itself, on the `ping` route, which replies.
@@ -989,7 +1026,10 @@ fn stage_logging_waits_for_the_account_role_and_is_set_up_only_when_asked() {
         ]
     );
     let down = plan_teardown(&d, &o).unwrap();
-    assert!(down.contains(&DeleteLogGroup { name: exec }), "{down:?}");
+    assert!(
+        down.contains(&DeleteExecutionLogGroup { name: exec }),
+        "{down:?}"
+    );
 }
 
 /// The boundary exists before any role or user is made with it; a boundary wsdeploy wrote differently gets a new

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use super::state::{Desired, Partition, TAG_PROJECT, TAG_STAGE};
+use super::state::{Desired, Partition};
 use crate::config::rules::BUNDLED_FUNCTIONS;
 use crate::config::{EnvKey, StageConfig};
 
@@ -26,12 +26,16 @@ struct StageArns {
     boundary: String,
     functions: Vec<String>,
     log_groups: Vec<String>,
+    /// Every API's execution log group of a stage of this name: no policy can tell this stage's apart.
+    execution_logs: Vec<String>,
     apis: Vec<String>,
     env_key_alias: String,
     keys: String,
     lambda_service: String,
     /// Whether the stage has a KMS key of its own (`lambda.env_key: stage`).
     stage_key: bool,
+    /// The user's own key (`lambda.env_key: <ARN>`), whose policy wsdeploy does not write.
+    user_key: Option<String>,
 }
 
 fn arns(cfg: &StageConfig, scope: &Scope<'_>) -> StageArns {
@@ -52,16 +56,23 @@ fn arns(cfg: &StageConfig, scope: &Scope<'_>) -> StageArns {
             .map(|f| format!("arn:{p}:lambda:{r}:{a}:function:{f}"))
             .collect(),
         log_groups: groups
-            .chain([
-                format!("arn:{p}:logs:{r}:{a}:log-group:{}", n.access_log_group),
-                // API Gateway names it after the API's id, unknown before the API exists.
-                format!(
-                    "arn:{p}:logs:{r}:{a}:log-group:{}",
-                    n.execution_log_group("*")
-                ),
-            ])
+            .chain([format!(
+                "arn:{p}:logs:{r}:{a}:log-group:{}",
+                n.access_log_group
+            )])
             .flat_map(|g| [format!("{g}:*"), g])
             .collect(),
+        // API Gateway names it after the API's id, unknown before the API exists; there is none without
+        // execution logs.
+        execution_logs: if cfg.logs.execution == crate::config::ExecutionLogging::Off {
+            vec![]
+        } else {
+            let group = format!(
+                "arn:{p}:logs:{r}:{a}:log-group:{}",
+                n.execution_log_group("*")
+            );
+            vec![format!("{group}:*"), group]
+        },
         apis: vec![
             format!("arn:{p}:apigateway:{r}::/apis"),
             format!("arn:{p}:apigateway:{r}::/apis/*"),
@@ -73,6 +84,10 @@ fn arns(cfg: &StageConfig, scope: &Scope<'_>) -> StageArns {
         keys: format!("arn:{p}:kms:{r}:{a}:key/*"),
         lambda_service: format!("lambda.{r}.{}", scope.partition.dns_suffix),
         stage_key: cfg.lambda.env_key == EnvKey::Stage,
+        user_key: match &cfg.lambda.env_key {
+            EnvKey::Arn(arn) => Some(arn.clone()),
+            _ => None,
+        },
     }
 }
 
@@ -218,7 +233,7 @@ pub(crate) fn deploy_policy(stages: &[&StageConfig], scope: &Scope<'_>) -> Value
     statements.extend(resource_statements(&all));
     statements.extend(account_role_statements(scope, &boundaries));
     statements.extend(domain_statements(stages, scope));
-    statements.extend(key_statements(stages, &all));
+    statements.extend(key_statements(&all));
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
@@ -302,7 +317,7 @@ fn identity_statements(all: &[StageArns], boundaries: &[String]) -> Vec<Value> {
 /// The functions, their log groups, the API and its metrics.
 fn resource_statements(all: &[StageArns]) -> Vec<Value> {
     let each = |f: &dyn Fn(&StageArns) -> Vec<String>| all.iter().flat_map(f).collect::<Vec<_>>();
-    vec![
+    let mut out = vec![
         statement(
             "Functions",
             FUNCTION_ACTIONS,
@@ -313,6 +328,11 @@ fn resource_statements(all: &[StageArns]) -> Vec<Value> {
             LOG_GROUP_ACTIONS,
             each(&|s| s.log_groups.clone()),
         ),
+        // API Gateway names a stage's execution log group after the API's id, which no policy can know beforehand,
+        // and CloudWatch Logs cannot stop a caller from tagging a group, so no tag can mark this stage's
+        // (iam-identity-based-access-control-cwl.html). The wildcard reaches every API's group of a stage of this
+        // name, so it grants only the retention `up` keeps: no read, no delete (`teardown` empties the group
+        // within a day instead, and says so).
         // The Service Authorization Reference lists DescribeLogGroups on no resource type: `*` only.
         statement(
             "ListLogGroups",
@@ -326,7 +346,21 @@ fn resource_statements(all: &[StageArns]) -> Vec<Value> {
             &["cloudwatch:GetMetricData"],
             vec!["*".into()],
         ),
-    ]
+    ];
+    let execution_logs = each(&|s| s.execution_logs.clone());
+    if !execution_logs.is_empty() {
+        // API Gateway names a stage's execution log group after the API's id, which no policy can know
+        // beforehand, and CloudWatch Logs cannot stop a caller from tagging a group, so no tag can mark this
+        // stage's (iam-identity-based-access-control-cwl.html). The wildcard reaches every API's group of a stage
+        // of this name, so it grants only the retention `up` keeps: no read, no delete (`teardown` empties the
+        // group within a day instead, and says so).
+        out.push(statement(
+            "ExecutionLogRetentionOnAnyApi",
+            &["logs:PutRetentionPolicy"],
+            execution_logs,
+        ));
+    }
+    out
 }
 
 /// API Gateway's account-wide CloudWatch role: created with the boundary, given AWS's logging policy only, set.
@@ -449,104 +483,64 @@ fn domain_statements(stages: &[&StageConfig], scope: &Scope<'_>) -> Vec<Value> {
 
 /// What `up` and `teardown` do with KMS keys. Lambda encrypts the functions' environment and shows it back on behalf
 /// of the caller, so the caller needs the key's use through Lambda (`kms:ViaService`) and nowhere else
-/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html>). A stage key's ARN is not
-/// known before it exists: it is created only with this stage's tags, and changed only while it carries them.
-/// `CreateAlias` needs the permission on the key as well as the alias
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html>). Nothing here changes a
+/// key or uses the stage key: the stage key's own policy lets its deployers manage it and use it through Lambda
+/// (`deploy::key_policy`), so no grant on `key/*` can reach another team's key. Only a key of the user's
+/// (`env_key: <ARN>`) is used by IAM, that key alone, and only if its policy hands the decision to IAM. Lambda's
+/// own key (`aws/lambda`) needs nothing: its policy lets the account use it through Lambda. `CreateAlias` needs the
+/// permission on the alias here and on the key in its policy
 /// (<https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html>).
-fn key_statements(stages: &[&StageConfig], all: &[StageArns]) -> Vec<Value> {
+fn key_statements(all: &[StageArns]) -> Vec<Value> {
     let each = |f: &dyn Fn(&StageArns) -> Vec<String>| all.iter().flat_map(f).collect::<Vec<_>>();
     let with_key = || all.iter().filter(|s| s.stage_key);
-    let keyed_stages: Vec<&&StageConfig> = stages
-        .iter()
-        .filter(|s| s.lambda.env_key == EnvKey::Stage)
-        .collect();
-    let tag_values = |tag: &str| -> Vec<String> {
-        let mut v: Vec<String> = keyed_stages
-            .iter()
-            .map(|s| {
-                if tag == TAG_PROJECT {
-                    s.project.clone()
-                } else {
-                    s.stage.clone()
-                }
-            })
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    let tagged = |prefix: &str| {
-        json!({ "StringEquals": {
-            format!("{prefix}/{TAG_PROJECT}"): tag_values(TAG_PROJECT),
-            format!("{prefix}/{TAG_STAGE}"): tag_values(TAG_STAGE),
-        } })
-    };
-    // Every stage reads the keys its functions use (a stage key left by an earlier config is found and retired).
-    let mut through_lambda = statement(
-        "KeysThroughLambda",
-        &["kms:CreateGrant", "kms:Encrypt", "kms:Decrypt"],
-        each(&|s| vec![s.keys.clone()]),
-    );
-    through_lambda["Condition"] =
-        json!({ "StringEquals": { "kms:ViaService": each(&|s| vec![s.lambda_service.clone()]) } });
-    let mut out = vec![through_lambda];
-    // A key has no name before it exists; `tag:GetResources` (no resource type) finds the stage's by its tags.
-    out.push(statement(
-        "FindKeys",
-        &["tag:GetResources"],
-        vec!["*".into()],
-    ));
+    let mut out = vec![];
+    let users: Vec<&StageArns> = all.iter().filter(|s| s.user_key.is_some()).collect();
+    if !users.is_empty() {
+        let mut through_lambda = statement(
+            "UserKeysThroughLambda",
+            &["kms:CreateGrant", "kms:Encrypt", "kms:Decrypt"],
+            users.iter().filter_map(|s| s.user_key.clone()).collect(),
+        );
+        let services: Vec<String> = users.iter().map(|s| s.lambda_service.clone()).collect();
+        through_lambda["Condition"] = json!({ "StringEquals": { "kms:ViaService": services } });
+        out.push(through_lambda);
+    }
+    // A key without its alias is found among the account's by its description and policy, which takes reading
+    // them; `ListKeys` has no resource type (Service Authorization Reference), so `*`.
+    out.push(statement("FindKeys", &["kms:ListKeys"], vec!["*".into()]));
     out.push(statement(
         "ReadKeys",
-        &["kms:DescribeKey", "kms:ListResourceTags"],
+        &["kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListResourceTags"],
         each(&|s| vec![s.keys.clone()]),
     ));
     if with_key().next().is_none() {
         return out;
     }
-    // CreateKey has no resource (the key does not exist yet), and tagging a key as it is created is authorised on
-    // `*` too (<https://docs.aws.amazon.com/kms/latest/developerguide/tag-permissions.html>): both only with the
-    // stage's tags.
-    // Only the key wsdeploy makes: symmetric, KMS's own key material, one region, and never one that skips KMS's
-    // check that the key stays manageable.
+    // CreateKey has no resource (the key does not exist yet). Only the key wsdeploy makes: symmetric, KMS's own key
+    // material, one region, and never one that skips KMS's check that the key stays manageable.
     let mut s = statement("CreateStageKey", &["kms:CreateKey"], vec!["*".into()]);
-    s["Condition"] = tagged("aws:RequestTag");
-    s["Condition"]["StringEquals"]["kms:KeySpec"] = json!("SYMMETRIC_DEFAULT");
-    s["Condition"]["StringEquals"]["kms:KeyOrigin"] = json!("AWS_KMS");
-    s["Condition"]["StringEquals"]["kms:KeyUsage"] = json!("ENCRYPT_DECRYPT");
-    s["Condition"]["Bool"] = json!({
-        "kms:MultiRegion": "false",
-        "kms:BypassPolicyLockoutSafetyCheck": "false",
+    s["Condition"] = json!({
+        "StringEquals": {
+            "kms:KeySpec": "SYMMETRIC_DEFAULT",
+            "kms:KeyOrigin": "AWS_KMS",
+            "kms:KeyUsage": "ENCRYPT_DECRYPT",
+        },
+        "Bool": {
+            "kms:MultiRegion": "false",
+            "kms:BypassPolicyLockoutSafetyCheck": "false",
+        },
     });
-    out.push(s);
-    let mut s = statement("TagNewStageKey", &["kms:TagResource"], vec!["*".into()]);
-    s["Condition"] = tagged("aws:RequestTag");
     out.push(s);
     out.push(statement(
         "StageKeyAlias",
         &["kms:CreateAlias", "kms:DeleteAlias"],
-        with_key()
-            .flat_map(|s| [s.env_key_alias.clone(), s.keys.clone()])
-            .collect(),
+        with_key().map(|s| s.env_key_alias.clone()).collect(),
     ));
-    let mut s = statement(
-        "ManageStageKey",
-        &[
-            "kms:ScheduleKeyDeletion",
-            "kms:CancelKeyDeletion",
-            "kms:EnableKey",
-            "kms:TagResource",
-            "kms:UntagResource",
-        ],
-        with_key().map(|s| s.keys.clone()).collect(),
-    );
-    s["Condition"] = tagged("aws:ResourceTag");
-    out.push(s);
     out
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::{Config, Overrides};
 
@@ -573,7 +567,8 @@ mod tests {
         policy_of("{ dev: {}, prod: { region: us-east-1 } }", partition)
     }
 
-    fn statement<'a>(doc: &'a Value, sid: &str) -> &'a Value {
+    /// The statement `sid` of a policy document.
+    pub(crate) fn statement<'a>(doc: &'a Value, sid: &str) -> &'a Value {
         doc["Statement"]
             .as_array()
             .unwrap()
@@ -634,34 +629,80 @@ mod tests {
     }
 
     #[test]
-    fn the_stage_key_is_used_through_lambda_and_changed_only_while_it_is_the_stages() {
+    fn the_stage_key_is_used_through_lambda_and_changed_only_by_its_own_policy() {
         let doc = policy("aws-cn");
-        assert_eq!(
-            statement(&doc, "KeysThroughLambda")["Condition"]["StringEquals"]["kms:ViaService"],
-            json!([
-                "lambda.eu-west-3.amazonaws.com.cn",
-                "lambda.us-east-1.amazonaws.com.cn"
-            ])
+        assert!(
+            doc["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["Sid"] != "UserKeysThroughLambda"),
+            "no key of the user's, no use of keys by IAM"
         );
-        for (sid, prefix) in [
-            ("CreateStageKey", "aws:RequestTag"),
-            ("ManageStageKey", "aws:ResourceTag"),
-        ] {
-            let c = &statement(&doc, sid)["Condition"]["StringEquals"];
-            assert_eq!(
-                c[format!("{prefix}/wsdeploy:project")],
-                json!(["chat"]),
-                "{sid}"
-            );
-            assert_eq!(
-                c[format!("{prefix}/wsdeploy:stage")],
-                json!(["dev", "prod"]),
-                "{sid}"
-            );
+        let create = &statement(&doc, "CreateStageKey")["Condition"];
+        assert_eq!(create["StringEquals"]["kms:KeySpec"], "SYMMETRIC_DEFAULT");
+        assert_eq!(create["Bool"]["kms:BypassPolicyLockoutSafetyCheck"], "false");
+        let changes_a_key = |a: &str| {
+            matches!(
+                a,
+                "kms:TagResource"
+                    | "kms:UntagResource"
+                    | "kms:ScheduleKeyDeletion"
+                    | "kms:PutKeyPolicy"
+                    | "kms:EnableKey"
+                    | "kms:CancelKeyDeletion"
+            )
+        };
+        for s in doc["Statement"].as_array().unwrap() {
+            for a in s["Action"].as_array().unwrap() {
+                assert!(
+                    !changes_a_key(a.as_str().unwrap()),
+                    "{}: the key's own policy grants this, to its deployers only",
+                    s["Sid"]
+                );
+            }
         }
         assert_eq!(
             statement(&doc, "StageKeyAlias")["Resource"][0],
             "arn:aws-cn:kms:eu-west-3:123456789012:alias/wsdeploy/chat-dev"
+        );
+    }
+
+    #[test]
+    fn execution_logs_are_reached_only_to_keep_their_retention() {
+        let without = policy("aws");
+        assert!(!without.to_string().contains("Execution-Logs"), "no execution logs, no grant");
+        let doc = policy_of("{ dev: { logs: { execution: info } }, prod: {} }", "aws");
+        let named: Vec<&Value> = doc["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s.to_string().contains("Execution-Logs"))
+            .collect();
+        assert_eq!(named.len(), 1, "{named:?}");
+        assert_eq!(named[0]["Sid"], "ExecutionLogRetentionOnAnyApi");
+        assert_eq!(named[0]["Action"], json!(["logs:PutRetentionPolicy"]));
+        assert_eq!(
+            named[0]["Resource"],
+            json!([
+                "arn:aws:logs:eu-west-3:123456789012:log-group:API-Gateway-Execution-Logs_*/dev",
+                "arn:aws:logs:eu-west-3:123456789012:log-group:API-Gateway-Execution-Logs_*/dev:*"
+            ])
+        );
+    }
+
+    #[test]
+    fn a_key_of_the_users_is_used_through_lambda_by_iam_and_only_that_key() {
+        let arn = "arn:aws:kms:eu-west-3:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let doc = policy_of(
+            &format!("{{ dev: {{}}, prod: {{ lambda: {{ env_key: '{arn}' }} }} }}"),
+            "aws",
+        );
+        let s = statement(&doc, "UserKeysThroughLambda");
+        assert_eq!(s["Resource"], json!([arn]));
+        assert_eq!(
+            s["Condition"]["StringEquals"]["kms:ViaService"],
+            json!(["lambda.eu-west-3.amazonaws.com"])
         );
     }
 
@@ -684,25 +725,32 @@ mod tests {
                         continue;
                     }
                     if matches!(sid, "FindCertificateAndZone" | "FindKeys") {
-                        assert_eq!(r, "*", "ACM's, Route 53's and the tagging API's lists");
+                        assert_eq!(r, "*", "ACM's, Route 53's and KMS's lists");
                         continue;
                     }
                     if matches!(
                         sid,
-                        "DetachManagedPolicy" | "CreateStageKey" | "TagNewStageKey"
+                        "DetachManagedPolicy" | "CreateStageKey"
                     ) {
                         assert_eq!(r, "*", "scoped by its condition instead");
                         assert!(s["Condition"].is_object());
                         continue;
                     }
                     if r.ends_with(":key/*") {
-                        // Only through Lambda, only with the stage's tags, or only beside the stage's alias.
+                        // Only through Lambda, only read, or only beside the stage's alias.
                         assert!(
                             s["Condition"].is_object()
                                 || matches!(sid, "StageKeyAlias" | "ReadKeys"),
                             "{sid}"
                         );
                         continue;
+                    }
+                    if r.contains("API-Gateway-Execution-Logs_*/") {
+                        assert_eq!(
+                            s["Action"],
+                            json!(["logs:PutRetentionPolicy"]),
+                            "every API's execution logs of the stage's name: no read, no delete"
+                        );
                     }
                     assert!(r.starts_with(&format!("arn:{partition}:")), "{r}");
                     assert!(!r.contains(":function:chat-dev-*"), "{r}: exact names");

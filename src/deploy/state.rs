@@ -59,6 +59,8 @@ impl Partition {
 pub struct Caller {
     pub account: String,
     pub partition: Partition,
+    /// Who is calling, as a key policy names it (`aws:PrincipalArn`), when it can.
+    pub principal: Option<String>,
 }
 
 impl Caller {
@@ -66,6 +68,7 @@ impl Caller {
         Caller {
             account: account.to_string(),
             partition: Partition::of_arn(arn),
+            principal: super::key_policy::principal_pattern(arn),
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct Desired {
     pub logs: LogSettings,
     /// The stage's own domain, if the config gives one.
     pub domain: Option<DomainSettings>,
+    /// This run's caller, as the stage key's policy names its deployers.
+    pub deployer: Option<String>,
 }
 
 /// The stage's logging settings as API Gateway holds them: where access logs go, in what format, and the
@@ -223,6 +228,7 @@ impl Desired {
                 .collect(),
             logs: cfg.logs.clone(),
             domain: cfg.domain.clone(),
+            deployer: caller.principal.clone(),
         })
     }
 
@@ -606,6 +612,9 @@ pub struct EnvKeyObs {
     pub arn: String,
     pub state: KmsKeyState,
     pub tags: Tags,
+    pub description: String,
+    /// Its key policy, if it could be read and parsed.
+    pub policy: Option<Value>,
     /// Whether the stage's alias points at it.
     pub aliased: bool,
 }

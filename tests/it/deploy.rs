@@ -50,8 +50,6 @@ impl App {
                 ("AWS_ACCESS_KEY_ID", "testing".to_string()),
                 ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
                 ("WSDEPLOY_CACHE_DIR", cache().display().to_string()),
-                // The AWS-behaviour layer applies a new KMS key's tags to authorization after 0.6 s, not 5 min.
-                ("WSDEPLOY_KMS_TAG_WAIT_SECS", "5".to_string()),
             ])
             .show(self.dir.join("wsdeploy.yaml"))
     }

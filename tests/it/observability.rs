@@ -149,8 +149,43 @@ async fn access_logs_wait_for_the_account_role_which_is_set_only_when_asked() {
     let again = app.run(&["plan"]).expect(0);
     again.check(again.stdout.contains("No changes"), "converged");
 
-    app.run(&["teardown", "--yes"]).expect(0);
-    assert_eq!(leftovers(&conf, "chat-dev").await, Vec::<String>::new());
+    // API Gateway makes the execution log group when it first logs. The deploy identity keeps its retention but may
+    // neither read nor delete it (no policy can tell it from another API's of a stage named dev): `logs` shows the
+    // rest and says so, `teardown` leaves the group to empty within a day and says so.
+    let exec = format!("API-Gateway-Execution-Logs_{}/dev", dev.api);
+    aws_sdk_cloudwatchlogs::Client::new(&conf)
+        .create_log_group()
+        .log_group_name(&exec)
+        .send()
+        .await
+        .unwrap();
+    write_events(&conf, &exec, &[(1_000, "Received request")]).await;
+    let policy = app.run(&["policy", "--output", "json"]).expect(0).json()["policy"].clone();
+    proxy.layer().enforce(Some(&policy));
+    let read = app.run(&["logs", "--since", "1h"]).expect(0);
+    read.check(
+        read.stderr
+            .contains(&format!("not read: {exec}: this identity may not read it"))
+            && !read.stdout.contains("Received request"),
+        "the execution logs are skipped with a sentence",
+    );
+    let down = app.run(&["teardown", "--yes"]).expect(0);
+    let said = format!("{}{}", down.stdout, down.stderr);
+    down.check(
+        said.contains("emptied within a day instead")
+            && said.contains(&format!(
+                "aws logs delete-log-group --log-group-name {exec}"
+            )),
+        "teardown says what it left and how to remove it",
+    );
+    assert_eq!(retention(&conf, &exec).await, Some(Some(1)));
+    proxy.layer().enforce(None);
+    let left: Vec<String> = leftovers(&conf, "chat-dev")
+        .await
+        .into_iter()
+        .filter(|l| *l != format!("log group {exec}"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
     assert_eq!(
         account_role(&conf).await.as_deref(),
         Some(role.as_str()),

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::deploy::{App, BASE};
-use crate::support::moto::{Moto, ACCOUNT};
+use crate::support::moto::{sdk_config_at, Moto, ACCOUNT};
 use crate::support::proxy::Proxy;
 use crate::support::util::Run;
 
@@ -162,43 +162,125 @@ async fn the_deploy_policy_is_enough_and_every_statement_is_needed() {
     }
 }
 
-/// KMS honours a new key's tags for authorization only minutes after they are set, and the deploy policy lets the
-/// deploy identity delete the stage key only while it carries the stage's tags: a `teardown` right after the first
-/// `up` (a CI job's ephemeral stage) is refused at first, waits, and succeeds.
+/// The stage key is the stage's by its own key policy, which alone lets the deploy identity change it: a key of
+/// someone else's that carries the stage's description and tags is neither adopted by `up` nor deleted by
+/// `teardown`, and the deploy identity can neither tag it nor schedule its deletion. The first `up` as the deploy
+/// identity meets KMS applying the new key's policy late (the layer refuses what only that policy allows, once)
+/// and waits it out. And no identity reads the signing secret with the key outside Lambda, whatever IAM gives it.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_teardown_right_after_the_first_up_waits_for_kms_to_honour_the_keys_tags() {
+async fn only_the_stage_key_is_the_stages_and_only_its_deployers_manage_it() {
+    use aws_sdk_kms::types::{KeyState, Tag};
     let moto = Moto::start();
     let proxy = Proxy::start(&moto.endpoint).await;
-    proxy.layer().set(crate::support::aws_behaviour::Behaviour {
-        kms: crate::support::aws_kms::Timings {
-            new_key: Some(std::time::Duration::from_millis(100)),
-            tag_authz: Some(std::time::Duration::from_secs(10)),
-        },
-        ..crate::support::aws_behaviour::Behaviour::aws()
-    });
     let app = App::new(&proxy.endpoint, &config("quick", "iam-user"));
     create_boundary(&app, &moto.sdk_config().await).await;
+    // Another team's key, made through the layer by another identity (so the layer plays its policy: the default).
+    let other = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&proxy.endpoint)
+        .region(aws_config::Region::new(crate::support::moto::REGION))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            "other-team",
+            "other-team",
+            None,
+            None,
+            "tests",
+        ))
+        .load()
+        .await;
+    let tag = |k: &str, v: &str| Tag::builder().tag_key(k).tag_value(v).build().unwrap();
+    let theirs = aws_sdk_kms::Client::new(&other)
+        .create_key()
+        .description("wsdeploy quick-dev: encrypts the environment of the stage's Lambda functions")
+        .tags(tag("wsdeploy:project", "quick"))
+        .tags(tag("wsdeploy:stage", "dev"))
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let admin = aws_sdk_kms::Client::new(&moto.sdk_config().await);
+    let meta = |id: String| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .describe_key()
+                .key_id(id)
+                .send()
+                .await
+                .unwrap()
+                .key_metadata()
+                .unwrap()
+                .clone()
+        }
+    };
+    let state = |id: String| {
+        let meta = meta(id);
+        async move { meta.await.key_state().cloned() }
+    };
     let policy = app.run(&["policy", "--output", "json"]).expect(0).json()["policy"].clone();
     proxy.layer().enforce(Some(&policy));
-    // The suite's runs cap the wait at 5 s; this one allows KMS's own bound to play out.
-    app.run(&["up"])
-        .env("WSDEPLOY_KMS_TAG_WAIT_SECS", "300")
-        .expect(0);
-    let down = app
-        .run(&["teardown", "--yes"])
-        .env("WSDEPLOY_KMS_TAG_WAIT_SECS", "300")
-        .expect(0);
+    let up = app.run(&["up"]).expect(0);
     let hits = proxy.layer().hits();
-    down.check(
-        hits.contains_key("KMS key's tags not yet honoured by authorization")
+    up.check(
+        hits.contains_key("KMS key's new policy not yet applied everywhere")
             && !hits.contains_key("access denied by the identity's policy"),
-        &format!("the refusal was met and waited out: {hits:?}"),
+        &format!("the late policy was met and waited out, and nothing else was refused: {hits:?}"),
     );
-    let conf = moto.sdk_config().await;
-    assert_eq!(
-        crate::deploy::leftovers(&conf, "quick-dev").await,
-        Vec::<String>::new()
+    let ours = meta("alias/wsdeploy/quick-dev".into())
+        .await
+        .key_id()
+        .to_string();
+    assert_ne!(ours, theirs, "the look-alike key was adopted");
+
+    let me = aws_sdk_kms::Client::new(&sdk_config_at(&proxy.endpoint).await);
+    let denied = |what: &str, e: Option<String>| {
+        let e = e.unwrap_or_else(|| panic!("{what}: allowed, and it must not be"));
+        assert!(e.contains("AccessDenied"), "{what}: {e}");
+    };
+    denied(
+        "TagResource on another team's key",
+        me.tag_resource()
+            .key_id(&theirs)
+            .tags(tag("owner", "attacker"))
+            .send()
+            .await
+            .err()
+            .map(|e| format!("{e:?}")),
     );
+    denied(
+        "ScheduleKeyDeletion on another team's key",
+        me.schedule_key_deletion()
+            .key_id(&theirs)
+            .send()
+            .await
+            .err()
+            .map(|e| format!("{e:?}")),
+    );
+    // An identity IAM lets do anything still cannot decrypt with the stage key outside Lambda.
+    proxy.layer().enforce(None);
+    denied(
+        "Decrypt with the stage key, outside Lambda, as an identity allowed everything by IAM",
+        me.decrypt()
+            .key_id(&ours)
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(b"ciphertext".to_vec()))
+            .send()
+            .await
+            .err()
+            .map(|e| format!("{e:?}")),
+    );
+
+    proxy.layer().enforce(Some(&policy));
+    app.run(&["teardown", "--yes"]).expect(0);
+    assert_eq!(state(theirs.clone()).await, Some(KeyState::Enabled));
+    assert_eq!(state(ours).await, Some(KeyState::PendingDeletion));
+    let left: Vec<String> = crate::deploy::leftovers(&moto.sdk_config().await, "quick-dev")
+        .await
+        .into_iter()
+        .filter(|l| !l.contains(&theirs))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
 }
 
 /// What parliament finds in `policies` ((name, document)), as (policy, issue, detail).
@@ -301,10 +383,10 @@ async fn every_policy_passes_the_iam_linter() {
         // API Gateway's account role pushes every API's logs (AWS's own managed policy for it is on `*`); the
         // boundary gives it this slice only as that role (`aws:PrincipalArn`).
         ("RESOURCE_STAR", "logs:PutLogEvents"),
-        // Tagging a KMS key in CreateKey is authorised on `*` (the key has no ARN yet), only with the stage's
-        // tags (`aws:RequestTag`). Not yet closed: a key policy that gives the deploy identity its own key, and
-        // adoption by that policy rather than by tags, would let this go.
-        ("RESOURCE_STAR", "kms:TagResource"),
+        // An alias's create and delete are authorised on the alias by IAM and on the key by the key's policy
+        // (<https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html>); the stage key's policy grants
+        // its half to the deployers, so the deploy policy names the alias alone and no key.
+        ("RESOURCE_MISMATCH", "kms:CreateAlias"),
     ];
     let findings = lint(&policies);
     let unexplained: Vec<_> = findings

@@ -346,8 +346,7 @@ fn action(app: &App, dist: &Path, runner: &Path, extra: &[(&str, &str)]) -> (boo
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("WSDEPLOY_CACHE_DIR", runner.join("cache"))
-        .env("WSDEPLOY_KMS_TAG_WAIT_SECS", "5");
+        .env("WSDEPLOY_CACHE_DIR", runner.join("cache"));
     for (k, _) in std::env::vars() {
         if k.starts_with("WSDEPLOY_PREBUILT") || k == "AWS_PROFILE" {
             cmd.env_remove(k);

@@ -467,7 +467,7 @@ async fn key_state(conf: &aws_config::SdkConfig, id: &str) -> String {
 /// The signing secret sits in the functions' environment encrypted with a key of the stage's own, so reading it
 /// takes kms:Decrypt on that key, not just lambda:GetFunctionConfiguration. `up` creates the key (waiting out KMS's
 /// propagation and the role's, which Lambda reports as a CreateGrant error), names it in the role's policy and hands
-/// it to the functions; an identity without kms:Decrypt gets a sentence, never a silently new secret; the key can
+/// it to the functions; a deployer the key's policy no longer lets decrypt gets a sentence, never a silently new secret; the key can
 /// be swapped for Lambda's own and back (the stage key is restored, not duplicated); teardown schedules its
 /// deletion and leaves nothing live.
 #[tokio::test(flavor = "multi_thread")]
@@ -520,14 +520,45 @@ async fn the_signing_secret_is_encrypted_with_a_key_of_the_stages_own() {
         assert!(hits.contains_key(met), "{met}: {hits:?}");
     }
 
-    // Without kms:Decrypt the deployed secret cannot be read: say so, change nothing.
-    let mut policy = app.run(&["policy", "--output", "json"]).expect(0).json()["policy"].clone();
-    for s in policy["Statement"].as_array_mut().unwrap() {
-        if s["Sid"] == "KeysThroughLambda" {
+    // A key policy that no longer lets the deployer decrypt through Lambda: the deployed secret cannot be read, so
+    // say so and change nothing. (Someone else in the account changed it; the layer plays the edited policy, here
+    // at once: the spread of a new policy is played in `policy::only_the_stage_key_is_the_stages…`.)
+    proxy.layer().set(crate::support::aws_behaviour::Behaviour {
+        kms: crate::support::aws_kms::Timings {
+            policy_spread: None,
+            ..crate::support::aws_behaviour::Behaviour::aws().kms
+        },
+        role_propagation: Some(std::time::Duration::from_secs(2)),
+        ..crate::support::aws_behaviour::Behaviour::aws()
+    });
+    let admin_kms = aws_sdk_kms::Client::new(
+        &crate::support::moto::sdk_config_as(&proxy.endpoint, "key-admin").await,
+    );
+    let original = admin_kms
+        .get_key_policy()
+        .key_id(&id)
+        .policy_name("default")
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .to_string();
+    let mut edited: serde_json::Value = serde_json::from_str(&original).unwrap();
+    for s in edited["Statement"].as_array_mut().unwrap() {
+        if s["Sid"] == "DeployersUseItThroughLambda" {
             s["Action"] = serde_json::json!(["kms:CreateGrant", "kms:Encrypt"]);
         }
     }
-    proxy.layer().enforce(Some(&policy));
+    let put = |p: String| {
+        admin_kms
+            .put_key_policy()
+            .key_id(&id)
+            .policy_name("default")
+            .policy(p)
+            .send()
+    };
+    put(edited.to_string()).await.unwrap();
     let blind = app.run(&["up"]).expect(1);
     blind.check(
         blind.code == 1
@@ -537,6 +568,7 @@ async fn the_signing_secret_is_encrypted_with_a_key_of_the_stages_own() {
                 .contains("cannot read the environment of the function"),
         "a clear sentence about kms:Decrypt",
     );
+    put(original).await.unwrap();
     proxy.layer().enforce(None);
     let again = app.run(&["up", "--output", "json"]).expect(0).json();
     assert_eq!(again["changes"], 0, "nothing changed meanwhile");

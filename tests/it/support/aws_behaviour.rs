@@ -79,7 +79,7 @@ impl Behaviour {
             failed_deployment: None,
             kms: crate::support::aws_kms::Timings {
                 new_key: Some(Duration::from_millis(100)),
-                tag_authz: Some(Duration::from_millis(600)),
+                policy_spread: Some(Duration::from_millis(600)),
             },
             logging_needs_account_role: true,
         }
@@ -272,6 +272,19 @@ fn is_query(r: &Req<'_>) -> bool {
         .is_some_and(|v| v.contains("x-www-form-urlencoded"))
 }
 
+/// Whether the deploying identity is refused `c`: by its IAM policy when a test gave it one, and on a KMS key by
+/// that key's policy whatever it holds (an identity IAM allows everything is still bound by key policies).
+fn refuses(
+    iam: &mut Option<crate::support::iam_enforce::Evaluator>,
+    c: &crate::support::iam_enforce::Check,
+) -> bool {
+    if iam.is_none() && c.key_policy.is_none() {
+        return false;
+    }
+    !iam.get_or_insert_with(crate::support::iam_enforce::Evaluator::unrestricted)
+        .allows(c)
+}
+
 fn xml_value(xml: &str, tag: &str) -> Option<String> {
     let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
     let end = xml[start..].find(&format!("</{tag}>"))? + start;
@@ -292,32 +305,32 @@ impl Layer {
         *self.iam.lock().unwrap() = policy.map(crate::support::iam_enforce::Evaluator::start);
     }
 
-    /// `AccessDenied`, as AWS answers it, for the first check the identity's policy does not allow.
+    /// `AccessDenied`, as AWS answers it, for the first check the identity's policy (or a KMS key's) does not allow.
     fn authorize(&self, r: &Req<'_>, b: &Behaviour) -> Option<Answer> {
         if access_key_of(r.headers).as_deref() != Some("testing") {
             return None;
         }
-        let (kms, tags_pending, boundary) = {
+        let (kms, boundary) = {
             let s = self.state.lock().unwrap();
-            (
-                s.kms.checks(r, b.kms),
-                s.kms.tags_pending(r, b.kms),
-                s.boundaries.of(&form(r.body)),
-            )
+            (s.kms.checks(r, b.kms), s.boundaries.of(&form(r.body)))
         };
         let checks =
             kms.unwrap_or_else(|| crate::support::iam_enforce::checks(r, boundary.as_deref()));
-        let mut iam = self.iam.lock().unwrap();
-        let evaluator = iam.as_mut()?;
-        let denied = checks.into_iter().find(|c| !evaluator.allows(c))?;
+        let denied = {
+            let mut iam = self.iam.lock().unwrap();
+            checks.into_iter().find(|c| refuses(&mut iam, c))?
+        };
+        let mut s = self.state.lock().unwrap();
+        let spreading = s.kms.refused(&denied, b.kms);
         Self::hit(
-            &mut self.state.lock().unwrap(),
-            if tags_pending {
-                "KMS key's tags not yet honoured by authorization"
+            &mut s,
+            if spreading {
+                "KMS key's new policy not yet applied everywhere"
             } else {
                 "access denied by the identity's policy"
             },
         );
+        drop(s);
         let message = crate::support::iam_enforce::denial(&denied);
         Some(if cbor::operation(r).is_some() {
             cbor::answer(
@@ -483,13 +496,12 @@ impl Layer {
         let testing = access_key_of(r.headers).as_deref() == Some("testing");
         let mut iam = self.iam.lock().unwrap();
         let mut s = self.state.lock().unwrap();
-        let mut denied = |c: &crate::support::iam_enforce::Check| {
-            testing && iam.as_mut().is_some_and(|e| !e.allows(c))
-        };
+        let mut denied = |c: &crate::support::iam_enforce::Check| testing && refuses(&mut iam, c);
         let (what, answer) = s
             .kms
             .before(r, b.kms)
-            .or_else(|| s.kms.lambda_refusal(r, &mut denied))?;
+            .or_else(|| crate::support::aws_kms::Kms::lockout(r, &mut denied))
+            .or_else(|| s.kms.lambda_refusal(r, b.kms, &mut denied))?;
         Self::hit(&mut s, what);
         Some(answer)
     }
@@ -793,15 +805,29 @@ impl Layer {
             return body;
         }
         let testing = access_key_of(r.headers).as_deref() == Some("testing");
+        if testing
+            && is_query(r)
+            && form(r.body).get("Action").map(String::as_str) == Some("GetCallerIdentity")
+        {
+            return Self::caller_is_the_deployer(&body);
+        }
+        let t = self.behaviour.lock().unwrap().kms;
         let mut iam = self.iam.lock().unwrap();
         let mut s = self.state.lock().unwrap();
-        let mut denied = |c: &crate::support::iam_enforce::Check| {
-            testing && iam.as_mut().is_some_and(|e| !e.allows(c))
-        };
+        let mut denied = |c: &crate::support::iam_enforce::Check| testing && refuses(&mut iam, c);
         if *r.method == Method::POST && r.path.trim_end_matches('/') == "/2015-03-31/functions" {
             s.kms.created(r);
         }
-        s.kms.after(r, body, &mut denied)
+        s.kms.after(r, body, t, &mut denied)
+    }
+
+    /// moto names a caller it has no user for `…:sts::…:user/moto`, an ARN no IAM entity has; AWS names the user
+    /// the access key belongs to, which is who key policies and denials name (`iam_enforce::deployer`).
+    fn caller_is_the_deployer(body: &[u8]) -> Vec<u8> {
+        let moto = format!("arn:aws:sts::{}:user/moto", crate::support::moto::ACCOUNT);
+        String::from_utf8_lossy(body)
+            .replace(&moto, &crate::support::iam_enforce::deployer())
+            .into_bytes()
     }
 
     fn after_moto(&self, r: &Req<'_>, status: u16, body: Vec<u8>) -> Vec<u8> {

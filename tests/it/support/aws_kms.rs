@@ -1,7 +1,8 @@
 //! KMS keys, and Lambda's use of a customer managed key for a function's environment, as AWS has them and moto does
-//! not: moto's Lambda ignores `KMSKeyArn` entirely, and its KMS applies a new key, tags and aliases at once. The
-//! layer keeps what it learns from the requests that passed (keys, their tags and state, aliases, which key each
-//! function uses) and answers from that; moto stays the store of everything else.
+//! not: moto's Lambda ignores `KMSKeyArn` entirely, its KMS applies a new key and a new key policy at once, and it
+//! authorizes nothing by key policy. The layer keeps what it learns from the requests that passed (keys, their
+//! policies, tags and state, aliases, which key each function uses) and answers from that; moto stays the store of
+//! everything else.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,10 +21,29 @@ pub(crate) struct Timings {
     /// (terraform-provider-aws retries exactly that: `internal/service/kms/alias.go`, "KMS is eventually
     /// consistent").
     pub new_key: Option<Duration>,
-    /// "Changes to tags and aliases can take up to five minutes to affect KMS key authorization"
-    /// (<https://docs.aws.amazon.com/kms/latest/developerguide/abac.html>): until then, a policy conditioned on
-    /// `aws:ResourceTag` does not see the key's tags.
-    pub tag_authz: Option<Duration>,
+    /// A key's new policy (a new key's first one included) is not applied everywhere at once
+    /// (<https://docs.aws.amazon.com/kms/latest/developerguide/accessing-kms.html#programming-eventual-consistency>;
+    /// terraform-provider-aws waits for it, `internal/service/kms/key.go`, `waitKeyPolicyPropagated`): until then,
+    /// a request either policy refuses is refused; before a new key's first policy, KMS decides as its default
+    /// policy would (by IAM). The first use of a new key (`CreateAlias`) comes within milliseconds, so it meets this.
+    pub policy_spread: Option<Duration>,
+}
+
+/// The policy KMS gives a key created without one: the account decides, by IAM
+/// (<https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html>).
+fn default_policy() -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Id": "key-default-1",
+        "Statement": [{
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": { "AWS": format!("arn:aws:iam::{ACCOUNT}:root") },
+            "Action": "kms:*",
+            "Resource": "*"
+        }]
+    })
+    .to_string()
 }
 
 struct Key {
@@ -33,8 +53,38 @@ struct Key {
     /// loaded machine (where the delay can pass before the first use) still meets it.
     refused_once: bool,
     tags: BTreeMap<String, String>,
-    tagged: Instant,
     state: &'static str,
+    /// The key policy, and the one before its last change, which KMS still applies in places until it spreads.
+    policy: String,
+    previous: String,
+    policy_set: Instant,
+}
+
+impl Key {
+    fn new(arn: String, policy: String) -> Key {
+        let now = Instant::now();
+        Key {
+            arn,
+            created: now,
+            refused_once: false,
+            tags: BTreeMap::new(),
+            state: "Enabled",
+            previous: policy.clone(),
+            policy,
+            policy_set: now,
+        }
+    }
+
+    fn set_policy(&mut self, policy: String) {
+        self.previous = std::mem::replace(&mut self.policy, policy);
+        self.policy_set = Instant::now();
+    }
+
+    fn spreading(&self, t: Timings) -> bool {
+        self.policy != self.previous
+            && t.policy_spread
+                .is_some_and(|d| self.policy_set.elapsed() < d)
+    }
 }
 
 #[derive(Default)]
@@ -65,6 +115,24 @@ fn check(action: &str, resource: String, conditions: BTreeMap<String, String>) -
         action: action.into(),
         resource,
         conditions,
+        key_policy: None,
+    }
+}
+
+/// A check on `key`, which its key policy decides: with the context keys KMS sets on every request
+/// (<https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-caller-account>;
+/// `aws:PrincipalArn` is global).
+fn on(key: &Key, policy: &str, action: &str, mut conditions: BTreeMap<String, String>) -> Check {
+    conditions.insert("kms:CallerAccount".into(), ACCOUNT.into());
+    conditions.insert(
+        "aws:PrincipalArn".into(),
+        crate::support::iam_enforce::deployer(),
+    );
+    Check {
+        action: action.into(),
+        resource: key.arn.clone(),
+        conditions,
+        key_policy: Some(policy.to_string()),
     }
 }
 
@@ -80,10 +148,21 @@ fn tags_of(v: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The condition of a KMS call Lambda makes on the caller's behalf.
-fn via_lambda(r: &Req<'_>) -> BTreeMap<String, String> {
-    let service = format!("lambda.{}.amazonaws.com", region_of(r));
-    BTreeMap::from([("kms:ViaService".to_string(), service)])
+/// The context of a KMS call Lambda makes on the caller's behalf for `function`: Lambda encrypts a function's
+/// environment with the function's ARN as encryption context
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html>).
+fn via_lambda(r: &Req<'_>, function: &str) -> BTreeMap<String, String> {
+    let region = region_of(r);
+    BTreeMap::from([
+        (
+            "kms:ViaService".to_string(),
+            format!("lambda.{region}.amazonaws.com"),
+        ),
+        (
+            "kms:EncryptionContext:aws:lambda:FunctionArn".to_string(),
+            format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{function}"),
+        ),
+    ])
 }
 
 /// The function a Lambda configuration path names: `/2015-03-31/functions/{name}[/configuration]`.
@@ -114,8 +193,24 @@ impl Kms {
         self.keys.get(&id)
     }
 
+    /// The checks of `action` on `k` by the policies KMS applies now: while a change spreads, the one before it
+    /// too, so that a request either refuses is refused.
+    fn on_applied(
+        k: &Key,
+        t: Timings,
+        action: &str,
+        context: &BTreeMap<String, String>,
+    ) -> Vec<Check> {
+        let mut all = vec![on(k, &k.policy, action, context.clone())];
+        if k.spreading(t) {
+            all.push(on(k, &k.previous, action, context.clone()));
+        }
+        all
+    }
+
     /// The authorisations AWS makes for a KMS request (the Service Authorization Reference; `CreateAlias` and
-    /// `DeleteAlias` need the alias and the key, `CreateKey` with tags needs `kms:TagResource` too).
+    /// `DeleteAlias` need the alias and the key, `CreateKey` with tags needs `kms:TagResource` too). A request on a
+    /// key the layer knows is decided by that key's policy.
     pub(crate) fn checks(&self, r: &Req<'_>, t: Timings) -> Option<Vec<Check>> {
         let op = operation(r)?;
         let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
@@ -123,17 +218,9 @@ impl Kms {
         let key_arn = |id: &str| format!("arn:aws:kms:{region}:{ACCOUNT}:key/{}", id_of(id));
         let alias_arn = |a: &str| format!("arn:aws:kms:{region}:{ACCOUNT}:{a}");
         let action = format!("kms:{op}");
-        let on_key = |key: &str| {
-            let mut conditions = BTreeMap::new();
-            if let Some(k) = self.key(key) {
-                if t.tag_authz.is_none_or(|d| k.tagged.elapsed() >= d) {
-                    for (tk, tv) in &k.tags {
-                        conditions.insert(format!("aws:ResourceTag/{tk}"), tv.clone());
-                    }
-                }
-                return check(&action, k.arn.clone(), conditions);
-            }
-            check(&action, key_arn(key), conditions)
+        let on_key = |key: &str| match self.key(key) {
+            Some(k) => Self::on_applied(k, t, &action, &BTreeMap::new()),
+            None => vec![check(&action, key_arn(key), BTreeMap::new())],
         };
         let checks = match op {
             "CreateKey" => {
@@ -157,12 +244,14 @@ impl Kms {
                     flag("BypassPolicyLockoutSafetyCheck"),
                 );
                 let mut all = vec![check(&action, "*".into(), create)];
+                // "To tag a KMS key while creating it, you need kms:TagResource in an IAM policy that isn't
+                // restricted to particular KMS keys" (tag-permissions.html).
                 if !tags.is_empty() {
                     all.push(check("kms:TagResource", "*".into(), tags));
                 }
                 all
             }
-            "ListKeys" => vec![check(&action, "*".into(), BTreeMap::new())],
+            "ListKeys" | "ListAliases" => vec![check(&action, "*".into(), BTreeMap::new())],
             "CreateAlias" | "DeleteAlias" => {
                 let alias = body["AliasName"].as_str().unwrap_or_default();
                 let target = body["TargetKeyId"]
@@ -170,25 +259,57 @@ impl Kms {
                     .map(str::to_string)
                     .or_else(|| self.aliases.get(alias).cloned())
                     .unwrap_or_default();
-                vec![
-                    check(&action, alias_arn(alias), BTreeMap::new()),
-                    on_key(&target),
-                ]
+                let mut all = vec![check(&action, alias_arn(alias), BTreeMap::new())];
+                all.extend(on_key(&target));
+                all
             }
-            _ => vec![on_key(body["KeyId"].as_str().unwrap_or_default())],
+            _ => on_key(body["KeyId"].as_str().unwrap_or_default()),
         };
         Some(checks)
     }
 
-    /// Whether `r` acts on a key whose tags authorization does not see yet.
-    pub(crate) fn tags_pending(&self, r: &Req<'_>, t: Timings) -> bool {
+    /// Whether `c` was refused by a key's previous policy while its new one spreads.
+    pub(crate) fn refused(&self, c: &Check, t: Timings) -> bool {
+        self.keys.values().any(|k| {
+            k.arn == c.resource
+                && k.spreading(t)
+                && c.key_policy.as_deref() == Some(k.previous.as_str())
+        })
+    }
+
+    /// KMS's lockout check: "the key policy must allow the principal that is making the CreateKey request to make a
+    /// subsequent PutKeyPolicy request on the KMS key", unless the request bypasses it; PutKeyPolicy the same
+    /// (<https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateKey.html>, `BypassPolicyLockoutSafetyCheck`).
+    pub(crate) fn lockout(
+        r: &Req<'_>,
+        denied: &mut dyn FnMut(&Check) -> bool,
+    ) -> Option<(&'static str, Answer)> {
+        let op = operation(r)?;
+        if !matches!(op, "CreateKey" | "PutKeyPolicy") {
+            return None;
+        }
         let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
-        operation(r).is_some()
-            && body["KeyId"]
-                .as_str()
-                .and_then(|k| self.key(k))
-                .zip(t.tag_authz)
-                .is_some_and(|(k, d)| k.tagged.elapsed() < d)
+        if body["BypassPolicyLockoutSafetyCheck"].as_bool() == Some(true) {
+            return None;
+        }
+        let policy = body["Policy"]
+            .as_str()
+            .map_or_else(default_policy, str::to_string);
+        let probe = Key {
+            arn: format!("arn:aws:kms:{}:{ACCOUNT}:key/new", region_of(r)),
+            ..Key::new(String::new(), policy.clone())
+        };
+        let c = on(&probe, &policy, "kms:PutKeyPolicy", BTreeMap::new());
+        denied(&c).then(|| {
+            (
+                "KMS lockout check refused a key policy",
+                Answer::json11(
+                    400,
+                    "MalformedPolicyDocumentException",
+                    "The new key policy will not allow you to update the key policy in the future.",
+                ),
+            )
+        })
     }
 
     /// Refuses before moto sees it: `CreateAlias` on a key KMS has not spread yet.
@@ -222,6 +343,7 @@ impl Kms {
     pub(crate) fn lambda_refusal(
         &self,
         r: &Req<'_>,
+        t: Timings,
         denied: &mut dyn FnMut(&Check) -> bool,
     ) -> Option<(&'static str, Answer)> {
         let creating = r.path.trim_end_matches('/') == "/2015-03-31/functions";
@@ -231,6 +353,13 @@ impl Kms {
         }
         let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
         let arn = body["KMSKeyArn"].as_str().filter(|a| !a.is_empty())?;
+        let function = match function_of(r.path) {
+            Some((name, _)) => name,
+            None => body["FunctionName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        };
         let prefix = "Lambda was unable to configure access to your environment variables because the KMS key is invalid for CreateGrant. Please check your KMS key settings.";
         let refuse = |why: String| {
             Answer::rest(
@@ -260,8 +389,11 @@ impl Kms {
             Some(_) => {}
         }
         for action in ["kms:CreateGrant", "kms:Encrypt"] {
-            let c = check(action, arn.to_string(), via_lambda(r));
-            if denied(&c) {
+            let refused = self
+                .use_of(arn, action, &via_lambda(r, &function), t)
+                .into_iter()
+                .find(|c| denied(c));
+            if let Some(c) = refused {
                 return Some((
                     "lambda refused a KMS key the caller may not use",
                     refuse(format!(
@@ -281,6 +413,7 @@ impl Kms {
         &mut self,
         r: &Req<'_>,
         body: Vec<u8>,
+        t: Timings,
         decrypt_denied: &mut dyn FnMut(&Check) -> bool,
     ) -> Vec<u8> {
         if let Some(op) = operation(r) {
@@ -306,7 +439,21 @@ impl Kms {
                 None => {}
             }
         }
-        self.shown(&name, body, decrypt_denied, r, !whole)
+        self.shown(&name, body, (r, t), decrypt_denied, !whole)
+    }
+
+    /// The checks of Lambda's use of the key `arn` on the caller's behalf: the key's policy decides.
+    fn use_of(
+        &self,
+        arn: &str,
+        action: &str,
+        context: &BTreeMap<String, String>,
+        t: Timings,
+    ) -> Vec<Check> {
+        match self.key(arn) {
+            Some(k) => Self::on_applied(k, t, action, context),
+            None => vec![check(action, arn.to_string(), context.clone())],
+        }
     }
 
     /// `CreateFunction`'s request names the function in its body.
@@ -323,8 +470,8 @@ impl Kms {
         &self,
         name: &str,
         body: Vec<u8>,
+        (r, t): (&Req<'_>, Timings),
         decrypt_denied: &mut dyn FnMut(&Check) -> bool,
-        r: &Req<'_>,
         bare: bool,
     ) -> Vec<u8> {
         let Some(arn) = self.functions.get(name) else {
@@ -340,14 +487,17 @@ impl Kms {
             return body;
         };
         o.insert("KMSKeyArn".into(), json!(arn));
-        if *r.method == Method::GET
-            && decrypt_denied(&check("kms:Decrypt", arn.clone(), via_lambda(r)))
-        {
+        let refused = (*r.method == Method::GET)
+            .then(|| self.use_of(arn, "kms:Decrypt", &via_lambda(r, name), t))
+            .into_iter()
+            .flatten()
+            .find(|c| decrypt_denied(c));
+        if let Some(decrypt) = refused {
             o.insert(
                 "Environment".into(),
                 json!({ "Error": {
                     "ErrorCode": "AccessDeniedException",
-                    "Message": format!("Lambda was unable to decrypt the environment variables because KMS access was denied. Please check the function's KMS key settings. KMS Exception: AccessDeniedException KMS Message: {}", crate::support::iam_enforce::denial(&check("kms:Decrypt", arn.clone(), BTreeMap::new()))),
+                    "Message": format!("Lambda was unable to decrypt the environment variables because KMS access was denied. Please check the function's KMS key settings. KMS Exception: AccessDeniedException KMS Message: {}", crate::support::iam_enforce::denial(&decrypt)),
                 } }),
             );
         }
@@ -362,18 +512,19 @@ impl Kms {
                 let a: Value = serde_json::from_slice(answer).unwrap_or_default();
                 let meta = &a["KeyMetadata"];
                 if let (Some(id), Some(arn)) = (meta["KeyId"].as_str(), meta["Arn"].as_str()) {
-                    let now = Instant::now();
-                    self.keys.insert(
-                        id.to_string(),
-                        Key {
-                            arn: arn.to_string(),
-                            created: now,
-                            refused_once: false,
-                            tags: tags_of(&req["Tags"]),
-                            tagged: now,
-                            state: "Enabled",
-                        },
-                    );
+                    let policy = req["Policy"]
+                        .as_str()
+                        .map_or_else(default_policy, str::to_string);
+                    let mut key = Key::new(arn.to_string(), default_policy());
+                    key.tags = tags_of(&req["Tags"]);
+                    // Until it spreads, parts of KMS decide as if the key had the default policy.
+                    key.set_policy(policy);
+                    self.keys.insert(id.to_string(), key);
+                }
+            }
+            "PutKeyPolicy" => {
+                if let (Some(k), Some(p)) = (self.keys.get_mut(&key_id()), req["Policy"].as_str()) {
+                    k.set_policy(p.to_string());
                 }
             }
             "TagResource" | "UntagResource" => {
@@ -385,7 +536,6 @@ impl Kms {
                             k.tags.remove(t.as_str().unwrap_or_default());
                         }
                     }
-                    k.tagged = Instant::now();
                 }
             }
             "CreateAlias" => {

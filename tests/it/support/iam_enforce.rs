@@ -12,12 +12,20 @@ use serde_json::{json, Value};
 use crate::support::aws_behaviour::Req;
 use crate::support::moto::ACCOUNT;
 
+/// Who the access key `testing` is: STS's `GetCallerIdentity` says so (the layer answers it), and AWS's denials
+/// name it.
+pub(crate) fn deployer() -> String {
+    format!("arn:aws:iam::{ACCOUNT}:user/deployer")
+}
+
 /// One authorisation AWS makes for a request.
 #[derive(Debug, Clone)]
 pub(crate) struct Check {
     pub action: String,
     pub resource: String,
     pub conditions: BTreeMap<String, String>,
+    /// The policy of the KMS key the request acts on, which KMS asks before (and instead of) IAM.
+    pub key_policy: Option<String>,
 }
 
 fn check(action: impl Into<String>, resource: impl Into<String>) -> Check {
@@ -25,6 +33,7 @@ fn check(action: impl Into<String>, resource: impl Into<String>) -> Check {
         action: action.into(),
         resource: resource.into(),
         conditions: BTreeMap::new(),
+        key_policy: None,
     }
 }
 
@@ -54,9 +63,6 @@ pub(crate) fn checks(r: &Req<'_>, boundary: Option<&str>) -> Vec<Check> {
     }
     if let Some(target) = r.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         let op = target.rsplit('.').next().unwrap_or(target);
-        if target.starts_with("ResourceGroupsTaggingAPI") {
-            return vec![check(format!("tag:{op}"), "*")];
-        }
         let body: Value = serde_json::from_slice(r.body).unwrap_or_default();
         let groups = format!("arn:aws:logs:{region}:{ACCOUNT}:log-group:");
         let resource = match (body["logGroupName"].as_str(), body["resourceArn"].as_str()) {
@@ -64,7 +70,14 @@ pub(crate) fn checks(r: &Req<'_>, boundary: Option<&str>) -> Vec<Check> {
             (_, Some(arn)) => arn.to_string(),
             _ => format!("{groups}*"),
         };
-        return vec![check(format!("logs:{op}"), resource)];
+        let mut checks = vec![check(format!("logs:{op}"), resource.clone())];
+        // "User … is not authorized to perform CreateLogGroup with Tags. An additional permission
+        // "logs:TagResource" is required." (the answer DataDog/cloudformation-template#61 and
+        // aws/aws-parallelcluster#4580 met): tagging on create is authorized as TagResource on the group.
+        if op == "CreateLogGroup" && body["tags"].as_object().is_some_and(|t| !t.is_empty()) {
+            checks.push(check("logs:TagResource", resource));
+        }
+        return checks;
     }
     let path = r.path;
     // CloudWatch's RPC v2 CBOR: `/service/{service}/operation/{op}`; metrics have no resource.
@@ -252,7 +265,8 @@ fn lambda_checks(r: &Req<'_>, region: &str) -> Vec<Check> {
 
 /// moto's evaluator in a long-lived Python process.
 pub(crate) struct Evaluator {
-    policy: String,
+    /// The identity's IAM policy; `None` for one IAM allows everything (only key policies then refuse).
+    policy: Option<String>,
     /// The identity's permissions boundary, when it has one.
     boundary: Option<String>,
     child: Child,
@@ -269,6 +283,13 @@ impl Evaluator {
     }
 
     pub(crate) fn start(policy: &Value) -> Evaluator {
+        let mut e = Evaluator::unrestricted();
+        e.policy = Some(policy.to_string());
+        e
+    }
+
+    /// An identity IAM allows everything, as moto lets it: only key policies refuse it.
+    pub(crate) fn unrestricted() -> Evaluator {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/support/iam_eval.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -277,7 +298,7 @@ impl Evaluator {
             .spawn()
             .expect("python3 with moto runs the IAM policy evaluator");
         Evaluator {
-            policy: policy.to_string(),
+            policy: None,
             boundary: None,
             stdin: child.stdin.take().unwrap(),
             stdout: BufReader::new(child.stdout.take().unwrap()),
@@ -286,7 +307,19 @@ impl Evaluator {
     }
 
     pub(crate) fn allows(&mut self, c: &Check) -> bool {
-        let q = json!({ "policy": self.policy, "boundary": self.boundary, "action": c.action, "resource": c.resource, "conditions": c.conditions });
+        if self.policy.is_none() && c.key_policy.is_none() {
+            return true;
+        }
+        let q = json!({
+            "policy": self.policy,
+            "boundary": self.boundary,
+            "action": c.action,
+            "resource": c.resource,
+            "conditions": c.conditions,
+            "key_policy": c.key_policy,
+            "principal": deployer(),
+            "account": ACCOUNT,
+        });
         writeln!(self.stdin, "{q}").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
@@ -304,7 +337,14 @@ impl Drop for Evaluator {
 /// AWS's words for a denied request; `explain` turns them into wsdeploy's sentence.
 pub(crate) fn denial(c: &Check) -> String {
     format!(
-        "User: arn:aws:iam::{ACCOUNT}:user/deployer is not authorized to perform: {} on resource: {} because no identity-based policy allows the {} action",
-        c.action, c.resource, c.action
+        "User: {} is not authorized to perform: {} on resource: {} because {}",
+        deployer(),
+        c.action,
+        c.resource,
+        if c.key_policy.is_some() {
+            "no resource-based policy allows the action".to_string()
+        } else {
+            format!("no identity-based policy allows the {} action", c.action)
+        }
     )
 }

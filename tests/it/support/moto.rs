@@ -70,11 +70,17 @@ impl Moto {
 
 /// An SDK config for `endpoint`: moto itself, or the proxy (to see what the AWS-behaviour layer adds).
 pub(crate) async fn sdk_config_at(endpoint: &str) -> aws_config::SdkConfig {
+    sdk_config_as(endpoint, "testing").await
+}
+
+/// An SDK config for `endpoint` with the access key `key`: through the proxy, a key other than `testing` is
+/// someone else in the account (another team), whose requests the layer learns from but does not authorize.
+pub(crate) async fn sdk_config_as(endpoint: &str, key: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_sdk_sts::config::Credentials::new(
-            "testing", "testing", None, None, "tests",
+            key, key, None, None, "tests",
         ))
         .load()
         .await
