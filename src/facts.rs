@@ -111,6 +111,10 @@ pub(crate) const MAX_TAGS: usize = 50;
 /// `wsdeploy:project` and `wsdeploy:stage`.
 pub(crate) const WSDEPLOY_TAGS: usize = 2;
 
+/// A function's environment variables, keys and values together: "4 KB, for all environment variables associated
+/// with the function, in aggregate" (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>).
+pub(crate) const LAMBDA_ENV_BYTES: usize = 4096;
+
 /// A character AWS takes in a tag key or value: `[\p{L}\p{Z}\p{N}_.:/=+\-@]` (the tag pattern of IAM's, Lambda's,
 /// CloudWatch Logs' and KMS's API references; moto checks none of it).
 pub(crate) fn tag_char(c: char) -> bool {

@@ -37,6 +37,7 @@ pub(crate) async fn create_api(apigw: &Client, d: &Desired) -> Result<ApiRef> {
         .name(&d.names.api)
         .protocol_type(ProtocolType::Websocket)
         .route_selection_expression(ROUTE_SELECTION)
+        .ip_address_type(ip_address_type(d))
         .set_tags(Some(d.tags.clone().into_iter().collect()))
         .send()
         .await
@@ -47,8 +48,17 @@ pub(crate) async fn create_api(apigw: &Client, d: &Desired) -> Result<ApiRef> {
     })
 }
 
-pub(crate) async fn set_route_selection(
+/// Who may connect, as API Gateway spells it for APIs and domain names alike
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-ip-address-type.html>: a change
+/// takes effect at once, no deployment needed).
+pub(crate) fn ip_address_type(d: &Desired) -> aws_sdk_apigatewayv2::types::IpAddressType {
+    aws_sdk_apigatewayv2::types::IpAddressType::from(d.ip_address_type.as_str())
+}
+
+/// Sets everything `UpdateApi` owns: the route selection and who may connect.
+pub(crate) async fn update_api(
     apigw: &Client,
+    d: &Desired,
     api_id: &str,
     step: &dyn Step,
 ) -> Result<()> {
@@ -57,6 +67,7 @@ pub(crate) async fn set_route_selection(
             .update_api()
             .api_id(api_id)
             .route_selection_expression(ROUTE_SELECTION)
+            .ip_address_type(ip_address_type(d))
             .send()
     })
     .await

@@ -501,7 +501,7 @@ impl<'a> Applier<'a> {
                 });
                 Ok(shown)
             }
-            UpdateApi { id } => apigw::set_route_selection(&c.apigw, id, step)
+            UpdateApi { id, .. } => apigw::update_api(&c.apigw, d, id, step)
                 .await
                 .and(said("updated")),
             DeleteApi { id, .. } => apigw::delete_api(&c.apigw, id, step)
@@ -586,7 +586,7 @@ impl<'a> Applier<'a> {
             }
             UpdateDomain {
                 name, certificate, ..
-            } => domain::update(c, name, certificate)
+            } => domain::update(c, d, name, certificate)
                 .await
                 .and(said("updated")),
             DeleteDomain { name } => domain::delete(c, name).await.and(said("deleted")),

@@ -67,6 +67,9 @@ async fn domain(c: &Clients, name: &str) -> Result<Option<DomainObs>> {
             .and_then(|c| c.security_policy())
             .map(|p| p.as_str().to_string())
             .unwrap_or_default(),
+        ip_address_type: config
+            .and_then(|c| c.ip_address_type())
+            .map(|t| t.as_str().to_string()),
         mappings: mappings
             .items()
             .iter()
@@ -247,13 +250,18 @@ async fn record(c: &Clients, zone: &str, name: &str) -> Result<Option<RecordObs>
 }
 
 /// Creates the domain name; returns its regional host and that host's Route 53 zone.
-/// The one configuration wsdeploy gives a domain name: regional, TLS 1.2, this certificate.
-fn configuration(certificate: &str) -> aws_sdk_apigatewayv2::types::DomainNameConfiguration {
+/// The one configuration wsdeploy gives a domain name: regional, TLS 1.2, this certificate, the stage's IP address
+/// type (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-custom-domain-names-ip-address-type.html>).
+fn configuration(
+    d: &Desired,
+    certificate: &str,
+) -> aws_sdk_apigatewayv2::types::DomainNameConfiguration {
     use aws_sdk_apigatewayv2::types::{DomainNameConfiguration, EndpointType, SecurityPolicy};
     DomainNameConfiguration::builder()
         .certificate_arn(certificate)
         .endpoint_type(EndpointType::Regional)
         .security_policy(SecurityPolicy::from(DOMAIN_TLS))
+        .ip_address_type(super::apigw::ip_address_type(d))
         .build()
 }
 
@@ -267,7 +275,7 @@ pub(crate) async fn create(
         .apigw
         .create_domain_name()
         .domain_name(name)
-        .domain_name_configurations(configuration(certificate))
+        .domain_name_configurations(configuration(d, certificate))
         .set_tags(Some(d.tags.clone().into_iter().collect()))
         .send()
         .await
@@ -280,11 +288,11 @@ pub(crate) async fn create(
     Ok((target.to_string(), zone.to_string()))
 }
 
-pub(crate) async fn update(c: &Clients, name: &str, certificate: &str) -> Result<()> {
+pub(crate) async fn update(c: &Clients, d: &Desired, name: &str, certificate: &str) -> Result<()> {
     c.apigw
         .update_domain_name()
         .domain_name(name)
-        .domain_name_configurations(configuration(certificate))
+        .domain_name_configurations(configuration(d, certificate))
         .send()
         .await
         .map_err(|e| explain(&format!("update the domain name {name}"), e))?;

@@ -411,6 +411,7 @@ async fn api_details(c: &Clients, api: &aws_sdk_apigatewayv2::types::Api) -> Res
             .route_selection_expression()
             .unwrap_or_default()
             .to_string(),
+        ip_address_type: api.ip_address_type().map(|t| t.as_str().to_string()),
         tags: api
             .tags()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())

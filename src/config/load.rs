@@ -316,12 +316,39 @@ pub(crate) fn did_you_mean<'a>(
         .map(|(_, o)| o)
 }
 
+/// Keys a user may reach for that WebSocket APIs do not have: (the mapping they sit in, keys, why not).
+const NOT_FOR_WEBSOCKETS: &[(&str, &[&str], &str)] = &[
+    (
+        "domain",
+        &["security_policy", "tls_policy", "tls", "tls_version", "min_tls_version"],
+        "API Gateway enforces the TLS_1_2 security policy (TLS 1.2 and 1.3) on every WebSocket API endpoint and offers no other (https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-ciphers.html): remove it",
+    ),
+    (
+        "domain",
+        &["mtls", "mutual_tls", "mutual_tls_authentication", "truststore", "truststore_uri", "client_certificates"],
+        "API Gateway offers mutual TLS on the custom domains of REST and HTTP APIs only, not of WebSocket APIs (https://docs.aws.amazon.com/apigateway/latest/developerguide/rest-api-mutual-tls.html, http-api-mutual-tls.html): remove it and authenticate clients by the token the `auth` route forwards to your backend",
+    ),
+];
+
 fn unknown_key_diagnostic(
     path: &[String],
     pos: Option<Pos>,
     field: &str,
     expected: &[String],
 ) -> Diagnostic {
+    let parent = path.iter().rev().nth(1).map(String::as_str);
+    let unsupported = NOT_FOR_WEBSOCKETS
+        .iter()
+        .find(|(under, keys, _)| parent == Some(*under) && keys.contains(&field));
+    if let Some((_, _, why)) = unsupported {
+        return Diagnostic::new(
+            Severity::Error,
+            path,
+            pos,
+            format!("WebSocket APIs have no `{field}`"),
+        )
+        .help(*why);
+    }
     let d = Diagnostic::new(Severity::Error, path, pos, format!("unknown key `{field}`"));
     let valid = expected.join(", ");
     match did_you_mean(field, expected.iter().map(String::as_str)) {

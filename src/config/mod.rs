@@ -8,7 +8,9 @@ pub(crate) mod resolve;
 pub(crate) mod rules;
 
 pub(crate) use load::ConfigError;
-pub(crate) use model::{json_schema, Architecture, CredentialsMode, ExecutionLogging};
+pub(crate) use model::{
+    json_schema, Architecture, CredentialsMode, ExecutionLogging, IpAddressType,
+};
 pub(crate) use resolve::{
     is_local, replies, Config, DevSettings, DomainSettings, EnvKey, LogSettings, Names, Overrides,
     StageConfig, LOCAL_STAGE,

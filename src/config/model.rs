@@ -53,6 +53,9 @@ pub struct Layer {
     /// The stage on a domain of yours, e.g. `ws.example.com`, instead of `{id}.execute-api.{region}.amazonaws.com`.
     /// Set it per stage: two stages cannot share a domain.
     pub domain: Option<Domain>,
+    /// Which IP addresses clients may connect from: `ipv4` (the default) or `dualstack` (IPv4 and IPv6), for the
+    /// API's endpoint and its domain alike.
+    pub ip_address_type: Option<IpAddressType>,
 }
 
 /// A custom domain for the stage: a regional API Gateway domain name (TLS 1.2), mapped to the stage.
@@ -221,6 +224,28 @@ impl Architecture {
     }
 }
 
+/// API Gateway's `IpAddressType` of an API and of a domain name
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-ip-address-type.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IpAddressType {
+    /// IPv4 clients only.
+    #[default]
+    Ipv4,
+    /// IPv4 and IPv6 clients.
+    Dualstack,
+}
+
+impl IpAddressType {
+    /// As API Gateway spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpAddressType::Ipv4 => "ipv4",
+            IpAddressType::Dualstack => "dualstack",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CredentialsMode {
@@ -301,7 +326,7 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages, heartbeat; backend, routes, lambda, env, tags, dev, throttle, expect, logs, domain });
+merge_struct!(Layer { project, region, credentials, stages, heartbeat, ip_address_type; backend, routes, lambda, env, tags, dev, throttle, expect, logs, domain });
 merge_struct!(Domain { name, certificate_arn, hosted_zone_id; });
 merge_struct!(Logs { access, execution, retention_days; });
 merge_struct!(Expect { connections, messages_per_minute, message_kb; });

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::diag::Report;
 use super::load::{self, did_you_mean, ConfigError, ConfigFile};
-use super::model::{Architecture, CredentialsMode, ExecutionLogging, Layer, Merge};
+use super::model::{Architecture, CredentialsMode, ExecutionLogging, IpAddressType, Layer, Merge};
 use super::rules::{self, Checker};
 use crate::secret::SigningSecrets;
 
@@ -55,6 +55,8 @@ pub struct StageConfig {
     pub heartbeat: bool,
     pub throttle: ThrottleSettings,
     pub credentials: CredentialsMode,
+    /// Who may connect: IPv4 clients, or IPv4 and IPv6 (the API's endpoint and its domain).
+    pub ip_address_type: IpAddressType,
     pub env: EnvSettings,
     pub tags: BTreeMap<String, String>,
     pub dev: DevSettings,
@@ -246,6 +248,7 @@ impl Config {
             }
             warn_shared_backend_files(&mut checker, &stages);
             refuse_too_many_tags(&mut checker, &stages);
+            refuse_oversized_environments(&mut checker, &stages);
             refuse_shared_domains(&mut checker, &stages);
             report.diagnostics.extend(checker.out);
         }
@@ -354,6 +357,51 @@ fn refuse_too_many_tags(checker: &mut Checker<'_>, stages: &BTreeMap<String, Sta
                 ),
             );
         }
+    }
+}
+
+/// The functions' environment must fit Lambda's 4 KB, counted with two signing secrets of the length `up`
+/// generates (a rotation carries the previous one too). Only the backend's URL and paths can grow it, so the error
+/// is at the longest of them.
+fn refuse_oversized_environments(
+    checker: &mut Checker<'_>,
+    stages: &BTreeMap<String, StageConfig>,
+) {
+    let secret = "x".repeat(crate::secret::MIN_SIGNING_SECRET_LEN);
+    let signing = SigningSecrets {
+        current: secret.clone(),
+        previous: Some(secret),
+    };
+    for s in stages.values().filter(|s| s.stage != LOCAL_STAGE) {
+        let size: usize = s
+            .function_env(&signing)
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if size <= crate::facts::LAMBDA_ENV_BYTES {
+            continue;
+        }
+        let b = &s.backend;
+        let (key, longest) = [
+            ("url", &b.url),
+            ("connect_path", &b.connect_path),
+            ("disconnect_path", &b.disconnect_path),
+        ]
+        .into_iter()
+        .max_by_key(|(_, v)| v.len())
+        .expect("three candidates");
+        checker.error(
+            origin(checker.file, &s.stage, &["backend", key]),
+            format!(
+                "the functions' environment of stage {} would be {size} bytes, over Lambda's {} for all of a function's variables",
+                s.stage,
+                crate::facts::LAMBDA_ENV_BYTES
+            ),
+            format!(
+                "shorten backend.{key} ({} characters): it goes into every function's environment",
+                longest.len()
+            ),
+        );
     }
 }
 
@@ -509,6 +557,7 @@ fn resolve_layer(
         heartbeat,
         throttle,
         credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
+        ip_address_type: l.ip_address_type.unwrap_or_default(),
         env,
         tags: l.tags.clone().unwrap_or_default(),
         expect,

@@ -52,8 +52,10 @@ pub enum Action {
         replace: bool,
     },
     CreateApi,
+    /// Route selection and who may connect, set in one `UpdateApi`; `fields` says which differ.
     UpdateApi {
         id: String,
+        fields: Vec<String>,
     },
     DeleteApi {
         id: String,
@@ -480,6 +482,7 @@ impl Action {
             | UpdateRoute { fields, .. }
             | UpdateStage { fields }
             | UpdateDomain { fields, .. }
+            | UpdateApi { fields, .. }
             | ThrottleRoute { fields, .. } => fields.join(", "),
             UnthrottleRoute { .. } => "the stage's limits from now on".into(),
             PutRetention { days, .. } => format!("retention {days} days"),
@@ -504,7 +507,6 @@ impl Action {
                 "API Gateway's CloudWatch role for this account and region".into()
             }
             PutRolePolicy | PutUserPolicy | UpdateBoundary { .. } => "policy document".into(),
-            UpdateApi { .. } => "route selection".into(),
             AliasEnvKey { .. } => "alias".into(),
             SetEnvKeyPolicy { .. } => "key policy (deployers)".into(),
             SetConcurrency {

@@ -466,13 +466,30 @@ fn plan_api<'o>(
         });
     }
     if let Some(api) = kept {
-        if api.route_selection != ROUTE_SELECTION {
-            a.push(Action::UpdateApi { id: api.id.clone() });
+        let fields = api_changes(d, api);
+        if !fields.is_empty() {
+            a.push(Action::UpdateApi {
+                id: api.id.clone(),
+                fields,
+            });
         }
         let target = TagTarget::Api { id: api.id.clone() };
         retag(d, &api.tags, target, a);
     }
     Ok(kept)
+}
+
+/// What `UpdateApi` must change on the kept API. An API made before AWS had IP address types has none: IPv4.
+fn api_changes(d: &Desired, api: &ApiObs) -> Vec<String> {
+    let mut fields = vec![];
+    if api.route_selection != ROUTE_SELECTION {
+        fields.push("route selection".to_string());
+    }
+    let wanted = d.ip_address_type.as_str();
+    if api.ip_address_type.as_deref().unwrap_or("ipv4") != wanted {
+        fields.push(format!("ip address type {wanted}"));
+    }
+    fields
 }
 
 /// A stage with no API yet: all of it.

@@ -33,6 +33,10 @@ pub(super) fn plan_domain(
             if dom.security_policy != crate::facts::DOMAIN_TLS {
                 fields.push("TLS 1.2".into());
             }
+            let wanted = d.ip_address_type.as_str();
+            if dom.ip_address_type.as_deref().unwrap_or("ipv4") != wanted {
+                fields.push(format!("ip address type {wanted}"));
+            }
             if !fields.is_empty() {
                 a.push(UpdateDomain {
                     name: name.clone(),

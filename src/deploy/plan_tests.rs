@@ -178,6 +178,7 @@ fn converged_api(d: &Desired, api_id: &str) -> ApiObs {
             "wss://{api_id}.execute-api.eu-west-3.amazonaws.com"
         )),
         route_selection: ROUTE_SELECTION.into(),
+        ip_address_type: Some("ipv4".into()),
         tags: d.tags.clone(),
         created: 100,
         integrations,
@@ -332,6 +333,32 @@ fn secrets_never_appear_in_a_plan() {
             && !shown.contains("s3cret")
             && !shown.contains("old-secret"),
         "{shown}"
+    );
+}
+
+/// Who may connect is one `UpdateApi`, both ways; an API made before AWS had IP address types is IPv4.
+#[test]
+fn the_ip_address_type_is_changed_in_place() {
+    let ipv4 = desired("");
+    let dual = desired("ip_address_type: dualstack\n");
+    let mut o = converged(&ipv4);
+    assert_eq!(plan_of(&ipv4, &o), vec![]);
+    assert_eq!(
+        plan_of(&dual, &o),
+        vec![UpdateApi {
+            id: "api1".into(),
+            fields: vec!["ip address type dualstack".into()]
+        }]
+    );
+    o.apis[0].ip_address_type = None;
+    assert_eq!(plan_of(&ipv4, &o), vec![], "no type is IPv4");
+    o.apis[0].ip_address_type = Some("dualstack".into());
+    assert_eq!(
+        plan_of(&ipv4, &o),
+        vec![UpdateApi {
+            id: "api1".into(),
+            fields: vec!["ip address type ipv4".into()]
+        }]
     );
 }
 

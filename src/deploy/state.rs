@@ -100,6 +100,8 @@ pub struct Desired {
     pub functions: Vec<FunctionSpec>,
     pub routes: Vec<RouteSpec>,
     pub credentials: CredentialsMode,
+    /// API Gateway's `IpAddressType` for the API and its domain.
+    pub ip_address_type: crate::config::IpAddressType,
     pub log_retention_days: i32,
     pub env_key: EnvKey,
     /// Stage-wide throttle: (requests per second, burst).
@@ -217,6 +219,7 @@ impl Desired {
             functions,
             routes,
             credentials: cfg.credentials,
+            ip_address_type: cfg.ip_address_type,
             log_retention_days: cfg.lambda.log_retention_days as i32,
             env_key: cfg.lambda.env_key.clone(),
             throttle: (cfg.throttle.rate, cfg.throttle.burst as i32),
@@ -548,6 +551,8 @@ pub struct DomainObs {
     pub target_zone: String,
     pub certificate_arn: String,
     pub security_policy: String,
+    /// `IpAddressType` of its configuration; none for a domain made before AWS had them (IPv4).
+    pub ip_address_type: Option<String>,
     pub mappings: Vec<MappingObs>,
 }
 
@@ -679,6 +684,8 @@ pub struct ApiObs {
     /// `ApiEndpoint`, as AWS gives it.
     pub endpoint: Option<String>,
     pub route_selection: String,
+    /// `IpAddressType`; AWS leaves it out of an API made before it had one, which is IPv4.
+    pub ip_address_type: Option<String>,
     pub tags: Tags,
     pub created: i64,
     pub integrations: Vec<IntegrationObs>,

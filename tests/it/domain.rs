@@ -185,6 +185,40 @@ async fn a_stage_on_its_own_domain_from_certificate_to_dns_record() {
     again.check(again.stdout.contains("No changes"), "converged");
     app.run(&["status"]).expect(0);
 
+    // IPv6 too: the API and its domain change in place (AWS: no redeployment), and stay so.
+    app.config(&format!("{config}ip_address_type: dualstack\n"));
+    let dual = app.run(&["plan"]).expect(0);
+    dual.check(
+        dual.stdout.contains("~ websocket api")
+            && dual.stdout.contains("ip address type dualstack")
+            && dual.stdout.contains("~ domain name       ws.example.com"),
+        "plan shows both changes",
+    );
+    app.run(&["up"]).expect(0);
+    let api = apigw
+        .get_api()
+        .api_id(up["api_id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let ip = |t: Option<&aws_sdk_apigatewayv2::types::IpAddressType>| {
+        t.map(aws_sdk_apigatewayv2::types::IpAddressType::as_str)
+            .map(str::to_string)
+    };
+    assert_eq!(ip(api.ip_address_type()).as_deref(), Some("dualstack"));
+    let dom = apigw
+        .get_domain_name()
+        .domain_name("ws.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ip(dom.domain_name_configurations()[0].ip_address_type()).as_deref(),
+        Some("dualstack")
+    );
+    let again = app.run(&["plan"]).expect(0);
+    again.check(again.stdout.contains("No changes"), "converged");
+
     // The record points elsewhere: status says so, up puts it back.
     use aws_sdk_route53::types::{
         AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet, RrType,

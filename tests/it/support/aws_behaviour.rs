@@ -187,6 +187,8 @@ struct State {
     domain_updates: BTreeMap<String, Value>,
     kms: crate::support::aws_kms::Kms,
     boundaries: crate::support::aws_boundary::Boundaries,
+    /// API id -> its `ipAddressType`, which moto neither keeps nor returns.
+    api_ip: BTreeMap<String, String>,
 }
 
 impl State {
@@ -885,6 +887,9 @@ impl Layer {
                 _ => {}
             }
         }
+        if let Some(v) = Self::api_ip_address_type(&mut s, r, &seg, ok, &body) {
+            return v;
+        }
         match (r.method.clone(), seg.as_slice()) {
             (Method::POST, ["2015-03-31", "functions"]) if ok => {
                 let mut v: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -976,6 +981,52 @@ impl Layer {
             }
             _ => body,
         }
+    }
+}
+
+impl Layer {
+    /// An API's `ipAddressType` (<https://docs.aws.amazon.com/apigateway/latest/developerguide/websocket-api-ip-address-type.html>):
+    /// kept from `CreateApi` (IPv4 when not given) and `UpdateApi`, and shown in `GetApi` and `GetApis`, as AWS does
+    /// and moto does not. `Some` is the reshaped answer.
+    fn api_ip_address_type(
+        s: &mut State,
+        r: &Req<'_>,
+        seg: &[&str],
+        ok: bool,
+        body: &[u8],
+    ) -> Option<Vec<u8>> {
+        if !ok {
+            return None;
+        }
+        let req: Value = serde_json::from_slice(r.body).unwrap_or_default();
+        let asked = req["ipAddressType"].as_str();
+        let mut v: Value = serde_json::from_slice(body).ok()?;
+        match (r.method.clone(), seg) {
+            (Method::POST, ["v2", "apis"]) => {
+                let id = v["apiId"].as_str()?.to_string();
+                let ip = asked.unwrap_or("ipv4").to_string();
+                v["ipAddressType"] = json!(ip);
+                s.api_ip.insert(id, ip);
+            }
+            (Method::PATCH, ["v2", "apis", id]) => {
+                if let Some(ip) = asked {
+                    s.api_ip.insert((*id).to_string(), ip.to_string());
+                }
+                v["ipAddressType"] = json!(s.api_ip.get(*id)?);
+            }
+            (Method::GET, ["v2", "apis", id]) => {
+                v["ipAddressType"] = json!(s.api_ip.get(*id)?);
+            }
+            (Method::GET, ["v2", "apis"]) => {
+                for api in v["items"].as_array_mut()? {
+                    if let Some(ip) = api["apiId"].as_str().and_then(|id| s.api_ip.get(id)) {
+                        api["ipAddressType"] = json!(ip);
+                    }
+                }
+            }
+            _ => return None,
+        }
+        Some(v.to_string().into_bytes())
     }
 }
 
