@@ -475,3 +475,192 @@ async fn a_failed_deployment_fails_up() {
     let quick = app.run(&["up", "--no-wait", "--output", "json"]).expect(0);
     assert_eq!(quick.json()["waits"], serde_json::json!([]));
 }
+
+/// A raw request through the proxy, signed for `service` in name only (the model check reads the credential scope).
+async fn raw(proxy: &Proxy, service: &str, target: Option<&str>, body: &str) -> (u16, String) {
+    let mut r = reqwest::Client::new()
+        .post(format!("{}/", proxy.endpoint))
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=testing/20261204/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .body(body.to_string());
+    r = match target {
+        Some(t) => r
+            .header("x-amz-target", t)
+            .header("content-type", "application/x-amz-json-1.1"),
+        None => r.header("content-type", "application/x-www-form-urlencoded"),
+    };
+    let answer = r.send().await.unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
+/// The service-model check is real: a request that breaks each kind of rule in AWS's published models is refused as
+/// AWS refuses it, with the rule, and kept for the test to fail on; a well-formed one goes through to moto.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_break_aws_service_models_are_refused_with_the_rule() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let config = sdk(&proxy.endpoint, ("testing", "testing")).await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    let mut broken: Vec<(Option<String>, &str, &str)> = vec![];
+
+    // A pattern, and a length: IAM role names are `[\w+=,.@-]+`, at most 64 characters.
+    let r = iam
+        .create_role()
+        .role_name("web chat")
+        .assume_role_policy_document(trust)
+        .send()
+        .await;
+    broken.push((
+        code(&r).map(str::to_string),
+        "ValidationError",
+        "Member must satisfy regular expression pattern: [\\w+=,.@-]+",
+    ));
+    let r = iam
+        .create_role()
+        .role_name("r".repeat(65))
+        .assume_role_policy_document(trust)
+        .send()
+        .await;
+    broken.push((
+        code(&r).map(str::to_string),
+        "ValidationError",
+        "Member must have length less than or equal to 64",
+    ));
+    // A list's size: at most 50 tags on a role.
+    let tags: Vec<_> = (0..51)
+        .map(|i| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(format!("k{i}"))
+                .value("v")
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let r = iam
+        .tag_role()
+        .role_name("probe")
+        .set_tags(Some(tags))
+        .send()
+        .await;
+    broken.push((
+        code(&r).map(str::to_string),
+        "ValidationError",
+        "Member must have length less than or equal to 50",
+    ));
+    // An enum: a WebSocket API's protocol is `WEBSOCKET`.
+    let apigw = aws_sdk_apigatewayv2::Client::new(&config);
+    let r = apigw
+        .create_api()
+        .name("probe")
+        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::from(
+            "WEBSOCKETS",
+        ))
+        .route_selection_expression("$request.body.action")
+        .send()
+        .await;
+    broken.push((
+        code(&r).map(str::to_string),
+        "BadRequestException",
+        "Member must satisfy enum value set: [WEBSOCKET, HTTP]",
+    ));
+    // A numeric range: reserved concurrency is at least 0.
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let r = lambda
+        .put_function_concurrency()
+        .function_name("probe")
+        .reserved_concurrent_executions(-1)
+        .send()
+        .await;
+    broken.push((
+        code(&r).map(str::to_string),
+        "ValidationException",
+        "Member must have value greater than or equal to 0",
+    ));
+    // A map's size: a log group carries 1 to 50 tags.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let r = logs
+        .create_log_group()
+        .log_group_name("/probe")
+        .set_tags(Some(
+            (0..51)
+                .map(|i| (format!("k{i}"), "v".to_string()))
+                .collect(),
+        ))
+        .send()
+        .await;
+    broken.push((
+        code(&r).map(str::to_string),
+        "ValidationException",
+        "Member must have length less than or equal to 50",
+    ));
+    for (i, (got, expected, _)) in broken.iter().enumerate() {
+        assert_eq!(
+            got.as_deref(),
+            Some(*expected),
+            "request {i} was not refused as AWS refuses it"
+        );
+    }
+    // A required member missing and a member the operation does not have, which the SDK would never send.
+    let (status, body) = raw(
+        &proxy,
+        "logs",
+        Some("Logs_20140328.CreateLogGroup"),
+        r#"{"logGroup":"/probe"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("ValidationException"), "{body}");
+    let (status, body) = raw(
+        &proxy,
+        "iam",
+        None,
+        "Action=CreateRole&Version=2010-05-08&RoleName=probe",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let kept = proxy.layer().model_violations();
+    assert_eq!(kept.len(), 8, "{kept:#?}");
+    for (i, (_, _, rule)) in broken.iter().enumerate() {
+        assert!(
+            kept[i].contains(rule),
+            "request {i} kept as {:?}, not by its rule {rule:?}",
+            kept[i]
+        );
+    }
+    assert!(
+        kept[6].contains("CreateLogGroup has no member 'logGroup'"),
+        "{}",
+        kept[6]
+    );
+    assert!(
+        kept[6].contains(
+            "Value null at 'logGroupName' failed to satisfy constraint: Member must not be null"
+        ),
+        "{}",
+        kept[6]
+    );
+    assert!(
+        kept[7].contains("Value null at 'AssumeRolePolicyDocument'"),
+        "{}",
+        kept[7]
+    );
+
+    // What the models allow reaches moto.
+    iam.create_role()
+        .role_name("probe")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
+    logs.create_log_group()
+        .log_group_name("/probe")
+        .tags("team", "web")
+        .send()
+        .await
+        .unwrap();
+    assert!(proxy.layer().model_violations().is_empty());
+}

@@ -18,6 +18,8 @@ mod cbor;
 mod domain;
 #[path = "aws_logging.rs"]
 mod logging;
+#[path = "aws_model.rs"]
+mod model;
 
 /// Which behaviours are on, and how long each lasts.
 #[derive(Debug, Clone)]
@@ -107,6 +109,7 @@ impl Behaviour {
 pub(crate) struct Req<'a> {
     pub method: &'a Method,
     pub path: &'a str,
+    pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
 }
@@ -211,6 +214,8 @@ pub(crate) struct Layer {
     state: Arc<Mutex<State>>,
     /// IAM authorisation of the deploying identity (access key `testing`), when a test gives it a policy.
     iam: Arc<Mutex<Option<crate::support::iam_enforce::Evaluator>>>,
+    /// Every request checked against AWS's service models (see `model`).
+    models: Arc<Mutex<model::Models>>,
 }
 
 /// Holds an API's write slot until the forwarded request has its answer.
@@ -299,7 +304,13 @@ impl Layer {
             behaviour: Arc::new(Mutex::new(b)),
             state: Arc::new(Mutex::new(State::default())),
             iam: Arc::new(Mutex::new(None)),
+            models: Arc::new(Mutex::new(model::Models::default())),
         }
+    }
+
+    /// The requests refused for breaking AWS's service models since the last call: each operation and its errors.
+    pub(crate) fn model_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.models.lock().unwrap().violations)
     }
 
     /// From now on the deploying identity holds exactly `policy` (none: it may do anything, as moto lets it).
@@ -380,6 +391,9 @@ impl Layer {
     /// Decides before the request reaches moto: refuse it as AWS would, or forward it (holding the API's write
     /// slot for the time a write takes).
     pub(crate) async fn before(&self, r: &Req<'_>, upstream: &Upstream) -> Before {
+        if let Some(a) = self.models.lock().unwrap().refuse(r) {
+            return Before::Answer(a);
+        }
         let b = self.behaviour.lock().unwrap().clone();
         if let Some(a) = self.refuse_key(r, &b).or_else(|| self.authorize(r, &b)) {
             return Before::Answer(a);

@@ -29,6 +29,11 @@ pub(crate) fn operation<'a>(r: &Req<'a>) -> Option<(&'a str, &'a str)> {
     }
 }
 
+/// A CBOR request body as the JSON value it encodes (an unreadable one as an empty object).
+pub(crate) fn decoded(body: &[u8]) -> Value {
+    to_json(ciborium::from_reader(body).unwrap_or(Cbor::Map(vec![])))
+}
+
 fn to_json(v: Cbor) -> Value {
     match v {
         Cbor::Integer(i) => json!(i128::from(i) as f64),

@@ -381,6 +381,7 @@ async fn handle(
     let req = Req {
         method: &parts.method,
         path: parts.uri.path(),
+        query: parts.uri.query(),
         headers: &parts.headers,
         body: &body,
     };
@@ -460,4 +461,20 @@ async fn forward(
         .collect();
     let bytes = resp.bytes().await.map_err(std::io::Error::other)?;
     Ok((status, headers, bytes.to_vec()))
+}
+
+impl Drop for Proxy {
+    /// A request AWS's model refuses fails the test that sent it, even where the code under test took the refusal
+    /// in its stride (a best-effort read, a retry).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let broken = self.shared.layer.model_violations();
+        assert!(
+            broken.is_empty(),
+            "requests that AWS's service models refuse went through the proxy:\n{}",
+            broken.join("\n")
+        );
+    }
 }
