@@ -171,7 +171,7 @@ fn wanted_key(d: &Desired, o: &Observed) -> KeyWant {
 /// a half-done teardown, its policy given this run's caller; scheduled for deletion once the config names another
 /// key.
 fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
-    use Action::{AliasEnvKey, CreateEnvKey, DeleteEnvKey, RestoreEnvKey, SetEnvKeyPolicy};
+    use Action::{AliasEnvKey, CreateEnvKey, RestoreEnvKey, SetEnvKeyPolicy};
     retire_stray_keys(d, o, a)?;
     let Some(k) = &o.env_key else {
         if d.env_key == EnvKey::Stage {
@@ -182,11 +182,7 @@ fn plan_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), Pl
     ours(d, k)?;
     let id = k.id.clone();
     if d.env_key != EnvKey::Stage {
-        a.push(DeleteEnvKey {
-            id,
-            schedule: k.state != KmsKeyState::PendingDeletion,
-            alias: k.aliased,
-        });
+        retire_env_key(k, a);
         return Ok(());
     }
     if matches!(
@@ -832,6 +828,13 @@ fn teardown_identities(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result
 fn teardown_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<(), PlanError> {
     let Some(k) = &o.env_key else { return Ok(()) };
     ours(d, k)?;
+    retire_env_key(k, a);
+    Ok(())
+}
+
+/// A stage key no longer used: its deletion scheduled and its alias removed, each unless done already (a key found
+/// without its alias and already pending deletion is retired: nothing is left to do, and nothing to report).
+fn retire_env_key(k: &EnvKeyObs, a: &mut Vec<Action>) {
     let schedule = k.state != KmsKeyState::PendingDeletion;
     if schedule || k.aliased {
         a.push(Action::DeleteEnvKey {
@@ -840,7 +843,6 @@ fn teardown_env_key(d: &Desired, o: &Observed, a: &mut Vec<Action>) -> Result<()
             alias: k.aliased,
         });
     }
-    Ok(())
 }
 
 /// Terraform-style lines: `+ create`, `~ update (fields)`, `- delete`.

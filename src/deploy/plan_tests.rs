@@ -836,6 +836,24 @@ fn another_env_key_moves_the_functions_and_retires_the_stage_key() {
     }));
     assert_eq!(plan_of(&managed, &converged(&managed)), vec![]);
     assert_eq!(plan_of(&after, &converged(&after)), vec![]);
+    // Once retired (pending deletion, alias gone), the key is still found by its description and policy, and is
+    // nothing more to do: the next `up` changes nothing, and `status` has nothing to report.
+    let mut retired = converged(&after);
+    let mut key = o.env_key.clone().unwrap();
+    key.state = KmsKeyState::PendingDeletion;
+    key.aliased = false;
+    retired.env_key = Some(key.clone());
+    assert_eq!(plan_of(&after, &retired), vec![]);
+    key.aliased = true;
+    retired.env_key = Some(key);
+    assert_eq!(
+        plan_of(&after, &retired),
+        vec![DeleteEnvKey {
+            id: "key1".into(),
+            schedule: false,
+            alias: true
+        }]
+    );
 }
 
 #[test]

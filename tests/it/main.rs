@@ -38,6 +38,8 @@ mod example;
 mod init;
 /// The bundled Lambdas as the CLI builds them.
 mod lambdas;
+/// Every documented option from a cold start: pairwise combinations, each through a whole life.
+mod matrix;
 /// API Gateway's logs and the account role they need, `wsdeploy logs`, the metrics in `status`.
 mod observability;
 /// `wsdeploy policy`: enough to deploy, and every statement needed.
