@@ -339,7 +339,13 @@ fn resource_statements(all: &[StageArns]) -> Vec<Value> {
             &["logs:DescribeLogGroups"],
             vec!["*".into()],
         ),
-        statement("WebSocketApi", API_ACTIONS, each(&|s| s.apis.clone())),
+        // API Gateway v2 authorizes by path. Its tags are on the API, stage and domain only, and its guide says that
+        // only V1's child resources inherit them for access control
+        // (apigateway-tagging-supported-resources.html), though the Service Authorization Reference lists
+        // `aws:ResourceTag` on V2 routes and integrations too. Routes and integrations are where another team's
+        // API could be changed, so a tag condition would either refuse wsdeploy's own route writes or guard only
+        // the API object: the Sid says the paths stay unscoped, as the deploy-identity table does.
+        statement("WebSocketApisByPathNoTagScope", API_ACTIONS, each(&|s| s.apis.clone())),
         // `status` reads the last hour's metrics; CloudWatch metrics have no resource to scope to.
         statement(
             "ReadMetrics",
@@ -768,7 +774,7 @@ pub(crate) mod tests {
                 }
             }
             // One region per stage.
-            let apis = &statement(&doc, "WebSocketApi")["Resource"];
+            let apis = &statement(&doc, "WebSocketApisByPathNoTagScope")["Resource"];
             assert!(apis.as_array().unwrap().iter().any(|r| r
                 .as_str()
                 .unwrap()

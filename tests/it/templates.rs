@@ -519,6 +519,50 @@ fn the_nestjs_guard_answers_401_first_and_agrees_with_the_reference_vectors() {
     assert_agrees_with_the_reference_vectors(&guard, Some(&nest.join("node_modules")));
 }
 
+/// The NestJS template refuses to start an app created without raw bodies (over which the guard verifies the
+/// functions' signatures), rather than answer 401 to every call; with `{ rawBody: true }` it starts. Real Nest,
+/// real Express and body-parser, the template compiled.
+#[test]
+fn the_nestjs_template_refuses_to_start_without_raw_bodies() {
+    let nest = root().join("templates/nestjs");
+    let out_dir = compiled_nestjs();
+    let check = out_dir.path().join("socket/raw-body.check.js");
+    let script = "require('reflect-metadata');\n\
+        const { Module } = require('@nestjs/common');\n\
+        const { NestFactory } = require('@nestjs/core');\n\
+        const { RawBodyCheck } = require(process.argv[1]);\n\
+        class App {}\n\
+        Module({ providers: [RawBodyCheck] })(App);\n\
+        (async () => {\n\
+          const started = {};\n\
+          for (const rawBody of [false, true]) {\n\
+            const app = await NestFactory.create(App, { rawBody, logger: false });\n\
+            try { await app.init(); started[rawBody] = 'started'; } catch (e) { started[rawBody] = e.message; }\n\
+            await app.close().catch(() => {});\n\
+          }\n\
+          console.log(JSON.stringify(started));\n\
+        })();";
+    let (ok, out) = run(Command::new("node")
+        .env("NODE_PATH", nest.join("node_modules"))
+        .arg("-e")
+        .arg(script)
+        .arg(&check));
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("{\""))
+        .unwrap_or_default();
+    let started: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    assert_eq!(started["true"], "started", "{out}");
+    assert!(
+        started["false"]
+            .as_str()
+            .is_some_and(|m| m.contains("created without raw bodies")
+                && m.contains("NestFactory.create(AppModule, { rawBody: true })")),
+        "{out}"
+    );
+}
+
 /// The Express template's backend (socketConnections with a SocketService) against `wsdeploy dev`, node and all
 /// real. Holding the signing secret is not enough to hijack a socket: a signed POST binds a connection only while
 /// it is open and from the signed address, and a signed DELETE forgets it only once it is closed; the real

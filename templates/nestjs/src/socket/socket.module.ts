@@ -3,6 +3,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LambdaSignatureGuard } from './lambda-signature.guard';
+import { RawBodyCheck } from './raw-body.check';
 import { SocketConnection } from './socket-connection.entity';
 import { SocketMessage } from './socket-message.entity';
 import { SocketConnectionsController } from './socket-connections.controller';
@@ -21,6 +22,8 @@ export class SocketModule {
         { provide: SOCKET_OPTIONS, useFactory: () => resolveSocketOptions(options) },
         { provide: SocketUserResolver, useClass: options.userResolver },
         LambdaSignatureGuard,
+        // The app does not start without raw bodies, which the guard verifies the functions' signatures over.
+        RawBodyCheck,
         SocketService,
       ],
       exports: [SocketService],
