@@ -24,8 +24,8 @@ macro_rules! embed {
 type Files = &'static [(&'static str, &'static [u8])];
 
 const EXPRESS: Files = embed!("express":
-    "index.js", "memory-store.js", "replay-buffer.js", "signature.js", "socket-connections.js",
-    "socket-service.js");
+    "index.js", "memory-store.js", "redis-store.js", "replay-buffer.js", "signature.js",
+    "socket-connections.js", "socket-service.js");
 const NESTJS: Files = embed!("nestjs/src/socket":
     "lambda-signature.guard.ts", "raw-body.check.ts", "socket-connection.entity.ts",
     "socket-connections.controller.ts", "socket-message.entity.ts", "socket.module.ts", "socket.options.ts",

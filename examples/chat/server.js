@@ -1,5 +1,5 @@
 // The chat's backend: logs people in, keeps their sockets (through ./wsdeploy, which `wsdeploy init --backend
-// express` wrote) and pushes every message to everyone through @connections. Run by `wsdeploy dev` (see
+// express` wrote) and publishes every message to the lobby, which everyone joins, through @connections. Run by `wsdeploy dev` (see
 // wsdeploy.yaml), which first writes .env and .env.frontend.
 'use strict';
 
@@ -16,7 +16,6 @@ const store = new MemoryConnectionStore();
 // Keeps each user's last messages, so that a page that reconnects gets what it missed (see ./wsdeploy).
 const sockets = new SocketService(store);
 const tokens = new Map(); // token -> user name; a real app verifies its JWTs or sessions instead
-const members = new Set(); // everyone who joined: a message is for them, connected at this instant or not
 const history = [];       // the last messages, for pages that (re)load
 
 const app = express();
@@ -35,15 +34,20 @@ app.use(
 
 const bearer = (req) => tokens.get(/^Bearer (.+)$/.exec(req.get('authorization') || '')?.[1]);
 
-app.post('/login', express.json(), (req, res) => {
-  const name = String(req.body?.name ?? '').trim();
-  if (!/^[\p{L}\p{N} _.-]{1,32}$/u.test(name)) {
-    return res.status(400).json({ error: 'a name of 1 to 32 letters, digits, spaces, _ . or -' });
+app.post('/login', express.json(), async (req, res, next) => {
+  try {
+    const name = String(req.body?.name ?? '').trim();
+    if (!/^[\p{L}\p{N} _.-]{1,32}$/u.test(name)) {
+      return res.status(400).json({ error: 'a name of 1 to 32 letters, digits, spaces, _ . or -' });
+    }
+    const token = crypto.randomBytes(24).toString('base64url');
+    tokens.set(token, name);
+    // Everyone who joined is in the lobby: a message is for them, connected at this instant or not.
+    await sockets.subscribe(name, 'lobby');
+    res.json({ token, name, history });
+  } catch (err) {
+    next(err);
   }
-  const token = crypto.randomBytes(24).toString('base64url');
-  tokens.set(token, name);
-  members.add(name);
-  res.json({ token, name, history });
 });
 
 app.post('/messages', express.json(), async (req, res, next) => {
@@ -55,10 +59,10 @@ app.post('/messages', express.json(), async (req, res, next) => {
     const message = { type: 'message', from, text, at: new Date().toISOString() };
     history.push(message);
     if (history.length > 50) history.shift();
-    // Everyone, sender included: one sendMessage per user reaches each of their tabs, and a page between two
-    // sockets gets it when it resumes.
-    const counts = await Promise.all([...members].map((user) => sockets.sendMessage(user, message)));
-    res.json({ delivered: counts.reduce((a, b) => a + b, 0) });
+    // The lobby, sender included: every tab of every member, a bounded number of posts at a time; a page between
+    // two sockets gets it when it resumes.
+    const { delivered } = await sockets.publish('lobby', message);
+    res.json({ delivered });
   } catch (err) {
     next(err);
   }

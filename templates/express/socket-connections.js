@@ -25,12 +25,12 @@ const { rawJson, requireLambdaSignature } = require('./signature');
 /**
  * @param {object} opts
  * @param {object} opts.express        your express module (so this file adds no dependency of its own)
- * @param {object} opts.store          { add(connectionId, userId), remove(connectionId) }, both may be async
+ * @param {object} opts.store          where connections live (the interface is in memory-store.js)
  * @param {Function} opts.userFromToken  (token, { sourceIp }) -> user id, or null when the token is not valid (may be
  *   async); sourceIp is the client's address as API Gateway saw it, signed with the call, for rate limiting
  * @param {object} [opts.sockets]     your SocketService; with it, a connection is checked on @connections before it
- *   is bound or forgotten (see above), and a page that reconnects with the last message id it saw (`resumeAfter`)
- *   is sent what it missed as soon as its new connection is registered
+ *   is bound or forgotten (see above), its user's topics hear of it (presence), and a page that reconnects with the
+ *   last message id it saw (`resumeAfter`) is sent what it missed as soon as its new connection is registered
  * @param {string} opts.signingSecret  WS_SIGNING_SECRET from the env file wsdeploy writes
  * @param {string} [opts.previousSigningSecret]  WS_SIGNING_SECRET_PREVIOUS, present while a rotation is rolling out
  */
@@ -55,7 +55,9 @@ function socketConnections({ express, store, userFromToken, sockets, signingSecr
       }
       const userId = token ? await userFromToken(token, { sourceIp }) : null;
       if (userId == null) return res.status(401).json({ error: 'unauthorized' });
-      await store.add(connectionId, userId);
+      // Through the SocketService, so that the user's topics hear of a first socket (presence).
+      if (sockets) await sockets.register(connectionId, userId);
+      else await store.add(connectionId, userId, Date.now());
       const resumeAfter = req.body?.resumeAfter;
       if (sockets && Number.isSafeInteger(resumeAfter) && resumeAfter >= 0) {
         // Before the answer, so the missed messages reach the page before its `auth` reply; a failure here loses
@@ -77,7 +79,8 @@ function socketConnections({ express, store, userFromToken, sockets, signingSecr
       if (sockets && (await sockets.describe(connectionId))) {
         return res.status(409).json({ error: 'the connection is still open' });
       }
-      await store.remove(connectionId);
+      if (sockets) await sockets.forget(connectionId);
+      else await store.remove(connectionId);
       res.status(204).end();
     } catch (err) {
       next(err);

@@ -5,8 +5,11 @@
 //   const socket = connectSocket({
 //     url: import.meta.env.VITE_WS_URL,          // written by `wsdeploy up` / `wsdeploy dev`
 //     getToken: () => auth.currentToken(),        // the token your backend accepts on POST /socket-connections
-//     onMessage: (data) => console.log(data),     // each message your backend sends with SocketService.sendMessage,
-//                                                 // once and in order, across reconnects
+//     onMessage: (data, { topic }) => {},          // each message your backend sends (sendMessage, or publish to a
+//                                                 // topic you subscribed: `topic` says which), once and in order,
+//                                                 // across reconnects
+//     onPresence: ({ topic, userId, online }) => {}, // a topic's subscriber came online or went (not replayed: ask
+//                                                 // your backend for presence() after a reconnect)
 //     onStatus: (status, detail) => {},           // see STATUSES below
 //     onGap: ({ after, next }) => {},             // messages after id `after` and before `next` are lost (the user
 //                                                 // was away longer than the backend keeps them): reload your state
@@ -46,6 +49,7 @@ export function connectSocket({
   onMessage,
   onStatus = () => {},
   onGap = () => {},
+  onPresence = () => {},
   heartbeatMs = 5 * 60 * 1000,
   renewMs = 110 * 60 * 1000,
   backoff: { initialMs = 500, maxMs = 30 * 1000 } = {},
@@ -108,7 +112,8 @@ export function connectSocket({
         return close();
       }
       if (data && data.action === 'pong') return;
-      if (data && data.type === 'push' && Number.isSafeInteger(data.id)) return inbox.push(data.id, data.data);
+      if (data && data.type === 'push' && Number.isSafeInteger(data.id)) return inbox.push(data.id, data.data, data.topic);
+      if (data && data.type === 'presence') return call(onPresence, { topic: data.topic, userId: data.userId, online: data.online });
       onMessage(data === undefined ? event.data : data);
     };
     ws.onclose = () => {
@@ -207,6 +212,15 @@ function parse(text) {
   }
 }
 
+// The app's callback, whose exceptions must not stop the socket.
+function call(callback, ...args) {
+  try {
+    callback(...args);
+  } catch (err) {
+    console.error('wsdeploy: a callback threw', err);
+  }
+}
+
 // Hands each numbered message to onMessage once, in id order. Ids of one user are consecutive, so a message ahead
 // of the next expected id waits (up to gapMs) for the missing one, which is in flight on the other socket or in the
 // backend's replay; if it never comes, onGap says what was lost and delivery goes on.
@@ -214,19 +228,13 @@ function inOrder({ onMessage, onGap, gapMs }) {
   let last = null;
   const held = new Map();
   let gapTimer = null;
-  const deliver = (data, id) => {
-    try {
-      onMessage(data, { id });
-    } catch (err) {
-      console.error('wsdeploy: onMessage threw', err);
-    }
-  };
+  const deliver = ({ data, topic }, id) => call(onMessage, data, topic === undefined ? { id } : { id, topic });
   const drain = () => {
     while (held.has(last + 1)) {
       last += 1;
-      const data = held.get(last);
+      const message = held.get(last);
       held.delete(last);
-      deliver(data, last);
+      deliver(message, last);
     }
     clearTimeout(gapTimer);
     gapTimer = held.size > 0 ? setTimeout(skip, gapMs) : null;
@@ -239,10 +247,10 @@ function inOrder({ onMessage, onGap, gapMs }) {
   };
   return {
     lastId: () => last,
-    push(id, data) {
+    push(id, data, topic) {
       if (last === null) last = id - 1; // the first message this page sees: what came before is not its to get
       if (id <= last || held.has(id)) return; // seen already: a replay, or the other socket's copy
-      held.set(id, data);
+      held.set(id, { data, topic });
       drain();
     },
     stop: () => clearTimeout(gapTimer),

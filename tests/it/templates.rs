@@ -76,7 +76,7 @@ fn the_example_runs_exactly_what_init_writes() {
     let run = init_like_the_example(t.path(), &["--output", "json"]);
     run.check(run.code == 0, "init --backend express");
     let files = run.json()["files"].as_array().unwrap().clone();
-    assert_eq!(files.len(), 7, "{files:?}");
+    assert_eq!(files.len(), 8, "{files:?}");
     let example = root().join("examples/chat");
     for f in files {
         let rel = Path::new(f.as_str().unwrap())
@@ -442,6 +442,70 @@ fn the_express_replay_buffer_is_bounded_and_its_ids_never_go_back() {
         "replay-buffer.test.mjs",
         &root().join("templates/express/replay-buffer.js"),
     );
+}
+
+/// A real `redis-server` (Debian's package) on a free loopback port, with nothing written to disk; stopped on drop.
+struct Redis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): apt-get install redis-server (scripts/test does it)"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Redis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Express template's topics, broadcast, presence, sweep and bounded fan-out: the same behaviours on the memory
+/// store and on the Redis store against a real redis-server, including two service instances sharing it (a publish
+/// from one reaches a socket registered through the other; ids stay one sequence per user)
+/// (tests/node/socket-service.test.mjs).
+#[test]
+fn the_express_service_publishes_tells_presence_and_sweeps_on_memory_and_on_redis() {
+    let redis = Redis::start();
+    let (ok, out) = run(Command::new("node")
+        .args(["--test", "--test-reporter=spec", "socket-service.test.mjs"])
+        .env("SUBJECT", root().join("templates/express"))
+        .env("REDIS_URL", &redis.url)
+        .env("NODE_PATH", root().join("examples/chat/node_modules"))
+        .current_dir(root().join("tests/node")));
+    assert!(ok, "{out}");
+    // The five shared behaviours on each store, and the two-instance one on Redis.
+    for (kind, passed) in [("memory", 5), ("redis", 6)] {
+        assert_eq!(
+            out.matches(&format!("✔ {kind}: ")).count(),
+            passed,
+            "every behaviour on {kind}:\n{out}"
+        );
+    }
+    assert!(out.contains("✔ redis: two instances share"), "{out}");
 }
 
 /// The NestJS template compiled to JavaScript with its own TypeScript, in a temporary folder; its packages resolve

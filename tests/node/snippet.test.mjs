@@ -96,6 +96,28 @@ test('authenticates, then hands each numbered push over once and in order', asyn
   assert.equal(socket.lastId, 8);
 });
 
+test('topic messages share the one sequence and say their topic; presence events go to onPresence, unnumbered', async (t) => {
+  const got = [];
+  const presence = [];
+  const { socket, sockets } = await connected({
+    onMessage: (data, meta) => got.push([data, meta]),
+    onPresence: (event) => presence.push(event),
+  });
+  t.after(() => socket.close());
+  const [ws] = sockets;
+  ws.receive({ type: 'push', id: 10, topic: 'room-1', data: 'a' });
+  ws.receive({ type: 'presence', topic: 'room-1', userId: 'bob', online: true });
+  ws.receive({ type: 'push', id: 12, data: 'c' });
+  ws.receive({ type: 'push', id: 11, topic: 'room-2', data: 'b' });
+  assert.deepEqual(got, [
+    ['a', { id: 10, topic: 'room-1' }],
+    ['b', { id: 11, topic: 'room-2' }],
+    ['c', { id: 12 }],
+  ]);
+  assert.deepEqual(presence, [{ topic: 'room-1', userId: 'bob', online: true }]);
+  assert.equal(socket.lastId, 12, 'one id to resume every topic with');
+});
+
 test('pings the open socket at its interval and stops with it', async () => {
   const { socket, sockets } = await connected({ heartbeatMs: 10 });
   await until('3 pings', () => sockets[0].pings() >= 3);

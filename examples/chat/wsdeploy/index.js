@@ -6,5 +6,6 @@ module.exports = {
   ...require('./socket-connections'),
   ...require('./socket-service'),
   ...require('./memory-store'),
+  ...require('./redis-store'),
   ...require('./replay-buffer'),
 };

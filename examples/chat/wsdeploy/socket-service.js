@@ -1,11 +1,22 @@
-// Pushes data to a user's open sockets through API Gateway's @connections API (or `wsdeploy dev`'s, which
-// speaks the same protocol). Endpoint, region and keys come from the env file wsdeploy writes.
+// Pushes data to users' open sockets through API Gateway's @connections API (or `wsdeploy dev`'s, which speaks the
+// same protocol): to one user, to a topic's subscribers, to everyone online. Endpoint, region and keys come from the
+// env file wsdeploy writes.
 //
-// Each message goes out as {"type": "push", "id": <the user's next id>, "data": <your data>} and is kept a while
-// in the replay buffer: a page that reconnects (API Gateway ends every socket within 2 hours) resumes after the
-// last id it saw, and the snippet hands your onMessage each `data` once, in order.
+// Each message goes out as {"type": "push", "id": <the user's next id>, "topic": <the topic, if any>, "data": ...}
+// and is kept a while in the user's replay buffer: a page that reconnects (API Gateway ends every socket within
+// 2 hours) resumes after the last id it saw, and the snippet hands your onMessage each `data` once, in order. Topic
+// messages take the same per-user sequence, so one publish costs one replay write per subscriber (and one post per
+// open socket), and a page resumes every topic at once with the one id it remembers.
+//
+// Presence: {"type": "presence", "topic", "userId", "online"} goes to a topic's other subscribers when a subscriber's
+// first socket authenticates (or an online user subscribes) and when its last one goes: its $disconnect, a 410
+// found while sending, or the sweep. $disconnect is best-effort on AWS, so the sweep asks @connections about every
+// connection not heard from for `idleMs` and forgets the gone ones: presence() is right within idleMs + intervalMs
+// (3 minutes by default). Presence events are not replayed: a page that reconnects asks presence() through your API.
 'use strict';
 
+const http = require('node:http');
+const https = require('node:https');
 const {
   ApiGatewayManagementApiClient,
   GetConnectionCommand,
@@ -13,46 +24,136 @@ const {
 } = require('@aws-sdk/client-apigatewaymanagementapi');
 const { MemoryReplayBuffer } = require('./replay-buffer');
 
+const TOPIC = /^[^\u0000-\u001f\u007f]{1,256}$/;
+
 class SocketService {
   /**
-   * @param {object} store  where connections live: { forUser(userId), remove(connectionId) }, both may be async
+   * @param {object} store  where connections and topics live (the interface is in memory-store.js)
    * @param {object} [env]  defaults to process.env
    * @param {object} [opts]
    * @param {object} [opts.replay]  where sent messages are kept for reconnecting pages: { append, since }, both
    *   may be async; a MemoryReplayBuffer (one process) unless given
+   * @param {number} [opts.concurrency=32]  posts in flight at most, on as many kept-alive connections
+   * @param {number} [opts.deadlineMs=10000]  a send (every socket of it) gives up retrying after this long
+   * @param {number} [opts.postTimeoutMs=3000]  one post's own limit, so that a slow socket holds up only itself
+   * @param {object|false} [opts.sweep]  { intervalMs = 60000, idleMs = 120000 }, or false for no timer (call
+   *   sweep() yourself)
    */
-  constructor(store, env = process.env, { replay = new MemoryReplayBuffer() } = {}) {
+  constructor(
+    store,
+    env = process.env,
+    {
+      replay = new MemoryReplayBuffer(),
+      concurrency = 32,
+      deadlineMs = 10_000,
+      postTimeoutMs = 3_000,
+      sweep = {},
+    } = {},
+  ) {
     for (const key of ['WS_API_ENDPOINT', 'WS_API_REGION']) {
       if (!env[key]) throw new Error(`${key} is not set: run \`wsdeploy dev\` or \`wsdeploy up\` to write it into your env file`);
     }
-    this.store = store;
-    this.replay = replay;
+    if (!(concurrency >= 1)) throw new Error('concurrency must be at least 1');
+    Object.assign(this, { store, replay, concurrency, deadlineMs, postTimeoutMs });
     // Without WS_API_ACCESS_KEY_ID (credentials: policy), the SDK's own chain applies: your backend's IAM role.
     const credentials = env.WS_API_ACCESS_KEY_ID
       ? { accessKeyId: env.WS_API_ACCESS_KEY_ID, secretAccessKey: env.WS_API_SECRET_ACCESS_KEY }
       : undefined;
+    const agent = { keepAlive: true, maxSockets: concurrency };
     this.client = new ApiGatewayManagementApiClient({
       endpoint: env.WS_API_ENDPOINT,
       region: env.WS_API_REGION,
       credentials,
+      // Retries are this service's (429 and 5xx, full jitter, within the deadline), not the SDK's.
+      maxAttempts: 1,
+      requestHandler: { httpAgent: new http.Agent(agent), httpsAgent: new https.Agent(agent) },
     });
+    if (sweep !== false) {
+      const { intervalMs = 60_000, idleMs = 120_000 } = sweep;
+      this.sweeper = setInterval(() => {
+        this.sweep({ idleMs }).catch((err) => console.error('wsdeploy: sweep failed', err));
+      }, intervalMs);
+      this.sweeper.unref?.();
+    }
   }
 
   /**
-   * Sends `data` (JSON-encoded) to every open socket of `userId`, and keeps it for the user's sockets to come. A
-   * socket that closed without its $disconnect reaching us answers 410 GoneException: it is forgotten. Returns how
-   * many sockets got the message.
+   * Sends `data` to every open socket of `userId`, and keeps it for the user's sockets to come. Returns how many
+   * sockets got it; throws when every socket failed.
    */
   async sendMessage(userId, data) {
-    // Kept before the connections are read: a socket registered meanwhile gets it by replay() or by this send.
-    const { body } = await this.replay.append(userId, (id) => Buffer.from(JSON.stringify({ type: 'push', id, data })));
-    const connections = await this.store.forUser(userId);
-    const results = await Promise.allSettled(
-      connections.map((connectionId) => this.post(connectionId, body)),
-    );
-    const failed = results.filter((r) => r.status === 'rejected');
-    if (failed.length > 0 && failed.length === results.length) throw failed[0].reason;
-    return results.filter((r) => r.status === 'fulfilled' && r.value).length;
+    const r = await this.toUsers([userId], (id) => ({ type: 'push', id, data }));
+    if (r.failed > 0 && r.delivered === 0) throw r.lastError;
+    return r.delivered;
+  }
+
+  /** Sends `data` to every open socket of every subscriber of `topic`: { delivered, gone, failed }. */
+  async publish(topic, data) {
+    checkTopic(topic);
+    const users = await this.store.subscribers(topic);
+    return counts(await this.toUsers(users, (id) => ({ type: 'push', id, topic, data })));
+  }
+
+  /** Sends `data` to every user with an open socket: { delivered, gone, failed }. */
+  async broadcast(data) {
+    const users = await this.store.connectedUsers();
+    return counts(await this.toUsers(users, (id) => ({ type: 'push', id, data })));
+  }
+
+  /** Subscribes `userId` to `topic` (your backend decides who may); idempotent. */
+  async subscribe(userId, topic) {
+    checkTopic(topic);
+    if ((await this.store.subscribe(userId, topic)) && (await this.online(userId))) {
+      await this.announce(userId, true, [topic]);
+    }
+  }
+
+  async unsubscribe(userId, topic) {
+    checkTopic(topic);
+    if ((await this.store.unsubscribe(userId, topic)) && (await this.online(userId))) {
+      await this.announce(userId, false, [topic]);
+    }
+  }
+
+  /** The subscribers of `topic` with at least one open socket now. */
+  async presence(topic) {
+    checkTopic(topic);
+    const online = new Set(await this.store.connectedUsers());
+    return (await this.store.subscribers(topic)).filter((u) => online.has(u));
+  }
+
+  /** Whether `userId` has at least one open socket. */
+  async online(userId) {
+    return (await this.store.forUser(userId)).length > 0;
+  }
+
+  /** A connection authenticated (socketConnections() calls it): kept, and the user's topics told if it is the first. */
+  async register(connectionId, userId) {
+    const { sockets } = await this.store.add(connectionId, userId, Date.now());
+    if (sockets === 1) await this.announce(userId, true);
+  }
+
+  /** A connection is gone: forgotten, and the user's topics told if it was the last. */
+  async forget(connectionId) {
+    const left = await this.store.remove(connectionId);
+    if (left && left.sockets === 0) await this.announce(left.userId, false);
+  }
+
+  /**
+   * Asks @connections about every connection not heard from for `idleMs` and forgets those that are gone (their
+   * $disconnect never reached the backend): { checked, gone }.
+   */
+  async sweep({ idleMs = 120_000 } = {}) {
+    const idle = await this.store.idleSince(Date.now() - idleMs);
+    let gone = 0;
+    await pool(idle, this.concurrency, async (connectionId) => {
+      if (await this.describe(connectionId)) await this.store.touch(connectionId, Date.now());
+      else {
+        gone++;
+        await this.forget(connectionId);
+      }
+    });
+    return { checked: idle.length, gone };
   }
 
   /**
@@ -61,45 +162,126 @@ class SocketService {
    */
   async replayTo(userId, connectionId, afterId) {
     const missed = await this.replay.since(userId, afterId);
+    const deadline = Date.now() + this.deadlineMs;
     for (const [i, entry] of missed.entries()) {
-      if (!(await this.post(connectionId, entry.body))) return i;
+      if ((await this.deliver(connectionId, entry.body, deadline)).outcome !== 'delivered') return i;
     }
     return missed.length;
   }
 
   /**
-   * The connection as API Gateway sees it now, `{ sourceIp, connectedAt }`, or null when it is closed (410).
-   * socketConnections() asks before it binds a connection to a user and before it forgets one, so that a caller
-   * holding the signing secret alone can neither bind someone else's open socket to their own user nor make the
-   * backend forget a socket that is still open.
+   * The connection as API Gateway sees it now, `{ sourceIp, connectedAt, lastActiveAt }`, or null when it is
+   * closed (410). socketConnections() asks before it binds a connection to a user and before it forgets one, so
+   * that a caller holding the signing secret alone can neither bind someone else's open socket to their own user
+   * nor make the backend forget a socket that is still open.
    */
   async describe(connectionId) {
     try {
       const r = await this.client.send(new GetConnectionCommand({ ConnectionId: connectionId }));
-      return { sourceIp: r.Identity?.SourceIp, connectedAt: r.ConnectedAt };
+      return { sourceIp: r.Identity?.SourceIp, connectedAt: r.ConnectedAt, lastActiveAt: r.LastActiveAt };
     } catch (err) {
       if (isGone(err)) return null;
       throw err;
     }
   }
 
-  /** True when delivered, false when the connection was gone (and is now forgotten). */
-  async post(connectionId, body) {
-    try {
-      await this.client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: body }));
-      return true;
-    } catch (err) {
-      if (isGone(err)) {
-        await this.store.remove(connectionId);
-        return false;
+  /** Stops the sweep timer (and the memory replay buffer's). */
+  close() {
+    clearInterval(this.sweeper);
+    this.replay.close?.();
+  }
+
+  // Each user's message takes the user's next id (kept before the connections are read: a socket registered
+  // meanwhile gets it by replay or by this send), then every socket of every user gets its post.
+  async toUsers(users, message) {
+    const targets = [];
+    await pool(users, this.concurrency, async (userId) => {
+      const { body } = await this.replay.append(userId, (id) => Buffer.from(JSON.stringify(message(id))));
+      for (const connectionId of await this.store.forUser(userId)) targets.push({ connectionId, body });
+    });
+    return this.fanOut(targets);
+  }
+
+  async announce(userId, online, topics) {
+    const targets = [];
+    for (const topic of topics ?? (await this.store.topicsOf(userId))) {
+      const body = Buffer.from(JSON.stringify({ type: 'presence', topic, userId, online }));
+      for (const other of await this.store.subscribers(topic)) {
+        if (other === userId) continue;
+        for (const connectionId of await this.store.forUser(other)) targets.push({ connectionId, body });
       }
-      throw err;
+    }
+    return this.fanOut(targets);
+  }
+
+  // At most `concurrency` posts in flight; each outcome counted.
+  async fanOut(targets) {
+    const result = { delivered: 0, gone: 0, failed: 0, lastError: undefined };
+    const deadline = Date.now() + this.deadlineMs;
+    await pool(targets, this.concurrency, async ({ connectionId, body }) => {
+      const { outcome, error } = await this.deliver(connectionId, body, deadline);
+      result[outcome]++;
+      if (error) result.lastError = error;
+    });
+    return result;
+  }
+
+  /** One post: 'delivered', 'gone' (410: forgotten) or 'failed' (after retrying 429 and 5xx until the deadline). */
+  async deliver(connectionId, body, deadline) {
+    for (let attempt = 0; ; attempt++) {
+      // Its own timer rather than AbortSignal.timeout(), whose timer does not keep the process waiting for it.
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), Math.max(1, Math.min(this.postTimeoutMs, deadline - Date.now())));
+      try {
+        await this.client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: body }), {
+          abortSignal: abort.signal,
+        });
+        await this.store.touch(connectionId, Date.now());
+        return { outcome: 'delivered' };
+      } catch (err) {
+        if (isGone(err)) {
+          await this.forget(connectionId);
+          return { outcome: 'gone' };
+        }
+        // Full jitter (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
+        const wait = Math.random() * Math.min(2_000, 50 * 2 ** attempt);
+        if (!retryable(err) || Date.now() + wait >= deadline) return { outcome: 'failed', error: err };
+        await new Promise((r) => setTimeout(r, wait));
+      } finally {
+        clearTimeout(timer);
+      }
     }
   }
 }
 
+function counts({ delivered, gone, failed }) {
+  return { delivered, gone, failed };
+}
+
+function checkTopic(topic) {
+  if (typeof topic !== 'string' || !TOPIC.test(topic)) {
+    throw new TypeError(`a topic is a string of 1 to 256 characters without control characters, not ${JSON.stringify(topic)}`);
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at once. */
+async function pool(items, limit, fn) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
 function isGone(err) {
   return err.name === 'GoneException' || err.$metadata?.httpStatusCode === 410;
+}
+
+// Throttled (429), failing (5xx), or no answer in time (timeouts, resets): worth another try. A post that timed out
+// may have arrived: the snippet drops a push whose id it has seen.
+function retryable(err) {
+  const status = err.$metadata?.httpStatusCode;
+  return status === undefined || status === 429 || status >= 500;
 }
 
 module.exports = { SocketService };
