@@ -627,51 +627,175 @@ fn the_nestjs_template_refuses_to_start_without_raw_bodies() {
     );
 }
 
-/// The Express template's backend (socketConnections with a SocketService) against `wsdeploy dev`, node and all
-/// real. Holding the signing secret is not enough to hijack a socket: a signed POST binds a connection only while
-/// it is open and from the signed address, and a signed DELETE forgets it only once it is closed; the real
-/// functions' calls go through.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_express_template_binds_only_open_sockets_from_the_signed_address() {
-    use crate::support::devkit::{next_text, Dev};
-    use futures_util::SinkExt;
+/// A node process killed when dropped.
+struct Node(std::process::Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `wsdeploy dev` in front of an Express backend on the template (`store`, `sockets` and `app` are defined for
+/// `routes`, which add the app's own endpoints), up once `ready` answers.
+async fn express_backend_under_dev(
+    routes: &str,
+    ready: &str,
+) -> (crate::support::devkit::Dev, String, Node) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let backend = format!("http://127.0.0.1:{port}");
-    let dev = Dev::start(&backend, "", &[]);
+    let dev = crate::support::devkit::Dev::start(&backend, "", &[]);
     let server = dev.dir.path().join("backend/server.js");
     std::fs::write(
         &server,
-        "const express = require('express');\n\
-         const { socketConnections, SocketService, MemoryConnectionStore } = require(process.env.TEMPLATE);\n\
-         process.loadEnvFile(require('node:path').join(__dirname, '.env'));\n\
-         const store = new MemoryConnectionStore();\n\
-         const sockets = new SocketService(store);\n\
-         const app = express();\n\
-         app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
-           userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
-         app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n\
-         app.listen(Number(process.env.PORT), '127.0.0.1');\n",
+        format!(
+            "const express = require('express');\n\
+             const {{ socketConnections, SocketService, MemoryConnectionStore }} = require(process.env.TEMPLATE);\n\
+             process.loadEnvFile(require('node:path').join(__dirname, '.env'));\n\
+             const store = new MemoryConnectionStore();\n\
+             const sockets = new SocketService(store);\n\
+             const app = express();\n\
+             {routes}\
+             app.listen(Number(process.env.PORT), '127.0.0.1');\n"
+        ),
     )
     .unwrap();
-    let mut node = std::process::Command::new("node")
-        .arg(&server)
-        .env("PORT", port.to_string())
-        .env("TEMPLATE", root().join("templates/express"))
-        .env("NODE_PATH", root().join("examples/chat/node_modules"))
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+    let node = Node(
+        std::process::Command::new("node")
+            .arg(&server)
+            .env("PORT", port.to_string())
+            .env("TEMPLATE", root().join("templates/express"))
+            .env("NODE_PATH", root().join("examples/chat/node_modules"))
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while reqwest::get(format!("{backend}{ready}")).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let _node = Kill(&mut node);
+    (dev, backend, node)
+}
+
+/// Topics end to end, node and `wsdeploy dev` and the real functions: a publish reaches exactly the topic's
+/// subscribers' sockets (with the topic named), counted; presence events reach the other subscribers when a user
+/// comes online in the topic and when its socket closes (the real `$disconnect`); `presence()` lists who is online.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_express_template_publishes_to_a_topics_sockets_and_tells_presence_through_dev() {
+    use crate::support::devkit::{next_text, Ws};
+    use futures_util::SinkExt;
+    let (dev, backend, _node) = express_backend_under_dev(
+        "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
+           userFromToken: (t) => t.replace(/^tok-/, '') }));\n\
+         app.post('/subscribe/:user/:topic', async (req, res) => { await sockets.subscribe(req.params.user, req.params.topic); res.end(); });\n\
+         app.post('/publish/:topic', express.json(), async (req, res) => res.json(await sockets.publish(req.params.topic, req.body)));\n\
+         app.get('/presence/:topic', async (req, res) => res.json((await sockets.presence(req.params.topic)).sort()));\n",
+        "/presence/none",
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let mut sockets: Vec<Ws> = vec![];
+    for user in ["alice", "bob", "carol"] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            format!(r#"{{"action":"auth","token":"tok-{user}"}}"#).into(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            next_text(&mut ws).await,
+            r#"{"ok":true,"type":"auth"}"#,
+            "{}",
+            dev.output()
+        );
+        sockets.push(ws);
+    }
+    let [alice, bob, carol] = &mut sockets[..] else {
+        unreachable!()
+    };
+    let call = |path: String| http.post(format!("{backend}{path}")).send();
+    call("/subscribe/bob/room-1".into()).await.unwrap();
+    call("/subscribe/alice/room-1".into()).await.unwrap();
+    let json = |t: String| serde_json::from_str::<serde_json::Value>(&t).unwrap();
+    assert_eq!(
+        json(next_text(bob).await),
+        serde_json::json!({ "type": "presence", "topic": "room-1", "userId": "alice", "online": true })
+    );
+    let result = http
+        .post(format!("{backend}/publish/room-1"))
+        .header("content-type", "application/json")
+        .body(r#"{"text":"hi"}"#)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let result = json(result);
+    assert_eq!(
+        result,
+        serde_json::json!({ "delivered": 2, "gone": 0, "failed": 0 })
+    );
+    for ws in [&mut *alice, &mut *bob] {
+        let got = json(next_text(ws).await);
+        assert_eq!(
+            (got["type"].as_str(), got["topic"].as_str()),
+            (Some("push"), Some("room-1")),
+            "{got}"
+        );
+        assert_eq!(got["data"], serde_json::json!({ "text": "hi" }));
+    }
+    let presence = |topic: &str| {
+        let url = format!("{backend}/presence/{topic}");
+        async move {
+            serde_json::from_str::<Vec<String>>(
+                &reqwest::get(url).await.unwrap().text().await.unwrap(),
+            )
+            .unwrap()
+        }
+    };
+    assert_eq!(presence("room-1").await, ["alice", "bob"]);
+    alice.close(None).await.unwrap();
+    assert_eq!(
+        json(next_text(bob).await),
+        serde_json::json!({ "type": "presence", "topic": "room-1", "userId": "alice", "online": false }),
+        "{}",
+        dev.output()
+    );
+    assert_eq!(presence("room-1").await, ["bob"]);
+    // Carol, in no topic, got nothing but her auth answer.
+    carol
+        .send(tokio_tungstenite::tungstenite::Message::Text(
+            r#"{"action":"ping"}"#.into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next_text(carol).await, r#"{"action":"pong"}"#);
+}
+
+/// The Express template's backend (socketConnections with a SocketService) against `wsdeploy dev`, node and all
+/// real. Holding the signing secret is not enough to hijack a socket: a signed POST binds a connection only while
+/// it is open and from the signed address, and a signed DELETE forgets it only once it is closed; the real
+/// functions' calls go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_express_template_binds_only_open_sockets_from_the_signed_address() {
+    use crate::support::devkit::next_text;
+    use futures_util::SinkExt;
+    let (dev, backend, _node) = express_backend_under_dev(
+        "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
+           userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
+         app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n",
+        "/bound",
+    )
+    .await;
     let http = reqwest::Client::new();
     let bound = || async {
         http.get(format!("{backend}/bound"))
@@ -683,14 +807,6 @@ async fn the_express_template_binds_only_open_sockets_from_the_signed_address() 
             .ok()
             .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok())
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while bound().await.is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backend did not start"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 
     let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     ws.send(tokio_tungstenite::tungstenite::Message::Text(
