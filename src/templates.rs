@@ -28,8 +28,8 @@ const EXPRESS: Files = embed!("express":
     "socket-connections.js", "socket-service.js");
 const NESTJS: Files = embed!("nestjs/src/socket":
     "lambda-signature.guard.ts", "raw-body.check.ts", "socket-connection.entity.ts",
-    "socket-connections.controller.ts", "socket-message.entity.ts", "socket.module.ts", "socket.options.ts",
-    "socket.service.ts");
+    "socket-connections.controller.ts", "socket-message.entity.ts", "socket-subscription.entity.ts",
+    "socket.module.ts", "socket.options.ts", "socket.service.ts");
 const FRONTEND: Files = embed!("frontend": "wsdeploy-socket.js");
 const WORKFLOW: Files = embed!("github": "wsdeploy.yml");
 

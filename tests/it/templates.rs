@@ -483,29 +483,39 @@ impl Drop for Redis {
     }
 }
 
-/// The Express template's topics, broadcast, presence, sweep and bounded fan-out: the same behaviours on the memory
-/// store and on the Redis store against a real redis-server, including two service instances sharing it (a publish
-/// from one reaches a socket registered through the other; ids stay one sequence per user)
-/// (tests/node/socket-service.test.mjs).
+/// Both templates' topics, broadcast, presence, sweep and bounded fan-out: one list of behaviours, run on the Express
+/// template's memory store, on its Redis store against a real redis-server, and on the NestJS template (compiled)
+/// over TypeORM on sql.js; and two instances sharing Redis, and one database: a publish from one reaches a socket
+/// registered through the other, and ids stay one sequence per user (tests/node/socket-service.test.mjs).
 #[test]
-fn the_express_service_publishes_tells_presence_and_sweeps_on_memory_and_on_redis() {
+fn both_templates_publish_tell_presence_and_sweep_on_every_store() {
     let redis = Redis::start();
+    let nest = compiled_nestjs();
+    let node_path = std::env::join_paths([
+        root().join("examples/chat/node_modules"),
+        root().join("templates/nestjs/node_modules"),
+    ])
+    .unwrap();
     let (ok, out) = run(Command::new("node")
         .args(["--test", "--test-reporter=spec", "socket-service.test.mjs"])
         .env("SUBJECT", root().join("templates/express"))
+        .env("NESTJS", nest.path())
         .env("REDIS_URL", &redis.url)
-        .env("NODE_PATH", root().join("examples/chat/node_modules"))
+        .env("NODE_PATH", node_path)
         .current_dir(root().join("tests/node")));
     assert!(ok, "{out}");
-    // The five shared behaviours on each store, and the two-instance one on Redis.
-    for (kind, passed) in [("memory", 5), ("redis", 6)] {
+    // The five shared behaviours on each backend, and the two-instance one on Redis and on SQL.
+    for (backend, passed) in [
+        ("express memory", 5),
+        ("express redis", 6),
+        ("nestjs sql", 6),
+    ] {
         assert_eq!(
-            out.matches(&format!("✔ {kind}: ")).count(),
+            out.matches(&format!("✔ {backend}: ")).count(),
             passed,
-            "every behaviour on {kind}:\n{out}"
+            "every behaviour on {backend}:\n{out}"
         );
     }
-    assert!(out.contains("✔ redis: two instances share"), "{out}");
 }
 
 /// The NestJS template compiled to JavaScript with its own TypeScript, in a temporary folder; its packages resolve

@@ -13,14 +13,26 @@ const { DataSource } = require('typeorm');
 const from = (file) => require(`${process.env.SUBJECT}/${file}`);
 const { SocketMessage } = from('socket/socket-message.entity.js');
 const { SocketConnection } = from('socket/socket-connection.entity.js');
+const { SocketSubscription } = from('socket/socket-subscription.entity.js');
 const { SocketService } = from('socket/socket.service.js');
 const { User } = from('users/user.entity.js');
 
 async function service(replay = { maxMessages: 200, maxAgeMs: 60_000 }) {
-  const db = new DataSource({ type: 'sqljs', entities: [User, SocketConnection, SocketMessage], synchronize: true });
+  const db = new DataSource({ type: 'sqljs', entities: [User, SocketConnection, SocketMessage, SocketSubscription], synchronize: true });
   await db.initialize();
-  const options = { endpoint: 'http://127.0.0.1:9/local', region: 'eu-west-3', replay };
-  const svc = new SocketService(db.getRepository(SocketConnection), db.getRepository(SocketMessage), options);
+  const options = {
+    endpoint: 'http://127.0.0.1:9/local',
+    region: 'eu-west-3',
+    replay,
+    fanOut: { concurrency: 32, deadlineMs: 10_000, postTimeoutMs: 3_000 },
+    sweep: false,
+  };
+  const svc = new SocketService(
+    db.getRepository(SocketConnection),
+    db.getRepository(SocketMessage),
+    db.getRepository(SocketSubscription),
+    options,
+  );
   const sent = [];
   svc.client = { send: async (cmd) => void sent.push([cmd.input.ConnectionId, JSON.parse(Buffer.from(cmd.input.Data))]) };
   const users = db.getRepository(User);
@@ -64,8 +76,19 @@ test('sends at once to one user get distinct consecutive ids, in the order they 
 test('two instances that pick the same next id both keep their message', async (t) => {
   const { svc, db, alice, close } = await service();
   t.after(close);
-  const options = { endpoint: 'http://127.0.0.1:9/local', region: 'eu-west-3', replay: { maxMessages: 200, maxAgeMs: 60_000 } };
-  const other = new SocketService(db.getRepository(SocketConnection), db.getRepository(SocketMessage), options);
+  const options = {
+    endpoint: 'http://127.0.0.1:9/local',
+    region: 'eu-west-3',
+    replay: { maxMessages: 200, maxAgeMs: 60_000 },
+    fanOut: { concurrency: 32, deadlineMs: 10_000, postTimeoutMs: 3_000 },
+    sweep: false,
+  };
+  const other = new SocketService(
+    db.getRepository(SocketConnection),
+    db.getRepository(SocketMessage),
+    db.getRepository(SocketSubscription),
+    options,
+  );
   t.after(() => other.onModuleDestroy());
   await svc.sendMessage(alice, 'first');
   await Promise.all([svc.sendMessage(alice, 'a'), other.sendMessage(alice, 'b')]);

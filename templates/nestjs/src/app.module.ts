@@ -5,6 +5,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { SocketConnection } from './socket/socket-connection.entity';
 import { SocketMessage } from './socket/socket-message.entity';
 import { SocketModule } from './socket/socket.module';
+import { SocketSubscription } from './socket/socket-subscription.entity';
 import { SocketUserResolver } from './socket/socket.options';
 import { SocketService } from './socket/socket.service';
 import { User } from './users/user.entity';
@@ -19,7 +20,7 @@ class ExampleUserResolver extends SocketUserResolver {
 
 @Module({
   imports: [
-    TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [User, SocketConnection, SocketMessage] }),
+    TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [User, SocketConnection, SocketMessage, SocketSubscription] }),
     SocketModule.register({ userResolver: ExampleUserResolver }),
   ],
 })

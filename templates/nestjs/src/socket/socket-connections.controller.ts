@@ -20,10 +20,7 @@ import {
   UnauthorizedException,
   UseGuards,
 } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
 import { LambdaSignatureGuard } from './lambda-signature.guard';
-import { SocketConnection } from './socket-connection.entity';
 import { SocketUserResolver } from './socket.options';
 import { SocketService } from './socket.service';
 
@@ -33,7 +30,6 @@ export class SocketConnectionsController {
   private readonly logger = new Logger(SocketConnectionsController.name);
 
   constructor(
-    @InjectRepository(SocketConnection) private readonly connections: Repository<SocketConnection>,
     private readonly users: SocketUserResolver,
     private readonly sockets: SocketService,
   ) {}
@@ -60,8 +56,8 @@ export class SocketConnectionsController {
     }
     const userId = token ? await this.users.userIdFromToken(token, { sourceIp }) : null;
     if (userId === null) throw new UnauthorizedException();
-    // upsert: the Lambda retries, and a user may send the auth message twice on one socket.
-    await this.connections.upsert({ connectionId, userId }, ['connectionId']);
+    // Through the service, so that the user's topics hear of a first socket (presence).
+    await this.sockets.register(connectionId, userId);
     const resumeAfter = body.resumeAfter;
     if (typeof resumeAfter === 'number' && Number.isSafeInteger(resumeAfter) && resumeAfter >= 0) {
       // Before the answer, so the missed messages reach the page before its `auth` reply; a failure loses the
@@ -78,6 +74,6 @@ export class SocketConnectionsController {
   @HttpCode(204)
   async remove(@Param('connectionId') connectionId: string): Promise<void> {
     if (await this.sockets.describe(connectionId)) throw new ConflictException('the connection is still open');
-    await this.connections.delete({ connectionId });
+    await this.sockets.forget(connectionId);
   }
 }

@@ -1,11 +1,12 @@
 // SocketModule.register({ userResolver: JwtSocketUserResolver, imports: [AuthModule] }) in your AppModule's
-// imports, and SocketConnection and SocketMessage in your TypeORM entities. Inject SocketService wherever you push messages.
+// imports, and SocketConnection, SocketMessage and SocketSubscription in your TypeORM entities. Inject SocketService wherever you push messages.
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LambdaSignatureGuard } from './lambda-signature.guard';
 import { RawBodyCheck } from './raw-body.check';
 import { SocketConnection } from './socket-connection.entity';
 import { SocketMessage } from './socket-message.entity';
+import { SocketSubscription } from './socket-subscription.entity';
 import { SocketConnectionsController } from './socket-connections.controller';
 import { SocketService } from './socket.service';
 import { resolveSocketOptions, SOCKET_OPTIONS, SocketModuleOptions, SocketUserResolver } from './socket.options';
@@ -15,7 +16,7 @@ export class SocketModule {
   static register(options: SocketModuleOptions): DynamicModule {
     return {
       module: SocketModule,
-      imports: [TypeOrmModule.forFeature([SocketConnection, SocketMessage]), ...(options.imports ?? [])],
+      imports: [TypeOrmModule.forFeature([SocketConnection, SocketMessage, SocketSubscription]), ...(options.imports ?? [])],
       controllers: [SocketConnectionsController],
       providers: [
         // Read once at startup, so a missing variable stops the app at boot rather than at the first message.

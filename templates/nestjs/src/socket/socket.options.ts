@@ -25,6 +25,12 @@ export interface SocketModuleOptions {
   secretAccessKey?: string;
   /** How many of a user's messages are kept for pages that reconnect, and for how long (defaults 200, 5 min). */
   replay?: { maxMessages?: number; maxAgeMs?: number };
+  /**
+   * Posts in flight at most (32), a send's retry deadline (10 s) and one post's own limit (3 s): see SocketService.
+   */
+  fanOut?: { concurrency?: number; deadlineMs?: number; postTimeoutMs?: number };
+  /** How often the sweep runs (60 s) and how long a connection may go unheard of before it asks (120 s); false: never. */
+  sweep?: { intervalMs?: number; idleMs?: number } | false;
 }
 
 export const SOCKET_OPTIONS = Symbol('SOCKET_OPTIONS');
@@ -36,6 +42,8 @@ export interface ResolvedSocketOptions {
   region: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
   replay: { maxMessages: number; maxAgeMs: number };
+  fanOut: { concurrency: number; deadlineMs: number; postTimeoutMs: number };
+  sweep: { intervalMs: number; idleMs: number } | false;
 }
 
 export function resolveSocketOptions(o: SocketModuleOptions, env = process.env): ResolvedSocketOptions {
@@ -55,5 +63,11 @@ export function resolveSocketOptions(o: SocketModuleOptions, env = process.env):
     credentials:
       accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     replay: { maxMessages: o.replay?.maxMessages ?? 200, maxAgeMs: o.replay?.maxAgeMs ?? 5 * 60 * 1000 },
+    fanOut: {
+      concurrency: o.fanOut?.concurrency ?? 32,
+      deadlineMs: o.fanOut?.deadlineMs ?? 10_000,
+      postTimeoutMs: o.fanOut?.postTimeoutMs ?? 3_000,
+    },
+    sweep: o.sweep === false ? false : { intervalMs: o.sweep?.intervalMs ?? 60_000, idleMs: o.sweep?.idleMs ?? 120_000 },
   };
 }
