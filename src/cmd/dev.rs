@@ -45,6 +45,10 @@ pub struct Args {
     /// from this machine, so that a site you visit while dev runs cannot open a socket on it.
     #[arg(long, value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
+    /// Skip the `$disconnect` route of this percentage of closed sockets (0 to 100), as AWS sometimes does not
+    /// deliver it: to see that your backend's presence still follows (the templates' sweep asks @connections).
+    #[arg(long, value_name = "PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub lose_disconnects: u8,
     #[command(flatten)]
     pub source: crate::lambdas::SourceArgs,
 }
@@ -87,6 +91,7 @@ impl Args {
             max_connections: self.max_connections,
             header_timeout: self.header_timeout,
             allow_origins: self.allow_origin,
+            lose_disconnects: f64::from(self.lose_disconnects) / 100.0,
             source: self.source,
             log: Log {
                 quiet: ctx.ui.quiet,

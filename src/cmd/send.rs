@@ -10,7 +10,7 @@ use super::Context;
 /// Send MESSAGE to a connected client through the stage's @connections management API.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  wsdeploy send -s dev --connection TWegAcC4EowCHnA= '{\"type\":\"hello\"}'"
+    after_help = "Examples:\n  wsdeploy send -s dev --connection TWegAcC4EowCHnA= '{\"type\":\"hello\"}'\n\nTopics and users live in your backend, not in AWS: to send to a topic or to every user, call\nsockets.publish(topic, data) or sockets.broadcast(data) there. `send` posts to one connection id."
 )]
 pub struct Args {
     /// The connection id (as your backend received it).

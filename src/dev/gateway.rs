@@ -61,6 +61,8 @@ pub(crate) struct Limits {
     pub body_timeout: Duration,
     /// The web pages that may open a socket.
     pub origins: origin::Allowed,
+    /// The share (0 to 1) of closed sockets whose `$disconnect` is not run, as AWS sometimes does not deliver it.
+    pub lose_disconnects: f64,
 }
 
 pub(crate) struct Route {
@@ -419,6 +421,14 @@ impl Gateway {
         } else {
             format!("{code}: {reason}")
         };
+        if self.limits.lose_disconnects > 0.0
+            && rand::random::<f64>() < self.limits.lose_disconnects
+        {
+            self.log.line(&format!(
+                "disconnect {id} ({why}): $disconnect not delivered (--lose-disconnects)"
+            ));
+            return;
+        }
         if let Some(route) = self.routes.get("$disconnect") {
             let started = Instant::now();
             let (ctx, _) = self.context(id, "$disconnect", "DISCONNECT", connected_at, ip, ua);

@@ -57,6 +57,8 @@ pub(crate) struct Options {
     pub header_timeout: Duration,
     /// `--allow-origin`: web pages besides this app's own that may open a socket.
     pub allow_origins: Vec<String>,
+    /// `--lose-disconnects`: the share (0 to 1) of closed sockets whose `$disconnect` is not run.
+    pub lose_disconnects: f64,
     /// Whether to use the functions this binary carries prebuilt.
     pub source: lambdas::SourceArgs,
 }
@@ -268,6 +270,7 @@ fn gateway(
         max_connections: opts.max_connections,
         body_timeout: opts.header_timeout,
         origins: origin::Allowed::new(own_pages, opts.allow_origins.iter().map(String::as_str)),
+        lose_disconnects: opts.lose_disconnects,
     };
     gateway::Gateway::new(
         stage.stage.clone(),

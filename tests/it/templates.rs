@@ -652,6 +652,7 @@ impl Drop for Node {
 async fn express_backend_under_dev(
     routes: &str,
     ready: &str,
+    dev_args: &[&str],
 ) -> (crate::support::devkit::Dev, String, Node) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -659,7 +660,7 @@ async fn express_backend_under_dev(
         .unwrap()
         .port();
     let backend = format!("http://127.0.0.1:{port}");
-    let dev = crate::support::devkit::Dev::start(&backend, "", &[]);
+    let dev = crate::support::devkit::Dev::start(&backend, "", dev_args);
     let server = dev.dir.path().join("backend/server.js");
     std::fs::write(
         &server,
@@ -709,6 +710,7 @@ async fn the_express_template_publishes_to_a_topics_sockets_and_tells_presence_t
          app.post('/publish/:topic', express.json(), async (req, res) => res.json(await sockets.publish(req.params.topic, req.body)));\n\
          app.get('/presence/:topic', async (req, res) => res.json((await sockets.presence(req.params.topic)).sort()));\n",
         "/presence/none",
+        &[],
     )
     .await;
     let http = reqwest::Client::new();
@@ -791,6 +793,88 @@ async fn the_express_template_publishes_to_a_topics_sockets_and_tells_presence_t
     assert_eq!(next_text(carol).await, r#"{"action":"pong"}"#);
 }
 
+/// A socket whose `$disconnect` never reaches the backend (`dev --lose-disconnects 100`, as AWS sometimes loses it)
+/// stays in presence until the sweep asks `@connections`, which answers 410: then it is forgotten and the topic's
+/// other subscribers are told. Node, dev and the real functions.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_forgets_a_socket_whose_disconnect_was_lost() {
+    use crate::support::devkit::next_text;
+    use futures_util::SinkExt;
+    let (dev, backend, _node) = express_backend_under_dev(
+        "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
+           userFromToken: async (t) => { const u = t.replace(/^tok-/, ''); await sockets.subscribe(u, 'room'); return u; } }));\n\
+         app.post('/sweep', async (req, res) => res.json(await sockets.sweep({ idleMs: 0 })));\n\
+         app.get('/presence', async (req, res) => res.json((await sockets.presence('room')).sort()));\n",
+        "/presence",
+        &["--lose-disconnects", "100"],
+    )
+    .await;
+    let mut sockets = vec![];
+    for user in ["alice", "bob"] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            format!(r#"{{"action":"auth","token":"tok-{user}"}}"#).into(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            next_text(&mut ws).await,
+            r#"{"ok":true,"type":"auth"}"#,
+            "{}",
+            dev.output()
+        );
+        sockets.push(ws);
+    }
+    let [alice, bob] = &mut sockets[..] else {
+        unreachable!()
+    };
+    let presence = || {
+        let url = format!("{backend}/presence");
+        async move {
+            serde_json::from_str::<Vec<String>>(
+                &reqwest::get(url).await.unwrap().text().await.unwrap(),
+            )
+            .unwrap()
+        }
+    };
+    assert_eq!(presence().await, ["alice", "bob"]);
+    alice.close(None).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dev.output().contains("$disconnect not delivered") {
+        assert!(std::time::Instant::now() < deadline, "{}", dev.output());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        presence().await,
+        ["alice", "bob"],
+        "without its $disconnect, the backend still counts her"
+    );
+    let swept = reqwest::Client::new()
+        .post(format!("{backend}/sweep"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&swept).unwrap(),
+        serde_json::json!({ "checked": 2, "gone": 1 })
+    );
+    assert_eq!(presence().await, ["bob"]);
+    let told: serde_json::Value = serde_json::from_str(&next_text(bob).await).unwrap();
+    // Bob first heard alice come online (she subscribed after his socket authenticated), then go.
+    let told = if told["online"] == true {
+        serde_json::from_str(&next_text(bob).await).unwrap()
+    } else {
+        told
+    };
+    assert_eq!(
+        told,
+        serde_json::json!({ "type": "presence", "topic": "room", "userId": "alice", "online": false })
+    );
+}
+
 /// The Express template's backend (socketConnections with a SocketService) against `wsdeploy dev`, node and all
 /// real. Holding the signing secret is not enough to hijack a socket: a signed POST binds a connection only while
 /// it is open and from the signed address, and a signed DELETE forgets it only once it is closed; the real
@@ -804,6 +888,7 @@ async fn the_express_template_binds_only_open_sockets_from_the_signed_address() 
            userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
          app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n",
         "/bound",
+        &[],
     )
     .await;
     let http = reqwest::Client::new();

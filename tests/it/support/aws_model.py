@@ -258,6 +258,14 @@ def show(value):
     return value if isinstance(value, str) else json.dumps(value) if not isinstance(value, bytes) else f"<{len(value)} bytes>"
 
 
+def length(meta, n, fail):
+    """A string's, list's, map's or blob's `min`/`max`, in AWS's words."""
+    if "min" in meta and n < meta["min"]:
+        fail(f"Member must have length greater than or equal to {meta['min']}")
+    if "max" in meta and n > meta["max"]:
+        fail(f"Member must have length less than or equal to {meta['max']}")
+
+
 def check(shape, value, at, out):
     t, meta = shape.type_name, shape.metadata
     fail = lambda what: out.append(f"Value '{show(value)[:200]}' at '{at}' failed to satisfy constraint: {what}")
@@ -274,20 +282,14 @@ def check(shape, value, at, out):
     if t == "list":
         if not isinstance(value, list):
             return fail("Member must be a list")
-        if "min" in meta and len(value) < meta["min"]:
-            fail(f"Member must have length greater than or equal to {meta['min']}")
-        if "max" in meta and len(value) > meta["max"]:
-            fail(f"Member must have length less than or equal to {meta['max']}")
+        length(meta, len(value), fail)
         for i, v in enumerate(value):
             check(shape.member, v, f"{at}.{i + 1}.member", out)
         return
     if t == "map":
         if not isinstance(value, dict):
             return fail("Member must be a map")
-        if "min" in meta and len(value) < meta["min"]:
-            fail(f"Member must have length greater than or equal to {meta['min']}")
-        if "max" in meta and len(value) > meta["max"]:
-            fail(f"Member must have length less than or equal to {meta['max']}")
+        length(meta, len(value), fail)
         for k, v in value.items():
             check(shape.key, k, f"{at}.key", out)
             check(shape.value, v, f"{at}.{k}", out)
@@ -297,10 +299,7 @@ def check(shape, value, at, out):
             return fail("Member must be a string")
         if shape.enum and value not in shape.enum:
             fail(f"Member must satisfy enum value set: [{', '.join(shape.enum)}]")
-        if "min" in meta and len(value) < meta["min"]:
-            fail(f"Member must have length greater than or equal to {meta['min']}")
-        if "max" in meta and len(value) > meta["max"]:
-            fail(f"Member must have length less than or equal to {meta['max']}")
+        length(meta, len(value), fail)
         rx = pattern(meta["pattern"]) if "pattern" in meta else None
         if rx is not None and not rx.fullmatch(value):
             fail(f"Member must satisfy regular expression pattern: {meta['pattern']}")
@@ -318,11 +317,7 @@ def check(shape, value, at, out):
             fail("Member must be a boolean")
         return
     if t == "blob":
-        size = len(value) if isinstance(value, (bytes, str)) else 0
-        if "min" in meta and size < meta["min"]:
-            fail(f"Member must have length greater than or equal to {meta['min']}")
-        if "max" in meta and size > meta["max"]:
-            fail(f"Member must have length less than or equal to {meta['max']}")
+        length(meta, len(value) if isinstance(value, (bytes, str)) else 0, fail)
 
 
 # ---- one request ------------------------------------------------------------------------------------------------
