@@ -13,6 +13,9 @@
 // found while sending, or the sweep. $disconnect is best-effort on AWS, so the sweep asks @connections about every
 // connection not heard from for `idleMs` and forgets the gone ones: presence() is right within idleMs + intervalMs
 // (3 minutes by default). Presence events are not replayed: a page that reconnects asks presence() through your API.
+// A join tells every online subscriber, so n users joining one topic cost n²/2 posts: topics of thousands (a live
+// event's audience) should have presence off (opts.presence below; Pusher caps its presence channels at 100 members
+// for the same reason).
 'use strict';
 
 const http = require('node:http');
@@ -38,6 +41,8 @@ class SocketService {
    * @param {number} [opts.postTimeoutMs=3000]  one post's own limit, so that a slow socket holds up only itself
    * @param {object|false} [opts.sweep]  { intervalMs = 60000, idleMs = 120000 }, or false for no timer (call
    *   sweep() yourself)
+   * @param {boolean|function} [opts.presence=true]  which topics get presence events: true, false, or
+   *   (topic) => boolean (e.g. `(t) => !t.startsWith('live:')`); presence() answers for every topic either way
    */
   constructor(
     store,
@@ -48,6 +53,7 @@ class SocketService {
       deadlineMs = 10_000,
       postTimeoutMs = 3_000,
       sweep = {},
+      presence = true,
     } = {},
   ) {
     for (const key of ['WS_API_ENDPOINT', 'WS_API_REGION']) {
@@ -55,6 +61,7 @@ class SocketService {
     }
     if (!(concurrency >= 1)) throw new Error('concurrency must be at least 1');
     Object.assign(this, { store, replay, concurrency, deadlineMs, postTimeoutMs });
+    this.announces = typeof presence === 'function' ? presence : () => presence;
     // Without WS_API_ACCESS_KEY_ID (credentials: policy), the SDK's own chain applies: your backend's IAM role.
     const credentials = env.WS_API_ACCESS_KEY_ID
       ? { accessKeyId: env.WS_API_ACCESS_KEY_ID, secretAccessKey: env.WS_API_SECRET_ACCESS_KEY }
@@ -205,6 +212,7 @@ class SocketService {
   async announce(userId, online, topics) {
     const targets = [];
     for (const topic of topics ?? (await this.store.topicsOf(userId))) {
+      if (!this.announces(topic)) continue;
       const body = Buffer.from(JSON.stringify({ type: 'presence', topic, userId, online }));
       for (const other of await this.store.subscribers(topic)) {
         if (other === userId) continue;

@@ -107,7 +107,7 @@ function nestBackend(compiled) {
     const names = new Map([...ids].map(([n, i]) => [i, n]));
     const id = (u) => ids.get(u);
     const { deadlineMs = 10_000, postTimeoutMs = 3_000, concurrency = 32 } = opts;
-    const options = { ...ENV, endpoint: ENV.WS_API_ENDPOINT, region: ENV.WS_API_REGION, replay: { maxMessages: 200, maxAgeMs: 300_000 }, fanOut: { concurrency, deadlineMs, postTimeoutMs }, sweep: false };
+    const options = { ...ENV, endpoint: ENV.WS_API_ENDPOINT, region: ENV.WS_API_REGION, replay: { maxMessages: 200, maxAgeMs: 300_000 }, fanOut: { concurrency, deadlineMs, postTimeoutMs }, sweep: false, presence: opts.presence ?? (() => true) };
     const connections = db.getRepository(SocketConnection);
     const svc = new SocketService(connections, db.getRepository(SocketMessage), db.getRepository(SocketSubscription), options);
     return {
@@ -179,6 +179,27 @@ for (const [kind, start] of backends) {
     assert.equal(second.id, first.id + 1, 'a direct message takes the next id of the same sequence');
     assert.equal(second.topic, undefined);
     assert.deepEqual((await b.presence('room-1')).sort(), ['alice', 'bob']);
+  });
+
+  test(`${kind}: a topic with presence off is told no joins and no leaves, and presence() still answers for it`, async (t) => {
+    const b = await start({ presence: (topic) => !topic.startsWith('live:') });
+    t.after(() => b.close());
+    const { posts } = b;
+    for (const u of ['alice', 'bob']) {
+      await b.subscribe(u, 'live:keynote');
+      await b.subscribe(u, 'room');
+    }
+    await b.register('b1', 'bob');
+    posts.length = 0;
+    await b.register('a1', 'alice');
+    await b.subscribe('carol', 'live:keynote');
+    await b.register('c1', 'carol');
+    assert.deepEqual(posts, [['b1', { type: 'presence', topic: 'room', userId: 'alice', online: true }]]);
+    assert.deepEqual(await b.presence('live:keynote'), ['alice', 'bob', 'carol']);
+    posts.length = 0;
+    await b.forget('a1');
+    assert.deepEqual(posts, [['b1', { type: 'presence', topic: 'room', userId: 'alice', online: false }]]);
+    assert.deepEqual(await b.publish('live:keynote', { slide: 2 }), { delivered: 2, gone: 0, failed: 0 });
   });
 
   test(`${kind}: broadcast reaches every user online; presence follows first and last sockets, never to oneself`, async (t) => {

@@ -31,6 +31,11 @@ export interface SocketModuleOptions {
   fanOut?: { concurrency?: number; deadlineMs?: number; postTimeoutMs?: number };
   /** How often the sweep runs (60 s) and how long a connection may go unheard of before it asks (120 s); false: never. */
   sweep?: { intervalMs?: number; idleMs?: number } | false;
+  /**
+   * Which topics get presence events (true): a join tells every online subscriber, n joins cost n²/2 posts, so
+   * turn it off for topics of thousands, e.g. `(topic) => !topic.startsWith('live:')`. presence() answers regardless.
+   */
+  presence?: boolean | ((topic: string) => boolean);
 }
 
 export const SOCKET_OPTIONS = Symbol('SOCKET_OPTIONS');
@@ -44,6 +49,7 @@ export interface ResolvedSocketOptions {
   replay: { maxMessages: number; maxAgeMs: number };
   fanOut: { concurrency: number; deadlineMs: number; postTimeoutMs: number };
   sweep: { intervalMs: number; idleMs: number } | false;
+  presence: (topic: string) => boolean;
 }
 
 export function resolveSocketOptions(o: SocketModuleOptions, env = process.env): ResolvedSocketOptions {
@@ -69,5 +75,10 @@ export function resolveSocketOptions(o: SocketModuleOptions, env = process.env):
       postTimeoutMs: o.fanOut?.postTimeoutMs ?? 3_000,
     },
     sweep: o.sweep === false ? false : { intervalMs: o.sweep?.intervalMs ?? 60_000, idleMs: o.sweep?.idleMs ?? 120_000 },
+    presence: presenceFor(o.presence ?? true),
   };
+}
+
+function presenceFor(presence: boolean | ((topic: string) => boolean)): (topic: string) => boolean {
+  return typeof presence === 'function' ? presence : () => presence;
 }

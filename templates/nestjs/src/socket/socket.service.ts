@@ -10,7 +10,8 @@
 // Presence: {"type": "presence", "topic", "userId", "online"} goes to a topic's other subscribers when a
 // subscriber's first socket authenticates (or an online user subscribes) and when its last one goes: its
 // $disconnect, a 410 found while sending, or the sweep, which asks @connections about connections not heard from
-// for `idleMs` (so presence() is right within idleMs + intervalMs, 3 minutes by default). Not replayed.
+// for `idleMs` (so presence() is right within idleMs + intervalMs, 3 minutes by default). Not replayed. A join
+// tells every online subscriber (n joins: n²/2 posts), so big topics should have it off (options.presence).
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
@@ -49,6 +50,7 @@ export class SocketService implements OnModuleDestroy {
   /** Per user, the last keep() of this process: they run one after the other, so only instances ever collide. */
   private readonly keeping = new Map<number, Promise<unknown>>();
   private readonly fanOutOptions: ResolvedSocketOptions['fanOut'];
+  private readonly announces: ResolvedSocketOptions['presence'];
   private readonly sweeper: NodeJS.Timeout;
   private readonly connectionSweeper?: NodeJS.Timeout;
 
@@ -60,6 +62,7 @@ export class SocketService implements OnModuleDestroy {
   ) {
     this.replay = options.replay;
     this.fanOutOptions = options.fanOut;
+    this.announces = options.presence;
     const sweep = options.sweep;
     if (sweep) {
       this.connectionSweeper = setInterval(() => {
@@ -269,7 +272,7 @@ export class SocketService implements OnModuleDestroy {
     const encoder = new TextEncoder();
     const targets: { connectionId: string; body: Uint8Array }[] = [];
     const mine = topics ?? (await this.subscriptions.find({ where: { userId } })).map((r) => r.topic);
-    for (const topic of mine) {
+    for (const topic of mine.filter((t) => this.announces(t))) {
       const body = encoder.encode(JSON.stringify({ type: 'presence', topic, userId, online }));
       const others = (await this.subscriptions.find({ where: { topic } })).map((r) => r.userId).filter((u) => u !== userId);
       if (others.length === 0) continue;
