@@ -1,5 +1,6 @@
 // The chat's backend: logs people in, keeps their sockets (through ./wsdeploy, which `wsdeploy init --backend
-// express` wrote) and publishes every message to the lobby, which everyone joins, through @connections. Run by `wsdeploy dev` (see
+// express` wrote), lets them join rooms (everyone is in the lobby) and publishes each message to its room's members
+// through @connections; who is online in a room is the template's presence. Run by `wsdeploy dev` (see
 // wsdeploy.yaml), which first writes .env and .env.frontend.
 'use strict';
 
@@ -12,11 +13,14 @@ const { socketConnections, SocketService, MemoryConnectionStore } = require('./w
 // The backend's env file: @connections endpoint, region, keys and the Lambdas' signing secret.
 process.loadEnvFile(path.join(__dirname, '.env'));
 
+const ROOMS = ['lobby', 'random'];
 const store = new MemoryConnectionStore();
-// Keeps each user's last messages, so that a page that reconnects gets what it missed (see ./wsdeploy).
-const sockets = new SocketService(store);
+// Keeps each user's last messages, so that a page that reconnects gets what it missed (see ./wsdeploy). The sweep
+// finds sockets whose $disconnect never came (CHAT_SWEEP_MS shortens it for a test; minutes by default).
+const sweepMs = Number(process.env.CHAT_SWEEP_MS) || undefined;
+const sockets = new SocketService(store, process.env, { sweep: sweepMs ? { intervalMs: sweepMs, idleMs: sweepMs } : {} });
 const tokens = new Map(); // token -> user name; a real app verifies its JWTs or sessions instead
-const history = [];       // the last messages, for pages that (re)load
+const history = new Map(ROOMS.map((room) => [room, []])); // each room's last messages, for pages that (re)load
 
 const app = express();
 app.disable('x-powered-by');
@@ -33,6 +37,11 @@ app.use(
 );
 
 const bearer = (req) => tokens.get(/^Bearer (.+)$/.exec(req.get('authorization') || '')?.[1]);
+const signedIn = (req, res) => bearer(req) ?? void res.status(401).json({ error: 'log in first' });
+const roomOf = (req, res) => {
+  const room = req.params.room ?? req.body?.room ?? 'lobby';
+  return ROOMS.includes(room) ? room : void res.status(404).json({ error: `no room ${room}: ${ROOMS.join(', ')}` });
+};
 
 app.post('/login', express.json(), async (req, res, next) => {
   try {
@@ -44,7 +53,29 @@ app.post('/login', express.json(), async (req, res, next) => {
     tokens.set(token, name);
     // Everyone who joined is in the lobby: a message is for them, connected at this instant or not.
     await sockets.subscribe(name, 'lobby');
-    res.json({ token, name, history });
+    res.json({ token, name, rooms: ROOMS, history: history.get('lobby') });
+  } catch (err) {
+    next(err);
+  }
+});
+
+// Joins a room (idempotent): its history and who is online in it now; from then on its messages and presence.
+app.post('/rooms/:room/join', async (req, res, next) => {
+  try {
+    const name = signedIn(req, res);
+    const room = name && roomOf(req, res);
+    if (!room) return;
+    await sockets.subscribe(name, room);
+    res.json({ room, history: history.get(room), online: await sockets.presence(room) });
+  } catch (err) {
+    next(err);
+  }
+});
+
+app.get('/rooms/:room/online', async (req, res, next) => {
+  try {
+    const room = signedIn(req, res) && roomOf(req, res);
+    if (room) res.json({ room, online: await sockets.presence(room) });
   } catch (err) {
     next(err);
   }
@@ -52,16 +83,19 @@ app.post('/login', express.json(), async (req, res, next) => {
 
 app.post('/messages', express.json(), async (req, res, next) => {
   try {
-    const from = bearer(req);
-    if (!from) return res.status(401).json({ error: 'log in first' });
+    const from = signedIn(req, res);
+    const room = from && roomOf(req, res);
+    if (!room) return;
+    if (!(await store.topicsOf(from)).includes(room)) return res.status(403).json({ error: `join ${room} first` });
     const text = String(req.body?.text ?? '').trim().slice(0, 2000);
     if (!text) return res.status(400).json({ error: 'empty message' });
-    const message = { type: 'message', from, text, at: new Date().toISOString() };
-    history.push(message);
-    if (history.length > 50) history.shift();
-    // The lobby, sender included: every tab of every member, a bounded number of posts at a time; a page between
+    const message = { type: 'message', room, from, text, at: new Date().toISOString() };
+    const kept = history.get(room);
+    kept.push(message);
+    if (kept.length > 50) kept.shift();
+    // The room's members, sender included: every tab of each, a bounded number of posts at a time; a page between
     // two sockets gets it when it resumes.
-    const { delivered } = await sockets.publish('lobby', message);
+    const { delivered } = await sockets.publish(room, message);
     res.json({ delivered });
   } catch (err) {
     next(err);

@@ -2,7 +2,8 @@
 //! build of the local verbs, the functions compiled from source as in a clone): `wsdeploy dev` starts the gateway,
 //! the Lambdas and the example's own backend (`dev.command`), and two users chat in headless Chromium
 //! (tests/node/chat.mjs), then receive 150 numbered pushes across the reconnects that API Gateway's limits
-//! (shortened) force on them.
+//! (shortened) force on them; and three users in two rooms (tests/node/rooms.mjs): messages to exactly a room's
+//! members, online lists kept by the sweep when dev loses every `$disconnect`, each room resumed after a cut.
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -126,60 +127,150 @@ impl Drop for DevRun {
     }
 }
 
-#[test]
-fn two_users_chat_in_chromium_through_the_example() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "{chromium} is missing: install Debian's chromium (`apt-get install chromium`; scripts/test does it)"
-    );
-    let runner = root().join("tests/node");
-    assert!(
-        runner.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is missing: `npm ci --prefix tests/node` (scripts/test does it)"
-    );
-    let t = tempfile::tempdir().unwrap();
-    let dir = t.path().to_path_buf();
-    // The example as a clone has it: no node_modules, no env files.
-    let port = chat_example(&dir, &["node_modules", ".env", ".env.frontend"]);
+/// The example under `wsdeploy dev` as a clone has it (the README's command, a free port, JSON output and `extra`),
+/// then `script` (tests/node) driving headless Chromium against its page. The script's failure fails the test with
+/// the commands, both outputs and the config; its screenshot is in target/test-artifacts.
+struct ChromiumRun {
+    dev: DevRun,
+    dir: PathBuf,
+    port: u16,
+    shot: PathBuf,
+    command: String,
+    _tmp: tempfile::TempDir,
+}
 
-    // The README's command, then what a test adds: a free port, JSON to read, the shortened limits.
-    let readme = readme_first_command();
-    assert!(
-        readme.starts_with(&["cargo".into(), "dev".into()]),
-        "the README's first command is `cargo dev …` (what scripts/test builds and this test runs): {readme:?}"
-    );
-    let (bin, mut args) = cargo_dev(&readme[2..]);
-    args.extend(["--port", "0", "--output", "json"].map(String::from));
-    args.extend(LIMITS.map(String::from));
-    let command = format!("{} {}", bin.display(), args.join(" "));
-    let mut dev = DevRun {
-        child: Command::new(&bin)
+impl ChromiumRun {
+    fn start(script: &str, extra: &[&str], env: &[(&str, &str)]) -> ChromiumRun {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            Path::new(&chromium).exists(),
+            "{chromium} is missing: install Debian's chromium (`apt-get install chromium`; scripts/test does it)"
+        );
+        let runner = root().join("tests/node");
+        assert!(
+            runner.join("node_modules/playwright-core").is_dir(),
+            "playwright-core is missing: `npm ci --prefix tests/node` (scripts/test does it)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        // The example as a clone has it: no node_modules, no env files.
+        let port = chat_example(&dir, &["node_modules", ".env", ".env.frontend"]);
+
+        // The README's command, then what a test adds: a free port, JSON to read, its own flags.
+        let readme = readme_first_command();
+        assert!(
+            readme.starts_with(&["cargo".into(), "dev".into()]),
+            "the README's first command is `cargo dev …` (what scripts/test builds and this test runs): {readme:?}"
+        );
+        let (bin, mut args) = cargo_dev(&readme[2..]);
+        args.extend(["--port", "0", "--output", "json"].map(String::from));
+        args.extend(extra.iter().map(ToString::to_string));
+        let command = format!("{} {}", bin.display(), args.join(" "));
+        let mut child = Command::new(&bin);
+        child
             .args(&args)
             .current_dir(&dir)
             .env("WSDEPLOY_CACHE_DIR", cache())
             .env("NO_COLOR", "1")
             .env_remove("AWS_ENDPOINT_URL")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("dev.out")).unwrap())
-            .stderr(std::fs::File::create(dir.join("dev.err")).unwrap())
+            .stderr(std::fs::File::create(dir.join("dev.err")).unwrap());
+        let mut dev = DevRun {
+            child: child.spawn().unwrap(),
+            dir: dir.clone(),
+            command: command.clone(),
+        };
+        // A first run compiles the functions and installs the example's packages (cached after).
+        let report = || dev_output(&dir, &command);
+        wait_ready(
+            &mut dev.child,
+            &dir.join("dev.err"),
+            Duration::from_secs(600),
+            report,
+        );
+        let url = format!("http://127.0.0.1:{port}/");
+        let doc: serde_json::Value = serde_json::from_str(read(&dir.join("dev.out")).trim())
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", dev.output()));
+        assert_eq!(doc["open"], url.as_str(), "{}", dev.output());
+
+        let artifacts = root().join("target/test-artifacts");
+        std::fs::create_dir_all(&artifacts).unwrap();
+        let shot = artifacts.join(script.replace(".mjs", ".png"));
+        let _ = std::fs::remove_file(&shot);
+        let mut browser = Command::new("node")
+            .arg(runner.join(script))
+            .args([url.as_str(), shot.to_str().unwrap()])
+            .current_dir(&runner)
+            .env("CHROMIUM", &chromium)
+            .stdout(std::fs::File::create(dir.join("browser.out")).unwrap())
+            .stderr(std::fs::File::create(dir.join("browser.err")).unwrap())
             .spawn()
-            .unwrap(),
-        dir: dir.clone(),
-        command: command.clone(),
-    };
-    // A first run compiles the functions and installs the example's packages (cached after).
-    let report = || dev_output(&dir, &command);
-    wait_ready(
-        &mut dev.child,
-        &dir.join("dev.err"),
-        Duration::from_secs(600),
-        report,
-    );
-    let url = format!("http://127.0.0.1:{port}/");
-    let doc: serde_json::Value = serde_json::from_str(read(&dir.join("dev.out")).trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", dev.output()));
-    assert_eq!(doc["open"], url.as_str(), "{}", dev.output());
+            .expect("node is required for the browser test");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(s) = browser.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = browser.kill();
+                break browser.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let run = ChromiumRun {
+            dev,
+            dir,
+            port,
+            shot,
+            command: format!(
+                "(cd {} && node {script} {url} <screenshot>)",
+                runner.display()
+            ),
+            _tmp: tmp,
+        };
+        assert!(
+            status.success(),
+            "the browser test failed ({status}):\n{}",
+            run.report()
+        );
+        let png = std::fs::read(&run.shot).unwrap_or_default();
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "no screenshot at {}:\n{}",
+            run.shot.display(),
+            run.report()
+        );
+        eprintln!("screenshot: {}", run.shot.display());
+        run
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "command: {}\n--- browser stdout ---\n{}\n--- browser stderr ---\n{}\n{}",
+            self.command,
+            read(&self.dir.join("browser.out")),
+            read(&self.dir.join("browser.err")),
+            self.dev.output()
+        )
+    }
+
+    /// The JSON summary the script prints last.
+    fn summary(&self) -> serde_json::Value {
+        read(&self.dir.join("browser.out"))
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_else(|| panic!("no JSON summary from the browser test:\n{}", self.report()))
+    }
+}
+
+#[test]
+fn two_users_chat_in_chromium_through_the_example() {
+    let mut run = ChromiumRun::start("chat.mjs", &LIMITS, &[]);
+    let (dir, port) = (run.dir.clone(), run.port);
+    let report = || run.report();
     // The secrets went to the backend's file only, 0600.
     let backend_env = dir.join(CHAT).join(".env");
     use std::os::unix::fs::PermissionsExt;
@@ -192,54 +283,6 @@ fn two_users_chat_in_chromium_through_the_example() {
         0o600
     );
 
-    let artifacts = root().join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join("chat.png");
-    let _ = std::fs::remove_file(&shot);
-    let mut browser = Command::new("node")
-        .arg(runner.join("chat.mjs"))
-        .args([url.as_str(), shot.to_str().unwrap()])
-        .current_dir(&runner)
-        .env("CHROMIUM", &chromium)
-        .stdout(std::fs::File::create(dir.join("browser.out")).unwrap())
-        .stderr(std::fs::File::create(dir.join("browser.err")).unwrap())
-        .spawn()
-        .expect("node is required for the browser test");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(s) = browser.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = browser.kill();
-            break browser.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let report = || {
-        format!(
-            "command: (cd {} && node chat.mjs {url} {})\n--- browser stdout ---\n{}\n--- browser stderr ---\n{}\n{}",
-            runner.display(),
-            shot.display(),
-            read(&dir.join("browser.out")),
-            read(&dir.join("browser.err")),
-            dev.output()
-        )
-    };
-    assert!(
-        status.success(),
-        "the browser test failed ({status}):\n{}",
-        report()
-    );
-    let png = std::fs::read(&shot).unwrap_or_default();
-    assert!(
-        png.starts_with(b"\x89PNG"),
-        "no screenshot at {}:\n{}",
-        shot.display(),
-        report()
-    );
-    eprintln!("screenshot: {}", shot.display());
-
     // Every hop was real: the Lambdas were invoked and the backend posted through @connections.
     let log = read(&dir.join("dev.err"));
     for hop in [
@@ -249,12 +292,7 @@ fn two_users_chat_in_chromium_through_the_example() {
     ] {
         assert!(log.contains(hop), "no `{hop}` in dev's log:\n{}", report());
     }
-    let out = read(&dir.join("browser.out"));
-    let summary: serde_json::Value = out
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no JSON summary from the browser test:\n{}", report()));
+    let summary = run.summary();
     let count = |what: &str| log.lines().filter(|l| l.contains(what)).count();
     eprintln!(
         "{summary}\nheartbeats answered by the gateway: {}; sockets dropped at the connection limit: {}; auth invocations: {}",
@@ -313,13 +351,46 @@ fn two_users_chat_in_chromium_through_the_example() {
         "a function served the ping:\n{}",
         report()
     );
-    assert_eq!(dev.stop(), 0, "{}", dev.output());
+    assert_eq!(run.dev.stop(), 0, "{}", run.dev.output());
     // Stopping dev stopped the example's backend too (npm and the node it started).
     assert!(
         !listening(port),
         "the backend still listens on {port} after dev stopped:\n{}",
-        dev.output()
+        run.dev.output()
     );
+}
+
+/// Rooms, presence and resume in the example (tests/node/rooms.mjs): three users in two rooms, a message reaches
+/// exactly its room's members; a page that closes while dev loses every $disconnect (as AWS may) leaves the online
+/// lists by the backend's sweep (every second here) alone; a page whose socket is cut gets, when it comes back, what
+/// each of its rooms said meanwhile, once.
+#[test]
+fn rooms_presence_and_resume_in_chromium_through_the_example() {
+    let mut run = ChromiumRun::start(
+        "rooms.mjs",
+        &["--lose-disconnects", "100"],
+        &[("CHAT_SWEEP_MS", "1000")],
+    );
+    let log = read(&run.dir.join("dev.err"));
+    // The sweep, not a $disconnect, told the backend: dev fired none, and it asked @connections about the socket.
+    assert!(
+        !log.contains("chat-local-disconnect 200"),
+        "a $disconnect reached the backend:\n{}",
+        run.report()
+    );
+    assert!(
+        log.contains("$disconnect not delivered (--lose-disconnects)"),
+        "dev lost no $disconnect:\n{}",
+        run.report()
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("@connections GET") && l.contains("410 Gone")),
+        "the sweep never found a closed socket through @connections:\n{}",
+        run.report()
+    );
+    eprintln!("{}", run.summary());
+    assert_eq!(run.dev.stop(), 0, "{}", run.dev.output());
 }
 
 #[test]
