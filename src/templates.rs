@@ -30,7 +30,9 @@ const NESTJS: Files = embed!("nestjs/src/socket":
     "lambda-signature.guard.ts", "raw-body.check.ts", "socket-connection.entity.ts",
     "socket-connections.controller.ts", "socket-message.entity.ts", "socket-subscription.entity.ts",
     "socket.module.ts", "socket.options.ts", "socket.service.ts");
-const FRONTEND: Files = embed!("frontend": "wsdeploy-socket.js");
+const FRONTEND: Files = embed!("frontend": "wsdeploy-react.js", "wsdeploy-socket.js");
+/// The React hooks, written beside the snippet only for a frontend whose package.json depends on React.
+const REACT_HOOKS: &str = "wsdeploy-react.js";
 const WORKFLOW: Files = embed!("github": "wsdeploy.yml");
 
 /// One file to write.
@@ -60,7 +62,24 @@ pub(crate) fn app_files(kind: Backend, backend_dir: &Path, frontend_dir: &Path) 
     } else {
         frontend_dir.to_path_buf()
     };
-    backend.into_iter().chain(place(FRONTEND, &front)).collect()
+    let react = uses_react(frontend_dir);
+    backend
+        .into_iter()
+        .chain(place(FRONTEND, &front).filter(|f| react || !f.path.ends_with(REACT_HOOKS)))
+        .collect()
+}
+
+/// Whether the frontend's package.json lists `react` among its dependencies (any kind).
+pub(crate) fn uses_react(frontend_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(frontend_dir.join("package.json")) else {
+        return false;
+    };
+    let Ok(manifest) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    ["dependencies", "devDependencies", "peerDependencies"]
+        .iter()
+        .any(|kind| manifest[kind].get("react").is_some())
 }
 
 /// The GitHub Actions workflow, at the root of the repository (`root`), using the wsdeploy action and release of
@@ -120,9 +139,16 @@ pub(crate) fn next_steps(kind: Backend, backend_dir: &Path, frontend_dir: &Path)
                 .into(),
         ),
     }
-    steps.push(format!(
-        "in {f}: connectSocket({{ url, getToken, onMessage }}) from wsdeploy-socket.js (no package to install)"
-    ));
+    steps.push(if uses_react(frontend_dir) {
+        format!(
+            "in {f}: const socket = useSocket({{ url, getToken }}), then useTopic(socket, topic, onMessage), from \
+             {REACT_HOOKS} (no package to install)"
+        )
+    } else {
+        format!(
+            "in {f}: connectSocket({{ url, getToken, onMessage }}) from wsdeploy-socket.js (no package to install)"
+        )
+    });
     steps
 }
 
@@ -173,6 +199,23 @@ mod tests {
             planned.last().unwrap().path,
             front.join("src/wsdeploy-socket.js")
         );
+        assert!(
+            !planned.iter().any(|f| f.path.ends_with(REACT_HOOKS)),
+            "no React, no hooks"
+        );
+        std::fs::write(
+            front.join("package.json"),
+            r#"{"dependencies": {"react": "^19.0.0", "react-dom": "^19.0.0"}}"#,
+        )
+        .unwrap();
+        let react = app_files(Backend::Nestjs, &t.path().join("api"), &front);
+        assert!(react
+            .iter()
+            .any(|f| f.path == front.join("src/wsdeploy-react.js")));
+        assert!(next_steps(Backend::Nestjs, Path::new("api"), &front)
+            .last()
+            .unwrap()
+            .contains("useSocket"));
         let flat = app_files(Backend::Express, Path::new("api"), Path::new("public"));
         assert_eq!(flat[0].path, Path::new("api/wsdeploy/index.js"));
         assert_eq!(

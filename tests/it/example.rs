@@ -204,6 +204,7 @@ impl ChromiumRun {
             .args([url.as_str(), shot.to_str().unwrap()])
             .current_dir(&runner)
             .env("CHROMIUM", &chromium)
+            .env("EXAMPLE_PUBLIC", dir.join(CHAT).join("public"))
             .stdout(std::fs::File::create(dir.join("browser.out")).unwrap())
             .stderr(std::fs::File::create(dir.join("browser.err")).unwrap())
             .spawn()
@@ -449,4 +450,20 @@ fn the_command_does_not_outlive_a_killed_dev() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The frontend template's React hooks (tests/node/react.mjs): one socket in StrictMode, messages routed by topic,
+/// presence followed, the socket closed on unmount; against the example under `wsdeploy dev`.
+#[test]
+fn the_react_hooks_keep_one_socket_route_topics_and_follow_presence() {
+    let mut run = ChromiumRun::start("react.mjs", &[], &[]);
+    let summary = run.summary();
+    eprintln!("{summary}");
+    // StrictMode's double mount opened a socket that was closed at once: no more than two ever opened.
+    assert!(
+        summary["strict_mode_sockets_opened"].as_u64() <= Some(2),
+        "{}",
+        run.report()
+    );
+    assert_eq!(run.dev.stop(), 0, "{}", run.dev.output());
 }
