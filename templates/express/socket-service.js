@@ -37,7 +37,8 @@ class SocketService {
    * @param {object} [opts.replay]  where sent messages are kept for reconnecting pages: { append, since }, both
    *   may be async; a MemoryReplayBuffer (one process) unless given
    * @param {number} [opts.concurrency=32]  posts in flight at most, on as many kept-alive connections
-   * @param {number} [opts.deadlineMs=10000]  a send (every socket of it) gives up retrying after this long
+   * @param {number} [opts.deadlineMs=10000]  a post gives up retrying this long after its first attempt (its own
+   *   clock: a post that waited its turn in a big publish still gets the whole of it)
    * @param {number} [opts.postTimeoutMs=3000]  one post's own limit, so that a slow socket holds up only itself
    * @param {object|false} [opts.sweep]  { intervalMs = 60000, idleMs = 120000 }, or false for no timer (call
    *   sweep() yourself)
@@ -169,9 +170,8 @@ class SocketService {
    */
   async replayTo(userId, connectionId, afterId) {
     const missed = await this.replay.since(userId, afterId);
-    const deadline = Date.now() + this.deadlineMs;
     for (const [i, entry] of missed.entries()) {
-      if ((await this.deliver(connectionId, entry.body, deadline)).outcome !== 'delivered') return i;
+      if ((await this.deliver(connectionId, entry.body)).outcome !== 'delivered') return i;
     }
     return missed.length;
   }
@@ -225,17 +225,21 @@ class SocketService {
   // At most `concurrency` posts in flight; each outcome counted.
   async fanOut(targets) {
     const result = { delivered: 0, gone: 0, failed: 0, lastError: undefined };
-    const deadline = Date.now() + this.deadlineMs;
     await pool(targets, this.concurrency, async ({ connectionId, body }) => {
-      const { outcome, error } = await this.deliver(connectionId, body, deadline);
+      const { outcome, error } = await this.deliver(connectionId, body);
       result[outcome]++;
       if (error) result.lastError = error;
     });
     return result;
   }
 
-  /** One post: 'delivered', 'gone' (410: forgotten) or 'failed' (after retrying 429 and 5xx until the deadline). */
-  async deliver(connectionId, body, deadline) {
+  /**
+   * One post: 'delivered', 'gone' (410: forgotten) or 'failed' (after retrying 429 and 5xx for deadlineMs). The
+   * deadline starts at this post's first attempt: one that waited behind thousands of others in a publish is not
+   * failed for having waited.
+   */
+  async deliver(connectionId, body) {
+    const deadline = Date.now() + this.deadlineMs;
     for (let attempt = 0; ; attempt++) {
       // Its own timer rather than AbortSignal.timeout(), whose timer does not keep the process waiting for it.
       const abort = new AbortController();

@@ -504,11 +504,11 @@ fn both_templates_publish_tell_presence_and_sweep_on_every_store() {
         .env("NODE_PATH", node_path)
         .current_dir(root().join("tests/node")));
     assert!(ok, "{out}");
-    // The six shared behaviours on each backend, and the two-instance one on Redis and on SQL.
+    // The seven shared behaviours on each backend, and the two-instance one on Redis and on SQL.
     for (backend, passed) in [
-        ("express memory", 6),
-        ("express redis", 7),
-        ("nestjs sql", 7),
+        ("express memory", 7),
+        ("express redis", 8),
+        ("nestjs sql", 8),
     ] {
         assert_eq!(
             out.matches(&format!("✔ {backend}: ")).count(),

@@ -255,6 +255,18 @@ for (const [kind, start] of backends) {
     assert.equal(pushes('fine').length, 1);
   });
 
+  test(`${kind}: a post that waits its turn in a long publish is not failed for the wait (the deadline is its own)`, async (t) => {
+    // One at a time, 60 ms each: the last of ten starts 540 ms in, past a 200 ms deadline counted from the publish.
+    const b = await start({ concurrency: 1, deadlineMs: 200 }, (id, body) =>
+      body?.type === 'push' ? new Promise((r) => setTimeout(r, 60)) : undefined);
+    t.after(() => b.close());
+    for (let i = 0; i < 10; i++) {
+      await b.register(`c${i}`, `u${i}`);
+      await b.subscribe(`u${i}`, 'long');
+    }
+    assert.deepEqual(await b.publish('long', { n: 1 }), { delivered: 10, gone: 0, failed: 0 });
+  });
+
   test(`${kind}: at most \`concurrency\` posts are in flight`, async (t) => {
     const b = await start({ concurrency: 4 }, () => new Promise((r) => setTimeout(r, 5)));
     t.after(() => b.close());
