@@ -62,18 +62,7 @@ class Wsdeploy(Gateway):
         self.backend = subprocess.Popen(["node", os.path.join(PEERS, "backend.cjs")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         backend_url = self.backend.stdout.readline().strip()
         self.dir = app_dir("bench", backend=backend_url)
-        env = dict(os.environ, WSDEPLOY_CACHE_DIR=tempfile.mkdtemp(prefix="wsdeploy-bench-cache-"), NO_COLOR="1", CI="true")
-        env.pop("AWS_ENDPOINT_URL", None)
-        # dev refuses sockets beyond --max-connections (10,000 by default): room for the idle ones and the measuring ones.
-        cmd = [WSDEPLOY, "dev", "--port", "0", "-q", "--output", "json", "--max-connections", str(self.max_connections)]
-        self.proc = subprocess.Popen(cmd, cwd=os.path.join(self.dir, "app"), env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-        # Its URL (the port it bound, the stage's path) is in the document it prints once it listens.
-        doc = ""
-        for line in self.proc.stdout:
-            doc += line
-            if line.startswith("}"):
-                break
-        self.url = json.loads(doc)["websocket_url"]
+        self.proc, self.url = start_dev(self.dir, self.max_connections)
         self._creds = None
 
     def management(self, connection_id, method, body=b""):
@@ -95,6 +84,22 @@ class Wsdeploy(Gateway):
         self.backend.stdin.close()
         self.backend.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_dev(app, max_connections):
+    """`wsdeploy dev` in the app folder `app` (as app_dir makes it): its process and its WebSocket URL."""
+    env = dict(os.environ, WSDEPLOY_CACHE_DIR=tempfile.mkdtemp(prefix="wsdeploy-bench-cache-"), NO_COLOR="1", CI="true")
+    env.pop("AWS_ENDPOINT_URL", None)
+    # dev refuses sockets beyond --max-connections (10,000 by default): room for the idle ones and the measuring ones.
+    cmd = [WSDEPLOY, "dev", "--port", "0", "-q", "--output", "json", "--max-connections", str(max_connections)]
+    proc = subprocess.Popen(cmd, cwd=os.path.join(app, "app"), env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    # Its URL (the port it bound, the stage's path) is in the document it prints once it listens.
+    doc = ""
+    for line in proc.stdout:
+        doc += line
+        if line.startswith("}"):
+            break
+    return proc, json.loads(doc)["websocket_url"]
 
 
 def _peer_env():

@@ -106,7 +106,7 @@ function nestBackend(compiled) {
     const ids = new Map((await db.getRepository(User).find()).map((u) => [u.email.split('@')[0], u.id]));
     const names = new Map([...ids].map(([n, i]) => [i, n]));
     const id = (u) => ids.get(u);
-    const { deadlineMs = 10_000, postTimeoutMs = 3_000, concurrency = 32 } = opts;
+    const { deadlineMs = 10_000, postTimeoutMs = 3_000, concurrency = 128 } = opts;
     const options = { ...ENV, endpoint: ENV.WS_API_ENDPOINT, region: ENV.WS_API_REGION, replay: { maxMessages: 200, maxAgeMs: 300_000 }, fanOut: { concurrency, deadlineMs, postTimeoutMs }, sweep: false, presence: opts.presence ?? (() => true) };
     const connections = db.getRepository(SocketConnection);
     const svc = new SocketService(connections, db.getRepository(SocketMessage), db.getRepository(SocketSubscription), options);

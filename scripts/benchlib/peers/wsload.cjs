@@ -10,6 +10,9 @@ const AUTH = JSON.stringify({ action: 'auth', token: 'bench' });
 const idle = [];
 let session = null;
 let received = 0;
+// The fan-out audience: authenticated sockets, each its own user; each counts its pushes, the last one's time kept.
+const audience = [];
+const pushes = { lastAt: 0 };
 
 function connect(url, timeoutMs) {
   return new Promise((resolve, reject) => {
@@ -118,7 +121,60 @@ const commands = {
     await new Promise((resolve) => setTimeout(resolve, 500));
     return { connectionId: s.id };
   },
+  // n sockets that authenticate as users `${prefix}0`, `${prefix}1`... (`concurrency` at a time, within `seconds`).
+  async authed({ url, n, concurrency, seconds, prefix }) {
+    const started = Date.now();
+    const deadline = started + seconds * 1000;
+    let launched = 0;
+    let failed = 0;
+    const errors = {};
+    async function worker() {
+      while (launched < n && Date.now() < deadline) {
+        const i = launched++;
+        try {
+          const ws = await connect(url, 30000);
+          ws.on('error', () => {});
+          ws.send(JSON.stringify({ action: 'auth', token: `${prefix}${i}` }));
+          const reply = JSON.parse(await next(ws, 30000));
+          if (reply.type !== 'auth' || reply.ok !== true) throw new Error(`auth answered ${JSON.stringify(reply)}`);
+          ws.got = 0;
+          ws.on('message', (data) => {
+            if (data.toString().startsWith('{"type":"push"')) {
+              ws.got += 1;
+              pushes.lastAt = performance.now();
+            }
+          });
+          audience.push(ws);
+        } catch (e) {
+          failed += 1;
+          errors[e.message] = (errors[e.message] || 0) + 1;
+          if (failed > 100 && failed > audience.length) break;
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    return { opened: audience.length, failed, seconds: (Date.now() - started) / 1000, errors };
+  },
+  // POSTs `url` (the backend's publish) and waits until every socket of the audience got the push: the time from
+  // the call to the last delivery, measured on this one clock.
+  // `got`: sockets that received it; `extra`: pushes beyond one per socket (after a settling half second).
+  async publish({ url, seconds }) {
+    for (const ws of audience) ws.got = 0;
+    const reached = () => audience.filter((ws) => ws.got > 0).length;
+    const started = performance.now();
+    const reply = await fetch(url, { method: 'POST' }).catch((e) => {
+      throw new Error(`${e.message}: ${e.cause?.message ?? e.cause}`);
+    });
+    const answer = await reply.json();
+    const deadline = Date.now() + seconds * 1000;
+    while (reached() < audience.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const toLast = pushes.lastAt - started;
+    await new Promise((r) => setTimeout(r, 500));
+    const extra = audience.reduce((n, ws) => n + Math.max(0, ws.got - 1), 0);
+    return { got: reached(), extra, expected: audience.length, to_last_ms: toLast, backend: answer };
+  },
   async close() {
+    for (const ws of audience.splice(0)) ws.terminate();
     for (const ws of idle.splice(0)) ws.terminate();
     if (session) session.terminate();
     session = null;

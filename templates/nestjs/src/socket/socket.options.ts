@@ -26,7 +26,7 @@ export interface SocketModuleOptions {
   /** How many of a user's messages are kept for pages that reconnect, and for how long (defaults 200, 5 min). */
   replay?: { maxMessages?: number; maxAgeMs?: number };
   /**
-   * Posts in flight at most (32), a send's retry deadline (10 s) and one post's own limit (3 s): see SocketService.
+   * Posts in flight at most (128), a post's retry deadline (10 s) and one post's own limit (3 s): see SocketService.
    */
   fanOut?: { concurrency?: number; deadlineMs?: number; postTimeoutMs?: number };
   /** How often the sweep runs (60 s) and how long a connection may go unheard of before it asks (120 s); false: never. */
@@ -70,7 +70,7 @@ export function resolveSocketOptions(o: SocketModuleOptions, env = process.env):
       accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     replay: { maxMessages: o.replay?.maxMessages ?? 200, maxAgeMs: o.replay?.maxAgeMs ?? 5 * 60 * 1000 },
     fanOut: {
-      concurrency: o.fanOut?.concurrency ?? 32,
+      concurrency: o.fanOut?.concurrency ?? 128,
       deadlineMs: o.fanOut?.deadlineMs ?? 10_000,
       postTimeoutMs: o.fanOut?.postTimeoutMs ?? 3_000,
     },
