@@ -7,7 +7,7 @@
 // Run by tests/it/example.rs, which starts `wsdeploy dev` (and with it the example's backend) first.
 // Exits 0 when every step passed, printing a JSON summary last; otherwise prints the step that failed, the pages'
 // console and exits 1.
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, screenshot] = process.argv.slice(2);
 if (!url || !screenshot) {
@@ -21,15 +21,7 @@ const PUSH_EVERY_MS = 200;
 const TIMERS = { alice: '&heartbeatMs=1000&renewMs=7000', bob: '&heartbeatMs=1000&renewMs=60000' };
 const log = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // This machine has no network beyond loopback: keep Chromium from trying to phone home.
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  timeout: 30_000,
-});
+const browser = await launch();
 
 let step = 'start';
 let pageA;

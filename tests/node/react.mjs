@@ -13,7 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
+import { launch, restClient } from './browser.mjs';
 
 const [url, screenshot] = process.argv.slice(2);
 if (!url || !screenshot) {
@@ -22,16 +22,10 @@ if (!url || !screenshot) {
 }
 const here = path.dirname(fileURLToPath(import.meta.url));
 const STEP_MS = 15_000;
+const rest = restClient(url);
 const log = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  timeout: 30_000,
-});
+const browser = await launch();
 
 let step = 'bundle the page';
 let page;
@@ -139,14 +133,4 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-}
-
-async function rest(method, p, body, token) {
-  const res = await fetch(new URL(p, url), {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`${method} ${p}: HTTP ${res.status} ${await res.text()}`);
-  return res.json();
 }

@@ -11,7 +11,7 @@
 // Run by tests/it/example.rs, which starts `wsdeploy dev` (and with it the example's backend) first.
 // Exits 0 when every step passed, printing a JSON summary last; otherwise prints the step that failed, the pages'
 // console and exits 1.
-import { chromium } from 'playwright-core';
+import { launch, restClient } from './browser.mjs';
 
 const [url, screenshot] = process.argv.slice(2);
 if (!url || !screenshot) {
@@ -19,17 +19,10 @@ if (!url || !screenshot) {
   process.exit(2);
 }
 const STEP_MS = 15_000;
+const rest = restClient(url);
 const log = [];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  // This machine has no network beyond loopback: keep Chromium from trying to phone home.
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-  timeout: 30_000,
-});
+const browser = await launch();
 
 let step = 'start';
 const pages = {};
@@ -171,14 +164,4 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
-}
-
-async function rest(method, path, body, token) {
-  const res = await fetch(new URL(path, url), {
-    method,
-    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${await res.text()}`);
-  return res.json();
 }
