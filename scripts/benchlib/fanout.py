@@ -131,3 +131,18 @@ def figure(found, path):
     fig.tight_layout()
     fig.savefig(path, metadata={"Date": None})
     plt.close(fig)
+
+
+def markdown(found):
+    """The fan-out table of docs/benchmarks.md: time to the last delivery and peak RSS, a row per audience and
+    round trip, a column per way."""
+    ways = [("article", None, "article's loop"), ("template", 32, "template, 32 in flight"), ("template", 128, "template, 128 in flight")]
+    lines = ["| sockets | `@connections` | " + " | ".join(w[2] for w in ways) + " |", "| ---: | --- |" + " ---: |" * len(ways)]
+    for n, rtt in sorted({(f["audience"], f["rtt_ms"]) for f in found}):
+        cells = []
+        for way, concurrency, _ in ways:
+            f = next((x for x in found if (x["audience"], x["rtt_ms"], x["way"], x["concurrency"]) == (n, rtt, way, concurrency)), None)
+            cells.append("–" if not f or not f["to_last_ms"] else f"{f['to_last_ms'] / 1000:.2f} s, {f['rss_peak_mb']:.0f} MB")
+        where = "loopback" if rtt == 0 else f"{rtt} ms (model)"
+        lines.append(f"| {n:,} | {where} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

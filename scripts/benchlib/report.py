@@ -196,6 +196,12 @@ def write(summary, publish):
         figure(summary["gateway"], svg)
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
+    if summary.get("fanout") and publish:
+        from . import fanout
+
+        os.makedirs(os.path.join(ROOT, "docs", "bench"), exist_ok=True)
+        shutil.copy(os.path.join(OUT, "fanout.svg"), os.path.join(ROOT, "docs", "bench", "fanout.svg"))
+        replace_block("fanout", fanout.markdown(summary["fanout"]))
     if not (summary.get("gateway") and summary.get("deploy")):
         return
     table = markdown(summary)
@@ -204,14 +210,19 @@ def write(summary, publish):
     if publish:
         os.makedirs(os.path.join(ROOT, "docs", "bench"), exist_ok=True)
         shutil.copy(svg, os.path.join(ROOT, "docs", "bench", "gateway-latency.svg"))
-        page = os.path.join(ROOT, "docs", "benchmarks.md")
-        text = open(page).read()
-        start, end = "<!-- bench:peers:start -->", "<!-- bench:peers:end -->"
-        if start not in text:
-            raise SystemExit(f"docs/benchmarks.md has no {start} ... {end} block to replace")
-        new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: f"{start}\n{table}\n![Local gateway latency](bench/gateway-latency.svg)\n{end}", text, flags=re.S)
-        with open(page, "w") as f:
-            f.write(new)
+        replace_block("peers", f"{table}\n![Local gateway latency](bench/gateway-latency.svg)")
+
+
+def replace_block(name, body):
+    """Puts `body` between docs/benchmarks.md's `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`."""
+    page = os.path.join(ROOT, "docs", "benchmarks.md")
+    text = open(page).read()
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    if start not in text:
+        raise SystemExit(f"docs/benchmarks.md has no {start} ... {end} block to replace")
+    new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _m: f"{start}\n{body}\n{end}", text, flags=re.S)
+    with open(page, "w") as f:
+        f.write(new)
 
 
 def today():
