@@ -79,10 +79,17 @@ def publish(client, stack, n, way, concurrency, rtt):
     }
 
 
+def way_name(way, concurrency):
+    return "article's loop" if way == "article" else f"template, {concurrency} in flight"
+
+
+def where(rtt):
+    return "loopback" if rtt == 0 else f"{rtt} ms round trip (model)"
+
+
 def label(f):
-    way = "article's loop (aws-sdk v2, all at once)" if f["way"] == "article" else f"template publish, {f['concurrency']} in flight"
-    where = "loopback" if f["rtt_ms"] == 0 else f"{f['rtt_ms']} ms round trip (model)"
-    return f"{f['audience']:,} sockets, {where}, {way}"
+    detail = " (aws-sdk v2, all at once)" if f["way"] == "article" else ""
+    return f"{f['audience']:,} sockets, {where(f['rtt_ms'])}, {way_name(f['way'], f['concurrency'])}{detail}"
 
 
 def rows(found):
@@ -115,14 +122,12 @@ def figure(found, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.2))
-    ways = sorted({(f["rtt_ms"], f["way"], f["concurrency"] or 0) for f in found})
-    for rtt, way, concurrency in ways:
-        points = sorted((f["audience"], f["to_last_ms"]) for f in found
-                        if (f["rtt_ms"], f["way"], f["concurrency"] or 0) == (rtt, way, concurrency) and f["to_last_ms"])
-        name = "article's loop" if way == "article" else f"template, {concurrency} in flight"
-        where = "loopback" if rtt == 0 else f"{rtt} ms round trip (model)"
-        ax.plot([p[0] for p in points], [p[1] / 1000 for p in points], marker="o",
-                linestyle="-" if rtt == 0 else "--", label=f"{name}, {where}")
+    for rtt in RTTS:
+        for way, concurrency in WAYS:
+            points = sorted((f["audience"], f["to_last_ms"]) for f in found
+                            if (f["rtt_ms"], f["way"], f["concurrency"]) == (rtt, way, concurrency) and f["to_last_ms"])
+            ax.plot([p[0] for p in points], [p[1] / 1000 for p in points], marker="o",
+                    linestyle="-" if rtt == 0 else "--", label=f"{way_name(way, concurrency)}, {where(rtt)}")
     ax.set_xlabel("sockets in the audience")
     ax.set_ylabel("publish to last delivery (s)")
     ax.set_title("One message to every socket through wsdeploy dev's @connections")
@@ -136,13 +141,11 @@ def figure(found, path):
 def markdown(found):
     """The fan-out table of docs/benchmarks.md: time to the last delivery and peak RSS, a row per audience and
     round trip, a column per way."""
-    ways = [("article", None, "article's loop"), ("template", 32, "template, 32 in flight"), ("template", 128, "template, 128 in flight")]
-    lines = ["| sockets | `@connections` | " + " | ".join(w[2] for w in ways) + " |", "| ---: | --- |" + " ---: |" * len(ways)]
+    lines = ["| sockets | `@connections` | " + " | ".join(way_name(*w) for w in WAYS) + " |", "| ---: | --- |" + " ---: |" * len(WAYS)]
     for n, rtt in sorted({(f["audience"], f["rtt_ms"]) for f in found}):
         cells = []
-        for way, concurrency, _ in ways:
+        for way, concurrency in WAYS:
             f = next((x for x in found if (x["audience"], x["rtt_ms"], x["way"], x["concurrency"]) == (n, rtt, way, concurrency)), None)
             cells.append("–" if not f or not f["to_last_ms"] else f"{f['to_last_ms'] / 1000:.2f} s, {f['rss_peak_mb']:.0f} MB")
-        where = "loopback" if rtt == 0 else f"{rtt} ms (model)"
-        lines.append(f"| {n:,} | {where} | " + " | ".join(cells) + " |")
+        lines.append(f"| {n:,} | {where(rtt).replace(' round trip', '')} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

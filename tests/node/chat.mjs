@@ -7,7 +7,7 @@
 // Run by tests/it/example.rs, which starts `wsdeploy dev` (and with it the example's backend) first.
 // Exits 0 when every step passed, printing a JSON summary last; otherwise prints the step that failed, the pages'
 // console and exits 1.
-import { launch } from './browser.mjs';
+import { launch, watch } from './browser.mjs';
 
 const [url, screenshot] = process.argv.slice(2);
 if (!url || !screenshot) {
@@ -32,13 +32,9 @@ try {
     const context = await browser.newContext({ viewport: { width: 720, height: 560 } });
     const page = await context.newPage();
     page.setDefaultTimeout(STEP_MS);
-    page.on('console', (m) => log.push(`[${name} console.${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => log.push(`[${name} pageerror] ${e.message}`));
-    page.on('websocket', (ws) => {
+    watch(page, name, log);
+    page.on('websocket', () => {
       sockets[name] += 1;
-      log.push(`[${name}] websocket ${ws.url()}`);
-      ws.on('framereceived', (f) => log.push(`[${name}] <- ${String(f.payload).slice(0, 200)}`));
-      ws.on('close', () => log.push(`[${name}] websocket closed`));
     });
     await page.goto(`${url}?user=${name}${TIMERS[name]}`);
     return page;

@@ -13,7 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { launch, restClient } from './browser.mjs';
+import { launch, restClient, watch } from './browser.mjs';
 
 const [url, screenshot] = process.argv.slice(2);
 if (!url || !screenshot) {
@@ -63,16 +63,12 @@ try {
   const context = await browser.newContext({ viewport: { width: 640, height: 480 } });
   page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
-  page.on('console', (m) => log.push(`[rita console.${m.type()}] ${m.text()}`));
-  page.on('pageerror', (e) => log.push(`[rita pageerror] ${e.message}`));
+  watch(page, 'rita', log);
   const sockets = { opened: 0, closed: 0 };
   page.on('websocket', (ws) => {
     sockets.opened += 1;
-    log.push(`[rita] websocket ${ws.url()}`);
-    ws.on('framereceived', (f) => log.push(`[rita] <- ${String(f.payload).slice(0, 200)}`));
     ws.on('close', () => {
       sockets.closed += 1;
-      log.push('[rita] websocket closed');
     });
   });
   // Served by the example's backend from the test's copy of it (EXAMPLE_PUBLIC), from the origin dev lets in.

@@ -11,7 +11,7 @@
 // Run by tests/it/example.rs, which starts `wsdeploy dev` (and with it the example's backend) first.
 // Exits 0 when every step passed, printing a JSON summary last; otherwise prints the step that failed, the pages'
 // console and exits 1.
-import { launch, restClient } from './browser.mjs';
+import { launch, restClient, watch } from './browser.mjs';
 
 const [url, screenshot] = process.argv.slice(2);
 if (!url || !screenshot) {
@@ -33,13 +33,7 @@ try {
     const context = await browser.newContext({ viewport: { width: 760, height: 560 } });
     const page = await context.newPage();
     page.setDefaultTimeout(STEP_MS);
-    page.on('console', (m) => log.push(`[${name} console.${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => log.push(`[${name} pageerror] ${e.message}`));
-    page.on('websocket', (ws) => {
-      log.push(`[${name}] websocket ${ws.url()}`);
-      ws.on('framereceived', (f) => log.push(`[${name}] <- ${String(f.payload).slice(0, 200)}`));
-      ws.on('close', () => log.push(`[${name}] websocket closed`));
-    });
+    watch(page, name, log);
     if (name === 'alice') {
       await page.routeWebSocket(/.*/, (ws) => {
         if (alice.refuse) {
