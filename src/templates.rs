@@ -28,7 +28,8 @@ const EXPRESS: Files = embed!("express":
     "socket-connections.js", "socket-service.js");
 const NESTJS: Files = embed!("nestjs/src/socket":
     "lambda-signature.guard.ts", "raw-body.check.ts", "socket-connection.entity.ts",
-    "socket-connections.controller.ts", "socket-message.entity.ts", "socket-subscription.entity.ts",
+    "socket-connections.controller.ts", "socket-message.entity.ts", "socket-pending.entity.ts",
+    "socket-subscription.entity.ts",
     "socket.module.ts", "socket.options.ts", "socket.service.ts");
 const FRONTEND: Files = embed!("frontend": "wsdeploy-react.js", "wsdeploy-socket.js");
 /// The React hooks, written beside the snippet only for a frontend whose package.json depends on React.

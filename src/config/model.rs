@@ -32,6 +32,12 @@ pub struct Layer {
     /// function runs, nothing is billed but the message), so that clients keep their sockets inside API Gateway's
     /// 10-minute idle limit. Default true.
     pub heartbeat: Option<bool>,
+    /// Close a socket that has not authenticated within this many seconds (1 to 7200). The connect function then
+    /// also runs on `$connect` and tells the backend of the pending socket, and the backend closes it at the
+    /// deadline unless its `auth` went through. Costs one more function call and backend call per connection.
+    /// Unset: a socket that never authenticates lives until API Gateway's limits close it (10 minutes idle, 2 hours).
+    #[schemars(range(min = 1, max = 7200))]
+    pub auth_timeout_s: Option<u32>,
     /// Stage-wide throttling of the messages API Gateway accepts (connections included), so that a flood hits
     /// API Gateway's 429 rather than your functions and backend. Defaults: rate 100 per second, burst 200.
     pub throttle: Option<Throttle>,
@@ -326,7 +332,7 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages, heartbeat, ip_address_type; backend, routes, lambda, env, tags, dev, throttle, expect, logs, domain });
+merge_struct!(Layer { project, region, credentials, stages, heartbeat, auth_timeout_s, ip_address_type; backend, routes, lambda, env, tags, dev, throttle, expect, logs, domain });
 merge_struct!(Domain { name, certificate_arn, hosted_zone_id; });
 merge_struct!(Logs { access, execution, retention_days; });
 merge_struct!(Expect { connections, messages_per_minute, message_kb; });

@@ -20,6 +20,10 @@ pub(crate) const FUNCTION_ENV_STAGE: &str = "WSDEPLOY_STAGE";
 /// `dev` only: its `@connections` endpoint, which the functions call instead of the API's execute-api host.
 pub(crate) const FUNCTION_ENV_MANAGEMENT_ENDPOINT: &str = "WSDEPLOY_MANAGEMENT_ENDPOINT";
 pub(crate) const FUNCTION_ENV_SIGNING_SECRET_PREVIOUS: &str = "WSDEPLOY_SIGNING_SECRET_PREVIOUS";
+/// `auth_timeout_s`: the connect function then registers a socket without a token as pending on `$connect`.
+pub(crate) const FUNCTION_ENV_AUTH_TIMEOUT_S: &str = "WSDEPLOY_AUTH_TIMEOUT_S";
+/// The bundled function that authenticates sockets.
+pub(crate) const CONNECT_FUNCTION: &str = "connect";
 
 /// `wsdeploy dev` runs this stage: implicit, never deployed.
 pub(crate) const LOCAL_STAGE: &str = "local";
@@ -53,6 +57,9 @@ pub struct StageConfig {
     pub lambda: LambdaSettings,
     /// `ping` answered by the gateway itself (see `facts::HEARTBEAT_ACTION`).
     pub heartbeat: bool,
+    /// Seconds a socket has to authenticate before the backend closes it; with it, `routes` holds `$connect` on
+    /// the connect function, which tells the backend of each pending socket.
+    pub auth_timeout_s: Option<u32>,
     pub throttle: ThrottleSettings,
     pub credentials: CredentialsMode,
     /// Who may connect: IPv4 clients, or IPv4 and IPv6 (the API's endpoint and its domain).
@@ -516,9 +523,10 @@ fn resolve_layer(
             "the Lambda must outlive its backend call to report a slow backend: lower backend.timeout_ms or raise lambda.timeout_s",
         );
     }
-    let routes = l.routes.clone().unwrap_or_else(default_routes);
+    let mut routes = l.routes.clone().unwrap_or_else(default_routes);
     let heartbeat = l.heartbeat.unwrap_or(true);
     check_routes(checker, &routes, heartbeat, &origin);
+    let auth_timeout_s = auth_timeout(checker, l.auth_timeout_s, &mut routes, &origin);
     let throttle = ThrottleSettings::of(l.throttle.as_ref());
     let expect = expected_load(checker, l.expect.as_ref(), &origin);
     check_route_throttles(checker, &throttle, &routes, heartbeat, &origin);
@@ -555,6 +563,7 @@ fn resolve_layer(
             reserved_concurrency: lambda.reserved_concurrency,
         },
         heartbeat,
+        auth_timeout_s,
         throttle,
         credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
         ip_address_type: l.ip_address_type.unwrap_or_default(),
@@ -736,6 +745,52 @@ fn check_routes(
     }
 }
 
+/// `auth_timeout_s`: in range, for sockets that authenticate by message, and then `$connect` goes to the connect
+/// function, which registers each socket as pending with the backend (API Gateway has no timer of its own for
+/// this, and the heartbeat keeps an unauthenticated socket open for up to 2 hours).
+fn auth_timeout(
+    checker: &mut Checker<'_>,
+    timeout: Option<u32>,
+    routes: &mut BTreeMap<String, String>,
+    origin: &dyn Fn(&[&str]) -> Vec<String>,
+) -> Option<u32> {
+    let timeout = timeout?;
+    let max = crate::facts::MAX_CONNECTION_S as u32;
+    if !(1..=max).contains(&timeout) {
+        checker.error(
+            origin(&["auth_timeout_s"]),
+            format!("{timeout} s is outside 1 to {max} seconds (API Gateway closes every socket after 2 hours)"),
+            "set a few seconds more than your page needs to send its `auth` message, e.g. 30",
+        );
+        return None;
+    }
+    let by_message = routes
+        .iter()
+        .any(|(k, f)| f == CONNECT_FUNCTION && k != "$connect");
+    match routes.get("$connect").map(String::as_str) {
+        Some(CONNECT_FUNCTION) => checker.error(
+            origin(&["auth_timeout_s"]),
+            "sockets already authenticate on `$connect` (`?token=` on the URL); this is for sockets that authenticate by message",
+            "remove auth_timeout_s: a socket without a valid token is refused at the handshake",
+        ),
+        Some(other) => checker.error(
+            origin(&["routes", "$connect"]),
+            format!("`$connect` goes to `{other}`, but auth_timeout_s needs it for the connect function"),
+            "remove the `$connect` route (wsdeploy adds it), or remove auth_timeout_s",
+        ),
+        None if !by_message => checker.error(
+            origin(&["auth_timeout_s"]),
+            "no route goes to the connect function, so no socket could authenticate in time",
+            "add `auth: connect` to routes, or remove auth_timeout_s",
+        ),
+        None => {
+            routes.insert("$connect".into(), CONNECT_FUNCTION.into());
+            return Some(timeout);
+        }
+    }
+    None
+}
+
 /// `expect:`, for the cost row of `plan`: both numbers, or it is no load.
 fn expected_load(
     checker: &mut Checker<'_>,
@@ -890,7 +945,7 @@ pub(crate) fn is_local(url: &url::Url) -> bool {
 /// Whether a route's answer goes back to the client: the routes `connect` serves, except the two API Gateway
 /// calls on its own (`$connect`'s answer is the handshake, `$disconnect` has nobody to answer).
 pub(crate) fn replies(route_key: &str, function: &str) -> bool {
-    function == "connect" && route_key != "$connect" && route_key != "$disconnect"
+    function == CONNECT_FUNCTION && route_key != "$connect" && route_key != "$disconnect"
 }
 
 /// Resource names of one stage: the one place they are made, for `up`, `plan`, `teardown` and the reads of what
@@ -987,6 +1042,10 @@ impl StageConfig {
         ]
         .into_iter()
         .chain(previous)
+        .chain(
+            self.auth_timeout_s
+                .map(|t| (FUNCTION_ENV_AUTH_TIMEOUT_S, t.to_string())),
+        )
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

@@ -19,6 +19,7 @@ if old and old ~= user then
   redis.call('SREM', p .. 'u:' .. old, id)
   if redis.call('SCARD', p .. 'u:' .. old) == 0 then redis.call('SREM', p .. 'online', old) end
 end
+redis.call('ZREM', p .. 'pending', id)
 redis.call('HSET', p .. 'c:' .. id, 'u', user, 's', now)
 redis.call('SADD', p .. 'u:' .. user, id)
 redis.call('SADD', p .. 'online', user)
@@ -28,6 +29,7 @@ return redis.call('SCARD', p .. 'u:' .. user)`;
 // A connection forgotten: its user and the user's sockets left, or nil when it was not known.
 const REMOVE = `
 local p, id = ARGV[1], ARGV[2]
+redis.call('ZREM', p .. 'pending', id)
 local user = redis.call('HGET', p .. 'c:' .. id, 'u')
 if not user then return nil end
 redis.call('DEL', p .. 'c:' .. id)
@@ -36,6 +38,18 @@ redis.call('SREM', p .. 'u:' .. user, id)
 local left = redis.call('SCARD', p .. 'u:' .. user)
 if left == 0 then redis.call('SREM', p .. 'online', user) end
 return {user, left}`;
+
+// A socket yet to authenticate, unless it has already (a pending call that arrived after its auth).
+const EXPECT = `
+local p, id, deadline = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', p .. 'c:' .. id) == 0 then redis.call('ZADD', p .. 'pending', deadline, id) end`;
+
+// The sockets whose deadline passed unauthenticated, taken out so that one instance closes each.
+const OVERDUE = `
+local p, now = ARGV[1], ARGV[2]
+local due = redis.call('ZRANGEBYSCORE', p .. 'pending', '-inf', now)
+for _, id in ipairs(due) do redis.call('ZREM', p .. 'pending', id) end
+return due`;
 
 class RedisConnectionStore {
   /**
@@ -48,6 +62,8 @@ class RedisConnectionStore {
     this.p = prefix;
     redis.defineCommand('wsdeployAdd', { numberOfKeys: 0, lua: ADD });
     redis.defineCommand('wsdeployRemove', { numberOfKeys: 0, lua: REMOVE });
+    redis.defineCommand('wsdeployExpect', { numberOfKeys: 0, lua: EXPECT });
+    redis.defineCommand('wsdeployOverdue', { numberOfKeys: 0, lua: OVERDUE });
   }
 
   async add(connectionId, userId, now = Date.now()) {
@@ -100,6 +116,14 @@ class RedisConnectionStore {
 
   idleSince(before) {
     return this.redis.zrangebyscore(`${this.p}seen`, '-inf', `(${before}`);
+  }
+
+  async expectAuth(connectionId, deadline) {
+    await this.redis.wsdeployExpect(this.p, connectionId, deadline);
+  }
+
+  overdue(now = Date.now()) {
+    return this.redis.wsdeployOverdue(this.p, now);
   }
 }
 

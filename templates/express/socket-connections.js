@@ -9,6 +9,9 @@
 //
 //   POST   /socket-connections                {"connectionId": "...", "sourceIp": "...", "resumeAfter": 17},
 //                                              Authorization: Bearer <the user's token>
+//   POST   /socket-connections                {"connectionId": "...", "sourceIp": "...", "pending": true,
+//                                              "authTimeoutS": 30}, no Authorization: under `auth_timeout_s`, on
+//                                              $connect, a socket that has that long to authenticate
 //   DELETE /socket-connections/:connectionId
 //
 // Both are refused (401) without a valid X-Wsdeploy-Signature. A 2xx to the POST tells the browser
@@ -44,6 +47,7 @@ function socketConnections({ express, store, userFromToken, sockets, signingSecr
       if (typeof connectionId !== 'string' || connectionId === '') {
         return res.status(400).json({ error: 'connectionId is required' });
       }
+      if (req.body?.pending === true) return await pending(req, res, connectionId);
       const token = /^Bearer (.+)$/.exec(req.get('authorization') || '')?.[1];
       const sourceIp = typeof req.body?.sourceIp === 'string' ? req.body.sourceIp : undefined;
       if (sockets) {
@@ -71,6 +75,21 @@ function socketConnections({ express, store, userFromToken, sockets, signingSecr
       next(err);
     }
   });
+
+  // The socket is not open yet (its $connect is what is calling), so there is nothing to look up: the record only
+  // lets the socket be closed, never bound. Your userFromToken is not asked; refuse here (403) to turn an address
+  // away at the handshake.
+  async function pending(req, res, connectionId) {
+    const timeoutS = req.body.authTimeoutS;
+    if (!Number.isSafeInteger(timeoutS) || timeoutS < 1) {
+      return res.status(400).json({ error: 'authTimeoutS must be a whole number of seconds' });
+    }
+    if (!sockets) {
+      return res.status(501).json({ error: 'pass `sockets` to socketConnections() to close sockets that never authenticate' });
+    }
+    await sockets.expectAuth(connectionId, Date.now() + timeoutS * 1000);
+    res.status(202).json({ connectionId });
+  }
 
   // API Gateway ids contain '+', '/' and '='; the Lambda percent-encodes them, Express decodes req.params.
   router.delete('/socket-connections/:connectionId', ...signed, async (req, res, next) => {

@@ -22,6 +22,7 @@ const http = require('node:http');
 const https = require('node:https');
 const {
   ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
   GetConnectionCommand,
   PostToConnectionCommand,
 } = require('@aws-sdk/client-apigatewaymanagementapi');
@@ -82,6 +83,8 @@ class SocketService {
       const { intervalMs = 60_000, idleMs = 120_000 } = sweep;
       this.sweeper = setInterval(() => {
         this.sweep({ idleMs }).catch((err) => console.error('wsdeploy: sweep failed', err));
+        // Sockets whose timers a restarted process lost.
+        this.closeUnauthenticated().catch((err) => console.error('wsdeploy: closing unauthenticated sockets failed', err));
       }, intervalMs);
       this.sweeper.unref?.();
     }
@@ -164,6 +167,38 @@ class SocketService {
       }
     });
     return { checked: idle.length, gone };
+  }
+
+  /**
+   * A socket that has yet to authenticate (socketConnections() calls it when the connect function reports one,
+   * under `auth_timeout_s`): closed at `deadline` (ms) unless it authenticates first.
+   */
+  async expectAuth(connectionId, deadline) {
+    await this.store.expectAuth(connectionId, deadline);
+    const timer = setTimeout(() => {
+      this.closeUnauthenticated().catch((err) => console.error('wsdeploy: closing unauthenticated sockets failed', err));
+    }, Math.max(0, deadline - Date.now()) + 5);
+    timer.unref?.();
+  }
+
+  /**
+   * Closes (DELETE @connections) every socket whose time to authenticate has passed: { closed }. Its $disconnect
+   * follows as for any close. A close that fails for a passing reason (429, 5xx) is tried again a second later.
+   */
+  async closeUnauthenticated(now = Date.now()) {
+    const overdue = await this.store.overdue(now);
+    let closed = 0;
+    await pool(overdue, this.concurrency, async (connectionId) => {
+      try {
+        await this.client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+        closed++;
+      } catch (err) {
+        if (isGone(err)) return;
+        if (retryable(err)) return this.expectAuth(connectionId, Date.now() + 1_000);
+        console.error(`wsdeploy: could not close unauthenticated socket ${connectionId}`, err);
+      }
+    });
+    return { closed };
   }
 
   /**

@@ -36,6 +36,10 @@ const FACTORS: &[Factor] = &[
         values: &[("on", "heartbeat: true"), ("off", "heartbeat: false")],
     },
     Factor {
+        option: "auth_timeout_s",
+        values: &[("none", ""), ("30", "auth_timeout_s: 30")],
+    },
+    Factor {
         option: "lambda.env_key",
         values: &[
             ("stage", "lambda: { env_key: stage }"),
@@ -172,7 +176,7 @@ fn the_rows_cover_every_pair_of_values() {
             }
         }
     }
-    // Far fewer than every combination (2·2·3·2·3·3·3·2·2·2·2 = 10,368), and not fewer than the largest pair's 9.
+    // Far fewer than every combination (2·2·2·3·2·3·3·3·2·2·2·2 = 20,736), and not fewer than the largest pair's 9.
     assert!((9..=16).contains(&rows.len()), "{} rows", rows.len());
 }
 

@@ -506,9 +506,9 @@ fn both_templates_publish_tell_presence_and_sweep_on_every_store() {
     assert!(ok, "{out}");
     // The seven shared behaviours on each backend, and the two-instance one on Redis and on SQL.
     for (backend, passed) in [
-        ("express memory", 7),
-        ("express redis", 8),
-        ("nestjs sql", 8),
+        ("express memory", 8),
+        ("express redis", 9),
+        ("nestjs sql", 9),
     ] {
         assert_eq!(
             out.matches(&format!("✔ {backend}: ")).count(),
@@ -652,6 +652,7 @@ impl Drop for Node {
 async fn express_backend_under_dev(
     routes: &str,
     ready: &str,
+    config: &str,
     dev_args: &[&str],
 ) -> (crate::support::devkit::Dev, String, Node) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -660,7 +661,7 @@ async fn express_backend_under_dev(
         .unwrap()
         .port();
     let backend = format!("http://127.0.0.1:{port}");
-    let dev = crate::support::devkit::Dev::start(&backend, "", dev_args);
+    let dev = crate::support::devkit::Dev::start(&backend, config, dev_args);
     let server = dev.dir.path().join("backend/server.js");
     std::fs::write(
         &server,
@@ -710,6 +711,7 @@ async fn the_express_template_publishes_to_a_topics_sockets_and_tells_presence_t
          app.post('/publish/:topic', express.json(), async (req, res) => res.json(await sockets.publish(req.params.topic, req.body)));\n\
          app.get('/presence/:topic', async (req, res) => res.json((await sockets.presence(req.params.topic)).sort()));\n",
         "/presence/none",
+        "",
         &[],
     )
     .await;
@@ -806,6 +808,7 @@ async fn the_sweep_forgets_a_socket_whose_disconnect_was_lost() {
          app.post('/sweep', async (req, res) => res.json(await sockets.sweep({ idleMs: 0 })));\n\
          app.get('/presence', async (req, res) => res.json((await sockets.presence('room')).sort()));\n",
         "/presence",
+        "",
         &["--lose-disconnects", "100"],
     )
     .await;
@@ -875,6 +878,77 @@ async fn the_sweep_forgets_a_socket_whose_disconnect_was_lost() {
     );
 }
 
+/// `auth_timeout_s`, end to end: the connect function runs on `$connect` and reports the socket as pending, and the
+/// template closes it at the deadline through `@connections` unless its `auth` went through. A socket that sends
+/// only heartbeats is closed; one that authenticated outlives the deadline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_socket_that_never_authenticates_is_closed_at_the_auth_timeout() {
+    use crate::support::devkit::{close_code, next_text};
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (dev, backend, _node) = express_backend_under_dev(
+        "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
+           userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
+         app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n",
+        "/bound",
+        "auth_timeout_s: 2\n",
+        &[],
+    )
+    .await;
+    let (mut silent, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    let (mut authed, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+    let started = std::time::Instant::now();
+    authed
+        .send(Message::Text(
+            r#"{"action":"auth","token":"good-token"}"#.into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut authed).await,
+        r#"{"ok":true,"type":"auth"}"#,
+        "{}",
+        dev.output()
+    );
+    // The heartbeat, which would otherwise keep it open for two hours.
+    silent
+        .send(Message::Text(r#"{"action":"ping"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut silent).await, r#"{"action":"pong"}"#);
+    let code = close_code(&mut silent, 10).await;
+    let waited = started.elapsed();
+    assert!(
+        code.is_some(),
+        "the silent socket was not closed:\n{}",
+        dev.output()
+    );
+    assert!(
+        waited >= std::time::Duration::from_millis(1900),
+        "closed after {waited:?}, before its 2 s were up"
+    );
+    assert!(dev.output().contains("$connect"), "{}", dev.output());
+    authed
+        .send(Message::Text(r#"{"action":"ping"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&mut authed).await,
+        r#"{"action":"pong"}"#,
+        "the authenticated socket stays"
+    );
+    let bound: Vec<String> = serde_json::from_str(
+        &reqwest::get(format!("{backend}/bound"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(bound.len(), 1, "{bound:?}");
+}
+
 /// The Express template's backend (socketConnections with a SocketService) against `wsdeploy dev`, node and all
 /// real. Holding the signing secret is not enough to hijack a socket: a signed POST binds a connection only while
 /// it is open and from the signed address, and a signed DELETE forgets it only once it is closed; the real
@@ -888,6 +962,7 @@ async fn the_express_template_binds_only_open_sockets_from_the_signed_address() 
            userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
          app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n",
         "/bound",
+        "",
         &[],
     )
     .await;

@@ -14,11 +14,12 @@ const from = (file) => require(`${process.env.SUBJECT}/${file}`);
 const { SocketMessage } = from('socket/socket-message.entity.js');
 const { SocketConnection } = from('socket/socket-connection.entity.js');
 const { SocketSubscription } = from('socket/socket-subscription.entity.js');
+const { SocketPending } = from('socket/socket-pending.entity.js');
 const { SocketService } = from('socket/socket.service.js');
 const { User } = from('users/user.entity.js');
 
 async function service(replay = { maxMessages: 200, maxAgeMs: 60_000 }) {
-  const db = new DataSource({ type: 'sqljs', entities: [User, SocketConnection, SocketMessage, SocketSubscription], synchronize: true });
+  const db = new DataSource({ type: 'sqljs', entities: [User, SocketConnection, SocketMessage, SocketSubscription, SocketPending], synchronize: true });
   await db.initialize();
   const options = {
     endpoint: 'http://127.0.0.1:9/local',
@@ -31,6 +32,7 @@ async function service(replay = { maxMessages: 200, maxAgeMs: 60_000 }) {
     db.getRepository(SocketConnection),
     db.getRepository(SocketMessage),
     db.getRepository(SocketSubscription),
+    db.getRepository(SocketPending),
     options,
   );
   const sent = [];
@@ -87,6 +89,7 @@ test('two instances that pick the same next id both keep their message', async (
     db.getRepository(SocketConnection),
     db.getRepository(SocketMessage),
     db.getRepository(SocketSubscription),
+    db.getRepository(SocketPending),
     options,
   );
   t.after(() => other.onModuleDestroy());

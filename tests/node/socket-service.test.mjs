@@ -24,10 +24,17 @@ const USERS = ['alice', 'bob', 'carol', 'g', 'b', 'x', 's', 'f', 'w', ...Array.f
  */
 function playConnections(svc, answer, name) {
   const posts = [];
+  const deleted = [];
   const inFlight = { now: 0, max: 0 };
   svc.client = {
     send: async (cmd, { abortSignal } = {}) => {
       const { ConnectionId: id } = cmd.input;
+      if (cmd.constructor.name === 'DeleteConnectionCommand') {
+        const outcome = answer(id, null);
+        if (typeof outcome === 'number') throw Object.assign(new Error('refused'), { name: outcome === 410 ? 'GoneException' : 'Error', $metadata: { httpStatusCode: outcome } });
+        deleted.push(id);
+        return {};
+      }
       if (cmd.constructor.name === 'GetConnectionCommand') {
         if (answer(id, null) === 410) {
           throw Object.assign(new Error('gone'), { name: 'GoneException', $metadata: { httpStatusCode: 410 } });
@@ -57,7 +64,7 @@ function playConnections(svc, answer, name) {
       }
     },
   };
-  return { posts, inFlight };
+  return { posts, inFlight, deleted };
 }
 
 /** The Express template's service on a store and replay buffer (memory, or Redis). */
@@ -69,6 +76,8 @@ function expressBackend(open) {
       svc,
       ...playConnections(svc, answer, (u) => u),
       register: (c, u) => svc.register(c, u),
+      expectAuth: (c, deadline) => svc.expectAuth(c, deadline),
+      closeUnauthenticated: (now) => svc.closeUnauthenticated(now),
       forget: (c) => svc.forget(c),
       subscribe: (u, t) => svc.subscribe(u, t),
       publish: (t, d) => svc.publish(t, d),
@@ -91,11 +100,11 @@ function nestBackend(compiled) {
   const from = (file) => require(`${compiled}/${file}`);
   require('reflect-metadata');
   const { DataSource } = require('typeorm');
-  const entities = ['users/user.entity.js', 'socket/socket-connection.entity.js', 'socket/socket-message.entity.js', 'socket/socket-subscription.entity.js'];
-  const [{ User }, { SocketConnection }, { SocketMessage }, { SocketSubscription }] = entities.map(from);
+  const entities = ['users/user.entity.js', 'socket/socket-connection.entity.js', 'socket/socket-message.entity.js', 'socket/socket-subscription.entity.js', 'socket/socket-pending.entity.js'];
+  const [{ User }, { SocketConnection }, { SocketMessage }, { SocketSubscription }, { SocketPending }] = entities.map(from);
   const { SocketService } = from('socket/socket.service.js');
   const database = async () => {
-    const db = new DataSource({ type: 'sqljs', entities: [User, SocketConnection, SocketMessage, SocketSubscription], synchronize: true });
+    const db = new DataSource({ type: 'sqljs', entities: [User, SocketConnection, SocketMessage, SocketSubscription, SocketPending], synchronize: true });
     await db.initialize();
     for (const u of USERS) await db.getRepository(User).save({ email: `${u}@example.com` });
     return db;
@@ -109,11 +118,13 @@ function nestBackend(compiled) {
     const { deadlineMs = 10_000, postTimeoutMs = 3_000, concurrency = 128 } = opts;
     const options = { ...ENV, endpoint: ENV.WS_API_ENDPOINT, region: ENV.WS_API_REGION, replay: { maxMessages: 200, maxAgeMs: 300_000 }, fanOut: { concurrency, deadlineMs, postTimeoutMs }, sweep: false, presence: opts.presence ?? (() => true) };
     const connections = db.getRepository(SocketConnection);
-    const svc = new SocketService(connections, db.getRepository(SocketMessage), db.getRepository(SocketSubscription), options);
+    const svc = new SocketService(connections, db.getRepository(SocketMessage), db.getRepository(SocketSubscription), db.getRepository(SocketPending), options);
     return {
       svc,
       ...playConnections(svc, answer, (i) => names.get(i)),
       register: (c, u) => svc.register(c, id(u)),
+      expectAuth: (c, deadline) => svc.expectAuth(c, deadline),
+      closeUnauthenticated: (now) => svc.closeUnauthenticated(now),
       forget: (c) => svc.forget(c),
       subscribe: (u, t) => svc.subscribe(id(u), t),
       publish: (t, d) => svc.publish(t, d),
@@ -289,6 +300,26 @@ for (const [kind, start] of backends) {
     assert.deepEqual(await b.presence('room'), ['bob']);
     assert.ok(to(posts, 'b1').some((m) => m.type === 'presence' && m.userId === 'alice' && !m.online));
     assert.deepEqual(await b.sweep(60_000), { checked: 0, gone: 0 }, 'the live one was touched');
+  });
+
+  test(`${kind}: a socket that does not authenticate in time is closed once, and only that one`, async (t) => {
+    const b = await start();
+    t.after(() => b.close());
+    const now = Date.now();
+    for (const c of ['silent', 'authed', 'left']) await b.expectAuth(c, now + 60_000);
+    await b.register('authed', 'alice');
+    await b.forget('left');
+    await b.register('bound', 'bob');
+    await b.expectAuth('bound', now + 1_000); // a pending call after its auth (replayed, or late): not pending
+    assert.deepEqual(await b.closeUnauthenticated(now + 30_000), { closed: 0 }, 'not yet');
+    assert.deepEqual(await b.closeUnauthenticated(now + 60_001), { closed: 1 });
+    assert.deepEqual(b.deleted, ['silent']);
+    assert.deepEqual(await b.closeUnauthenticated(now + 120_000), { closed: 0 }, 'each is closed once');
+    // Its own timer closes it at the deadline, with nobody calling.
+    await b.expectAuth('quick', Date.now() + 50);
+    for (let i = 0; i < 100 && !b.deleted.includes('quick'); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(b.deleted, ['silent', 'quick']);
+    assert.deepEqual(await b.socketsOf('alice'), ['authed']);
   });
 }
 

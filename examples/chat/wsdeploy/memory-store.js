@@ -13,6 +13,10 @@
 //   topicsOf(userId)                 -> [topic]
 //   touch(connectionId, now)                                 the connection was heard from (a post went through)
 //   idleSince(before)                -> [connectionId]       connections not heard from since `before` (ms)
+//   expectAuth(connectionId, deadline)                       a socket yet to authenticate, until `deadline` (ms);
+//                                                            add() and remove() end it
+//   overdue(now)                     -> [connectionId]       sockets whose deadline passed unauthenticated, each
+//                                                            handed out once
 'use strict';
 
 class MemoryConnectionStore {
@@ -21,10 +25,12 @@ class MemoryConnectionStore {
     this.byUser = new Map(); // userId -> Set(connectionId)
     this.topics = new Map(); // topic -> Set(userId)
     this.userTopics = new Map(); // userId -> Set(topic)
+    this.pending = new Map(); // connectionId -> deadline
   }
 
   add(connectionId, userId, now = Date.now()) {
     this.remove(connectionId);
+    this.pending.delete(connectionId);
     this.connections.set(connectionId, { userId, seen: now });
     const mine = setOf(this.byUser, userId);
     mine.add(connectionId);
@@ -32,6 +38,7 @@ class MemoryConnectionStore {
   }
 
   remove(connectionId) {
+    this.pending.delete(connectionId);
     const c = this.connections.get(connectionId);
     if (!c) return null;
     this.connections.delete(connectionId);
@@ -82,6 +89,16 @@ class MemoryConnectionStore {
 
   idleSince(before) {
     return [...this.connections].filter(([, c]) => c.seen < before).map(([id]) => id);
+  }
+
+  expectAuth(connectionId, deadline) {
+    if (!this.connections.has(connectionId)) this.pending.set(connectionId, deadline);
+  }
+
+  overdue(now = Date.now()) {
+    const due = [...this.pending].filter(([, deadline]) => deadline <= now).map(([id]) => id);
+    for (const id of due) this.pending.delete(id);
+    return due;
   }
 }
 

@@ -16,6 +16,9 @@ pub const ENV_SIGNING_SECRET_PREVIOUS: &str = "WSDEPLOY_SIGNING_SECRET_PREVIOUS"
 /// The API and stage the function was deployed for: it refuses events from anywhere else.
 pub const ENV_API_ID: &str = "WSDEPLOY_API_ID";
 pub const ENV_STAGE: &str = "WSDEPLOY_STAGE";
+/// Seconds a socket has to authenticate: set, a `$connect` without a token registers the socket as pending, and
+/// the backend closes it at the deadline unless its `auth` went through.
+pub const ENV_AUTH_TIMEOUT_S: &str = "WSDEPLOY_AUTH_TIMEOUT_S";
 
 /// Everything but RFC 3986's unreserved characters is encoded: connection ids end in `=` and may hold `+` or `/`.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -44,6 +47,8 @@ pub struct Settings {
     /// The API (`requestContext.apiId`) and stage whose events this function serves.
     pub api_id: String,
     pub stage: String,
+    /// Seconds a socket has to authenticate after `$connect` (None: no deadline, and `$connect` needs a token).
+    pub auth_timeout_s: Option<u32>,
     /// How to reach `@connections` as the function's role (None: the environment has no credentials).
     pub management: Option<crate::connections::Management>,
 }
@@ -57,6 +62,7 @@ impl std::fmt::Debug for Settings {
             .field("timeout", &self.timeout)
             .field("api_id", &self.api_id)
             .field("stage", &self.stage)
+            .field("auth_timeout_s", &self.auth_timeout_s)
             .field("management", &self.management)
             .field("signing_secret", &"<redacted>")
             .field(
@@ -84,6 +90,13 @@ impl Settings {
                 .map_err(|_| format!("{ENV_TIMEOUT_MS}={v} is not a number of milliseconds"))?,
             None => 5000,
         };
+        let auth_timeout_s =
+            match get(ENV_AUTH_TIMEOUT_S).filter(|v| !v.is_empty()) {
+                Some(v) => Some(v.parse::<u32>().ok().filter(|s| *s > 0).ok_or_else(|| {
+                    format!("{ENV_AUTH_TIMEOUT_S}={v} is not a number of seconds")
+                })?),
+                None => None,
+            };
         // In this order, so that an empty environment is told about the backend URL first.
         let backend_url = need(ENV_BACKEND_URL)?.trim_end_matches('/').to_string();
         let signing_secret = need(ENV_SIGNING_SECRET)?.into_bytes();
@@ -101,6 +114,7 @@ impl Settings {
             management: crate::connections::Management::from_lookup(&get, &api_id, &stage),
             api_id,
             stage,
+            auth_timeout_s,
         })
     }
 }
@@ -172,6 +186,29 @@ impl Backend {
             Some(token),
         )
         .await
+    }
+
+    /// `POST {connect_path}` on `$connect` without a token: `{"connectionId": id, "sourceIp": ip, "pending": true,
+    /// "authTimeoutS": n}`, no `Authorization`. The backend records the socket with its deadline and closes it then
+    /// (`DELETE @connections`) unless its `auth` went through; the deadline travels with the call so that the
+    /// config stays its one source. A 401 or 403 refuses the handshake (an address over its rate, say).
+    pub async fn register_pending(
+        &self,
+        connection_id: &str,
+        source_ip: Option<&str>,
+        timeout_s: u32,
+    ) -> Result<StatusCode, CallError> {
+        let mut body = serde_json::json!({
+            "connectionId": connection_id,
+            "pending": true,
+            "authTimeoutS": timeout_s,
+        });
+        if let Some(ip) = source_ip.filter(|ip| !ip.is_empty()) {
+            body["sourceIp"] = ip.into();
+        }
+        let path = &self.settings.connect_path;
+        self.call(Method::POST, path, body.to_string().into_bytes(), None)
+            .await
     }
 
     /// After a refused `auth` on a message route: `reply` is posted to the socket, then the socket is closed, so a

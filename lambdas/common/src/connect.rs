@@ -1,5 +1,6 @@
 //! The `connect` function: on the `auth` route (or `$connect`), hands the user's token and the connection id to the
-//! backend, which decides who this socket belongs to.
+//! backend, which decides who this socket belongs to. Under `auth_timeout_s` it also runs on `$connect` without a
+//! token, to tell the backend of a socket that has yet to authenticate.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use serde_json::json;
@@ -34,6 +35,19 @@ pub async fn handle(
             "event without a connectionId: is this function attached to a WebSocket route?"
         );
         return fail(500, "internal error", false);
+    }
+    if let (true, Some(timeout_s), None) = (
+        on_connect,
+        backend.settings.auth_timeout_s,
+        event.query_string_parameters.first("token"),
+    ) {
+        return pending(
+            backend,
+            connection_id,
+            ctx.identity.source_ip.as_deref(),
+            timeout_s,
+        )
+        .await;
     }
     let AuthRequest {
         token,
@@ -96,6 +110,55 @@ pub async fn handle(
             let timeout = matches!(e, CallError::Timeout);
             tracing::error!(connection_id, route, elapsed_ms, error = %e, "backend call failed");
             fail(if timeout { 504 } else { 502 }, "backend unavailable", true)
+        }
+    }
+}
+
+/// `$connect` without a token, under `auth_timeout_s`: the socket is accepted once the backend knows it is pending,
+/// so that it can close it if no `auth` follows in time. API Gateway has no such timer, and the heartbeat keeps a
+/// socket that never authenticates open for up to 2 hours. Without the backend's word the handshake is refused: a
+/// socket nobody would close is what this exists to prevent.
+async fn pending(
+    backend: &Backend,
+    connection_id: &str,
+    source_ip: Option<&str>,
+    timeout_s: u32,
+) -> ApiGatewayProxyResponse {
+    let refused = |status: i64, error: &str| reply(status, json!({ "ok": false, "error": error }));
+    match backend
+        .register_pending(connection_id, source_ip, timeout_s)
+        .await
+    {
+        Ok(status) if status.is_success() => {
+            tracing::info!(connection_id, timeout_s, "pending until its auth");
+            reply(200, json!({ "ok": true }))
+        }
+        Ok(status) if status.as_u16() == 401 || status.as_u16() == 403 => {
+            tracing::info!(
+                connection_id,
+                status = status.as_u16(),
+                "backend refused the connection"
+            );
+            refused(403, "forbidden")
+        }
+        Ok(status) => {
+            tracing::error!(
+                connection_id, status = status.as_u16(),
+                path = %backend.settings.connect_path,
+                "backend answered the pending registration with an unexpected status; does it handle pending registrations (the templates of this version do)?"
+            );
+            refused(502, "backend unavailable")
+        }
+        Err(e) => {
+            tracing::error!(connection_id, error = %e, "backend call failed");
+            refused(
+                if matches!(e, CallError::Timeout) {
+                    504
+                } else {
+                    502
+                },
+                "backend unavailable",
+            )
         }
     }
 }

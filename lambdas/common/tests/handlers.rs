@@ -204,6 +204,76 @@ async fn on_connect_the_query_token_is_used_and_a_refusal_rejects_the_handshake(
     );
 }
 
+/// Under `auth_timeout_s`, a `$connect` without a token registers the socket as pending, signed, with its deadline
+/// and no `Authorization`; the handshake waits on the backend's word and fails closed without it. A token on the
+/// URL still authenticates as before.
+#[tokio::test]
+async fn under_an_auth_timeout_a_connect_without_a_token_is_registered_pending() {
+    let with_timeout = |url: &str| {
+        let mut s = settings(url, 2000);
+        s.auth_timeout_s = Some(30);
+        Backend::new(s).unwrap()
+    };
+    let server = server_answering(202).await;
+    let b = with_timeout(&server.uri());
+    let r = common::connect::handle(&b, event("$connect", None, None)).await;
+    assert_eq!(r.status_code, 200, "{}", body_of(&r));
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&reqs[0].body).unwrap(),
+        json!({"connectionId": CONN, "sourceIp": "127.0.0.1", "pending": true, "authTimeoutS": 30})
+    );
+    assert!(reqs[0].headers.get("authorization").is_none());
+    assert_signed(&reqs[0]);
+    let r = common::connect::handle(&b, event("$connect", None, Some("tok"))).await;
+    assert_eq!(r.status_code, 200);
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(reqs[1].headers.get("authorization").unwrap(), "Bearer tok");
+    assert!(serde_json::from_slice::<Value>(&reqs[1].body)
+        .unwrap()
+        .get("pending")
+        .is_none());
+
+    for (status, expect) in [(403, 403), (401, 403), (404, 502), (500, 502)] {
+        let server = server_answering(status).await;
+        let r =
+            common::connect::handle(&with_timeout(&server.uri()), event("$connect", None, None))
+                .await;
+        assert_eq!(r.status_code, expect, "backend answered {status}");
+    }
+    let r = common::connect::handle(
+        &with_timeout("http://127.0.0.1:9"),
+        event("$connect", None, None),
+    )
+    .await;
+    assert_eq!(r.status_code, 502, "no backend, no socket");
+}
+
+#[test]
+fn an_auth_timeout_comes_from_the_environment() {
+    let lookup = |v: &'static str| {
+        move |k: &str| match k {
+            "WSDEPLOY_AUTH_TIMEOUT_S" => Some(v.to_string()),
+            "WSDEPLOY_BACKEND_URL" => Some("http://127.0.0.1:1".into()),
+            "WSDEPLOY_SIGNING_SECRET" => Some(SECRET.into()),
+            "WSDEPLOY_API_ID" | "WSDEPLOY_STAGE" => Some("x".into()),
+            _ => None,
+        }
+    };
+    assert_eq!(
+        Settings::from_lookup(lookup("45")).unwrap().auth_timeout_s,
+        Some(45)
+    );
+    assert_eq!(
+        Settings::from_lookup(lookup("")).unwrap().auth_timeout_s,
+        None
+    );
+    for bad in ["0", "-1", "30s"] {
+        let e = Settings::from_lookup(lookup(bad)).unwrap_err();
+        assert!(e.contains("WSDEPLOY_AUTH_TIMEOUT_S"), "{e}");
+    }
+}
+
 #[tokio::test]
 async fn missing_or_malformed_tokens_get_a_clear_reply_and_no_backend_call() {
     let server = server_answering(200).await;
@@ -319,7 +389,7 @@ async fn an_event_from_another_api_or_stage_is_refused_without_a_backend_call() 
     }
     assert!(server.received_requests().await.unwrap().is_empty());
     let err = Settings::from_lookup(|k| match k {
-        "WSDEPLOY_API_ID" => None,
+        "WSDEPLOY_API_ID" | "WSDEPLOY_AUTH_TIMEOUT_S" => None,
         "WSDEPLOY_BACKEND_TIMEOUT_MS" => Some("100".into()),
         _ => Some("v".into()),
     })
@@ -396,6 +466,7 @@ fn settings_say_what_is_missing_and_never_show_the_secret() {
     let s = Settings::from_lookup(|k| match k {
         "WSDEPLOY_SIGNING_SECRET" => Some("do-not-print-me".into()),
         "WSDEPLOY_BACKEND_TIMEOUT_MS" => Some("100".into()),
+        "WSDEPLOY_AUTH_TIMEOUT_S" => None,
         _ => Some("http://x".into()),
     })
     .unwrap();

@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { SocketConnection } from './socket/socket-connection.entity';
 import { SocketMessage } from './socket/socket-message.entity';
+import { SocketPending } from './socket/socket-pending.entity';
 import { SocketModule } from './socket/socket.module';
 import { SocketSubscription } from './socket/socket-subscription.entity';
 import { SocketUserResolver } from './socket/socket.options';
@@ -20,7 +21,7 @@ class ExampleUserResolver extends SocketUserResolver {
 
 @Module({
   imports: [
-    TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [User, SocketConnection, SocketMessage, SocketSubscription] }),
+    TypeOrmModule.forRoot({ type: 'postgres', url: process.env.DATABASE_URL, entities: [User, SocketConnection, SocketMessage, SocketSubscription, SocketPending] }),
     SocketModule.register({ userResolver: ExampleUserResolver }),
   ],
 })

@@ -17,6 +17,7 @@ import {
   Logger,
   Param,
   Post,
+  Res,
   UnauthorizedException,
   UseGuards,
 } from '@nestjs/common';
@@ -36,16 +37,29 @@ export class SocketConnectionsController {
 
   /**
    * The `auth` route: {"connectionId": "...", "sourceIp": "...", "resumeAfter": 17} with the user's token as
-   * `Authorization: Bearer ...`. resumeAfter, from a page that reconnects, is the last message id it saw.
+   * `Authorization: Bearer ...`. resumeAfter, from a page that reconnects, is the last message id it saw. Or, under
+   * `auth_timeout_s`, on $connect: {"connectionId", "sourceIp", "pending": true, "authTimeoutS": 30} and no token.
    */
   @Post()
   async create(
     @Headers('authorization') authorization: string | undefined,
-    @Body() body: { connectionId?: unknown; sourceIp?: unknown; resumeAfter?: unknown },
+    @Body() body: { connectionId?: unknown; sourceIp?: unknown; resumeAfter?: unknown; pending?: unknown; authTimeoutS?: unknown },
+    @Res({ passthrough: true }) res: { status(code: number): unknown },
   ): Promise<{ connectionId: string }> {
     const connectionId = body?.connectionId;
     if (typeof connectionId !== 'string' || connectionId === '') {
       throw new BadRequestException('connectionId is required');
+    }
+    if (body.pending === true) {
+      // Under `auth_timeout_s`, on $connect: the socket is not open yet (its $connect is what calls), so there is
+      // nothing to look up; the record only lets the socket be closed, never bound. 202, like Express's.
+      const timeoutS = body.authTimeoutS;
+      if (typeof timeoutS !== 'number' || !Number.isSafeInteger(timeoutS) || timeoutS < 1) {
+        throw new BadRequestException('authTimeoutS must be a whole number of seconds');
+      }
+      await this.sockets.expectAuth(connectionId, Date.now() + timeoutS * 1000);
+      res.status(202);
+      return { connectionId };
     }
     const token = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
     const sourceIp = typeof body?.sourceIp === 'string' ? body.sourceIp : undefined;

@@ -1,11 +1,12 @@
 // SocketModule.register({ userResolver: JwtSocketUserResolver, imports: [AuthModule] }) in your AppModule's
-// imports, and SocketConnection, SocketMessage and SocketSubscription in your TypeORM entities. Inject SocketService wherever you push messages.
+// imports, and SocketConnection, SocketMessage, SocketSubscription and SocketPending in your TypeORM entities. Inject SocketService wherever you push messages.
 import { DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LambdaSignatureGuard } from './lambda-signature.guard';
 import { RawBodyCheck } from './raw-body.check';
 import { SocketConnection } from './socket-connection.entity';
 import { SocketMessage } from './socket-message.entity';
+import { SocketPending } from './socket-pending.entity';
 import { SocketSubscription } from './socket-subscription.entity';
 import { SocketConnectionsController } from './socket-connections.controller';
 import { SocketService } from './socket.service';
@@ -16,7 +17,7 @@ export class SocketModule {
   static register(options: SocketModuleOptions): DynamicModule {
     return {
       module: SocketModule,
-      imports: [TypeOrmModule.forFeature([SocketConnection, SocketMessage, SocketSubscription]), ...(options.imports ?? [])],
+      imports: [TypeOrmModule.forFeature([SocketConnection, SocketMessage, SocketSubscription, SocketPending]), ...(options.imports ?? [])],
       controllers: [SocketConnectionsController],
       providers: [
         // Read once at startup, so a missing variable stops the app at boot rather than at the first message.

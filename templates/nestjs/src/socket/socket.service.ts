@@ -18,13 +18,15 @@ import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import {
   ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
   GetConnectionCommand,
   GoneException,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
-import { In, LessThan, MoreThan, QueryFailedError, Repository } from 'typeorm';
+import { In, LessThan, LessThanOrEqual, MoreThan, QueryFailedError, Repository } from 'typeorm';
 import { SocketConnection } from './socket-connection.entity';
 import { SocketMessage } from './socket-message.entity';
+import { SocketPending } from './socket-pending.entity';
 import { SocketSubscription } from './socket-subscription.entity';
 import { ResolvedSocketOptions, SOCKET_OPTIONS } from './socket.options';
 
@@ -58,6 +60,7 @@ export class SocketService implements OnModuleDestroy {
     @InjectRepository(SocketConnection) private readonly connections: Repository<SocketConnection>,
     @InjectRepository(SocketMessage) private readonly messages: Repository<SocketMessage>,
     @InjectRepository(SocketSubscription) private readonly subscriptions: Repository<SocketSubscription>,
+    @InjectRepository(SocketPending) private readonly pending: Repository<SocketPending>,
     @Inject(SOCKET_OPTIONS) options: ResolvedSocketOptions,
   ) {
     this.replay = options.replay;
@@ -67,6 +70,8 @@ export class SocketService implements OnModuleDestroy {
     if (sweep) {
       this.connectionSweeper = setInterval(() => {
         this.sweep(sweep.idleMs).catch((err: unknown) => this.logger.warn(`sweep failed: ${String(err)}`));
+        // Sockets whose timers a restarted instance lost.
+        this.closeUnauthenticated().catch((err: unknown) => this.logger.warn(`closing unauthenticated sockets failed: ${String(err)}`));
       }, sweep.intervalMs);
       this.connectionSweeper.unref();
     }
@@ -143,11 +148,13 @@ export class SocketService implements OnModuleDestroy {
   async register(connectionId: string, userId: number): Promise<void> {
     // upsert: the Lambda retries, and a user may send the auth message twice on one socket.
     await this.connections.upsert({ connectionId, userId, lastSeenAt: Date.now() }, ['connectionId']);
+    await this.pending.delete({ connectionId });
     if ((await this.connections.count({ where: { userId } })) === 1) await this.announce(userId, true);
   }
 
   /** A connection is gone: forgotten, and the user's topics told if it was the last. */
   async forget(connectionId: string): Promise<void> {
+    await this.pending.delete({ connectionId });
     const row = await this.connections.findOne({ where: { connectionId }, select: { userId: true } });
     if (!row) return;
     await this.connections.delete({ connectionId });
@@ -169,6 +176,45 @@ export class SocketService implements OnModuleDestroy {
       }
     });
     return { checked: idle.length, gone };
+  }
+
+  /**
+   * A socket that has yet to authenticate (the controller calls it when the connect function reports one, under
+   * `auth_timeout_s`): closed at `deadline` (ms) unless it authenticates first.
+   */
+  async expectAuth(connectionId: string, deadline: number): Promise<void> {
+    if (await this.connections.exists({ where: { connectionId } })) return;
+    await this.pending.upsert({ connectionId, deadline }, ['connectionId']);
+    const timer = setTimeout(() => {
+      this.closeUnauthenticated().catch((err: unknown) => this.logger.warn(`closing unauthenticated sockets failed: ${String(err)}`));
+    }, Math.max(0, deadline - Date.now()) + 5);
+    timer.unref();
+  }
+
+  /**
+   * Closes (DELETE @connections) every socket whose time to authenticate has passed. Its $disconnect follows as for
+   * any close. A close that fails for a passing reason (429, 5xx) is tried again a second later.
+   */
+  async closeUnauthenticated(now = Date.now()): Promise<{ closed: number }> {
+    const due = await this.pending.find({ where: { deadline: LessThanOrEqual(now) }, select: { connectionId: true } });
+    if (due.length === 0) return { closed: 0 };
+    // Whoever deletes a row closes its socket, so two instances never both do.
+    const mine: string[] = [];
+    for (const { connectionId } of due) {
+      if ((await this.pending.delete({ connectionId, deadline: LessThanOrEqual(now) })).affected) mine.push(connectionId);
+    }
+    let closed = 0;
+    await pool(mine, this.fanOutOptions.concurrency, async (connectionId) => {
+      try {
+        await this.client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+        closed++;
+      } catch (err) {
+        if (isGone(err)) return;
+        if (retryable(err)) return this.expectAuth(connectionId, Date.now() + 1_000);
+        this.logger.warn(`could not close unauthenticated socket ${connectionId}: ${String(err)}`);
+      }
+    });
+    return { closed };
   }
 
   /**
