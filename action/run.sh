@@ -6,6 +6,9 @@ set -euo pipefail
 
 stage="${WSDEPLOY_ACTION_STAGE:?the stage input is required}"
 version="${WSDEPLOY_ACTION_VERSION:?the version input is required (a release tag such as v0.1.0)}"
+# A tag, never a path: it names a file below and a directory on the runner.
+[[ "$version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.]+)?$ ]] \
+  || { echo "::error title=wsdeploy::the version input is a release tag such as v0.1.0, not $version"; exit 1; }
 config="${WSDEPLOY_ACTION_CONFIG:-wsdeploy.yaml}"
 repository="${WSDEPLOY_ACTION_REPOSITORY:-wsdeploy/wsdeploy}"
 base="${WSDEPLOY_ACTION_BASE_URL:-https://github.com/$repository/releases/download/$version}"
@@ -34,20 +37,47 @@ sha256() {
 
 # The release workflow attests each archive's build provenance (GitHub's artifact attestations). With `gh` and a
 # token (the action passes the job's), the archive must carry one from this repository's workflow; `attestation:
-# required` also fails where it cannot be checked, `off` skips it.
+# required` also fails where it cannot be checked, `off` skips it. Answers whether it was checked.
 attest() {
   local mode="${WSDEPLOY_ACTION_ATTESTATION:-auto}"
   case "$mode" in
-    off) return 0 ;;
+    off) return 1 ;;
     auto | required) ;;
     *) fail "the attestation input is auto, required or off, not $mode" ;;
   esac
   if ! command -v gh >/dev/null 2>&1 || [ -z "${GH_TOKEN:-}" ]; then
     [ "$mode" = required ] && fail "attestation: required, but gh or a token is missing to check $archive's provenance. Nothing was run."
-    return 0
+    return 1
   fi
   gh attestation verify "$1" --repo "$repository" >/dev/null \
     || fail "$archive has no valid build provenance from $repository's release workflow. Nothing was run."
+}
+
+# The line for $archive in a SHA256SUMS file.
+listed_in() {
+  awk -v f="$archive" '$2 == f || $2 == "*" f { print $1 }' "$1"
+}
+
+# The release's SHA256SUMS sits beside the archive it vouches for: whoever can replace one can replace both. So the
+# download must also be vouched for from outside the release, by one of: the checksums the release workflow
+# committed into this repository when it published the version (action/checksums/<version>; pinning the action to
+# a commit that has them pins the archive), the sha256 input (the workflow's own pin), or a verified attestation.
+# A version newer than the action's commit has no committed checksums there: pin the action to a commit that has
+# them, or let one of the other two vouch.
+vouch() {
+  local committed pinned
+  committed="$(dirname "${BASH_SOURCE[0]}")/checksums/$version"
+  if [ -f "$committed" ]; then
+    pinned="$(listed_in "$committed")"
+    [ -n "$pinned" ] || fail "$archive is not in the checksums committed for $version ($committed). Nothing was run."
+    [ "$actual" = "$pinned" ] \
+      || fail "checksum mismatch for $archive: the checksums committed for $version when it was published say $pinned, the download (and the release's SHA256SUMS) say $actual: the release changed after it was published. Nothing was run."
+    vouched="checksums committed with the action"
+  fi
+  [ -n "${WSDEPLOY_ACTION_SHA256:-}" ] && vouched="${vouched:+$vouched, }the sha256 input"
+  if attest "$download/$archive"; then vouched="${vouched:+$vouched, }build provenance"; fi
+  [ -n "$vouched" ] \
+    || fail "nothing outside the release vouches for $archive: this commit of the action has no checksums for $version (action/checksums/$version), no sha256 input was given, and its attestation could not be checked (gh or a token missing, or attestation: off). Pin the action to a commit that has $version's checksums, set the sha256 input, or let the attestation be checked. Nothing was run."
 }
 
 # The installed binary is the one inside the archive verified at install time (and pinned by the sha256 input, when
@@ -83,14 +113,16 @@ if [ ! -x "$install/wsdeploy" ]; then
     --output "$download/SHA256SUMS" "$base/SHA256SUMS" \
     || fail "cannot download $base/SHA256SUMS"
   actual="$(sha256 "$download/$archive")"
-  listed="$(awk -v f="$archive" '$2 == f || $2 == "*" f { print $1 }' "$download/SHA256SUMS")"
+  listed="$(listed_in "$download/SHA256SUMS")"
   [ -n "$listed" ] || fail "$archive is not listed in $base/SHA256SUMS"
   [ "$actual" = "$listed" ] \
     || fail "checksum mismatch for $archive: SHA256SUMS says $listed, the download is $actual. Nothing was run."
   if [ -n "${WSDEPLOY_ACTION_SHA256:-}" ] && [ "$actual" != "$WSDEPLOY_ACTION_SHA256" ]; then
     fail "checksum mismatch for $archive: the sha256 input pins $WSDEPLOY_ACTION_SHA256, the download is $actual. Nothing was run."
   fi
-  attest "$download/$archive"
+  vouched=""
+  vouch
+  echo "wsdeploy: $archive verified ($vouched)"
   mkdir -p "$install"
   cp "$download/$archive" "$install/$archive"
   echo "$actual" >"$install/$archive.sha256"

@@ -327,10 +327,37 @@ async fn npx_wsdeploy_installs_from_tarballs_and_runs_dev_with_no_toolchain() {
     );
 }
 
-/// Runs the action's script as GitHub would (its environment), for `app`, against the release in `dist`.
+/// The action as a workflow pinned to one commit of it gets it: the script, and the checksums that commit holds
+/// (`committed`: the SHA256SUMS the release workflow committed for v0.1.0; None: a commit older than that release).
+fn checkout(work: &Path, committed: Option<&Path>) -> PathBuf {
+    let dir = work.join(format!("action-{}", committed.is_some()));
+    if dir.exists() {
+        return dir;
+    }
+    std::fs::create_dir_all(dir.join("action/checksums")).unwrap();
+    std::fs::copy(root().join("action/run.sh"), dir.join("action/run.sh")).unwrap();
+    if let Some(sums) = committed {
+        std::fs::copy(sums, dir.join("action/checksums/v0.1.0")).unwrap();
+    }
+    dir
+}
+
+/// Runs the action's script as GitHub would (its environment), for `app`, against the release in `dist`, from an
+/// action commit that holds the release's checksums.
 fn action(app: &App, dist: &Path, runner: &Path, extra: &[(&str, &str)]) -> (bool, String) {
+    let pinned = checkout(runner.parent().unwrap(), Some(&dist.join("SHA256SUMS")));
+    action_from(&pinned, app, dist, runner, extra)
+}
+
+fn action_from(
+    checkout: &Path,
+    app: &App,
+    dist: &Path,
+    runner: &Path,
+    extra: &[(&str, &str)],
+) -> (bool, String) {
     let mut cmd = Command::new("bash");
-    cmd.arg(root().join("action/run.sh"))
+    cmd.arg(checkout.join("action/run.sh"))
         .current_dir(&app.dir)
         .env("WSDEPLOY_ACTION_STAGE", "dev")
         .env("WSDEPLOY_ACTION_VERSION", "v0.1.0")
@@ -348,7 +375,7 @@ fn action(app: &App, dist: &Path, runner: &Path, extra: &[(&str, &str)]) -> (boo
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("WSDEPLOY_CACHE_DIR", runner.join("cache"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("WSDEPLOY_PREBUILT") || k == "AWS_PROFILE" {
+        if k.starts_with("WSDEPLOY_PREBUILT") || k == "AWS_PROFILE" || k == "GH_TOKEN" {
             cmd.env_remove(k);
         }
     }
@@ -488,6 +515,105 @@ fn the_action_refuses_an_archive_whose_checksum_differs() {
             .unwrap_or_default()
             .is_empty(),
         "no outputs"
+    );
+}
+
+/// The release's SHA256SUMS sits beside its archives, so whoever replaces an archive can regenerate it: the action
+/// trusts only what comes from outside the release. The checksums committed into the action's repository when the
+/// release was published refuse a replaced archive; an action commit without them refuses the version unless the
+/// sha256 input (or a verified attestation) vouches for it.
+#[test]
+fn the_action_trusts_checksums_from_outside_the_release_only() {
+    let work = tempfile::tempdir().unwrap();
+    let dist = work.path().join("dist");
+    release_dir(&dist);
+    let published = work.path().join("published-SHA256SUMS");
+    std::fs::copy(dist.join("SHA256SUMS"), &published).unwrap();
+    let app = App::new("http://127.0.0.1:9", BASE);
+    let runner = work.path().join("runner");
+    std::fs::create_dir_all(&runner).unwrap();
+    let name = "wsdeploy-x86_64-unknown-linux-musl.tar.gz";
+    let installed = runner.join("wsdeploy-v0.1.0-x86_64-unknown-linux-musl");
+
+    // The archive replaced after publication, and SHA256SUMS regenerated to match it.
+    let archive = dist.join(name);
+    let original = std::fs::read(&archive).unwrap();
+    let mut bytes = original.clone();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&archive, &bytes).unwrap();
+    let forged = {
+        use sha2::Digest as _;
+        let hex = sha2::Sha256::digest(&bytes)
+            .iter()
+            .fold(String::new(), |mut h, b| {
+                use std::fmt::Write as _;
+                let _ = write!(h, "{b:02x}");
+                h
+            });
+        let sums = std::fs::read_to_string(&published).unwrap();
+        sums.lines()
+            .map(|l| {
+                if l.ends_with(name) {
+                    format!("{hex}  {name}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
+    std::fs::write(dist.join("SHA256SUMS"), forged).unwrap();
+    let pinned = checkout(work.path(), Some(&published));
+    let (ok, out) = action_from(&pinned, &app, &dist, &runner, &[]);
+    assert!(
+        !ok && out.contains("the checksums committed for v0.1.0 when it was published say")
+            && out.contains("Nothing was run."),
+        "{out}"
+    );
+    assert!(!installed.exists(), "nothing installed:\n{out}");
+
+    // The real release, from an action commit older than it: nothing outside the release vouches for it.
+    std::fs::write(&archive, &original).unwrap();
+    std::fs::copy(&published, dist.join("SHA256SUMS")).unwrap();
+    let older = checkout(work.path(), None);
+    let (ok, out) = action_from(&older, &app, &dist, &runner, &[]);
+    assert!(
+        !ok && out.contains("nothing outside the release vouches for")
+            && out.contains("Nothing was run."),
+        "{out}"
+    );
+    assert!(!installed.exists(), "nothing installed:\n{out}");
+    // ... unless the workflow pins the archive itself.
+    let sha = std::fs::read_to_string(&published)
+        .unwrap()
+        .lines()
+        .find(|l| l.ends_with(name))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let extra = [
+        ("WSDEPLOY_ACTION_SHA256", sha.as_str()),
+        ("WSDEPLOY_ACTION_COMMAND", "install"),
+    ];
+    let (ok, out) = action_from(&older, &app, &dist, &runner, &extra);
+    assert!(ok && out.contains("verified (the sha256 input)"), "{out}");
+    assert!(installed.join("wsdeploy").is_file());
+
+    // A version is a tag, never a path.
+    let (ok, out) = action_from(
+        &pinned,
+        &app,
+        &dist,
+        &runner,
+        &[("WSDEPLOY_ACTION_VERSION", "v0.1.0/../../x")],
+    );
+    assert!(
+        !ok && out.contains("is a release tag such as v0.1.0"),
+        "{out}"
     );
 }
 
