@@ -878,6 +878,12 @@ async fn the_sweep_forgets_a_socket_whose_disconnect_was_lost() {
     );
 }
 
+/// A backend whose only user is alice (token `good-token`), and `/bound`: her connections.
+const ALICE_BACKEND: &str =
+    "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
+       userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
+     app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n";
+
 /// `auth_timeout_s`, end to end: the connect function runs on `$connect` and reports the socket as pending, and the
 /// template closes it at the deadline through `@connections` unless its `auth` went through. A socket that sends
 /// only heartbeats is closed; one that authenticated outlives the deadline.
@@ -886,15 +892,8 @@ async fn a_socket_that_never_authenticates_is_closed_at_the_auth_timeout() {
     use crate::support::devkit::{close_code, next_text};
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let (dev, backend, _node) = express_backend_under_dev(
-        "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
-           userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
-         app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n",
-        "/bound",
-        "auth_timeout_s: 2\n",
-        &[],
-    )
-    .await;
+    let (dev, backend, _node) =
+        express_backend_under_dev(ALICE_BACKEND, "/bound", "auth_timeout_s: 2\n", &[]).await;
     let (mut silent, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     let (mut authed, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     let started = std::time::Instant::now();
@@ -957,15 +956,7 @@ async fn a_socket_that_never_authenticates_is_closed_at_the_auth_timeout() {
 async fn the_express_template_binds_only_open_sockets_from_the_signed_address() {
     use crate::support::devkit::next_text;
     use futures_util::SinkExt;
-    let (dev, backend, _node) = express_backend_under_dev(
-        "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
-           userFromToken: (t) => (t === 'good-token' ? 'alice' : null) }));\n\
-         app.get('/bound', async (req, res) => res.json(await store.forUser('alice')));\n",
-        "/bound",
-        "",
-        &[],
-    )
-    .await;
+    let (dev, backend, _node) = express_backend_under_dev(ALICE_BACKEND, "/bound", "", &[]).await;
     let http = reqwest::Client::new();
     let bound = || async {
         http.get(format!("{backend}/bound"))
