@@ -13,6 +13,7 @@ fn main() {
         "lambdas/common",
         "lambdas/connect",
         "lambdas/disconnect",
+        "lambdas/fanout",
     ] {
         println!("cargo:rerun-if-changed={dir}");
     }

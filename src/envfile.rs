@@ -198,6 +198,10 @@ pub struct StageValues<'a> {
     pub signing: &'a SigningSecrets,
     /// Whose secret it is (the stage's resource prefix, `{project}-{stage}`), recorded beside it.
     pub stage: &'a str,
+    /// The fan-out function's name, with `fanout: true` (`None` removes it).
+    pub fanout_function: Option<&'a str>,
+    /// `dev` only: its Lambda Invoke API, for the backend's Lambda client.
+    pub fanout_endpoint: Option<&'a str>,
 }
 
 /// The signing secret the backend env file holds for `stage` (its resource prefix), if the file says it is that
@@ -242,6 +246,15 @@ pub fn write_stage(
         }
         if v.drop_key {
             drop.extend([b.access_key_id.as_str(), &b.secret_access_key]);
+        }
+        let endpoint = b.fanout_endpoint();
+        match v.fanout_function {
+            Some(name) => set.push((&b.fanout_function, name)),
+            None => drop.push(&b.fanout_function),
+        }
+        match v.fanout_endpoint {
+            Some(url) => set.push((&endpoint, url)),
+            None => drop.push(&endpoint),
         }
         let changed = update_file(&b.file, &set, &drop, true)?;
         written.push((b.file.display().to_string(), changed));

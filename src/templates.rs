@@ -27,7 +27,7 @@ const EXPRESS: Files = embed!("express":
     "index.js", "memory-store.js", "redis-store.js", "replay-buffer.js", "signature.js",
     "socket-connections.js", "socket-service.js");
 const NESTJS: Files = embed!("nestjs/src/socket":
-    "lambda-signature.guard.ts", "raw-body.check.ts", "socket-connection.entity.ts",
+    "fanout-function.ts", "lambda-signature.guard.ts", "raw-body.check.ts", "socket-connection.entity.ts",
     "socket-connections.controller.ts", "socket-message.entity.ts", "socket-pending.entity.ts",
     "socket-subscription.entity.ts",
     "socket.module.ts", "socket.options.ts", "socket.service.ts");
@@ -124,8 +124,13 @@ fn action_ref() -> String {
 pub(crate) fn next_steps(kind: Backend, backend_dir: &Path, frontend_dir: &Path) -> Vec<String> {
     let b = backend_dir.display();
     let f = frontend_dir.display();
+    // NestJS's SocketService imports the fan-out function's client; Express's only loads it with `fanout: true`.
+    let lambda = match kind {
+        Backend::Express => "",
+        Backend::Nestjs => " @aws-sdk/client-lambda",
+    };
     let mut steps = vec![format!(
-        "in {b}: npm install @aws-sdk/client-apigatewaymanagementapi"
+        "in {b}: npm install @aws-sdk/client-apigatewaymanagementapi{lambda}"
     )];
     match kind {
         Backend::Express => steps.push(
@@ -135,8 +140,8 @@ pub(crate) fn next_steps(kind: Backend, backend_dir: &Path, frontend_dir: &Path)
                 .into(),
         ),
         Backend::Nestjs => steps.push(
-            "import SocketModule.register({ userResolver: YourResolver }) in your AppModule, add SocketConnection and \
-             SocketMessage to your TypeORM entities, and create the app with NestFactory.create(AppModule, { rawBody: true })"
+            "import SocketModule.register({ userResolver: YourResolver }) in your AppModule, add SocketConnection, \
+             SocketMessage, SocketSubscription and SocketPending to your TypeORM entities, and create the app with NestFactory.create(AppModule, { rawBody: true })"
                 .into(),
         ),
     }

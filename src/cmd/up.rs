@@ -181,6 +181,10 @@ impl Args {
         let api = ids
             .api()
             .context("internal error: no API after applying the plan")?;
+        let fanout = s
+            .stage
+            .fanout
+            .then(|| s.stage.function_name(crate::config::rules::FANOUT_FUNCTION));
         let written = envfile::write_stage(
             &s.stage.env,
             &envfile::StageValues {
@@ -191,6 +195,8 @@ impl Args {
                 drop_key: s.stage.credentials == CredentialsMode::Policy,
                 signing: &planned.signing,
                 stage: &d.names.prefix,
+                fanout_function: fanout.as_deref(),
+                fanout_endpoint: None,
             },
         ).map_err(|e| match &ids.new_key {
             Some((id, _)) => e.context(format!("the new access key {id} could not be written; run `wsdeploy up` again to replace it")),

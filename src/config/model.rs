@@ -38,6 +38,10 @@ pub struct Layer {
     /// Unset: a socket that never authenticates lives until API Gateway's limits close it (10 minutes idle, 2 hours).
     #[schemars(range(min = 1, max = 7200))]
     pub auth_timeout_s: Option<u32>,
+    /// Deploy the bundled fan-out function (`{project}-{stage}-fanout`), which posts one message to many sockets
+    /// from inside the region, and let the backend's credentials invoke it (and nothing else besides
+    /// `@connections`). The templates hand publishes to large audiences to it. Default false.
+    pub fanout: Option<bool>,
     /// Stage-wide throttling of the messages API Gateway accepts (connections included), so that a flood hits
     /// API Gateway's 429 rather than your functions and backend. Defaults: rate 100 per second, burst 200.
     pub throttle: Option<Throttle>,
@@ -296,6 +300,8 @@ pub struct BackendEnv {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub signing_secret: Option<String>,
+    /// Receives the fan-out function's name (with `fanout: true`).
+    pub fanout_function: Option<String>,
 }
 
 /// Later layers win, field by field; maps merge key by key.
@@ -332,7 +338,7 @@ macro_rules! merge_struct {
     };
 }
 
-merge_struct!(Layer { project, region, credentials, stages, heartbeat, auth_timeout_s, ip_address_type; backend, routes, lambda, env, tags, dev, throttle, expect, logs, domain });
+merge_struct!(Layer { project, region, credentials, stages, heartbeat, auth_timeout_s, fanout, ip_address_type; backend, routes, lambda, env, tags, dev, throttle, expect, logs, domain });
 merge_struct!(Domain { name, certificate_arn, hosted_zone_id; });
 merge_struct!(Logs { access, execution, retention_days; });
 merge_struct!(Expect { connections, messages_per_minute, message_kb; });
@@ -342,7 +348,7 @@ merge_struct!(Backend { url, connect_path, disconnect_path, timeout_ms, allow_ht
 merge_struct!(Lambda { architecture, memory_mb, timeout_s, log_retention_days, env_key, reserved_concurrency; });
 merge_struct!(Env { ; frontend, backend });
 merge_struct!(FrontendEnv { file, url; });
-merge_struct!(BackendEnv { file, endpoint, region, access_key_id, secret_access_key, signing_secret; });
+merge_struct!(BackendEnv { file, endpoint, region, access_key_id, secret_access_key, signing_secret, fanout_function; });
 
 /// The JSON Schema of `wsdeploy.yaml`, generated from the same structs the loader uses, so it cannot drift.
 /// A stage takes every key of the top level but `project` and `stages`.

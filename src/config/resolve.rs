@@ -60,6 +60,8 @@ pub struct StageConfig {
     /// Seconds a socket has to authenticate before the backend closes it; with it, `routes` holds `$connect` on
     /// the connect function, which tells the backend of each pending socket.
     pub auth_timeout_s: Option<u32>,
+    /// The bundled fan-out function is deployed, and the backend may invoke it.
+    pub fanout: bool,
     pub throttle: ThrottleSettings,
     pub credentials: CredentialsMode,
     /// Who may connect: IPv4 clients, or IPv4 and IPv6 (the API's endpoint and its domain).
@@ -194,9 +196,15 @@ pub struct BackendEnvSettings {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub signing_secret: String,
+    pub fanout_function: String,
 }
 
 impl BackendEnvSettings {
+    /// `dev` only: where its Lambda Invoke API is, for the backend's Lambda client (`{fanout_function}_ENDPOINT`).
+    pub fn fanout_endpoint(&self) -> String {
+        format!("{}_ENDPOINT", self.fanout_function)
+    }
+
     /// The variable that records whose signing secret the file holds (`{signing_secret}_STAGE`).
     pub fn signing_secret_stage(&self) -> String {
         format!("{}_STAGE", self.signing_secret)
@@ -381,7 +389,7 @@ fn refuse_oversized_environments(
     };
     for s in stages.values().filter(|s| s.stage != LOCAL_STAGE) {
         let size: usize = s
-            .function_env(&signing)
+            .function_env(CONNECT_FUNCTION, &signing)
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum();
@@ -564,6 +572,7 @@ fn resolve_layer(
         },
         heartbeat,
         auth_timeout_s,
+        fanout: l.fanout.unwrap_or(false),
         throttle,
         credentials: l.credentials.unwrap_or(CredentialsMode::IamUser),
         ip_address_type: l.ip_address_type.unwrap_or_default(),
@@ -874,6 +883,9 @@ fn resolve_env(
                 signing_secret: b
                     .signing_secret
                     .unwrap_or_else(|| "WS_SIGNING_SECRET".into()),
+                fanout_function: b
+                    .fanout_function
+                    .unwrap_or_else(|| "WS_FANOUT_FUNCTION".into()),
             })
         } else {
             checker.error(
@@ -891,6 +903,7 @@ fn resolve_env(
             ("access_key_id", &b.access_key_id),
             ("secret_access_key", &b.secret_access_key),
             ("signing_secret", &b.signing_secret),
+            ("fanout_function", &b.fanout_function),
         ];
         for (i, (key, name)) in vars.iter().enumerate() {
             if let Some((other, _)) = vars[..i].iter().find(|(_, n)| n == name) {
@@ -1024,9 +1037,17 @@ impl StageConfig {
         self.names().function(function)
     }
 
-    /// The environment of every bundled function, on AWS and under `dev` alike (the names are the functions'
-    /// contract, read in `lambdas/common`).
-    pub fn function_env(&self, signing: &SigningSecrets) -> BTreeMap<String, String> {
+    /// The environment of a bundled function, on AWS and under `dev` alike (the names are the functions' contract,
+    /// read in `lambdas/common`). The fan-out function calls no backend, so it gets neither its URL nor the
+    /// signing secret.
+    pub fn function_env(
+        &self,
+        function: &str,
+        signing: &SigningSecrets,
+    ) -> BTreeMap<String, String> {
+        if function == super::rules::FANOUT_FUNCTION {
+            return BTreeMap::from([(FUNCTION_ENV_STAGE.to_string(), self.stage.clone())]);
+        }
         let b = &self.backend;
         let previous = signing
             .previous
@@ -1050,9 +1071,12 @@ impl StageConfig {
         .collect()
     }
 
-    /// The bundled functions this stage's routes use, each once.
+    /// The bundled functions this stage deploys, each once: its routes', and the fan-out function if asked for.
     pub fn functions(&self) -> Vec<String> {
-        let mut f: Vec<String> = self.routes.values().cloned().collect();
+        let fanout = self
+            .fanout
+            .then(|| super::rules::FANOUT_FUNCTION.to_string());
+        let mut f: Vec<String> = self.routes.values().cloned().chain(fanout).collect();
         f.sort();
         f.dedup();
         f

@@ -10,8 +10,12 @@ use crate::facts::{ACCOUNT_THROTTLE_BURST, ACCOUNT_THROTTLE_RATE};
 use crate::facts::{INTEGRATION_TIMEOUT_S, LOG_RETENTION_DAYS, SPECIAL_ROUTES};
 use crate::facts::{LAMBDA_MEMORY_MB, LAMBDA_NAME_LEN, LAMBDA_TIMEOUT_S};
 
-/// The functions bundled in `lambdas/` that a route may name (one binary each there).
-pub(crate) const BUNDLED_FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
+/// The functions bundled in `lambdas/` (one binary each there).
+pub(crate) const BUNDLED_FUNCTIONS: [&str; 3] = ["connect", "disconnect", FANOUT_FUNCTION];
+/// The bundled functions a route may name: the fan-out function is the backend's to invoke, never a route's.
+pub(crate) const ROUTE_FUNCTIONS: [&str; 2] = ["connect", "disconnect"];
+/// The bundled function the backend invokes to post one message to many sockets from inside the region.
+pub(crate) const FANOUT_FUNCTION: &str = "fanout";
 pub(crate) const MAX_PROJECT_LEN: usize = 32;
 /// `{project}-{stage}-disconnect` must fit Lambda's function names.
 pub(crate) const MAX_STAGE_LEN: usize = LAMBDA_NAME_LEN - MAX_PROJECT_LEN - "--disconnect".len();
@@ -454,15 +458,15 @@ impl<'a> Checker<'a> {
         } else if key.is_empty() || key.len() > 128 || !key.chars().all(|c| c.is_ascii_graphic()) {
             self.error(path.clone(), format!("route key `{key}` is not a valid action name"), "use 1 to 128 visible ASCII characters without spaces, e.g. `auth` or `sendMessage`");
         }
-        if !BUNDLED_FUNCTIONS.contains(&function) {
-            let help = match did_you_mean(function, BUNDLED_FUNCTIONS) {
+        if !ROUTE_FUNCTIONS.contains(&function) {
+            let help = match did_you_mean(function, ROUTE_FUNCTIONS) {
                 Some(s) => format!(
                     "did you mean `{s}`? The bundled functions are {}",
-                    BUNDLED_FUNCTIONS.join(", ")
+                    ROUTE_FUNCTIONS.join(", ")
                 ),
                 None => format!(
                     "name one of the bundled functions: {}",
-                    BUNDLED_FUNCTIONS.join(", ")
+                    ROUTE_FUNCTIONS.join(", ")
                 ),
             };
             self.error(

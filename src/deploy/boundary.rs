@@ -61,6 +61,14 @@ pub(crate) fn boundary_policy(project: &str, partition: &Partition, account: &st
                 "Action": "execute-api:ManageConnections",
                 "Resource": format!("arn:{p}:execute-api:*:{account}:*/*/*/@connections/*")
             },
+            // The backend hands large publishes to its stage's fan-out function (`fanout: true`); the user's own
+            // policy names the one function, this caps it to fan-out functions of the project.
+            {
+                "Sid": "InvokeFanout",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": format!("arn:{p}:lambda:*:{account}:function:{project}-*-fanout")
+            },
             // API Gateway's account role writes every API's logs; only that role gets this slice.
             {
                 "Sid": "ApiGatewayPushesLogs",
@@ -168,7 +176,16 @@ mod tests {
             !text.contains("\"*:*\"") && !text.contains("\"iam:"),
             "{text}"
         );
-        let push = &doc["Statement"][3];
+        let sid = |sid: &str| {
+            doc["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["Sid"] == sid)
+                .unwrap()
+                .clone()
+        };
+        let push = &sid("ApiGatewayPushesLogs");
         assert_eq!(
             push["Condition"]["ArnEquals"]["aws:PrincipalArn"],
             "arn:aws:iam::123456789012:role/wsdeploy-apigateway-cloudwatch"
@@ -176,6 +193,11 @@ mod tests {
         assert_eq!(
             doc["Statement"][0]["Resource"][0],
             "arn:aws:logs:*:123456789012:log-group:/aws/lambda/chat-*"
+        );
+        assert_eq!(
+            sid("InvokeFanout")["Resource"],
+            "arn:aws:lambda:*:123456789012:function:chat-*-fanout",
+            "the backend invokes its project's fan-out functions, nothing else"
         );
         let cn = boundary_policy("chat", &Partition::of_arn("arn:aws-cn:iam::1:root"), "1");
         assert_eq!(

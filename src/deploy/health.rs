@@ -41,8 +41,13 @@ pub(crate) fn problems(
             .get(&f.name)
             .and_then(|obs| obs.broken.as_deref())
         {
+            let effect = if f.routed() {
+                "the routes it serves answer \"Internal server error\""
+            } else {
+                "publishes the backend hands to it fail"
+            };
             out.push(Problem {
-                what: format!("the function {} {why}: the routes it serves answer \"Internal server error\"", f.name),
+                what: format!("the function {} {why}: {effect}", f.name),
                 fix: format!("{up}; if it fails again, `aws lambda get-function --function-name {}` says why", f.name),
             });
         }

@@ -492,7 +492,7 @@ fn api_changes(d: &Desired, api: &ApiObs) -> Vec<String> {
 fn plan_new_api(d: &Desired, a: &mut Vec<Action>) {
     use Action::*;
     a.extend([CreateApi, CreateStage]);
-    for f in &d.functions {
+    for f in d.functions.iter().filter(|f| f.routed()) {
         let function = f.function.clone();
         a.push(CreateIntegration {
             function: function.clone(),
@@ -583,7 +583,7 @@ fn plan_integrations<'a>(
     use Action::{AddPermission, CreateIntegration, DeleteIntegration};
     let mut kept = BTreeMap::new();
     let source = d.invoke_source_arn(&api.id);
-    for f in &d.functions {
+    for f in d.functions.iter().filter(|f| f.routed()) {
         let uri = d.integration_uri(&d.function_arn(&f.name));
         match api.integrations.iter().find(|i| i.uri == uri) {
             Some(i) => {

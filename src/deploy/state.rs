@@ -127,7 +127,7 @@ pub struct StageLogging {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionSpec {
-    /// The bundled function: `connect` or `disconnect`.
+    /// The bundled function: `connect`, `disconnect` or `fanout`.
     pub function: String,
     pub name: String,
     pub memory_mb: i32,
@@ -148,6 +148,12 @@ pub struct RouteSpec {
 }
 
 impl FunctionSpec {
+    /// Whether API Gateway invokes it (routes lead to it: it has an integration and API Gateway's permission). The
+    /// fan-out function is the backend's to invoke, through IAM, and has neither.
+    pub fn routed(&self) -> bool {
+        self.function != crate::config::rules::FANOUT_FUNCTION
+    }
+
     /// The environment as deployed: what the config gives the function, and the id of the API whose events it
     /// serves once that API exists (`None`: not yet; the function then refuses every event, and no route reaches
     /// it yet).
@@ -176,7 +182,7 @@ impl Desired {
             .functions()
             .into_iter()
             .map(|f| {
-                let env = cfg.function_env(signing);
+                let env = cfg.function_env(&f, signing);
                 Ok(FunctionSpec {
                     name: cfg.function_name(&f),
                     memory_mb: cfg.lambda.memory_mb as i32,
@@ -410,16 +416,24 @@ impl Desired {
         }
     }
 
-    /// `execute-api:ManageConnections` on this API's stage only (POST, GET and DELETE on @connections).
+    /// `execute-api:ManageConnections` on this API's stage only (POST, GET and DELETE on @connections), and with
+    /// `fanout: true` `lambda:InvokeFunction` on the stage's fan-out function only: its unqualified ARN, which is
+    /// what the templates invoke (a version's or alias's ARN would need its own grant:
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html>).
     pub fn manage_connections_policy(&self, api_id: &str) -> Value {
-        json!({
-            "Version": "2012-10-17",
-            "Statement": [{
+        let mut statements = vec![json!({
+            "Effect": "Allow",
+            "Action": "execute-api:ManageConnections",
+            "Resource": format!("arn:{}:execute-api:{}:{}:{api_id}/{}/*/@connections/*", self.partition.id, self.region, self.account, self.stage)
+        })];
+        if let Some(fanout) = self.functions.iter().find(|f| !f.routed()) {
+            statements.push(json!({
                 "Effect": "Allow",
-                "Action": "execute-api:ManageConnections",
-                "Resource": format!("arn:{}:execute-api:{}:{}:{api_id}/{}/*/@connections/*", self.partition.id, self.region, self.account, self.stage)
-            }]
-        })
+                "Action": "lambda:InvokeFunction",
+                "Resource": self.function_arn(&fanout.name)
+            }));
+        }
+        json!({ "Version": "2012-10-17", "Statement": statements })
     }
 
     /// What API Gateway may invoke the functions from: this API only.

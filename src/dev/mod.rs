@@ -5,6 +5,7 @@
 pub(crate) mod app;
 mod events;
 pub(crate) mod gateway;
+mod invoke;
 mod origin;
 pub(crate) mod runtime;
 mod serve;
@@ -67,6 +68,8 @@ pub(crate) struct Options {
 pub(crate) struct Running {
     pub websocket_url: String,
     pub management_endpoint: String,
+    /// The Lambda Invoke API's endpoint (for the fan-out function).
+    pub lambda_endpoint: String,
     pub access_key_id: String,
     /// Where the functions came from ("prebuilt (embedded in wsdeploy)", "compiled from source: …").
     pub functions: String,
@@ -128,9 +131,13 @@ pub(crate) async fn run(
     let running = Running {
         websocket_url: format!("ws://{base}/{}", stage.stage),
         management_endpoint,
+        lambda_endpoint: format!("http://{base}"),
         access_key_id: secrets.key_id.clone(),
         functions: functions.describe(),
     };
+    let fanout = stage
+        .fanout
+        .then(|| stage.function_name(crate::config::rules::FANOUT_FUNCTION));
     envfile::write_stage(
         &stage.env,
         &envfile::StageValues {
@@ -141,12 +148,16 @@ pub(crate) async fn run(
             drop_key: false,
             signing: &secrets.signing,
             stage: &stage.names().prefix,
+            fanout_function: fanout.as_deref(),
+            fanout_endpoint: stage.fanout.then_some(running.lambda_endpoint.as_str()),
         },
     )?;
     started(&running);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let closing = gw.clone();
-    let router = gw.router();
+    let router = gw
+        .router()
+        .merge(invoker(&stage, &pools, &secrets, &opts.log).router());
     let guard = serve::Guard {
         header_timeout: opts.header_timeout,
         max_http_connections: MAX_HTTP_CONNECTIONS,
@@ -196,26 +207,30 @@ async fn start_functions(
     (secrets, management_endpoint): (&Secrets, &str),
     log: &Log,
 ) -> anyhow::Result<BTreeMap<String, std::sync::Arc<runtime::Pool>>> {
-    let mut env: Vec<(String, String)> = stage.function_env(&secrets.signing).into_iter().collect();
-    // Lambda gives a function its role's credentials; here the only identity `@connections` knows is the dev
-    // key, and the endpoint is dev's own rather than the API's execute-api host.
-    env.push((
-        crate::config::resolve::FUNCTION_ENV_MANAGEMENT_ENDPOINT.into(),
-        management_endpoint.into(),
-    ));
-    env.push(("AWS_ACCESS_KEY_ID".into(), secrets.key_id.clone()));
-    env.push(("AWS_SECRET_ACCESS_KEY".into(), secrets.secret.clone()));
-    // Set by Lambda itself on AWS, from the stage's configuration.
-    env.push((
-        crate::config::resolve::FUNCTION_ENV_API_ID.into(),
-        events::API_ID.into(),
-    ));
-    env.push(("AWS_REGION".into(), stage.region.clone()));
-    env.push(("AWS_DEFAULT_REGION".into(), stage.region.clone()));
-    env.push((
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
-        stage.lambda.memory_mb.to_string(),
-    ));
+    let env: Vec<(String, String)> = [
+        // Lambda gives a function its role's credentials; here the only identity `@connections` knows is the dev
+        // key, and the endpoint is dev's own rather than the API's execute-api host.
+        (
+            crate::config::resolve::FUNCTION_ENV_MANAGEMENT_ENDPOINT,
+            management_endpoint.to_string(),
+        ),
+        ("AWS_ACCESS_KEY_ID", secrets.key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", secrets.secret.clone()),
+        // Set by Lambda itself on AWS, from the stage's configuration.
+        (
+            crate::config::resolve::FUNCTION_ENV_API_ID,
+            events::API_ID.to_string(),
+        ),
+        ("AWS_REGION", stage.region.clone()),
+        ("AWS_DEFAULT_REGION", stage.region.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            stage.lambda.memory_mb.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
     let timeout = Duration::from_secs(u64::from(stage.lambda.timeout_s.min(INTEGRATION_TIMEOUT_S)));
     let mut pools = BTreeMap::new();
     for f in stage.functions() {
@@ -226,9 +241,10 @@ async fn start_functions(
             .bootstrap
             .clone();
         let name = stage.function_name(&f);
+        let own = stage.function_env(&f, &secrets.signing).into_iter();
+        let env = own.chain(env.iter().cloned()).collect();
         let pool =
-            runtime::Pool::start(&name, exe, env.clone(), timeout, MAX_PROCESSES, log.clone())
-                .await?;
+            runtime::Pool::start(&name, exe, env, timeout, MAX_PROCESSES, log.clone()).await?;
         pools.insert(f, pool);
     }
     Ok(pools)
@@ -253,11 +269,7 @@ fn gateway(
             (key.clone(), route)
         })
         .collect();
-    let verifier = sigv4::Verifier {
-        access_key_id: secrets.key_id.clone(),
-        secret_access_key: secrets.secret.clone(),
-        region: stage.region.clone(),
-    };
+    let verifier = dev_key(stage, secrets);
     let own_pages = stage
         .dev
         .open
@@ -281,6 +293,34 @@ fn gateway(
         verifier,
         opts.log.clone(),
     )
+}
+
+/// The one identity `dev`'s AWS endpoints know: the dev key written into the backend's env file.
+fn dev_key(stage: &StageConfig, secrets: &Secrets) -> sigv4::Verifier {
+    sigv4::Verifier {
+        access_key_id: secrets.key_id.clone(),
+        secret_access_key: secrets.secret.clone(),
+        region: stage.region.clone(),
+    }
+}
+
+/// The Lambda Invoke API for the functions no route leads to (the fan-out function), by their full names.
+fn invoker(
+    stage: &StageConfig,
+    pools: &BTreeMap<String, std::sync::Arc<runtime::Pool>>,
+    secrets: &Secrets,
+    log: &Log,
+) -> std::sync::Arc<invoke::Invoker> {
+    let functions = pools
+        .iter()
+        .filter(|(f, _)| !stage.routes.values().any(|r| r == *f))
+        .map(|(f, pool)| (stage.function_name(f), pool.clone()))
+        .collect();
+    std::sync::Arc::new(invoke::Invoker {
+        functions,
+        verifier: dev_key(stage, secrets),
+        log: log.clone(),
+    })
 }
 
 /// How `dev.command` ended.

@@ -96,8 +96,21 @@ impl<'a> Authorization<'a> {
 }
 
 impl Verifier {
+    /// A request to `@connections` (signed for `execute-api`).
     pub(crate) fn check(
         &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), Denied> {
+        self.check_for("execute-api", method, uri, headers, body)
+    }
+
+    /// A request to `service` (the signing name: `execute-api`, `lambda`).
+    pub(crate) fn check_for(
+        &self,
+        service: &str,
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
@@ -156,7 +169,7 @@ impl Verifier {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&region)
-            .name("execute-api")
+            .name(service)
             .time(time)
             .settings(SigningSettings::default())
             .build()

@@ -128,8 +128,8 @@ mod tests {
     use super::*;
 
     static ZIP: &[u8] = b"zip";
-    static BOTH: &[(&str, &[u8])] = &[("connect", ZIP), ("disconnect", ZIP)];
-    static ONE: &[(&str, &[u8])] = &[("connect", ZIP)];
+    static ALL: &[(&str, &[u8])] = &[("connect", ZIP), ("disconnect", ZIP), ("fanout", ZIP)];
+    static WITHOUT_FANOUT: &[(&str, &[u8])] = &[("connect", ZIP), ("disconnect", ZIP)];
 
     fn set(
         arch: &'static str,
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn only_a_complete_set_of_these_sources_is_used() {
-        let sets = [set("x86_64", "aaaa", BOTH), set("arm64", "bbbb", BOTH)];
+        let sets = [set("x86_64", "aaaa", ALL), set("arm64", "bbbb", ALL)];
         assert_eq!(
             find(&sets, Architecture::X86_64, "aaaa"),
             Embedded::Usable(&sets[0])
@@ -155,7 +155,7 @@ mod tests {
             find(&sets[..1], Architecture::Arm64, "aaaa"),
             Embedded::Absent
         );
-        let one = [set("x86_64", "aaaa", ONE)];
+        let one = [set("x86_64", "aaaa", WITHOUT_FANOUT)];
         assert_eq!(
             find(&one, Architecture::X86_64, "aaaa"),
             Embedded::Incomplete

@@ -47,6 +47,11 @@ class SocketService {
    *   sweep() yourself)
    * @param {boolean|function} [opts.presence=true]  which topics get presence events: true, false, or
    *   (topic) => boolean (e.g. `(t) => !t.startsWith('live:')`); presence() answers for every topic either way
+   * @param {object|false} [opts.fanout]  with `fanout: true` in wsdeploy.yaml (WS_FANOUT_FUNCTION in the env file;
+   *   `npm install @aws-sdk/client-lambda`): { threshold = 500, chunkIds = 5000, invokes = 8 }. A publish or
+   *   broadcast to at least `threshold` sockets is handed to the bundled fan-out function, which posts from inside
+   *   the region: chunks of at most `chunkIds` ids (and 5 MB), `invokes` at once. A chunk whose invoke fails is
+   *   posted directly instead. false: always post directly.
    */
   constructor(
     store,
@@ -58,6 +63,7 @@ class SocketService {
       postTimeoutMs = 3_000,
       sweep = {},
       presence = true,
+      fanout = {},
     } = {},
   ) {
     for (const key of ['WS_API_ENDPOINT', 'WS_API_REGION']) {
@@ -79,6 +85,7 @@ class SocketService {
       maxAttempts: 1,
       requestHandler: { httpAgent: new http.Agent(agent), httpsAgent: new https.Agent(agent) },
     });
+    this.fanout = fanout !== false && env.WS_FANOUT_FUNCTION ? fanoutClient(env, credentials, fanout) : null;
     if (sweep !== false) {
       const { intervalMs = 60_000, idleMs = 120_000 } = sweep;
       this.sweeper = setInterval(() => {
@@ -259,8 +266,36 @@ class SocketService {
     return this.fanOut(targets);
   }
 
-  // At most `concurrency` posts in flight; each outcome counted.
+  // Large audiences through the fan-out function when it is deployed, the rest (and what it fails on) directly.
   async fanOut(targets) {
+    if (this.fanout && targets.length >= this.fanout.threshold) return this.throughFunction(targets);
+    return this.postEach(targets);
+  }
+
+  async throughFunction(targets) {
+    const result = { delivered: 0, gone: 0, failed: 0, lastError: undefined };
+    await pool(chunks(targets, this.fanout.chunkIds), this.fanout.invokes, async (chunk) => {
+      let answer;
+      try {
+        answer = await this.fanout.invoke(chunk);
+      } catch (err) {
+        console.error(`wsdeploy: the fan-out function failed (${err.message}): posting to ${chunk.length} sockets directly`);
+        const direct = await this.postEach(chunk);
+        for (const k of ['delivered', 'gone', 'failed']) result[k] += direct[k];
+        result.lastError = direct.lastError ?? result.lastError;
+        return;
+      }
+      result.delivered += answer.delivered;
+      result.gone += answer.gone.length;
+      result.failed += answer.failed.length;
+      if (answer.failed.length > 0) result.lastError = new Error(answer.failed[0].error);
+      for (const connectionId of answer.gone) await this.forget(connectionId);
+    });
+    return result;
+  }
+
+  // At most `concurrency` posts in flight; each outcome counted.
+  async postEach(targets) {
     const result = { delivered: 0, gone: 0, failed: 0, lastError: undefined };
     await pool(targets, this.concurrency, async ({ connectionId, body }) => {
       const { outcome, error } = await this.deliver(connectionId, body);
@@ -301,6 +336,61 @@ class SocketService {
       }
     }
   }
+}
+
+/** The fan-out function's client: `invoke(targets)` posts them through it and answers { delivered, gone, failed }. */
+function fanoutClient(env, credentials, { threshold = 500, chunkIds = 5000, invokes = 8 }) {
+  const { LambdaClient, InvokeCommand } = require('@aws-sdk/client-lambda');
+  const client = new LambdaClient({
+    region: env.WS_API_REGION,
+    credentials,
+    // `wsdeploy dev` runs the function behind its own Lambda API; on AWS the region's.
+    endpoint: env.WS_FANOUT_FUNCTION_ENDPOINT || undefined,
+    // A failed invoke is posted directly instead; the snippet drops a push it has seen, if both arrived.
+    maxAttempts: 1,
+  });
+  const invoke = async (targets) => {
+    // One message per group of sockets with the same body (a user's sockets share their message id).
+    const groups = new Map();
+    for (const { connectionId, body } of targets) {
+      if (!groups.has(body)) groups.set(body, []);
+      groups.get(body).push(connectionId);
+    }
+    const posts = [...groups].map(([body, connectionIds]) => ({ data: body.toString(), connectionIds }));
+    const out = await client.send(
+      new InvokeCommand({ FunctionName: env.WS_FANOUT_FUNCTION, Payload: Buffer.from(JSON.stringify({ posts })) }),
+    );
+    const answer = JSON.parse(Buffer.from(out.Payload ?? []).toString() || 'null');
+    if (out.FunctionError) throw new Error(answer?.errorMessage ?? out.FunctionError);
+    return answer;
+  };
+  return { threshold, chunkIds, invokes, invoke };
+}
+
+// A synchronous invoke carries 6 MB (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html):
+// chunks stay under 5 MB of messages, and `maxIds` ids.
+const MAX_CHUNK_BYTES = 5 * 1024 * 1024;
+
+function chunks(targets, maxIds) {
+  const out = [];
+  let [chunk, bytes, seen] = [[], 0, new Set()];
+  for (const t of targets) {
+    if (chunk.length >= maxIds || (chunk.length > 0 && bytes + cost(t, seen) > MAX_CHUNK_BYTES)) {
+      out.push(chunk);
+      [chunk, bytes, seen] = [[], 0, new Set()];
+    }
+    bytes += cost(t, seen);
+    chunk.push(t);
+    seen.add(t.body);
+  }
+  if (chunk.length > 0) out.push(chunk);
+  return out;
+}
+
+// What a target adds to a chunk: its id, and its message the first time the chunk carries it (as the JSON string
+// it travels as).
+function cost({ connectionId, body }, seen) {
+  return connectionId.length + 3 + (seen.has(body) ? 0 : JSON.stringify(body.toString()).length + 32);
 }
 
 function counts({ delivered, gone, failed }) {

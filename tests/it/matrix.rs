@@ -40,6 +40,10 @@ const FACTORS: &[Factor] = &[
         values: &[("none", ""), ("30", "auth_timeout_s: 30")],
     },
     Factor {
+        option: "fanout",
+        values: &[("off", ""), ("on", "fanout: true")],
+    },
+    Factor {
         option: "lambda.env_key",
         values: &[
             ("stage", "lambda: { env_key: stage }"),
@@ -176,7 +180,7 @@ fn the_rows_cover_every_pair_of_values() {
             }
         }
     }
-    // Far fewer than every combination (2·2·2·3·2·3·3·3·2·2·2·2 = 20,736), and not fewer than the largest pair's 9.
+    // Far fewer than every combination (2·2·2·2·3·2·3·3·3·2·2·2·2 = 41,472), and not fewer than the largest pair's 9.
     assert!((9..=16).contains(&rows.len()), "{} rows", rows.len());
 }
 

@@ -9,12 +9,14 @@ use crate::support::moto::{sdk_config_at, Moto, ACCOUNT};
 use crate::support::proxy::Proxy;
 use crate::support::util::Run;
 
+/// With the fan-out function, so that its life (and the backend's grant on it) runs under the policy too.
 fn config(project: &str, credentials: &str) -> String {
     BASE.replace("project: chat", &format!("project: {project}"))
         .replace(
             "credentials: iam-user",
             &format!("credentials: {credentials}"),
         )
+        + "fanout: true\n"
 }
 
 /// Cold `up`, the account's logging role set up (in an account that has none: the previous life's is removed),

@@ -699,3 +699,171 @@ fn up_refuses_to_write_secrets_into_an_env_file_git_tracks() {
         "an untracked env file is written as before",
     );
 }
+
+/// `fanout: true`: the fan-out function is deployed with no route, no integration and no resource policy (API
+/// Gateway cannot invoke it), with neither the backend's URL nor the signing secret in its environment; the
+/// backend's credentials gain `lambda:InvokeFunction` on that one function, which the project's boundary still
+/// allows (identity policy ∩ boundary, by the IAM evaluator) and nothing more; the env file names it. Turned off,
+/// the function, the grant and the variable go; teardown leaves nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fanout_function_is_the_backends_to_invoke_and_only_that() {
+    use crate::support::iam_enforce::{Check, Evaluator};
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let with = format!("{BASE}fanout: true\n");
+    let app = App::new(&proxy.endpoint, &with);
+    let out = app.run(&["up", "--output", "json"]).expect(0).json();
+    let api = out["api_id"].as_str().unwrap().to_string();
+    let conf = moto.sdk_config().await;
+    let lambda = aws_sdk_lambda::Client::new(&conf);
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let name = "chat-dev-fanout";
+    let arn = format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}");
+    let config = lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap();
+    let vars = config.environment().unwrap().variables().unwrap();
+    let mut keys: Vec<&String> = vars.keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["WSDEPLOY_API_ID", "WSDEPLOY_STAGE"],
+        "no backend, no secret"
+    );
+    assert_eq!(
+        config.role(),
+        Some(format!("arn:aws:iam::{ACCOUNT}:role/chat-dev-lambda").as_str())
+    );
+    assert!(
+        lambda
+            .get_policy()
+            .function_name(name)
+            .send()
+            .await
+            .is_err(),
+        "no resource policy"
+    );
+    let integrations = aws_sdk_apigatewayv2::Client::new(&conf)
+        .get_integrations()
+        .api_id(&api)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        integrations
+            .items()
+            .iter()
+            .all(|i| !i.integration_uri().unwrap_or_default().contains(name)),
+        "no integration reaches it"
+    );
+    assert_eq!(env_value(&app.backend_env, "WS_FANOUT_FUNCTION"), name);
+
+    let policy = decode(
+        iam.get_user_policy()
+            .user_name("chat-dev-backend")
+            .policy_name(
+                iam.list_user_policies()
+                    .user_name("chat-dev-backend")
+                    .send()
+                    .await
+                    .unwrap()
+                    .policy_names()[0]
+                    .clone(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .policy_document(),
+    );
+    let allowed = [
+        format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/dev/*/@connections/*"),
+        arn.clone(),
+    ];
+    assert_eq!(check_statements("user policy", &policy, &allowed), 2);
+    let boundary_arn = format!("arn:aws:iam::{ACCOUNT}:policy/chat-wsdeploy-boundary");
+    let version = iam
+        .get_policy()
+        .policy_arn(&boundary_arn)
+        .send()
+        .await
+        .unwrap();
+    let version = version
+        .policy()
+        .unwrap()
+        .default_version_id()
+        .unwrap()
+        .to_string();
+    let boundary = decode(
+        iam.get_policy_version()
+            .policy_arn(&boundary_arn)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap()
+            .policy_version()
+            .unwrap()
+            .document()
+            .unwrap(),
+    );
+    let mut effective = Evaluator::bounded(&policy, &boundary);
+    let check = |action: &str, resource: &str| Check {
+        action: action.into(),
+        resource: resource.into(),
+        conditions: std::collections::BTreeMap::new(),
+        key_policy: None,
+    };
+    let other = |f: &str| format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{f}");
+    assert!(
+        effective.allows(&check("lambda:InvokeFunction", &arn)),
+        "the backend may invoke it"
+    );
+    for (action, resource) in [
+        ("lambda:InvokeFunction", other("chat-dev-connect")),
+        ("lambda:InvokeFunction", other("chat-prod-fanout")),
+        ("lambda:InvokeFunction", other("payroll")),
+        ("lambda:UpdateFunctionCode", arn.clone()),
+        ("lambda:GetFunctionConfiguration", arn.clone()),
+    ] {
+        assert!(
+            !effective.allows(&check(action, &resource)),
+            "{action} on {resource}"
+        );
+    }
+
+    app.config(BASE);
+    app.run(&["up"]).expect(0);
+    assert!(
+        lambda
+            .get_function()
+            .function_name(name)
+            .send()
+            .await
+            .is_err(),
+        "the function is gone"
+    );
+    assert!(
+        !crate::support::util::env_file(&app.backend_env).contains_key("WS_FANOUT_FUNCTION"),
+        "and its variable"
+    );
+    let policy = decode(
+        iam.get_user_policy()
+            .user_name("chat-dev-backend")
+            .policy_name("chat-dev-manage-connections")
+            .send()
+            .await
+            .unwrap()
+            .policy_document(),
+    );
+    assert_eq!(
+        check_statements("user policy", &policy, &allowed[..1]),
+        1,
+        "and the grant"
+    );
+    app.config(&with);
+    app.run(&["up"]).expect(0);
+    app.run(&["teardown", "--yes"]).expect(0);
+    assert!(crate::deploy::leftovers(&conf, "chat-dev").await.is_empty());
+}

@@ -652,7 +652,7 @@ impl Drop for Node {
 async fn express_backend_under_dev(
     routes: &str,
     ready: &str,
-    config: &str,
+    (config, service_opts): (&str, &str),
     dev_args: &[&str],
 ) -> (crate::support::devkit::Dev, String, Node) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -670,7 +670,7 @@ async fn express_backend_under_dev(
              const {{ socketConnections, SocketService, MemoryConnectionStore }} = require(process.env.TEMPLATE);\n\
              process.loadEnvFile(require('node:path').join(__dirname, '.env'));\n\
              const store = new MemoryConnectionStore();\n\
-             const sockets = new SocketService(store);\n\
+             const sockets = new SocketService(store, process.env, JSON.parse(process.env.SERVICE_OPTS || '{{}}'));\n\
              const app = express();\n\
              {routes}\
              app.listen(Number(process.env.PORT), '127.0.0.1');\n"
@@ -682,6 +682,7 @@ async fn express_backend_under_dev(
             .arg(&server)
             .env("PORT", port.to_string())
             .env("TEMPLATE", root().join("templates/express"))
+            .env("SERVICE_OPTS", service_opts)
             .env("NODE_PATH", root().join("examples/chat/node_modules"))
             .spawn()
             .unwrap(),
@@ -711,7 +712,7 @@ async fn the_express_template_publishes_to_a_topics_sockets_and_tells_presence_t
          app.post('/publish/:topic', express.json(), async (req, res) => res.json(await sockets.publish(req.params.topic, req.body)));\n\
          app.get('/presence/:topic', async (req, res) => res.json((await sockets.presence(req.params.topic)).sort()));\n",
         "/presence/none",
-        "",
+        ("", ""),
         &[],
     )
     .await;
@@ -795,6 +796,113 @@ async fn the_express_template_publishes_to_a_topics_sockets_and_tells_presence_t
     assert_eq!(next_text(carol).await, r#"{"action":"pong"}"#);
 }
 
+/// `fanout: true` end to end under `dev`: the backend's env file names the fan-out function and dev's Lambda API,
+/// and the template hands a publish to at least `threshold` sockets to the real function, which posts through
+/// dev's `@connections`: every socket gets the message once, a socket found gone comes back and is forgotten, and
+/// a smaller publish is posted directly.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_express_template_hands_large_publishes_to_the_fanout_function_under_dev() {
+    use crate::support::devkit::next_text;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (dev, backend, _node) = express_backend_under_dev(
+        "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
+           userFromToken: async (t) => { const u = t.replace(/^tok-/, ''); await sockets.subscribe(u, u < 'u2' ? 'small' : 'big'); return u; } }));\n\
+         app.post('/publish/:topic', async (req, res) => res.json(await sockets.publish(req.params.topic, { n: 1 })));\n\
+         app.get('/ready', (req, res) => res.end());\n",
+        "/ready",
+        ("fanout: true\n", r#"{"fanout":{"threshold":3},"presence":false}"#),
+        &["--lose-disconnects", "100"],
+    )
+    .await;
+    assert_eq!(dev.env["WS_FANOUT_FUNCTION"], "chat-local-fanout");
+    assert!(
+        dev.env["WS_FANOUT_FUNCTION_ENDPOINT"].starts_with("http://127.0.0.1:"),
+        "{:?}",
+        dev.env
+    );
+    let mut sockets = vec![];
+    for user in ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+        ws.send(Message::Text(
+            format!(r#"{{"action":"auth","token":"tok-{user}"}}"#).into(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            next_text(&mut ws).await,
+            r#"{"ok":true,"type":"auth"}"#,
+            "{}",
+            dev.output()
+        );
+        sockets.push(ws);
+    }
+    // u7 leaves without the backend hearing of it: the function finds it gone.
+    let mut left = sockets.pop().unwrap();
+    left.close(None).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dev.output().contains("$disconnect not delivered") {
+        assert!(std::time::Instant::now() < deadline, "{}", dev.output());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let publish = |topic: &'static str| {
+        let url = format!("{backend}/publish/{topic}");
+        async move {
+            let text = reqwest::Client::new()
+                .post(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        }
+    };
+    assert_eq!(
+        publish("big").await,
+        serde_json::json!({ "delivered": 5, "gone": 1, "failed": 0 }),
+        "{}",
+        dev.output()
+    );
+    let invokes = |out: &str| out.matches("lambda invoke chat-local-fanout").count();
+    assert_eq!(invokes(&dev.output()), 1, "{}", dev.output());
+    assert_eq!(
+        publish("big").await,
+        serde_json::json!({ "delivered": 5, "gone": 0, "failed": 0 }),
+        "the gone one was forgotten"
+    );
+    assert_eq!(
+        publish("small").await,
+        serde_json::json!({ "delivered": 2, "gone": 0, "failed": 0 })
+    );
+    assert_eq!(
+        invokes(&dev.output()),
+        2,
+        "two sockets are posted directly:\n{}",
+        dev.output()
+    );
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        let times = if i < 2 { 1 } else { 2 };
+        for _ in 0..times {
+            let got: serde_json::Value = serde_json::from_str(&next_text(ws).await).unwrap();
+            assert_eq!(
+                (got["type"].as_str(), &got["data"]),
+                (Some("push"), &serde_json::json!({ "n": 1 })),
+                "{got}"
+            );
+        }
+        ws.send(Message::Text(r#"{"action":"ping"}"#.into()))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_text(ws).await,
+            r#"{"action":"pong"}"#,
+            "socket {i} got each message once"
+        );
+    }
+}
+
 /// A socket whose `$disconnect` never reaches the backend (`dev --lose-disconnects 100`, as AWS sometimes loses it)
 /// stays in presence until the sweep asks `@connections`, which answers 410: then it is forgotten and the topic's
 /// other subscribers are told. Node, dev and the real functions.
@@ -808,7 +916,7 @@ async fn the_sweep_forgets_a_socket_whose_disconnect_was_lost() {
          app.post('/sweep', async (req, res) => res.json(await sockets.sweep({ idleMs: 0 })));\n\
          app.get('/presence', async (req, res) => res.json((await sockets.presence('room')).sort()));\n",
         "/presence",
-        "",
+        ("", ""),
         &["--lose-disconnects", "100"],
     )
     .await;
@@ -893,7 +1001,7 @@ async fn a_socket_that_never_authenticates_is_closed_at_the_auth_timeout() {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let (dev, backend, _node) =
-        express_backend_under_dev(ALICE_BACKEND, "/bound", "auth_timeout_s: 2\n", &[]).await;
+        express_backend_under_dev(ALICE_BACKEND, "/bound", ("auth_timeout_s: 2\n", ""), &[]).await;
     let (mut silent, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     let (mut authed, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
     let started = std::time::Instant::now();
@@ -956,7 +1064,8 @@ async fn a_socket_that_never_authenticates_is_closed_at_the_auth_timeout() {
 async fn the_express_template_binds_only_open_sockets_from_the_signed_address() {
     use crate::support::devkit::next_text;
     use futures_util::SinkExt;
-    let (dev, backend, _node) = express_backend_under_dev(ALICE_BACKEND, "/bound", "", &[]).await;
+    let (dev, backend, _node) =
+        express_backend_under_dev(ALICE_BACKEND, "/bound", ("", ""), &[]).await;
     let http = reqwest::Client::new();
     let bound = || async {
         http.get(format!("{backend}/bound"))

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod connect;
 pub mod connections;
 pub mod disconnect;
+pub mod fanout;
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;

@@ -4,7 +4,9 @@
 // answers what the call took and the process's peak RSS meanwhile:
 //   way=article   the article's loop: aws-sdk v2, one postToConnection per socket, all at once, its defaults
 //   way=template  the template's publish(): at most `concurrency` posts in flight on kept-alive connections
-// rtt=MS puts @connections behind a proxy that answers each request MS later than dev does, and the first request
+//   way=function  the template's publish() handing the audience to the bundled fan-out function (dev runs it;
+//                 `fanout: true`), in chunks of 5,000, which posts from next to @connections
+// rtt=MS puts @connections (or, for way=function, the Lambda API) behind a proxy that answers each request MS later than dev does, and the first request
 // on a new connection 3 x MS later (TCP and TLS 1.3 handshakes, then the request): a model of the distance between a
 // backend and the region, not a figure of AWS's. dev is plain HTTP, so the article's client gets the agent aws-sdk v2
 // uses for an https endpoint (at most 50 sockets, no keep-alive), as against the real API.
@@ -25,7 +27,7 @@ const proxies = new Map(); // rtt -> the endpoint of a proxy that far away
 function ready() {
   if (router) return;
   process.loadEnvFile(process.env.ENV_FILE);
-  const sockets = new SocketService(store, process.env, { sweep: false, presence: false });
+  const sockets = new SocketService(store, process.env, { sweep: false, presence: false, fanout: false });
   router = socketConnections({
     express,
     store,
@@ -40,10 +42,11 @@ function ready() {
 
 // A proxy in front of dev's @connections that holds each answer `rtt` ms: every request then costs one round trip
 // of that length, however many are in flight (as across a network, where the distance is not a queue).
-async function endpointAt(rtt) {
-  if (rtt === 0) return process.env.WS_API_ENDPOINT;
-  if (!proxies.has(rtt)) {
-    const upstream = new URL(process.env.WS_API_ENDPOINT);
+async function endpointAt(rtt, base = process.env.WS_API_ENDPOINT) {
+  if (rtt === 0) return base;
+  const key = `${rtt} ${base}`;
+  if (!proxies.has(key)) {
+    const upstream = new URL(base);
     const agent = new http.Agent({ keepAlive: true });
     const server = http.createServer((req, res) => {
       const hold = req.socket.served ? rtt : 3 * rtt;
@@ -67,16 +70,28 @@ async function endpointAt(rtt) {
     server.keepAliveTimeout = 60000;
     await new Promise((r) => server.listen(0, '127.0.0.1', r));
     // The SDKs sign the Host they send to; the proxy passes it on unchanged, so dev checks the same signature.
-    proxies.set(rtt, `http://127.0.0.1:${server.address().port}${upstream.pathname}`);
+    const path = upstream.pathname === '/' ? '' : upstream.pathname;
+    proxies.set(key, `http://127.0.0.1:${server.address().port}${path}`);
   }
-  return proxies.get(rtt);
+  return proxies.get(key);
 }
 
 async function template(concurrency, rtt, data) {
   const key = `${concurrency}/${rtt}`;
   if (!services.has(key)) {
     const env = { ...process.env, WS_API_ENDPOINT: await endpointAt(rtt) };
-    services.set(key, new SocketService(store, env, { concurrency, sweep: false, presence: false }));
+    // fanout: false, so that this way posts every message itself, whatever the env file offers.
+    services.set(key, new SocketService(store, env, { concurrency, sweep: false, presence: false, fanout: false }));
+  }
+  return services.get(key).publish(TOPIC, data);
+}
+
+// The whole audience through the fan-out function, the backend's one call per chunk across the distance.
+async function throughFunction(rtt, data) {
+  const key = `function/${rtt}`;
+  if (!services.has(key)) {
+    const env = { ...process.env, WS_FANOUT_FUNCTION_ENDPOINT: await endpointAt(rtt, process.env.WS_FANOUT_FUNCTION_ENDPOINT) };
+    services.set(key, new SocketService(store, env, { sweep: false, presence: false, fanout: { threshold: 1 } }));
   }
   return services.get(key).publish(TOPIC, data);
 }
@@ -118,7 +133,9 @@ app.post('/publish', async (req, res, next) => {
     }, 2);
     const started = performance.now();
     const data = { at: Date.now() };
-    const result = req.query.way === 'article' ? await article(rtt, data) : await template(concurrency, rtt, data);
+    const way = req.query.way;
+    const result =
+      way === 'article' ? await article(rtt, data) : way === 'function' ? await throughFunction(rtt, data) : await template(concurrency, rtt, data);
     const callMs = performance.now() - started;
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage().rss);

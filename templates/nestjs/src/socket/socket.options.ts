@@ -36,6 +36,12 @@ export interface SocketModuleOptions {
    * turn it off for topics of thousands, e.g. `(topic) => !topic.startsWith('live:')`. presence() answers regardless.
    */
   presence?: boolean | ((topic: string) => boolean);
+  /**
+   * The bundled fan-out function (`fanout: true` in wsdeploy.yaml; name from process.env.WS_FANOUT_FUNCTION): a
+   * publish or broadcast to at least `threshold` sockets (500) is handed to it, in chunks of `chunkIds` ids (5000),
+   * `invokes` at once (8). false: always post directly.
+   */
+  fanoutFunction?: { name?: string; threshold?: number; chunkIds?: number; invokes?: number } | false;
 }
 
 export const SOCKET_OPTIONS = Symbol('SOCKET_OPTIONS');
@@ -50,6 +56,7 @@ export interface ResolvedSocketOptions {
   fanOut: { concurrency: number; deadlineMs: number; postTimeoutMs: number };
   sweep: { intervalMs: number; idleMs: number } | false;
   presence: (topic: string) => boolean;
+  fanoutFunction?: { name: string; endpoint?: string; threshold: number; chunkIds: number; invokes: number };
 }
 
 export function resolveSocketOptions(o: SocketModuleOptions, env = process.env): ResolvedSocketOptions {
@@ -76,6 +83,23 @@ export function resolveSocketOptions(o: SocketModuleOptions, env = process.env):
     },
     sweep: o.sweep === false ? false : { intervalMs: o.sweep?.intervalMs ?? 60_000, idleMs: o.sweep?.idleMs ?? 120_000 },
     presence: presenceFor(o.presence ?? true),
+    fanoutFunction: fanoutFunctionOf(o.fanoutFunction, env),
+  };
+}
+
+function fanoutFunctionOf(
+  o: SocketModuleOptions['fanoutFunction'],
+  env: NodeJS.ProcessEnv,
+): ResolvedSocketOptions['fanoutFunction'] {
+  const name = o === false ? undefined : (o?.name ?? env.WS_FANOUT_FUNCTION);
+  if (o === false || !name) return undefined;
+  return {
+    name,
+    // `wsdeploy dev` writes its own Lambda API's endpoint; on AWS the SDK finds the region's.
+    endpoint: env.WS_FANOUT_FUNCTION_ENDPOINT || undefined,
+    threshold: o?.threshold ?? 500,
+    chunkIds: o?.chunkIds ?? 5000,
+    invokes: o?.invokes ?? 8,
   };
 }
 

@@ -24,6 +24,7 @@ import {
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { In, LessThan, LessThanOrEqual, MoreThan, QueryFailedError, Repository } from 'typeorm';
+import { FanoutFunction } from './fanout-function';
 import { SocketConnection } from './socket-connection.entity';
 import { SocketMessage } from './socket-message.entity';
 import { SocketPending } from './socket-pending.entity';
@@ -55,6 +56,7 @@ export class SocketService implements OnModuleDestroy {
   private readonly announces: ResolvedSocketOptions['presence'];
   private readonly sweeper: NodeJS.Timeout;
   private readonly connectionSweeper?: NodeJS.Timeout;
+  private readonly fanoutFunction?: FanoutFunction;
 
   constructor(
     @InjectRepository(SocketConnection) private readonly connections: Repository<SocketConnection>,
@@ -82,6 +84,11 @@ export class SocketService implements OnModuleDestroy {
       });
     }, this.replay.maxAgeMs);
     this.sweeper.unref();
+    const f = options.fanoutFunction;
+    if (f) {
+      const config = { region: options.region, endpoint: f.endpoint, credentials: options.credentials };
+      this.fanoutFunction = new FanoutFunction(f.name, f.threshold, f.chunkIds, f.invokes, config);
+    }
     const agent = { keepAlive: true, maxSockets: options.fanOut.concurrency };
     this.client = new ApiGatewayManagementApiClient({
       endpoint: options.endpoint,
@@ -328,8 +335,35 @@ export class SocketService implements OnModuleDestroy {
     await this.fanOut(targets);
   }
 
-  // At most `concurrency` posts in flight; each outcome counted.
+  // Large audiences through the fan-out function when it is deployed, the rest (and what it fails on) directly.
   private async fanOut(targets: { connectionId: string; body: Uint8Array }[]): Promise<Delivery & { lastError?: unknown }> {
+    const f = this.fanoutFunction;
+    if (!f || targets.length < f.threshold) return this.postEach(targets);
+    const result: Delivery & { lastError?: unknown } = { delivered: 0, gone: 0, failed: 0 };
+    await pool(f.chunks(targets), f.invokes, async (chunk) => {
+      let answer;
+      try {
+        answer = await f.invoke(chunk);
+      } catch (err) {
+        this.logger.warn(`the fan-out function failed (${String(err)}): posting to ${chunk.length} sockets directly`);
+        const direct = await this.postEach(chunk);
+        result.delivered += direct.delivered;
+        result.gone += direct.gone;
+        result.failed += direct.failed;
+        result.lastError = direct.lastError ?? result.lastError;
+        return;
+      }
+      result.delivered += answer.delivered;
+      result.gone += answer.gone.length;
+      result.failed += answer.failed.length;
+      if (answer.failed.length > 0) result.lastError = new Error(answer.failed[0].error);
+      for (const connectionId of answer.gone) await this.forget(connectionId);
+    });
+    return result;
+  }
+
+  // At most `concurrency` posts in flight; each outcome counted.
+  private async postEach(targets: { connectionId: string; body: Uint8Array }[]): Promise<Delivery & { lastError?: unknown }> {
     const result: Delivery & { lastError?: unknown } = { delivered: 0, gone: 0, failed: 0 };
     await pool(targets, this.fanOutOptions.concurrency, async ({ connectionId, body }) => {
       const { outcome, error } = await this.deliver(connectionId, body);
