@@ -235,25 +235,7 @@ async fn every_policy_is_least_privilege() {
     app.config(&BASE.replace("credentials: iam-user", "credentials: policy"));
     app.run(&["up"]).expect(0);
     let arn = format!("arn:aws:iam::{ACCOUNT}:policy/chat-dev-manage-connections");
-    let policy = iam.get_policy().policy_arn(&arn).send().await.unwrap();
-    let version = policy
-        .policy()
-        .unwrap()
-        .default_version_id()
-        .unwrap()
-        .to_string();
-    let doc = decode(
-        iam.get_policy_version()
-            .policy_arn(&arn)
-            .version_id(version)
-            .send()
-            .await
-            .unwrap()
-            .policy_version()
-            .unwrap()
-            .document()
-            .unwrap(),
-    );
+    let doc = current_version(&iam, &arn).await;
     checked += check_statements("managed policy", &doc, &connections);
     assert!(
         iam.get_user()
@@ -269,6 +251,24 @@ async fn every_policy_is_least_privilege() {
         crate::deploy::leftovers(&conf, "chat-dev").await.is_empty(),
         "the managed policy is torn down too"
     );
+}
+
+/// The default version's document of the managed policy `arn`.
+async fn current_version(iam: &aws_sdk_iam::Client, arn: &str) -> Value {
+    let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
+    let version = policy.policy().unwrap().default_version_id().unwrap();
+    decode(
+        iam.get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap()
+            .policy_version()
+            .unwrap()
+            .document()
+            .unwrap(),
+    )
 }
 
 /// The secret the deployed `connect` function signs with.
@@ -784,30 +784,7 @@ async fn the_fanout_function_is_the_backends_to_invoke_and_only_that() {
     ];
     assert_eq!(check_statements("user policy", &policy, &allowed), 2);
     let boundary_arn = format!("arn:aws:iam::{ACCOUNT}:policy/chat-wsdeploy-boundary");
-    let version = iam
-        .get_policy()
-        .policy_arn(&boundary_arn)
-        .send()
-        .await
-        .unwrap();
-    let version = version
-        .policy()
-        .unwrap()
-        .default_version_id()
-        .unwrap()
-        .to_string();
-    let boundary = decode(
-        iam.get_policy_version()
-            .policy_arn(&boundary_arn)
-            .version_id(version)
-            .send()
-            .await
-            .unwrap()
-            .policy_version()
-            .unwrap()
-            .document()
-            .unwrap(),
-    );
+    let boundary = current_version(&iam, &boundary_arn).await;
     let mut effective = Evaluator::bounded(&policy, &boundary);
     let check = |action: &str, resource: &str| Check {
         action: action.into(),

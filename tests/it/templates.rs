@@ -698,12 +698,37 @@ async fn express_backend_under_dev(
     (dev, backend, node)
 }
 
+/// A socket on `dev` per user, each authenticated with the token `tok-{user}`.
+async fn authed_sockets(
+    dev: &crate::support::devkit::Dev,
+    users: &[&str],
+) -> Vec<crate::support::devkit::Ws> {
+    use futures_util::SinkExt;
+    let mut sockets = vec![];
+    for user in users {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            format!(r#"{{"action":"auth","token":"tok-{user}"}}"#).into(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            crate::support::devkit::next_text(&mut ws).await,
+            r#"{"ok":true,"type":"auth"}"#,
+            "{}",
+            dev.output()
+        );
+        sockets.push(ws);
+    }
+    sockets
+}
+
 /// Topics end to end, node and `wsdeploy dev` and the real functions: a publish reaches exactly the topic's
 /// subscribers' sockets (with the topic named), counted; presence events reach the other subscribers when a user
 /// comes online in the topic and when its socket closes (the real `$disconnect`); `presence()` lists who is online.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_express_template_publishes_to_a_topics_sockets_and_tells_presence_through_dev() {
-    use crate::support::devkit::{next_text, Ws};
+    use crate::support::devkit::next_text;
     use futures_util::SinkExt;
     let (dev, backend, _node) = express_backend_under_dev(
         "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
@@ -717,22 +742,7 @@ async fn the_express_template_publishes_to_a_topics_sockets_and_tells_presence_t
     )
     .await;
     let http = reqwest::Client::new();
-    let mut sockets: Vec<Ws> = vec![];
-    for user in ["alice", "bob", "carol"] {
-        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
-        ws.send(tokio_tungstenite::tungstenite::Message::Text(
-            format!(r#"{{"action":"auth","token":"tok-{user}"}}"#).into(),
-        ))
-        .await
-        .unwrap();
-        assert_eq!(
-            next_text(&mut ws).await,
-            r#"{"ok":true,"type":"auth"}"#,
-            "{}",
-            dev.output()
-        );
-        sockets.push(ws);
-    }
+    let mut sockets = authed_sockets(&dev, &["alice", "bob", "carol"]).await;
     let [alice, bob, carol] = &mut sockets[..] else {
         unreachable!()
     };
@@ -821,22 +831,7 @@ async fn the_express_template_hands_large_publishes_to_the_fanout_function_under
         "{:?}",
         dev.env
     );
-    let mut sockets = vec![];
-    for user in ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"] {
-        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
-        ws.send(Message::Text(
-            format!(r#"{{"action":"auth","token":"tok-{user}"}}"#).into(),
-        ))
-        .await
-        .unwrap();
-        assert_eq!(
-            next_text(&mut ws).await,
-            r#"{"ok":true,"type":"auth"}"#,
-            "{}",
-            dev.output()
-        );
-        sockets.push(ws);
-    }
+    let mut sockets = authed_sockets(&dev, &["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"]).await;
     // u7 leaves without the backend hearing of it: the function finds it gone.
     let mut left = sockets.pop().unwrap();
     left.close(None).await.unwrap();
@@ -909,7 +904,6 @@ async fn the_express_template_hands_large_publishes_to_the_fanout_function_under
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sweep_forgets_a_socket_whose_disconnect_was_lost() {
     use crate::support::devkit::next_text;
-    use futures_util::SinkExt;
     let (dev, backend, _node) = express_backend_under_dev(
         "app.use(socketConnections({ express, store, sockets, signingSecret: process.env.WS_SIGNING_SECRET,\n\
            userFromToken: async (t) => { const u = t.replace(/^tok-/, ''); await sockets.subscribe(u, 'room'); return u; } }));\n\
@@ -920,22 +914,7 @@ async fn the_sweep_forgets_a_socket_whose_disconnect_was_lost() {
         &["--lose-disconnects", "100"],
     )
     .await;
-    let mut sockets = vec![];
-    for user in ["alice", "bob"] {
-        let (mut ws, _) = tokio_tungstenite::connect_async(&dev.ws_url).await.unwrap();
-        ws.send(tokio_tungstenite::tungstenite::Message::Text(
-            format!(r#"{{"action":"auth","token":"tok-{user}"}}"#).into(),
-        ))
-        .await
-        .unwrap();
-        assert_eq!(
-            next_text(&mut ws).await,
-            r#"{"ok":true,"type":"auth"}"#,
-            "{}",
-            dev.output()
-        );
-        sockets.push(ws);
-    }
+    let mut sockets = authed_sockets(&dev, &["alice", "bob"]).await;
     let [alice, bob] = &mut sockets[..] else {
         unreachable!()
     };
