@@ -181,10 +181,7 @@ impl Args {
         let api = ids
             .api()
             .context("internal error: no API after applying the plan")?;
-        let fanout = s
-            .stage
-            .fanout
-            .then(|| s.stage.function_name(crate::config::rules::FANOUT_FUNCTION));
+        let fanout = s.stage.fanout_function();
         let written = envfile::write_stage(
             &s.stage.env,
             &envfile::StageValues {

@@ -1071,6 +1071,12 @@ impl StageConfig {
         .collect()
     }
 
+    /// The fan-out function's name, when the stage has one (what the backend's env file names).
+    pub fn fanout_function(&self) -> Option<String> {
+        self.fanout
+            .then(|| self.function_name(super::rules::FANOUT_FUNCTION))
+    }
+
     /// The bundled functions this stage deploys, each once: its routes', and the fan-out function if asked for.
     pub fn functions(&self) -> Vec<String> {
         let fanout = self

@@ -151,7 +151,7 @@ impl FunctionSpec {
     /// Whether API Gateway invokes it (routes lead to it: it has an integration and API Gateway's permission). The
     /// fan-out function is the backend's to invoke, through IAM, and has neither.
     pub fn routed(&self) -> bool {
-        self.function != crate::config::rules::FANOUT_FUNCTION
+        crate::config::rules::ROUTE_FUNCTIONS.contains(&self.function.as_str())
     }
 
     /// The environment as deployed: what the config gives the function, and the id of the API whose events it

@@ -113,13 +113,14 @@ async fn invoke(
         Err(e) => {
             inv.log
                 .line(&format!("lambda invoke {name} → failed: {e} ({ms:.1} ms)"));
-            let (kind, message) = match &e {
-                InvokeError::Function(m) => ("Unhandled", m.clone()),
-                other => ("Unhandled", other.to_string()),
+            // Lambda says `Unhandled` for any error the runtime reports (a crash or a timeout included).
+            let message = match &e {
+                InvokeError::Function(m) => m.clone(),
+                other => other.to_string(),
             };
             (
                 StatusCode::OK,
-                [("x-amz-function-error", kind)],
+                [("x-amz-function-error", "Unhandled")],
                 axum::Json(json!({ "errorMessage": message, "errorType": "Error" })),
             )
                 .into_response()

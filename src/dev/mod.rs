@@ -135,9 +135,7 @@ pub(crate) async fn run(
         access_key_id: secrets.key_id.clone(),
         functions: functions.describe(),
     };
-    let fanout = stage
-        .fanout
-        .then(|| stage.function_name(crate::config::rules::FANOUT_FUNCTION));
+    let fanout = stage.fanout_function();
     envfile::write_stage(
         &stage.env,
         &envfile::StageValues {
@@ -313,7 +311,7 @@ fn invoker(
 ) -> std::sync::Arc<invoke::Invoker> {
     let functions = pools
         .iter()
-        .filter(|(f, _)| !stage.routes.values().any(|r| r == *f))
+        .filter(|(f, _)| !config::rules::ROUTE_FUNCTIONS.contains(&f.as_str()))
         .map(|(f, pool)| (stage.function_name(f), pool.clone()))
         .collect();
     std::sync::Arc::new(invoke::Invoker {

@@ -253,6 +253,19 @@ async fn every_policy_is_least_privilege() {
     );
 }
 
+/// The policy of the stage `chat-dev`'s backend user.
+async fn backend_user_policy(iam: &aws_sdk_iam::Client) -> Value {
+    decode(
+        iam.get_user_policy()
+            .user_name("chat-dev-backend")
+            .policy_name("chat-dev-manage-connections")
+            .send()
+            .await
+            .unwrap()
+            .policy_document(),
+    )
+}
+
 /// The default version's document of the managed policy `arn`.
 async fn current_version(iam: &aws_sdk_iam::Client, arn: &str) -> Value {
     let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
@@ -761,23 +774,7 @@ async fn the_fanout_function_is_the_backends_to_invoke_and_only_that() {
     );
     assert_eq!(env_value(&app.backend_env, "WS_FANOUT_FUNCTION"), name);
 
-    let policy = decode(
-        iam.get_user_policy()
-            .user_name("chat-dev-backend")
-            .policy_name(
-                iam.list_user_policies()
-                    .user_name("chat-dev-backend")
-                    .send()
-                    .await
-                    .unwrap()
-                    .policy_names()[0]
-                    .clone(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .policy_document(),
-    );
+    let policy = backend_user_policy(&iam).await;
     let allowed = [
         format!("arn:aws:execute-api:{REGION}:{ACCOUNT}:{api}/dev/*/@connections/*"),
         arn.clone(),
@@ -825,15 +822,7 @@ async fn the_fanout_function_is_the_backends_to_invoke_and_only_that() {
         !crate::support::util::env_file(&app.backend_env).contains_key("WS_FANOUT_FUNCTION"),
         "and its variable"
     );
-    let policy = decode(
-        iam.get_user_policy()
-            .user_name("chat-dev-backend")
-            .policy_name("chat-dev-manage-connections")
-            .send()
-            .await
-            .unwrap()
-            .policy_document(),
-    );
+    let policy = backend_user_policy(&iam).await;
     assert_eq!(
         check_statements("user policy", &policy, &allowed[..1]),
         1,
