@@ -36,13 +36,18 @@ def sh(cmd, **kw):
 
 
 def ensure_tools():
-    """PyPI: moto's server, the aws CLI the baseline script uses, websockets, matplotlib for the figure; Debian: wrk."""
+    """PyPI: moto's server, the aws CLI the baseline script uses, websockets, matplotlib for the figure, cargo-lambda
+    and zig for the release build of the functions; Debian: wrk."""
     need = [m for m, mod in (("moto[server]", "moto"), ("awscli", "awscli"), ("websockets", "websockets"), ("matplotlib", "matplotlib")) if not _has(mod)]
     if need:
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *need], check=True)
         subprocess.run(["pyenv", "rehash"], check=False, capture_output=True)
+    subprocess.run([os.path.join(ROOT, "scripts", "install-lambda-tools")], check=True)
     if not shutil.which("wrk") and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, check=False)
+        # A fresh machine's package lists may be empty: update them once if the first try finds nothing.
+        if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, check=False).returncode:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, check=False)
+            subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True, check=False)
 
 
 def _has(mod):

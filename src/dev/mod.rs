@@ -295,11 +295,11 @@ fn gateway(
 
 /// The one identity `dev`'s AWS endpoints know: the dev key written into the backend's env file.
 fn dev_key(stage: &StageConfig, secrets: &Secrets) -> sigv4::Verifier {
-    sigv4::Verifier {
-        access_key_id: secrets.key_id.clone(),
-        secret_access_key: secrets.secret.clone(),
-        region: stage.region.clone(),
-    }
+    sigv4::Verifier::new(
+        secrets.key_id.clone(),
+        secrets.secret.clone(),
+        stage.region.clone(),
+    )
 }
 
 /// The Lambda Invoke API for the functions no route leads to (the fan-out function), by their full names.

@@ -214,6 +214,34 @@ async fn connections_api_checks_sigv4() {
         aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata::code(&err),
         Some("UnrecognizedClientException")
     );
+    // Signed with the right keys for another region: AWS refuses the scope before it compares signatures.
+    let elsewhere = if dev.env["WS_API_REGION"] == "us-west-2" {
+        "eu-west-1"
+    } else {
+        "us-west-2"
+    };
+    let err = dev
+        .management_in(
+            &dev.env["WS_API_ACCESS_KEY_ID"],
+            &dev.env["WS_API_SECRET_ACCESS_KEY"],
+            elsewhere,
+        )
+        .await
+        .post_to_connection()
+        .connection_id(&id)
+        .data(b"x".to_vec().into())
+        .send()
+        .await
+        .expect_err("a signature scoped to another region is refused");
+    assert_eq!(
+        aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata::code(&err),
+        Some("InvalidSignatureException")
+    );
+    assert!(
+        aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata::message(&err)
+            .is_some_and(|m| m.contains(&format!("not '{elsewhere}'"))),
+        "{err:?}"
+    );
     dev.management()
         .await
         .post_to_connection()

@@ -219,8 +219,19 @@ impl Dev {
         key: &str,
         secret: &str,
     ) -> aws_sdk_apigatewaymanagement::Client {
+        self.management_in(key, secret, &self.env["WS_API_REGION"])
+            .await
+    }
+
+    /// A client signing for `region`, which need not be the stage's.
+    pub(crate) async fn management_in(
+        &self,
+        key: &str,
+        secret: &str,
+        region: &str,
+    ) -> aws_sdk_apigatewaymanagement::Client {
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(self.env["WS_API_REGION"].clone()))
+            .region(aws_config::Region::new(region.to_string()))
             .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
                 key, secret, None, None, "test",
             ))
