@@ -139,7 +139,12 @@ impl Ui {
 /// One line to stderr. A closed terminal (or a dead `| tee`) has nowhere to report to, so a failed write is
 /// dropped rather than panicking as `eprintln!` would (in the middle of `dev`'s shutdown, say).
 pub(crate) fn say(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    // One write per line: stderr is unbuffered, and `writeln!` would make the line and its newline two system calls
+    // (dev says a line per `@connections` call: ten thousand for one large publish).
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// Text to stderr as it is (a rendered report that ends its own lines).

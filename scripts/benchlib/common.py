@@ -102,9 +102,10 @@ def aws_env(endpoint):
 
 def timed(cmd, cwd, env):
     t = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} (in {cwd}) exited {done.returncode}:\n{done.stderr[-4000:]}")
+        # Both streams: the action reports its failures on stdout (`::error` lines), as GitHub reads them.
+        raise SystemExit(f"{' '.join(cmd)} (in {cwd}) exited {done.returncode}:\n{done.stdout[-4000:]}{done.stderr[-4000:]}")
     return time.perf_counter() - t
 
 

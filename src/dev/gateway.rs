@@ -190,7 +190,7 @@ impl Gateway {
             .ok()
             .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_string));
         if self.heartbeat && action.as_deref() == Some(HEARTBEAT_ACTION) {
-            self.log.line(&format!(
+            self.log.line(format!(
                 "message {id} → route {HEARTBEAT_ACTION} → answered by the gateway (MOCK, no function) ({:.1} ms)",
                 started.elapsed().as_secs_f64() * 1000.0
             ));
@@ -202,7 +202,7 @@ impl Gateway {
             _ if self.routes.contains_key("$default") => "$default".to_string(),
             _ => {
                 let request_id = events::new_request_id();
-                self.log.line(&format!(
+                self.log.line(format!(
                     "message {id}: no route for it and no $default → Forbidden"
                 ));
                 self.send(
@@ -222,7 +222,7 @@ impl Gateway {
                     .get("statusCode")
                     .and_then(Value::as_i64)
                     .unwrap_or(200);
-                self.log.line(&format!(
+                self.log.line(format!(
                     "message {id} → route {key} → {} {status} ({:.1} ms)",
                     route.pool.name,
                     started.elapsed().as_secs_f64() * 1000.0
@@ -237,7 +237,7 @@ impl Gateway {
                 }
             }
             Err(e) => {
-                self.log.line(&format!(
+                self.log.line(format!(
                     "message {id} → route {key} → {} failed: {e}",
                     route.pool.name
                 ));
@@ -259,7 +259,7 @@ impl Gateway {
     /// A message beyond `MAX_IN_FLIGHT_PER_CONNECTION`: dropped, and the client told as API Gateway tells it.
     fn throttle(&self, id: &str, in_a_row: u64) {
         if in_a_row == 1 {
-            self.log.line(&format!(
+            self.log.line(format!(
                 "message {id}: {MAX_IN_FLIGHT_PER_CONNECTION} of its messages are still being routed → {REPLY_THROTTLED} (dropped, and so are the next ones until one finishes)"
             ));
         }
@@ -424,7 +424,7 @@ impl Gateway {
         if self.limits.lose_disconnects > 0.0
             && rand::random::<f64>() < self.limits.lose_disconnects
         {
-            self.log.line(&format!(
+            self.log.line(format!(
                 "disconnect {id} ({why}): $disconnect not delivered (--lose-disconnects)"
             ));
             return;
@@ -442,13 +442,13 @@ impl Gateway {
                     .to_string(),
                 Err(e) => e.to_string(),
             };
-            self.log.line(&format!(
+            self.log.line(format!(
                 "disconnect {id} ({why}) → {} {outcome} ({:.1} ms)",
                 route.pool.name,
                 started.elapsed().as_secs_f64() * 1000.0
             ));
         } else {
-            self.log.line(&format!("disconnect {id} ({why})"));
+            self.log.line(format!("disconnect {id} ({why})"));
         }
     }
 }
@@ -473,7 +473,7 @@ async fn connect(
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     if !gw.limits.origins.admits(origin.as_deref()) {
         let origin = origin.unwrap_or_default();
-        gw.log.line(&format!(
+        gw.log.line(format!(
             "refused a socket from {peer}: Origin {origin} is not one of this app's pages (if it is, add --allow-origin {origin})"
         ));
         return (
@@ -483,7 +483,7 @@ async fn connect(
             .into_response();
     }
     let Ok(slot) = gw.admitted.clone().try_acquire_owned() else {
-        gw.log.line(&format!(
+        gw.log.line(format!(
             "refused a socket from {peer}: {} are open or opening (--max-connections)",
             gw.limits.max_connections
         ));
@@ -509,11 +509,11 @@ async fn connect(
             Ok(r) => r.get("statusCode").and_then(Value::as_i64).unwrap_or(200),
             Err(e) => {
                 gw.log
-                    .line(&format!("connect {id} → {} failed: {e}", route.pool.name));
+                    .line(format!("connect {id} → {} failed: {e}", route.pool.name));
                 500
             }
         };
-        gw.log.line(&format!(
+        gw.log.line(format!(
             "connect {id} → $connect → {} {status} ({:.1} ms)",
             route.pool.name,
             started.elapsed().as_secs_f64() * 1000.0
@@ -527,7 +527,7 @@ async fn connect(
             return (code, axum::Json(json!({ "message": "Forbidden" }))).into_response();
         }
     } else {
-        gw.log.line(&format!("connect {id} from {ip}"));
+        gw.log.line(format!("connect {id} from {ip}"));
     }
     // A small read buffer: the 128 KiB default costs that much per idle socket.
     ws.read_buffer_size(4 * 1024)
@@ -568,7 +568,7 @@ fn authorize(
     gw.verifier
         .check(method, uri, headers, body)
         .map_err(|denied| {
-            gw.log.line(&format!(
+            gw.log.line(format!(
                 "@connections {method} refused: {}",
                 denied.message()
             ));
@@ -602,7 +602,7 @@ async fn management(
             Sent::Queued => Some(StatusCode::OK.into_response()),
             Sent::Gone => None,
             Sent::Full => {
-                gw.log.line(&format!(
+                gw.log.line(format!(
                     "@connections POST {id} → 429: its send queue is full"
                 ));
                 return management_error(
@@ -635,14 +635,14 @@ async fn management(
     };
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Some(r) = found {
-        gw.log.line(&format!(
+        gw.log.line(format_args!(
             "@connections {method} {id} {} bytes ({ms:.2} ms)",
             body.len()
         ));
         r
     } else {
         gw.log
-            .line(&format!("@connections {method} {id} → 410 Gone"));
+            .line(format!("@connections {method} {id} → 410 Gone"));
         management_error(
             StatusCode::GONE,
             ERROR_GONE,
@@ -664,7 +664,7 @@ async fn read_body(gw: &Gateway, body: axum::body::Body) -> Result<Bytes, Box<Re
             "the message is larger than 128 KB",
         ))),
         Err(_) => {
-            gw.log.line(&format!(
+            gw.log.line(format!(
                 "@connections request refused: its body took longer than {} s to arrive",
                 gw.limits.body_timeout.as_secs_f64()
             ));

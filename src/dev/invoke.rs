@@ -68,7 +68,7 @@ async fn invoke(
         .verifier
         .check_for("lambda", &method, &uri, &headers, &body)
     {
-        inv.log.line(&format!(
+        inv.log.line(format!(
             "lambda invoke {name} refused: {}",
             denied.message()
         ));
@@ -104,7 +104,7 @@ async fn invoke(
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     match result {
         Ok(value) => {
-            inv.log.line(&format!(
+            inv.log.line(format!(
                 "lambda invoke {name} {} bytes → 200 ({ms:.1} ms)",
                 body.len()
             ));
@@ -112,7 +112,7 @@ async fn invoke(
         }
         Err(e) => {
             inv.log
-                .line(&format!("lambda invoke {name} → failed: {e} ({ms:.1} ms)"));
+                .line(format!("lambda invoke {name} → failed: {e} ({ms:.1} ms)"));
             // Lambda says `Unhandled` for any error the runtime reports (a crash or a timeout included).
             let message = match &e {
                 InvokeError::Function(m) => m.clone(),

@@ -32,9 +32,10 @@ pub(crate) struct Log {
 impl Log {
     /// A line that may carry what a client chose (a close reason, an Origin, a User-Agent): its control
     /// characters are escaped, so that no client can move the cursor, retitle or rewrite the developer's terminal.
-    pub(crate) fn line(&self, s: &str) {
+    /// Formatting waits for the check: under `-q` a line per `@connections` call costs nothing (pass `format_args!`).
+    pub(crate) fn line(&self, s: impl std::fmt::Display) {
         if !self.quiet {
-            say(&crate::logfmt::printable(s));
+            say(&crate::logfmt::printable(&s.to_string()));
         }
     }
 

@@ -128,10 +128,8 @@ impl Pool {
         let busy = self.idle.load(Ordering::SeqCst) == 0;
         if busy && self.processes.load(Ordering::SeqCst) < self.max_processes {
             if let Err(e) = self.clone().spawn_process().await {
-                self.log.line(&format!(
-                    "[{}] cannot start another process: {e}",
-                    self.name
-                ));
+                self.log
+                    .line(format!("[{}] cannot start another process: {e}", self.name));
             }
         }
         // The deadline covers the wait for a free process too: API Gateway's 29 s run from the request, and a
@@ -195,7 +193,7 @@ impl Pool {
                 let mut child = match child {
                     Ok(c) => c,
                     Err(e) => {
-                        pool.log.line(&format!(
+                        pool.log.line(format!(
                             "[{}] cannot start {}: {e}",
                             pool.name,
                             bootstrap.display()
@@ -216,7 +214,7 @@ impl Pool {
                     break;
                 }
                 restarts += 1;
-                pool.log.line(&format!(
+                pool.log.line(format!(
                     "[{}] process exited ({status}); starting a new one",
                     pool.name
                 ));

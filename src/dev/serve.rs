@@ -119,7 +119,7 @@ impl Refusals {
         {
             return;
         }
-        log.line(&format!(
+        log.line(format!(
             "closed {} new HTTP connection(s): {cap} are open that are not WebSockets yet",
             self.since_told
         ));
