@@ -324,7 +324,12 @@ def check(shape, value, at, out):
 
 # The signing name in SigV4's credential scope, as the Rust SDK signs each service, to botocore's service name.
 SIGNED_AS = {"apigateway": None, "lambda": "lambda", "iam": "iam", "sts": "sts", "kms": "kms", "logs": "logs",
-             "acm": "acm", "route53": "route53", "monitoring": "cloudwatch", "execute-api": "apigatewaymanagementapi"}
+             "acm": "acm", "route53": "route53", "monitoring": "cloudwatch", "execute-api": "apigatewaymanagementapi",
+             # The bench's CloudFormation baseline (scripts/benchlib/deploy.py), the aws CLI's calls.
+             "cloudformation": "cloudformation"}
+# Signing names whose requests pass unchecked: only the bench's CloudFormation baseline uploads its zips to S3
+# (wsdeploy never calls S3), and S3's blob payloads are beyond this check's reading of bodies.
+UNCHECKED = {"s3"}
 
 
 def service_of(q):
@@ -372,6 +377,8 @@ def find(q):
 
 
 def answer(q):
+    if q.get("signed_as") in UNCHECKED:
+        return {"operation": None, "violations": []}
     m, op, params, problems = find(q)
     if op is None:
         return {"operation": None, "violations": problems}
