@@ -45,6 +45,13 @@ def measure(bootstrap: str, runs: int) -> dict:
         "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
         "WSDEPLOY_BACKEND_URL": "http://127.0.0.1:9",
         "WSDEPLOY_SIGNING_SECRET": "bench",
+        "WSDEPLOY_API_ID": "bench00001",
+        "WSDEPLOY_STAGE": "dev",
+        # What Lambda gives every function: the fan-out function reads its region and role's keys from them.
+        "AWS_REGION": "eu-west-3",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_SESSION_TOKEN": "bench",
         "PATH": os.environ.get("PATH", ""),
     }
     samples = []
