@@ -460,6 +460,11 @@ mod tests {
         }
     }
 
+    /// A one-byte POST to connection `a`, signed for `region` and `service` at `time`.
+    fn post_a(region: &str, service: &str, time: SystemTime) -> Signed {
+        signed("/dev/@connections/a", &[], b"x", (region, service, time))
+    }
+
     fn now() -> SystemTime {
         SystemTime::now()
     }
@@ -527,55 +532,29 @@ mod tests {
     #[test]
     fn a_signature_scoped_elsewhere_is_refused_as_aws_refuses_it() {
         let v = verifier();
-        let r = signed(
-            "/dev/@connections/a",
-            &[],
-            b"x",
-            ("us-east-1", "execute-api", now()),
-        );
+        let r = post_a("us-east-1", "execute-api", now());
         assert_eq!(
             check(&v, &r),
             Err(Denied::Scope(
                 "Credential should be scoped to a valid region, not 'us-east-1'. ".into()
             ))
         );
-        let r = signed(
-            "/dev/@connections/a",
-            &[],
-            b"x",
-            ("eu-west-1", "lambda", now()),
-        );
+        let r = post_a("eu-west-1", "lambda", now());
         assert_eq!(
             check(&v, &r),
             Err(Denied::Scope(
                 "Credential should be scoped to correct service: 'execute-api'. ".into()
             ))
         );
-        let r = signed(
-            "/dev/@connections/a",
-            &[],
-            b"x",
-            ("eu-west-1", "lambda", now()),
-        );
         assert_eq!(
             v.check_for("lambda", &r.method, &r.uri, &r.headers, &r.body),
             Ok(())
         );
         let old = now() - Duration::from_secs(16 * 60);
-        let r = signed(
-            "/dev/@connections/a",
-            &[],
-            b"x",
-            ("eu-west-1", "execute-api", old),
-        );
+        let r = post_a("eu-west-1", "execute-api", old);
         assert_eq!(check(&v, &r), Err(Denied::Expired));
         let other = Verifier::new("AKIDOTHER".into(), SECRET.into(), "eu-west-1".into());
-        let r = signed(
-            "/dev/@connections/a",
-            &[],
-            b"x",
-            ("eu-west-1", "execute-api", now()),
-        );
+        let r = post_a("eu-west-1", "execute-api", now());
         assert_eq!(check(&other, &r), Err(Denied::UnknownKey));
         let wrong_secret = Verifier::new(KEY.into(), "not-the-secret".into(), "eu-west-1".into());
         assert_eq!(check(&wrong_secret, &r), Err(Denied::Mismatch));
@@ -584,12 +563,7 @@ mod tests {
     #[test]
     fn a_scope_whose_day_is_not_the_requests_is_refused() {
         let v = verifier();
-        let mut r = signed(
-            "/dev/@connections/a",
-            &[],
-            b"x",
-            ("eu-west-1", "execute-api", now()),
-        );
+        let mut r = post_a("eu-west-1", "execute-api", now());
         let auth = r.headers["authorization"].to_str().unwrap().to_string();
         let day = &r.headers["x-amz-date"].to_str().unwrap()[..8].to_string();
         let moved = auth.replacen(day.as_str(), "20000101", 1);
